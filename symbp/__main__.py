@@ -1,0 +1,5 @@
+"""``python -m symbp``: the same command line as the ``symbp`` script."""
+
+from symbp.cli import main
+
+raise SystemExit(main())

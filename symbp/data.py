@@ -1,0 +1,421 @@
+"""Real data for ``symbp train SPEC --data NAME|FILE``.
+
+Contract
+--------
+``load_dataset(source, n_inputs=, n_outputs=, task=)`` returns a :class:`Dataset`
+ready for the generated module: rows are samples, everything is float64.
+
+* ``source`` is a built-in name (:data:`BUILTIN_DATASETS`, scikit-learn's
+  bundled loaders, no network) or a path to
+
+  - ``.npz``: arrays ``X`` of shape ``(N, n_inputs)`` and ``y`` of shape
+    ``(N,)`` or ``(N, k)``; loaded with ``allow_pickle=False``;
+  - ``.csv``: comma-separated numbers, UTF-8, an optional header line (a
+    first line in which no cell is a number); the last column is the target,
+    or the last ``n_outputs`` columns for a ``binary`` or ``regression`` task
+    with ``n_outputs > 1``.
+
+* ``task`` follows the spec's output activation:
+
+  - ``"classification"`` (softmax): one column of integer labels in
+    ``[0, n_outputs)``; ``Y`` is one-hot, ``y_*_raw`` the int labels ``(N,)``;
+  - ``"binary"`` (sigmoid): 0/1 labels, one column if ``n_outputs == 1``
+    else a multi-label ``(N, n_outputs)`` matrix; ``Y`` is that matrix as
+    float, ``y_*_raw`` the int labels (``(N,)`` for one column);
+  - ``"regression"`` (anything else): ``n_outputs`` real target columns;
+    ``Y`` is standardised with the train mean/std (kept in ``y_mean`` and
+    ``y_std``), ``y_*_raw`` holds the original units.
+
+* The train/test split is fixed by ``seed`` (NumPy only), stratified by label
+  for classification and single-column binary tasks, with at least 2 rows in
+  each split. ``X`` is standardised with the train mean/std; a feature whose
+  train std is 0 (to rounding) is divided by 1 instead.
+
+* Every unusable input raises :class:`~symbp.errors.DataError` with a one-line
+  message naming the file and, where it applies, the array, line, row,
+  column or spec field. Nothing is ever evaluated or unpickled.
+
+``metric(dataset, predictions, split)`` scores the generated module's outputs
+``a^(L)`` of shape ``(N, n_outputs)``: ``("accuracy", ...)`` for
+classification (argmax) and binary (threshold 0.5, mean over all labels),
+``("rmse", ...)`` for regression in original target units.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from symbp.errors import DataError
+
+BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+TASKS = ("classification", "binary", "regression")
+FILE_TYPES = (".npz", ".csv")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A split, standardised data set in the network's output encoding."""
+
+    name: str
+    task: str
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    y_train_raw: np.ndarray
+    y_test_raw: np.ndarray
+    y_mean: np.ndarray | None = None
+    y_std: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """Unsplit data as read: ``X`` (N, d) and ``Y`` (N, k) float64.
+
+    ``where(i, k)`` names target cell ``(i, k)`` in the user's terms
+    (``line 7, column 5`` for CSV, ``y[6]`` for NPZ); ``note`` explains
+    how the target columns were chosen, for the feature-count message.
+    """
+
+    name: str
+    X: np.ndarray
+    Y: np.ndarray
+    where: Callable[[int, int], str]
+    note: str = ""
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def load_dataset(
+    source: str,
+    *,
+    n_inputs: int,
+    n_outputs: int,
+    task: str,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+) -> Dataset:
+    """Load, check, split and standardise ``source`` for a network spec."""
+    _check_arguments(n_inputs, n_outputs, task, test_fraction)
+    n_targets = 1 if task == "classification" else n_outputs
+    raw = _read_source(os.fspath(source), n_targets)
+    _check_shapes(raw, n_inputs, n_targets)
+    labels = _check_targets(raw, task, n_outputs)
+    strata = labels if labels is not None and labels.ndim == 1 else None
+    train, test = _split_indices(len(raw.X), test_fraction, seed, strata)
+    return _assemble(raw, task, n_outputs, train, test)
+
+
+def metric(dataset: Dataset, predictions: np.ndarray, split: str = "test") -> tuple[str, float]:
+    """Score outputs ``a^(L)`` on one split: accuracy, or RMSE in original units."""
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    raw = dataset.y_train_raw if split == "train" else dataset.y_test_raw
+    n, n_outputs = len(raw), dataset.Y_train.shape[1]
+    P = np.asarray(predictions, dtype=np.float64)
+    if P.ndim == 1 and n_outputs == 1:
+        P = P[:, None]
+    if P.shape != (n, n_outputs):
+        raise DataError(
+            f"{dataset.name}: predictions have shape {P.shape}, expected {(n, n_outputs)} for the {split} split"
+        )
+    if dataset.task == "classification":
+        return "accuracy", float(np.mean(np.argmax(P, axis=1) == raw))
+    if dataset.task == "binary":
+        return "accuracy", float(np.mean((P >= 0.5) == raw.reshape(n, -1).astype(bool)))
+    original = P * dataset.y_std + dataset.y_mean
+    return "rmse", float(np.sqrt(np.mean((original - raw.reshape(n, -1)) ** 2)))
+
+
+# --------------------------------------------------------------------------
+# Reading a source
+# --------------------------------------------------------------------------
+
+
+def _check_arguments(n_inputs: int, n_outputs: int, task: str, test_fraction: float) -> None:
+    if task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    for field, value in (("inputs", n_inputs), ("outputs", n_outputs)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DataError(f"spec '{field}' must be a positive integer, not {value!r}")
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test fraction must be between 0 and 1 (exclusive), not {test_fraction!r}")
+
+
+def _read_source(source: str, n_targets: int) -> _Raw:
+    if source in BUILTIN_DATASETS:
+        return _read_builtin(source)
+    name = os.path.basename(source) or source
+    suffix = os.path.splitext(source)[1].lower()
+    if suffix not in FILE_TYPES:
+        if not suffix and not os.path.exists(source):
+            raise DataError(
+                f"unknown data set {source!r}: use a built-in ({', '.join(BUILTIN_DATASETS)}) or a .npz or .csv file"
+            )
+        raise DataError(
+            f"{name}: unsupported data file type {suffix or '(none)'!r}; use .npz or .csv"
+        )
+    if not os.path.exists(source):
+        raise DataError(f"data file not found: {source}")
+    if os.path.isdir(source):
+        raise DataError(f"{name}: is a directory, not a data file")
+    if suffix == ".npz":
+        return _read_npz(source, name)
+    return _read_csv(source, name, n_targets)
+
+
+def _read_builtin(name: str) -> _Raw:
+    try:
+        from sklearn import datasets
+    except ImportError:
+        raise DataError(
+            f"built-in data set '{name}' needs scikit-learn: pip install scikit-learn"
+        ) from None
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    return _Raw(name, np.asarray(X, dtype=np.float64), Y, lambda i, k: f"row {i}")
+
+
+def _read_npz(path: str, name: str) -> _Raw:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{name}: cannot read as .npz ({_reason(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{name}: is a single .npy array, not an .npz archive with 'X' and 'y'")
+    with archive:
+        X = _npz_array(archive, name, "X")
+        y = _npz_array(archive, name, "y")
+    if X.ndim != 2:
+        raise DataError(f"{name}: X must be 2-D (samples x features), got shape {X.shape}")
+    if y.ndim not in (1, 2):
+        raise DataError(f"{name}: y must be 1-D or 2-D, got shape {y.shape}")
+    if len(X) != len(y):
+        raise DataError(f"{name}: X has {len(X)} rows but y has {len(y)}")
+    _check_finite(name, "X", X)
+    _check_finite(name, "y", y)
+    where = (lambda i, k: f"y[{i}]") if y.ndim == 1 else (lambda i, k: f"y[{i}, {k}]")
+    return _Raw(name, X.astype(np.float64), y.reshape(len(y), -1).astype(np.float64), where)
+
+
+def _npz_array(archive, name: str, key: str) -> np.ndarray:
+    if key not in archive.files:
+        found = ", ".join(archive.files) or "none"
+        raise DataError(f"{name}: has no array '{key}' (arrays found: {found})")
+    try:
+        array = archive[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{name}: cannot read array '{key}' ({_reason(exc)})") from None
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{name}: array '{key}' has dtype {array.dtype}; expected real numbers")
+    return array
+
+
+def _check_finite(name: str, key: str, array: np.ndarray) -> None:
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        index = ", ".join(str(i) for i in bad[0])
+        raise DataError(
+            f"{name}: {key}[{index}] is {array[tuple(bad[0])]}; all values must be finite"
+        )
+
+
+def _read_csv(path: str, name: str, n_targets: int) -> _Raw:
+    lines, rows = _csv_rows(path, name)
+    header = None
+    if rows and not any(_is_number(cell) for cell in rows[0]):
+        header, lines, rows = rows[0], lines[1:], rows[1:]
+    width = len(header) if header is not None else len(rows[0]) if rows else 0
+    if rows and width <= n_targets:
+        raise DataError(
+            f"{name}: line {lines[0]} has {width} column(s); need the features then {n_targets} target column(s)"
+        )
+    table = _csv_numbers(name, lines, rows, header, width)
+    n_features = width - n_targets
+    note = f" (the last {n_targets} column(s) are the target)"
+    return _Raw(
+        name,
+        table[:, :n_features],
+        table[:, n_features:],
+        lambda i, k: f"line {lines[i]}, column {n_features + k + 1}",
+        note,
+    )
+
+
+def _csv_rows(path: str, name: str) -> tuple[list[int], list[list[str]]]:
+    """Non-blank rows of a CSV file and their 1-based line numbers."""
+    lines, rows = [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                for row in reader:
+                    if any(cell.strip() for cell in row):
+                        lines.append(reader.line_num)
+                        rows.append([cell.strip() for cell in row])
+            except csv.Error as exc:
+                raise DataError(f"{name}: line {reader.line_num}: {exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{name}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read ({_reason(exc)})") from None
+    return lines, rows
+
+
+def _csv_numbers(name, lines, rows, header, width) -> np.ndarray:
+    """Parse the cells as floats; name the line and column of the first bad one."""
+    table = np.empty((len(rows), width), dtype=np.float64)
+    for i, (line, row) in enumerate(zip(lines, rows)):
+        if len(row) != width:
+            raise DataError(f"{name}: line {line} has {len(row)} columns, expected {width}")
+        for j, cell in enumerate(row):
+            where = f"{name}: line {line}, column {j + 1}{_column_name(header, j)}"
+            try:
+                table[i, j] = float(cell)
+            except ValueError:
+                raise DataError(f"{where}: {cell!r} is not a number") from None
+            if not np.isfinite(table[i, j]):
+                raise DataError(f"{where}: {cell!r} is not a finite number")
+    return table
+
+
+def _column_name(header: list[str] | None, j: int) -> str:
+    return f" ({header[j]!r})" if header is not None else ""
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------
+# Checking against the spec
+# --------------------------------------------------------------------------
+
+
+def _check_shapes(raw: _Raw, n_inputs: int, n_targets: int) -> None:
+    n, n_features = raw.X.shape
+    if n < 4:
+        raise DataError(f"{raw.name}: has {n} data row(s); need at least 4 (2 per split)")
+    if n_features != n_inputs:
+        raise DataError(
+            f"{raw.name}: data has {n_features} features, spec 'inputs' is {n_inputs}{raw.note}"
+        )
+    if raw.Y.shape[1] != n_targets:
+        wanted = "1 column of class labels" if n_targets == 1 else f"{n_targets} columns"
+        raise DataError(
+            f"{raw.name}: y has {raw.Y.shape[1]} column(s), the spec's outputs need {wanted}"
+        )
+
+
+def _check_targets(raw: _Raw, task: str, n_outputs: int) -> np.ndarray | None:
+    """Integer labels for classification/binary tasks (``None`` for regression)."""
+    Y = raw.Y
+    if task == "regression":
+        return None
+    if task == "classification":
+        _first_bad(raw, Y != np.round(Y), "is not an integer class label")
+        _first_bad(
+            raw,
+            (Y < 0) | (Y >= n_outputs),
+            f"is out of range: labels must be 0..{n_outputs - 1} for {n_outputs} outputs",
+        )
+        return Y[:, 0].astype(np.int64)
+    _first_bad(raw, (Y != 0) & (Y != 1), "is not 0 or 1 (sigmoid output needs 0/1 labels)")
+    labels = Y.astype(np.int64)
+    return labels[:, 0] if n_outputs == 1 else labels
+
+
+def _first_bad(raw: _Raw, mask: np.ndarray, problem: str) -> None:
+    bad = np.argwhere(mask)
+    if len(bad):
+        i, k = bad[0]
+        raise DataError(f"{raw.name}: {raw.where(i, k)}: label {raw.Y[i, k]:g} {problem}")
+
+
+# --------------------------------------------------------------------------
+# Split and standardise
+# --------------------------------------------------------------------------
+
+
+def _split_indices(n: int, test_fraction: float, seed: int, strata: np.ndarray | None = None):
+    """Train and test row indices, deterministic from ``seed``, >= 2 rows each.
+
+    With ``strata`` each class gets its share of the test rows (largest
+    remainder rounding), so both splits keep the class proportions.
+    """
+    rng = np.random.default_rng(seed)
+    n_test = min(max(round(n * test_fraction), 2), n - 2)
+    if strata is None:
+        order = rng.permutation(n)
+        return order[n_test:], order[:n_test]
+    classes, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    take = _allocate(counts, n_test)
+    train, test = [], []
+    for c in range(len(classes)):
+        rows = rng.permutation(np.flatnonzero(inverse == c))
+        test.append(rows[: take[c]])
+        train.append(rows[take[c] :])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``counts`` (largest remainder)."""
+    quota = counts * total / counts.sum()
+    take = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - take), kind="stable")
+    take[order[: total - take.sum()]] += 1
+    return take
+
+
+def _standardiser(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = A.mean(axis=0), A.std(axis=0)
+    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+    return mean, std
+
+
+def _assemble(raw: _Raw, task: str, n_outputs: int, train: np.ndarray, test: np.ndarray) -> Dataset:
+    mean, std = _standardiser(raw.X[train])
+    X = (raw.X - mean) / std
+    y_mean = y_std = None
+    if task == "classification":
+        y_raw = raw.Y[:, 0].astype(np.int64)
+        Y = np.eye(n_outputs)[y_raw]
+    elif task == "binary":
+        y_raw = raw.Y.astype(np.int64)
+        Y = raw.Y.copy()
+    else:
+        y_raw = raw.Y.copy()
+        y_mean, y_std = _standardiser(raw.Y[train])
+        Y = (raw.Y - y_mean) / y_std
+    if task != "classification" and n_outputs == 1:
+        y_raw = y_raw[:, 0]
+    return Dataset(
+        name=raw.name,
+        task=task,
+        X_train=X[train],
+        Y_train=Y[train],
+        X_test=X[test],
+        Y_test=Y[test],
+        y_train_raw=y_raw[train],
+        y_test_raw=y_raw[test],
+        y_mean=y_mean,
+        y_std=y_std,
+    )

@@ -1,0 +1,453 @@
+"""The derivation engine: backpropagation by the chain rule, in index notation.
+
+Contract: :func:`derive` takes a validated :class:`~symbp.spec.Network` and
+returns a :class:`Derivation` holding, for the general layer ``l`` and for
+each concrete layer, every gradient formula in index form (SymPy ``Indexed``
+expressions) and in matrix form (:mod:`symbp.forms` trees), per sample and
+for a batch. Nothing here is a hand-written derivative:
+
+- the dense layer ``z_i = sum_j W_ij a_j + b_i`` is differentiated by
+  ``sympy.diff``, which yields Kronecker deltas; :func:`sum_out` sums them
+  away, which is where transposes, outer products and the bias dropping out
+  of the recursion come from;
+- each activation's ``f'`` is ``sympy.diff`` of its forward definition,
+  rewritten in terms of the layer's own output ``a`` when that is exact and
+  cheaper (:func:`activation_derivative`);
+- the output error term differentiates the loss through the output
+  activation (softmax by its index definition) and simplifies, using the
+  targets' sum-to-one constraint only when the loss declares it.
+
+Widths stay symbolic (``n_l``), so the cost does not grow with layer width;
+concrete layers are obtained by renaming, so it grows linearly with depth.
+Before a :class:`Derivation` is returned it passes the numeric self-check of
+:mod:`symbp.selfcheck`; a mismatch raises
+:class:`~symbp.errors.InternalError` rather than returning a wrong formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from symbp import forms
+from symbp.forms import LAYER, Elementwise, Leaf, Tensor
+from symbp.registry import A, X, Y, Activation, Loss, dense_forward, softmax_forward
+
+OUTPUT = sp.Symbol("L", integer=True, positive=True)
+BATCH = sp.Symbol("B", integer=True, positive=True)
+i, j, k, m, r, s = sp.symbols("i j k m r s", integer=True, nonnegative=True)
+_UNDEFINED_F = sp.Function("f")
+
+
+def width(layer) -> sp.Symbol:
+    """The symbolic width ``n_{layer}``."""
+    return sp.Symbol(f"n_{{{sp.latex(layer)}}}", integer=True, positive=True)
+
+
+def base(tensor: Tensor) -> sp.IndexedBase:
+    """The IndexedBase of a tensor; its label is the tensor's LaTeX name."""
+    return sp.IndexedBase(sp.Symbol(tensor.latex))
+
+
+def tensor_table(*tensors: Tensor) -> dict:
+    return {base(t).label: t for t in tensors}
+
+
+# ------------------------------------------------------------ Kronecker sums
+def sum_out(expr: sp.Expr) -> sp.Expr:
+    """Sum away Kronecker deltas: ``sum_k d_{kq} g(k) = g(q)``; pull constants out of sums.
+
+    Indices are in range by construction, so no Piecewise range condition is kept.
+    """
+    return expr.replace(lambda e: isinstance(e, sp.Sum), _reduce_sum)
+
+
+def _reduce_sum(total: sp.Sum) -> sp.Expr:
+    expr = total.function
+    for index, low, high in total.limits:
+        expr = _sum_one_index(expr, index, low, high)
+    return expr
+
+
+def _sum_one_index(expr, index, low, high):
+    terms = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        factors = sp.Mul.make_args(term)
+        delta = next((f for f in factors if isinstance(f, sp.KroneckerDelta)
+                      and index in f.args), None)
+        if delta is not None:
+            other = delta.args[0] if delta.args[1] == index else delta.args[1]
+            rest = sp.Mul(*[f for f in factors if f is not delta])
+            terms.append(rest.subs(index, other))
+            continue
+        constant = sp.Mul(*[f for f in factors if not f.has(index)])
+        varying = sp.Mul(*[f for f in factors if f.has(index)])
+        summed = (high - low + 1) if varying == 1 else sp.Sum(varying, (index, low, high))
+        terms.append(constant * summed)
+    return sp.Add(*terms)
+
+
+# ------------------------------------------------------- activation f'
+@dataclass(frozen=True)
+class ActivationDerivative:
+    """``f'`` of one activation: in terms of the input ``x`` and, when exact and cheaper, of ``a``."""
+
+    name: str
+    forward: sp.Expr
+    in_input: sp.Expr  # in X
+    in_output: sp.Expr | None  # in A, or None
+
+    @property
+    def uses_output(self) -> bool:
+        return self.in_output is not None
+
+    @property
+    def best(self) -> sp.Expr:
+        return self.in_output if self.uses_output else self.in_input
+
+
+def _cost(expr: sp.Expr) -> int:
+    """Operation count, with transcendental functions weighing like several products."""
+    functions = sum(1 for e in sp.preorder_traversal(expr) if isinstance(e, sp.Function))
+    return int(sp.count_ops(expr)) + 8 * functions + (20 if expr.has(sp.Piecewise) else 0)
+
+
+def _heaviside_zero_at_zero(expr: sp.Expr) -> sp.Expr:
+    """The step function's value at 0 is 0, as in PyTorch (SymPy's default is 1/2)."""
+    return expr.replace(sp.Heaviside, lambda *args: sp.Heaviside(args[0], 0))
+
+
+@lru_cache(maxsize=None)
+def activation_derivative(name: str, forward: sp.Expr) -> ActivationDerivative:
+    """``sympy.diff`` of ``forward`` in ``X``, rewritten in the output ``A`` where possible."""
+    derivative = _heaviside_zero_at_zero(sp.diff(forward, X))
+    derivative = _tidy_scalar(derivative)
+    return ActivationDerivative(name, forward, derivative,
+                                _rewrite_in_output(forward, derivative))
+
+
+def _tidy_scalar(expr: sp.Expr) -> sp.Expr:
+    if expr.has(sp.Piecewise):
+        return sp.piecewise_fold(expr)
+    return _positive_factors(expr)
+
+
+def _rewrite_in_output(forward: sp.Expr, derivative: sp.Expr) -> sp.Expr | None:
+    """Express ``f'(x)`` as ``g(f(x))`` by structural substitution or by inverting ``f``.
+
+    Accepted only when the result has no ``x`` left, is cheaper than ``f'(x)``
+    and agrees with it numerically on a grid (so a wrong branch is rejected).
+    """
+    if forward.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs) or not derivative.has(X):
+        return None
+    candidates = [derivative.subs(forward, A)]
+    candidates += [derivative.subs(X, inverse) for inverse in _inverses(forward)]
+    best = None
+    for candidate in candidates:
+        if candidate.has(X):
+            continue
+        simpler = sp.simplify(candidate)
+        candidate = _positive_factors(min([candidate, simpler, sp.factor(simpler)], key=_cost))
+        if _cost(candidate) < _cost(derivative) and _agrees(forward, derivative, candidate):
+            if best is None or _cost(candidate) < _cost(best):
+                best = candidate
+    return best
+
+
+def _inverses(forward: sp.Expr) -> list:
+    try:
+        return sp.solve(sp.Eq(A, forward), X)
+    except (NotImplementedError, ValueError, TypeError):
+        return []
+
+
+def _agrees(forward, derivative, candidate) -> bool:
+    points = np.linspace(-3.0, 3.0, 13) + 0.0123
+    in_x = sp.lambdify(X, derivative, "numpy")
+    through_a = sp.lambdify(X, candidate.subs(A, forward), "numpy")
+    with np.errstate(all="ignore"):
+        expected = np.asarray(in_x(points), dtype=float) * np.ones_like(points)
+        got = np.asarray(through_a(points), dtype=complex) * np.ones_like(points)
+    return bool(np.all(np.abs(got.imag) < 1e-12)
+                and np.allclose(got.real, expected, rtol=1e-9, atol=1e-12))
+
+
+# ----------------------------------------------------------------- formulas
+@dataclass
+class Formula:
+    """One derived quantity: index form (with its free indices) and matrix form."""
+
+    name: str  # e.g. "delta", "dW", "db"
+    layer: object  # LAYER, OUTPUT or an int
+    batch: bool
+    index: sp.Expr
+    free: tuple
+    matrix: object
+    tensors: dict  # IndexedBase label -> Tensor, for printing the index form
+
+    def at_layer(self, mapping: dict, fprime=None) -> "Formula":
+        """The same formula at a concrete layer; ``fprime`` replaces ``f_l'`` leaves."""
+        def rename(tensor):
+            concrete = _concrete(tensor, mapping)
+            if tensor.letter == "fprime" and fprime is not None:
+                return fprime(concrete)
+            return Leaf(concrete)
+
+        renamed = {base(t).label: base(_concrete(t, mapping)).label for t in self.tensors.values()}
+        index = self.index.xreplace({sp.IndexedBase(old): sp.IndexedBase(new)
+                                     for old, new in renamed.items()})
+        index = index.xreplace(renamed).subs(_width_mapping(mapping))
+        tensors = {base(_concrete(t, mapping)).label: _concrete(t, mapping)
+                   for t in self.tensors.values()}
+        layer = _substitute(self.layer, mapping)
+        return Formula(self.name, layer, self.batch, index, self.free,
+                       forms.map_tensors(self.matrix, rename), tensors)
+
+
+def _substitute(value, mapping):
+    return sp.sympify(value).subs(mapping) if isinstance(value, sp.Basic) else value
+
+
+def _concrete(tensor: Tensor, mapping: dict) -> Tensor:
+    return Tensor(tensor.letter, _substitute(tensor.layer, mapping), tensor.batch)
+
+
+def _width_mapping(mapping):
+    return {width(e): width(sp.sympify(e).subs(mapping))
+            for e in (LAYER - 1, LAYER, LAYER + 1, OUTPUT)}
+
+
+def _formula(name, layer, batch, index, free, tensors) -> Formula:
+    index = _tidy_index(index)
+    matrix = forms.to_matrix(index, free, tensors)
+    return Formula(name, layer, batch, index, free, matrix, tensors)
+
+
+def _tidy_index(expr: sp.Expr) -> sp.Expr:
+    """Pick the shortest of a few exact rewrites; keep the sign on the outside."""
+    candidates = [expr, sp.expand(expr)]
+    if not expr.has(sp.Sum):
+        candidates += [sp.factor(sp.cancel(expr))]
+    best = min(candidates, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
+    return _positive_factors(best)
+
+
+def _positive_factors(expr: sp.Expr) -> sp.Expr:
+    """``-(a - 1)(a - y) a`` -> ``(1 - a)(a - y) a``: same value, easier to read."""
+    if not isinstance(expr, sp.Mul) or not expr.could_extract_minus_sign():
+        return expr
+    factors = list(expr.args)
+    for position, factor in enumerate(factors):
+        if isinstance(factor, sp.Add) and factor.as_coeff_Add()[0] < 0:
+            factors[position] = sp.expand(-factor)
+            return sp.Mul(*factors) * -1
+    return expr
+
+
+# -------------------------------------------------------- the dense layer
+def _layer_tensors(layer, batch):
+    names = dict(
+        W=Tensor("W", layer), b=Tensor("b", layer),
+        z=Tensor("z", layer, batch), a=Tensor("a", layer, batch),
+        a_prev=Tensor("a", layer - 1, batch), delta=Tensor("delta", layer, batch),
+        fprime=Tensor("fprime", layer, batch),
+    )
+    return names, {key: base(t) for key, t in names.items()}
+
+
+def _row(indexed_base, batch, row, column):
+    return indexed_base[row, column] if batch else indexed_base[column]
+
+
+def hidden_delta(batch: bool) -> Formula:
+    """``delta^{(l)}`` from ``delta^{(l+1)}``: differentiate layer ``l+1``'s dense map."""
+    nxt, nxt_b = _layer_tensors(LAYER + 1, batch)
+    cur, cur_b = _layer_tensors(LAYER, batch)
+    z_next = dense_forward(nxt_b["W"], nxt_b["b"], cur_b["a"], i, m, width(LAYER),
+                           sample=s if batch else None)
+    # dl/da_j = sum_i delta_i dz_i/da_j   (batch: over the same sample row s)
+    dl_da = sum_out(sp.Sum(_row(nxt_b["delta"], batch, s, i)
+                           * sp.diff(z_next, _row(cur_b["a"], batch, s, k)),
+                           (i, 0, width(LAYER + 1) - 1)))
+    # a_k = f(z_k) elementwise: da_k/dz_j comes out as a Kronecker delta times f'(z_k)
+    activation = _UNDEFINED_F(_row(cur_b["z"], batch, s, k))
+    da_dz = sp.diff(activation, _row(cur_b["z"], batch, s, j)).replace(
+        lambda e: isinstance(e, sp.Derivative), lambda e: _row(cur_b["fprime"], batch, s, k))
+    delta = sum_out(sp.Sum(dl_da * da_dz, (k, 0, width(LAYER) - 1)))
+    free = (s, j) if batch else (j,)
+    return _formula("delta", LAYER, batch, delta, free,
+                    tensor_table(*nxt.values(), *cur.values()))
+
+
+def parameter_gradients(batch: bool) -> list[Formula]:
+    """``dl/dW^{(l)}`` and ``dl/db^{(l)}`` from ``delta^{(l)}`` (batch: mean over rows)."""
+    cur, cur_b = _layer_tensors(LAYER, batch)
+    z = dense_forward(cur_b["W"], cur_b["b"], cur_b["a_prev"], k, m, width(LAYER - 1),
+                      sample=r if batch else None)
+    delta_k = _row(cur_b["delta"], batch, r, k)
+    limits = [(k, 0, width(LAYER) - 1)] + ([(r, 0, BATCH - 1)] if batch else [])
+    scale = 1 / BATCH if batch else 1
+    table = tensor_table(*cur.values())
+    gradients = []
+    for name, parameter, free in (("dW", cur_b["W"][i, j], (i, j)), ("db", cur_b["b"][i], (i,))):
+        expr = sum_out(scale * sp.Sum(delta_k * sp.diff(z, parameter), *limits))
+        gradients.append(_formula(name, LAYER, batch, expr, free, table))
+    return gradients
+
+
+# --------------------------------------------------------- the output layer
+def output_delta(activation: Activation, derivative: ActivationDerivative | None,
+                 loss: Loss, batch: bool) -> Formula:
+    """``delta^{(L)} = dl/dz^{(L)}`` for this loss through this output activation."""
+    out, out_b = _layer_tensors(OUTPUT, batch)
+    y_tensor = Tensor("y", None, batch)
+    y_b = base(y_tensor)
+    n_out = width(OUTPUT)
+
+    def at(indexed_base, index):
+        return _row(indexed_base, batch, s, index)
+
+    loss_sum = sp.Sum(loss.expr.subs({A: at(out_b["a"], m), Y: at(y_b, m)}), (m, 0, n_out - 1))
+    dl_da = sum_out(sp.diff(loss_sum, at(out_b["a"], k)))
+    if activation.is_softmax:
+        da_dz = _softmax_jacobian(out_b["z"], out_b["a"], at, n_out)
+    else:
+        value = derivative.best.subs({X: at(out_b["z"], k), A: at(out_b["a"], k)})
+        da_dz = sp.diff(_UNDEFINED_F(at(out_b["z"], k)), at(out_b["z"], j)).replace(
+            lambda e: isinstance(e, sp.Derivative), lambda e: value)
+    delta = sum_out(sp.Sum(dl_da * da_dz, (k, 0, n_out - 1)))
+    if loss.targets_sum_to_one:
+        delta = delta.replace(lambda e: _is_target_sum(e, y_b), lambda e: sp.Integer(1))
+    free = (s, j) if batch else (j,)
+    return _formula("delta", OUTPUT, batch, delta, free,
+                    tensor_table(*out.values(), y_tensor))
+
+
+def _softmax_jacobian(z_b, a_b, at, n_out):
+    """``da_k/dz_j`` of softmax by ``sympy.diff``, rewritten in its outputs ``a``."""
+    forward = softmax_forward(_RowBase(z_b, at), k, i, n_out)
+    jacobian = sum_out(sp.diff(forward, at(z_b, j)))
+    normaliser = forward.as_numer_denom()[1]
+    total = sp.Dummy("S", positive=True)
+    jacobian = jacobian.subs(normaliser, total)
+    # invert the forward definition a_k = exp(z_k) / S for exp(z_k)
+    exp_zk = sp.solve(sp.Eq(at(a_b, k), sp.exp(at(z_b, k)) / total), sp.exp(at(z_b, k)))[0]
+    jacobian = jacobian.replace(
+        lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed)
+        and e.args[0].base == z_b,
+        lambda e: exp_zk.subs(at(a_b, k), a_b[e.args[0].indices]))
+    jacobian = sp.expand(jacobian)
+    if jacobian.has(total):
+        raise AssertionError("softmax Jacobian did not reduce to its outputs")
+    return jacobian
+
+
+class _RowBase:
+    """``z[k]`` that means ``z[s, k]`` in batch form."""
+
+    def __init__(self, indexed_base, at):
+        self.indexed_base, self.at = indexed_base, at
+
+    def __getitem__(self, index):
+        return self.at(self.indexed_base, index)
+
+
+def _is_target_sum(expr, y_b) -> bool:
+    if not isinstance(expr, sp.Sum) or len(expr.limits) != 1:
+        return False
+    body = expr.function
+    return isinstance(body, sp.Indexed) and body.base == y_b and expr.limits[0][0] in body.indices
+
+
+# --------------------------------------------------------------- derivation
+@dataclass
+class LayerFormulas:
+    """All formulas of one concrete layer, per sample and for a batch."""
+
+    layer: int
+    activation: Activation
+    derivative: ActivationDerivative | None  # None for softmax
+    delta: Formula
+    dW: Formula
+    db: Formula
+    batch_delta: Formula
+    batch_dW: Formula
+    batch_db: Formula
+
+
+@dataclass
+class Derivation:
+    """The derived formulas of a network: general layer ``l`` and every concrete layer."""
+
+    network: object
+    general: dict = field(default_factory=dict)  # name -> Formula (per sample and batch_*)
+    derivatives: dict = field(default_factory=dict)  # activation name -> ActivationDerivative
+    layers: list = field(default_factory=list)  # LayerFormulas, layer 1 first
+
+
+def _fprime_node(derivative: ActivationDerivative, batch: bool):
+    def node(tensor: Tensor):
+        layer = tensor.layer
+        a_t, z_t = Tensor("a", layer, batch), Tensor("z", layer, batch)
+        expr = derivative.best.subs({A: sp.Symbol(a_t.code, real=True),
+                                     X: sp.Symbol(z_t.code, real=True)})
+        tensors = [(sp.Symbol(a_t.code, real=True), a_t), (sp.Symbol(z_t.code, real=True), z_t)]
+        return forms.canonical_elementwise(expr, tensors)
+    return node
+
+
+@lru_cache(maxsize=None)
+def _general_hidden():
+    formulas = {}
+    for batch in (False, True):
+        prefix = "batch_" if batch else ""
+        formulas[prefix + "delta"] = hidden_delta(batch)
+        dW, db = parameter_gradients(batch)
+        formulas[prefix + "dW"], formulas[prefix + "db"] = dW, db
+    return formulas
+
+
+@lru_cache(maxsize=None)
+def _output_deltas(activation: Activation, loss: Loss):
+    derivative = None if activation.is_softmax else activation_derivative(
+        activation.name, activation.expr)
+    return (output_delta(activation, derivative, loss, False),
+            output_delta(activation, derivative, loss, True))
+
+
+def derive(network, check: bool = True) -> Derivation:
+    """Derive every gradient of ``network``; with ``check``, self-check numerically first."""
+    general = dict(_general_hidden())
+    depth = network.depth
+    output_activation = network.activation_of(depth)
+    delta_out, batch_delta_out = _output_deltas(output_activation, network.loss_definition)
+    general["delta_output"], general["batch_delta_output"] = delta_out, batch_delta_out
+    derivation = Derivation(network, general)
+    for layer in range(1, depth + 1):
+        activation = network.activation_of(layer)
+        derivative = None if activation.is_softmax else activation_derivative(
+            activation.name, activation.expr)
+        if derivative is not None:
+            derivation.derivatives[activation.name] = derivative
+        derivation.layers.append(_concrete_layer(general, layer, depth, activation, derivative))
+    if check:
+        from symbp.selfcheck import self_check
+
+        self_check(derivation)
+    return derivation
+
+
+def _concrete_layer(general, layer, depth, activation, derivative) -> LayerFormulas:
+    mapping = {LAYER: layer, OUTPUT: depth}
+    concrete = {}
+    for batch in (False, True):
+        prefix = "batch_" if batch else ""
+        fprime = _fprime_node(derivative, batch) if derivative else None
+        delta = general[prefix + ("delta_output" if layer == depth else "delta")]
+        concrete[prefix + "delta"] = delta.at_layer(mapping, fprime)
+        concrete[prefix + "dW"] = general[prefix + "dW"].at_layer(mapping)
+        concrete[prefix + "db"] = general[prefix + "db"].at_layer(mapping)
+    return LayerFormulas(layer, activation, derivative, **concrete)

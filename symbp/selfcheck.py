@@ -1,0 +1,166 @@
+"""Numeric self-check of derived formulas, run before anything is printed.
+
+Contract: :func:`self_check` evaluates every concrete formula of a
+:class:`~symbp.derive.Derivation` (the very matrix trees that get printed)
+in float64 on a small network with unequal widths and the spec's
+activations and loss, per sample and for a batch, and compares the
+gradients with central finite differences of the directly composed forward
+loss (built from the registry's forward definitions, not from the
+derivation). A mismatch raises :class:`~symbp.errors.InternalError` naming
+the quantity and layer; nothing wrong is ever returned. The numeric network
+helpers here are also used by the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from symbp import forms
+from symbp.errors import InternalError
+from symbp.registry import A, X, Y
+
+TOLERANCE = 1e-6
+STEP = 1e-6
+SMALL_WIDTHS = (3, 4, 2, 5)
+
+
+# ------------------------------------------------------ direct forward model
+def activate(activation, z: np.ndarray, axis: int) -> np.ndarray:
+    """The forward definition of ``activation`` applied to ``z`` (softmax along ``axis``)."""
+    if activation.is_softmax:
+        shifted = np.exp(z - z.max(axis=axis, keepdims=True))
+        return shifted / shifted.sum(axis=axis, keepdims=True)
+    with np.errstate(over="ignore"):
+        return np.asarray(forms.numeric_function((X,), activation.expr)(z), dtype=float) * np.ones_like(z)
+
+
+def loss_terms(loss, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.asarray(forms.numeric_function((A, Y), loss.expr)(a, y), dtype=float) * np.ones_like(a)
+
+
+def small_widths(network) -> list[int]:
+    """Unequal small widths with the spec's depth (a transposition cannot hide)."""
+    hidden = [SMALL_WIDTHS[(n + 1) % len(SMALL_WIDTHS)] for n in range(network.depth - 1)]
+    return [SMALL_WIDTHS[0]] + hidden + [min(network.widths[-1], 3) if network.depth else 2]
+
+
+def random_instance(network, widths, batch: int, rng):
+    """Random parameters, inputs (rows) and valid targets for the spec's loss."""
+    params = {}
+    for layer in range(1, len(widths)):
+        params[f"W{layer}"] = rng.normal(0, 0.7, (widths[layer], widths[layer - 1]))
+        params[f"b{layer}"] = rng.normal(0, 0.3, widths[layer])
+    inputs = rng.normal(0, 1, (batch, widths[0]))
+    return params, inputs, random_targets(network, widths[-1], batch, rng)
+
+
+def random_targets(network, outputs, batch, rng):
+    loss = network.loss_definition
+    if loss.targets_sum_to_one:
+        raw = rng.uniform(0.1, 1.0, (batch, outputs))
+        return raw / raw.sum(axis=1, keepdims=True)
+    if network.task == "binary" or loss.name == "bce":
+        return rng.uniform(0.05, 0.95, (batch, outputs))
+    return rng.normal(0, 1, (batch, outputs))
+
+
+def forward_rows(network, params, inputs) -> dict:
+    """``z{l}`` and ``a{l}`` for a batch of rows, from the forward definitions."""
+    values = {"a0": inputs}
+    for layer in range(1, network.depth + 1):
+        z = values[f"a{layer - 1}"] @ params[f"W{layer}"].T + params[f"b{layer}"]
+        values[f"z{layer}"] = z
+        values[f"a{layer}"] = activate(network.activation_of(layer), z, axis=1)
+    return values
+
+
+def batch_loss(network, params, inputs, targets) -> float:
+    output = forward_rows(network, params, inputs)[f"a{network.depth}"]
+    return float(loss_terms(network.loss_definition, output, targets).sum(axis=1).mean())
+
+
+def finite_difference_gradients(network, params, inputs, targets, step=STEP) -> dict:
+    """Central differences of the batch loss for every parameter entry."""
+    gradients = {}
+    for name, value in params.items():
+        grad = np.zeros_like(value)
+        for position in np.ndindex(value.shape):
+            original = value[position]
+            value[position] = original + step
+            up = batch_loss(network, params, inputs, targets)
+            value[position] = original - step
+            down = batch_loss(network, params, inputs, targets)
+            value[position] = original
+            grad[position] = (up - down) / (2 * step)
+        gradients[name] = grad
+    return gradients
+
+
+# ------------------------------------------------------ derived formulas
+def formula_gradients(derivation, params, inputs, targets, batch: bool) -> dict:
+    """Evaluate the derived concrete formulas (per sample: summed over rows, then averaged)."""
+    network = derivation.network
+    if batch:
+        return _evaluate_layers(derivation, params, inputs, targets, batch=True)
+    total = None
+    for row in range(inputs.shape[0]):
+        grads = _evaluate_layers(derivation, params, inputs[row:row + 1],
+                                 targets[row:row + 1], batch=False)
+        total = grads if total is None else {n: total[n] + grads[n] for n in grads}
+    del network
+    return {name: value / inputs.shape[0] for name, value in total.items()}
+
+
+def _evaluate_layers(derivation, params, inputs, targets, batch: bool) -> dict:
+    network = derivation.network
+    rows = forward_rows(network, params, inputs)
+    values = dict(params)
+    for name, value in rows.items():
+        values[name] = value if batch else value.T  # per sample: column vectors
+    values["Y"] = targets if batch else targets.T
+    for layer in range(1, network.depth + 1):  # bias vectors as columns
+        values[f"b{layer}"] = params[f"b{layer}"][:, None]
+    widths = [inputs.shape[1]] + [params[f"b{n}"].shape[0] for n in range(1, network.depth + 1)]
+    values["__ones__"] = {"B": inputs.shape[0], "n_{L}": widths[-1],
+                          **{f"n_{{{n}}}": w for n, w in enumerate(widths)}}
+    values["__scalars__"] = {sp.Symbol("B", integer=True, positive=True): inputs.shape[0]}
+    prefix = "batch_" if batch else ""
+    gradients = {}
+    for formulas in reversed(derivation.layers):
+        layer = formulas.layer
+        values[f"delta{layer}"] = _evaluate(getattr(formulas, prefix + "delta"), values)
+        gradients[f"W{layer}"] = _evaluate(getattr(formulas, prefix + "dW"), values)
+        gradients[f"b{layer}"] = _evaluate(getattr(formulas, prefix + "db"), values)[:, 0]
+    return gradients
+
+
+def _evaluate(formula, values):
+    try:
+        return forms.evaluate(formula.matrix, values)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InternalError(f"self-check could not evaluate {formula.name} of layer "
+                            f"{formula.layer}: {exc}") from exc
+
+
+def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    scale = max(np.max(np.abs(expected)), np.max(np.abs(got)), 1e-3)
+    return float(np.max(np.abs(got - expected)) / scale)
+
+
+def self_check(derivation, seed: int = 1234, batch: int = 3) -> None:
+    """Raise InternalError unless every derived gradient matches finite differences."""
+    network = derivation.network
+    rng = np.random.default_rng(seed)
+    widths = small_widths(network)
+    params, inputs, targets = random_instance(network, widths, batch, rng)
+    expected = finite_difference_gradients(network, params, inputs, targets)
+    for in_batch in (False, True):
+        got = formula_gradients(derivation, params, inputs, targets, batch=in_batch)
+        for name, value in expected.items():
+            error = relative_error(got[name], value)
+            if not error < TOLERANCE:
+                form = "batch" if in_batch else "per-sample"
+                raise InternalError(
+                    f"derived {form} gradient of {name} fails the finite-difference "
+                    f"self-check (relative error {error:.2e}); refusing to print it")
