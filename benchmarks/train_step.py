@@ -20,9 +20,15 @@ A script, not a test. For every shape and dtype it
    round-robin order rotated each repeat, several steps per timing sample;
    reports the median milliseconds per step and the ratio to generated code;
 6. measures the peak memory of a short training run of each peer (and of
-   PyTorch) the same way: each in its own subprocess, ``ru_maxrss`` after
-   the run minus ``ru_maxrss`` after imports and data; for the NumPy peers
-   also the ``tracemalloc`` peak.
+   PyTorch) the same way: each in its own subprocess, the RSS high-water
+   mark after the run minus the RSS after imports and data (Linux: VmHWM,
+   the counter behind ``ru_maxrss``, reset at that point; elsewhere
+   ``ru_maxrss`` before and after); for the NumPy peers also the
+   ``tracemalloc`` peak.
+
+Threads: ``--threads 1`` (default) gives every library one thread and pins
+the process to one CPU, see ``bench_threads.py``; ``--threads all`` keeps
+the libraries' defaults.
 
 Usage::
 
@@ -49,9 +55,13 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_threads  # noqa: E402  (before NumPy: sets thread env and affinity)
+
+bench_threads.configure_from_argv(sys.argv[1:])
+
+import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 import peers  # noqa: E402
@@ -234,13 +244,41 @@ def time_interleaved(steppers: dict, X, Y, lr, repeats: int, target_s: float,
 # --------------------------------------------------------------------------
 # memory (each measurement in its own subprocess)
 # --------------------------------------------------------------------------
+def _proc_status_kib(field: str):
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Linux: reset this process's RSS high-water mark to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _maxrss_kib() -> int:
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ru // 1024 if sys.platform == "darwin" else ru  # Linux: KiB
 
 
 def memory_child(cfg: dict) -> dict:
-    """Runs inside the subprocess: imports, data, baseline, run, peak."""
+    """Runs inside the subprocess: imports, data, baseline, run, peak.
+
+    Peak = RSS high-water mark after the run minus the RSS at the baseline
+    (after imports and data). On Linux the high-water mark (VmHWM, the
+    counter behind ru_maxrss) is reset to the current RSS at the baseline, so
+    a transient peak during imports cannot hide the run's own peak. Without
+    /proc it falls back to ru_maxrss(after) - ru_maxrss(baseline).
+    """
     peer = cfg["peer"]
     sizes, B, dtype, lr = tuple(cfg["sizes"]), cfg["batch"], cfg["dtype"], cfg["lr"]
     module = None
@@ -252,17 +290,21 @@ def memory_child(cfg: dict) -> dict:
         import jax  # noqa: F401
     elif peer == "sklearn":
         import sklearn.neural_network  # noqa: F401
+    bench_threads.apply_to_loaded_libraries()
     dt = np.dtype(dtype)
     params0 = common.make_params(sizes, dt)
     X, Y = common.make_batch(sizes, B, dt)
     gc.collect()
-    base = _maxrss_kib()
+    use_proc = _proc_status_kib("VmRSS") is not None and _reset_peak_rss()
+    base = _proc_status_kib("VmRSS") if use_proc else _maxrss_kib()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = make_stepper(peer, params0, B, dt, lr, X, Y, module)
         for _ in range(cfg["steps"]):
             s.step(X, Y, lr)
-    out = {"rss_delta_kib": _maxrss_kib() - base, "baseline_kib": base}
+    peak = _proc_status_kib("VmHWM") if use_proc else _maxrss_kib()
+    out = {"rss_delta_kib": peak - base, "baseline_kib": base,
+           "method": "VmHWM-reset" if use_proc else "ru_maxrss"}
     if peer in NUMPY_PEERS:
         del s
         gc.collect()
@@ -279,7 +321,8 @@ def measure_memory(peer, sizes, B, dtype, lr, steps, module_path=None) -> dict:
     cfg = {"peer": peer, "sizes": list(sizes), "batch": B, "dtype": dtype, "lr": lr,
            "steps": steps, "module_path": str(module_path) if module_path else None}
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--memory-child", json.dumps(cfg)],
+        [sys.executable, str(Path(__file__).resolve()), "--memory-child", json.dumps(cfg),
+         "--threads", str(bench_threads.THREADS or "all")],
         capture_output=True, text=True, timeout=900,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -344,18 +387,24 @@ def print_memory_table(mem_rows, peer_names):
 
 
 def environment_lines(avail) -> list[str]:
-    lines = [f"python {platform.python_version()} on {platform.machine()}, "
-             f"{os.cpu_count()} CPUs; numpy {np.__version__}"]
-    lines += common.blas_info()
+    versions = []
     if avail.get("torch") is None:
         import torch
-        lines.append(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        versions.append(f"torch {torch.__version__}")
     if avail.get("jax") is None:
         import jax
-        lines.append(f"jax {jax.__version__}, devices {jax.devices()}")
+        versions.append(f"jax {jax.__version__} ({jax.default_backend()})")
     if avail.get("sklearn") is None:
         import sklearn
-        lines.append(f"scikit-learn {sklearn.__version__}")
+        versions.append(f"scikit-learn {sklearn.__version__}")
+    lines = [f"python {platform.python_version()} on {platform.machine()}, "
+             f"{os.cpu_count()} CPUs; numpy {np.__version__}"
+             + "".join(f"; {v}" for v in versions)]
+    lines += bench_threads.apply_to_loaded_libraries()  # after the imports above
+    if avail.get("torch") is None:
+        import torch
+        lines.append(f"torch intra-op threads: {torch.get_num_threads()}")
+    lines += common.blas_info()
     return lines
 
 
@@ -379,6 +428,9 @@ def parse_args(argv=None):
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--memory-steps", type=int, help="steps per memory run (default 20, quick 5)")
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON")
+    ap.add_argument("--threads", default="1",
+                    help="threads per library, process pinned to that many CPUs "
+                         "(default 1); 'all' keeps the libraries' defaults")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -411,7 +463,8 @@ def main(argv=None) -> int:
 
     avail = peers.available()
     print("# symbp training-step benchmark\n")
-    for line in environment_lines(avail):
+    env_lines = environment_lines(avail)
+    for line in env_lines:
         print(f"- {line}")
     for p in ("torch", "jax", "sklearn"):
         if p in wanted and avail[p] is not None:
@@ -546,8 +599,9 @@ def main(argv=None) -> int:
     if mem_rows:
         mem_present = [p for p in MEMORY_PEERS if any(p in r["mem"] for r in mem_rows)]
         print(f"\n## Peak memory of a {mem_steps}-step training run (MiB)\n")
-        print("ΔRSS = ru_maxrss after the run minus ru_maxrss after imports and data, "
-              "each peer in its own subprocess; tracemalloc = peak of NumPy allocations.\n")
+        print("ΔRSS = peak RSS during the run (VmHWM, the counter behind ru_maxrss, reset "
+              "after imports and data) minus RSS after imports and data, each peer in its "
+              "own subprocess; tracemalloc = peak of traced NumPy allocations.\n")
         print_memory_table(mem_rows, mem_present)
     if gen_reasons:
         first = next(iter(gen_reasons.values()))
@@ -556,7 +610,7 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(
             {"time": time_rows, "memory": mem_rows, "failures": failures,
              "generated_skipped": gen_reasons,
-             "environment": environment_lines(avail)}, indent=1, default=str))
+             "environment": env_lines}, indent=1, default=str))
     if failures:
         print(f"\n{len(failures)} check(s) FAILED:")
         for f in failures:

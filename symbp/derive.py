@@ -202,9 +202,23 @@ class Formula:
         index = index.xreplace(renamed).subs(_width_mapping(mapping))
         tensors = {base(_concrete(t, mapping)).label: _concrete(t, mapping)
                    for t in self.tensors.values()}
+        if fprime is not None:
+            index = _inline_fprime(index, tensors, fprime)
         layer = _substitute(self.layer, mapping)
         return Formula(self.name, layer, self.batch, index, self.free,
                        forms.map_tensors(self.matrix, rename), tensors)
+
+
+def _inline_fprime(index: sp.Expr, tensors: dict, fprime) -> sp.Expr:
+    """Replace ``f_l'(z_j)`` placeholders by the layer's derived derivative, elementwise."""
+    def value(indexed):
+        node = fprime(tensors[indexed.base.label])
+        return node.expr.xreplace({symbol: base(tensor)[indexed.indices]
+                                   for symbol, tensor in node.tensors})
+
+    return index.replace(
+        lambda e: isinstance(e, sp.Indexed) and tensors.get(e.base.label) is not None
+        and tensors[e.base.label].letter == "fprime", value)
 
 
 def _substitute(value, mapping):

@@ -219,7 +219,7 @@ def to_matrix(expr: sp.Expr, free: tuple, tensors: dict) -> object:
     (a matrix, rows first).
     """
     want = (free[0], free[1] if len(free) > 1 else ONE)
-    node, sig = _Reader(tensors).read(sp.expand(expr) if expr.is_Add else expr)
+    node, sig = _Reader(tensors).read(sp.expand(expr) if expr.is_Add else expr, want)
     return _orient(node, sig, want)
 
 
@@ -235,17 +235,18 @@ class _Reader:
     def __init__(self, tensors: dict):
         self.tensors = tensors
 
-    def read(self, expr):
+    def read(self, expr, want=None):
+        """``(tree, (row index, column index))``; ``want`` is the preferred orientation."""
         if isinstance(expr, sp.Indexed):
             return self.indexed(expr)
         if not expr.has(sp.Sum) and _single_index_set(expr):
             return self.elementwise(expr)
         if isinstance(expr, sp.Add):
-            return self.add(expr)
+            return self.add(expr, want)
         if isinstance(expr, sp.Mul):
-            return self.mul(expr)
+            return self.mul(expr, want)
         if isinstance(expr, sp.Sum):
-            return self.sum(expr)
+            return self.sum(expr, want)
         return self.elementwise(expr)
 
     def indexed(self, expr):
@@ -253,21 +254,21 @@ class _Reader:
         indices = tuple(expr.indices)
         return Leaf(tensor), (indices if len(indices) == 2 else (indices[0], ONE))
 
-    def add(self, expr):
-        parts = [self.read(term) for term in expr.args]
+    def add(self, expr, want=None):
+        parts = [self.read(term, want) for term in expr.args]
         sig = parts[0][1]
         return Add(tuple(_orient(node, s, sig) for node, s in parts)), sig
 
-    def mul(self, expr):
+    def mul(self, expr, want=None):
         scalar = sp.Mul(*[f for f in expr.args if not f.has(sp.Indexed)])
         factors = [f for f in expr.args if f.has(sp.Indexed)]
         if not factors:
             raise NotMatrixForm("a scalar where a vector was expected")
-        node, sig = self._product(factors)
+        node, sig = self._product(factors, want)
         return (node if scalar == 1 else Scale(scalar, node)), sig
 
-    def _product(self, factors):
-        parts = [self.read(f) for f in factors]
+    def _product(self, factors, want=None):
+        parts = [self.read(f, want) for f in factors]
         node, sig = parts[0]
         for other, other_sig in parts[1:]:
             if set(other_sig) == set(sig):
@@ -282,7 +283,7 @@ class _Reader:
                 raise NotMatrixForm(f"cannot multiply indices {sig} and {other_sig}")
         return node, sig
 
-    def sum(self, expr):
+    def sum(self, expr, want=None):
         if len(expr.limits) != 1:
             raise NotMatrixForm("nested sums")
         k = expr.limits[0][0]
@@ -296,7 +297,8 @@ class _Reader:
         if len(parts) == 1:
             parts.append((Ones(_ones_length(expr)), (k, ONE)))
         node, sig = min((self._contract(x, y, k) for x, y in (parts, parts[::-1])),
-                        key=lambda candidate: _transposes(candidate[0]))
+                        key=lambda c: (want is not None and tuple(c[1]) != tuple(want),
+                                       _transposes(c[0])))
         return (node if scalar == 1 else Scale(scalar, node)), sig
 
     @staticmethod
@@ -366,7 +368,15 @@ def _ones_length(expr: sp.Sum) -> str:
 def _hadamard(left, right):
     items = (left.args if isinstance(left, Hadamard) else (left,)) + (
         right.args if isinstance(right, Hadamard) else (right,))
-    return Hadamard(items)
+    return Hadamard(tuple(sorted(items, key=lambda item: not _has_matmul(item))))
+
+
+def _has_matmul(node) -> bool:
+    if isinstance(node, MatMul):
+        return True
+    if isinstance(node, (Transpose, Scale)):
+        return _has_matmul(node.arg)
+    return isinstance(node, (Hadamard, Add)) and any(_has_matmul(a) for a in node.args)
 
 
 # ------------------------------------------------------------- evaluation
