@@ -102,10 +102,13 @@ class GenerationFailed(RuntimeError):
 
 def generate_module(sizes, dtype: str, workdir: str | os.PathLike, *,
                     batch_size: int = 32, learning_rate: float = LEARNING_RATE,
-                    timeout: float = 600):
+                    timeout: float = 600, symbp_cmd: list[str] | None = None):
     """Write a spec, run ``python -m symbp generate SPEC -o OUT.py --dtype
     DTYPE`` and import the result. Returns ``(module, path)``; raises
-    :class:`GenerationFailed` with a one-line reason otherwise."""
+    :class:`GenerationFailed` with a one-line reason otherwise.
+
+    ``symbp_cmd`` replaces ``[python, -m, symbp]`` (e.g. an installed
+    ``symbp`` script, or another checkout)."""
     workdir = Path(workdir)
     tag = f"{shape_name(sizes).replace('-', '_')}_{dtype}"
     name = f"bench_mlp_{tag}"
@@ -113,8 +116,9 @@ def generate_module(sizes, dtype: str, workdir: str | os.PathLike, *,
     out = workdir / f"{name}.py"
     spec.write_text(spec_toml(sizes, name=name, batch_size=batch_size,
                               learning_rate=learning_rate))
-    cmd = [sys.executable, "-m", "symbp", "generate", str(spec), "-o", str(out),
-           "--dtype", dtype]
+    cmd = list(symbp_cmd or [sys.executable, "-m", "symbp"])
+    label = " ".join(symbp_cmd) if symbp_cmd else "python -m symbp"
+    cmd += ["generate", str(spec), "-o", str(out), "--dtype", dtype]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"]
                                           if env.get("PYTHONPATH") else "")
@@ -126,7 +130,7 @@ def generate_module(sizes, dtype: str, workdir: str | os.PathLike, *,
     if proc.returncode != 0 or not out.exists():
         err = (proc.stderr or proc.stdout or "").strip().splitlines()
         last = err[-1] if err else "(no output)"
-        raise GenerationFailed(f"`python -m symbp generate` exited {proc.returncode}: {last}")
+        raise GenerationFailed(f"`{label} generate` exited {proc.returncode}: {last}")
     return import_module_from_path(out, name), out
 
 

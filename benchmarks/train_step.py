@@ -47,6 +47,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -431,6 +432,9 @@ def parse_args(argv=None):
     ap.add_argument("--threads", default="1",
                     help="threads per library, process pinned to that many CPUs "
                          "(default 1); 'all' keeps the libraries' defaults")
+    ap.add_argument("--symbp-cmd", metavar="CMD",
+                    help="command used instead of 'python -m symbp' to generate code "
+                         "(split like a shell would), e.g. 'symbp'")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -491,7 +495,8 @@ def main(argv=None) -> int:
                     t0 = time.perf_counter()
                     try:
                         module, module_path = common.generate_module(
-                            sizes, dtype, workdir.name, batch_size=B, learning_rate=lr)
+                            sizes, dtype, workdir.name, batch_size=B, learning_rate=lr,
+                            symbp_cmd=shlex.split(args.symbp_cmd) if args.symbp_cmd else None)
                         print(f"  generated {module_path.name} in {time.perf_counter() - t0:.1f} s")
                     except common.GenerationFailed as exc:
                         gen_reasons[label] = str(exc)
@@ -591,7 +596,7 @@ def main(argv=None) -> int:
     baseline_label = "generated" if "generated" in present else "reference"
     print("## Median time per training step (ms), interleaved\n")
     if baseline_label != "generated":
-        print("_Generated code unavailable (`python -m symbp generate` failed); "
+        print("_Generated code unavailable (see the notes below the tables); "
               "ratios are against the hand-written reference._\n")
     print_time_table(time_rows, present, baseline_label)
     print("\nRatios are peer time / " + baseline_label + " time (below 1× = faster than "
@@ -604,8 +609,9 @@ def main(argv=None) -> int:
               "own subprocess; tracemalloc = peak of traced NumPy allocations.\n")
         print_memory_table(mem_rows, mem_present)
     if gen_reasons:
-        first = next(iter(gen_reasons.values()))
-        print(f"\nNote: generated code skipped for {len(gen_reasons)} configuration(s): {first}")
+        print(f"\nNote: generated code skipped for {len(gen_reasons)} configuration(s):")
+        for reason in sorted(set(gen_reasons.values())):
+            print(f"  - {reason}")
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"time": time_rows, "memory": mem_rows, "failures": failures,

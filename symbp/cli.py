@@ -48,6 +48,40 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("-o", "--output", help="write to this file instead of stdout")
     derive.add_argument("--force", action="store_true", help="overwrite an existing file")
     derive.set_defaults(run=cmd_derive)
+
+    generate = commands.add_parser("generate", help="write a standalone NumPy training module")
+    _add_spec(generate)
+    generate.add_argument("-o", "--output", help="output file (default: print to stdout)")
+    generate.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    generate.add_argument("--force", action="store_true", help="overwrite an existing file")
+    generate.set_defaults(run=cmd_generate)
+
+    check = commands.add_parser("check", help="finite-difference check of the generated code")
+    _add_spec(check)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--max-entries", type=int, default=200,
+                       help="entries checked per parameter (a random subset above this)")
+    check.set_defaults(run=cmd_check)
+
+    train = commands.add_parser("train", help="train the generated code on real data")
+    _add_spec(train)
+    train.add_argument("--data", required=True,
+                       help="digits, iris, wine, breast_cancer, diabetes, or a .npz/.csv file")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--optimizer", choices=("sgd", "momentum", "adam"))
+    train.add_argument("--seed", type=int)
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--plot", help="save the loss curves to this image (PNG)")
+    train.add_argument("--save", help="save the trained parameters to this .npz file")
+    train.add_argument("--force", action="store_true", help="overwrite existing output files")
+    train.set_defaults(run=cmd_train)
+
+    demo = commands.add_parser("demo", help="the whole tour on the digits example")
+    demo.add_argument("--output-dir", help="keep the generated module here")
+    demo.add_argument("--epochs", type=int)
+    demo.set_defaults(run=cmd_demo)
     _register_later_commands(commands)
     return parser
 
@@ -71,6 +105,89 @@ def cmd_derive(args) -> int:
     text = render(derive(network), args.format, standalone=args.standalone)
     emit(text, args.output, args.force)
     return EXIT_OK
+
+
+def cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from symbp.codegen import generate_source
+    from symbp.spec import load_spec
+
+    network = load_spec(args.spec)
+    if args.output:
+        _refuse_existing(args.output, args.force)
+    source = generate_source(network, args.dtype, spec_name=Path(args.spec).name)
+    emit(source, args.output, args.force)
+    return EXIT_OK
+
+
+def _refuse_existing(path: str, force: bool) -> None:
+    """Fail before any slow work when the output exists (``write_atomic`` checks again)."""
+    from pathlib import Path
+
+    if Path(path).exists() and not force:
+        raise SymbpError(f"{path}: already exists (use --force to overwrite)")
+
+
+def cmd_check(args) -> int:
+    from symbp.codegen import generate_source, load_module
+    from symbp.gradcheck import check_module
+    from symbp.spec import load_spec
+
+    if args.max_entries < 1:
+        raise SymbpError("--max-entries: expected a positive integer")
+    network = load_spec(args.spec)
+    module = load_module(generate_source(network, "float64"))
+    report = check_module(module, seed=args.seed, max_entries=args.max_entries)
+    print(report.table())
+    return EXIT_OK if report.passed else EXIT_FAIL
+
+
+def _positive(value, option: str):
+    if value is not None and value <= 0:
+        raise SymbpError(f"{option}: expected a positive number, got {value}")
+
+
+def cmd_train(args) -> int:
+    from symbp.spec import load_spec
+    from symbp.training import plot_losses, train_on_data
+
+    for value, option in ((args.epochs, "--epochs"), (args.learning_rate, "--learning-rate"),
+                          (args.batch_size, "--batch-size")):
+        _positive(value, option)
+    for path in (args.plot, args.save):
+        if path:
+            _refuse_existing(path, args.force)
+    network = load_spec(args.spec)
+    result = train_on_data(network, args.data, epochs=args.epochs,
+                           learning_rate=args.learning_rate, batch_size=args.batch_size,
+                           optimizer=args.optimizer, seed=args.seed, dtype=args.dtype)
+    if args.plot:
+        plot_losses(result, args.plot, f"{network.name} on {args.data}", force=args.force)
+        print(f"wrote {args.plot}")
+    if args.save:
+        _save_params(result.params, args.save, args.force)
+        print(f"wrote {args.save}")
+    return EXIT_OK
+
+
+def _save_params(params: dict, path: str, force: bool) -> None:
+    import io
+
+    import numpy as np
+
+    from symbp.files import write_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **params)
+    write_atomic(path, buffer.getvalue(), force=force)
+
+
+def cmd_demo(args) -> int:
+    from symbp.demo import run_demo
+
+    _positive(args.epochs, "--epochs")
+    return run_demo(output_dir=args.output_dir, epochs=args.epochs)
 
 
 def emit(text: str, output: str | None, force: bool) -> None:

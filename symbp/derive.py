@@ -432,8 +432,22 @@ def _output_deltas(activation: Activation, loss: Loss):
             output_delta(activation, derivative, loss, True))
 
 
+_DERIVED: dict = {}
+
+
 def derive(network, check: bool = True) -> Derivation:
-    """Derive every gradient of ``network``; with ``check``, self-check numerically first."""
+    """Derive every gradient of ``network``; with ``check``, self-check numerically first.
+
+    Results are cached per spec content, so generating and training in one
+    process derive once.
+    """
+    key = (repr(network.to_dict()), check)
+    if key not in _DERIVED:
+        _DERIVED[key] = _derive(network, check)
+    return _DERIVED[key]
+
+
+def _derive(network, check: bool) -> Derivation:
     general = dict(_general_hidden())
     depth = network.depth
     output_activation = network.activation_of(depth)

@@ -17,7 +17,7 @@ from pathlib import Path
 from symbp.errors import SymbpError
 
 
-def write_atomic(path: str | Path, text: str, force: bool = False) -> Path:
+def write_atomic(path: str | Path, text: str | bytes, force: bool = False) -> Path:
     path = Path(path)
     if path.is_dir():
         raise SymbpError(f"{path}: is a directory")
@@ -31,8 +31,12 @@ def write_atomic(path: str | Path, text: str, force: bool = False) -> Path:
     except OSError as exc:
         raise SymbpError(f"{path}: cannot write ({exc.strerror})") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(text)
+        else:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+                stream.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as exc:

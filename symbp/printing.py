@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from symbp import forms
@@ -71,7 +72,7 @@ class _ScalarLatex(LatexPrinter):
         text = self._print(terms[0])
         for term in terms[1:]:
             if term.could_extract_minus_sign():
-                text += " - " + self.parenthesize(-term, 40)  # PRECEDENCE["Add"]
+                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
             else:
                 text += " + " + self._print(term)
         return text
@@ -120,7 +121,7 @@ class _ScalarText(StrPrinter):
         text = self._print(terms[0])
         for term in terms[1:]:
             if term.could_extract_minus_sign():
-                text += " - " + self.parenthesize(-term, 40)
+                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
             else:
                 text += " + " + self._print(term)
         return text

@@ -1,0 +1,312 @@
+"""Code generation: a standalone NumPy training module from the derived formulas.
+
+Contract: :func:`generate_source` renders the Jinja templates in
+``templates/`` (installed as the package ``symbp.templates``) into one Python
+module that imports only NumPy and the standard library and exposes the
+interface of CONVENTIONS §5. Every line of the backward pass is printed from
+the batch-form trees of :mod:`symbp.derive` (the ones that passed the
+self-check) by :class:`CodePrinter`, a subclass of SymPy's ``NumPyPrinter``,
+after ``cse``. Forward expressions are printed in numerically stable forms
+by printer rules (``log(1 + exp(u))`` -> ``np.logaddexp(0, u)``, a logistic
+``1/(1 + exp(u))`` -> ``_expit(-u)``), and the loss takes its logarithms from
+the pre-activations (log-sum-exp), never ``log(0)``. The same spec and dtype
+always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import pprint
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from symbp import __version__, forms
+from symbp.derive import BATCH, derive
+from symbp.printing import matrix_text
+from symbp.registry import A, X, Y
+
+DTYPES = ("float64", "float32")
+
+
+# ------------------------------------------------------------------ printers
+class expit(sp.Function):  # noqa: N801 - printed as the generated helper ``_expit``
+    """The logistic function, a printing device only: it is never differentiated."""
+
+
+class log1pexp(sp.Function):  # noqa: N801 - printed as ``np.logaddexp(0, u)``
+    """``log(1 + exp(u))``, a printing device only: it is never differentiated."""
+
+
+class CodePrinter(NumPyPrinter):
+    """NumPy code with ``np.`` names and numerically stable forms of exp/log patterns."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": True, "inline": True,
+                          "allow_unknown_functions": False, "strict": True})
+
+    def _module_format(self, fqn, register=True):
+        name = super()._module_format(fqn, register)
+        return "np." + name[len("numpy."):] if name.startswith("numpy.") else name
+
+    def _print_Add(self, expr, order=None):
+        """Positive terms first: ``a2 - Y`` rather than ``-Y + a2``."""
+        terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
+        text = self._print(terms[0])
+        for term in terms[1:]:
+            if term.could_extract_minus_sign():
+                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
+            else:
+                text += " + " + self._print(term)
+        return text
+
+    def _print_erf(self, expr):
+        return f"_erf({self._print(expr.args[0])})"
+
+    def _print_expit(self, expr):
+        return f"_expit({self._print(expr.args[0])})"
+
+    def _print_log1pexp(self, expr):
+        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+
+    def _print_Piecewise(self, expr):
+        """Two-branch piecewise as ``np.where`` (the usual form for activations)."""
+        if len(expr.args) == 2 and expr.args[1].cond == sp.true:
+            (then, cond), (otherwise, _) = expr.args
+            return (f"np.where({self._print(cond)}, {self._print(then)}, "
+                    f"{self._print(otherwise)})")
+        return super()._print_Piecewise(expr)
+
+    def _print_Rational(self, expr):
+        return repr(float(expr))
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+
+def stable(expr: sp.Expr) -> sp.Expr:
+    """Exact rewrites that keep large ``|w|`` from overflowing ``exp(w)``.
+
+    ``log(1 + exp(w))`` becomes ``log1pexp(w)`` (``np.logaddexp``); any other
+    ``exp(w)`` next to ``1 + exp(w)`` goes through the logistic ``s = expit(-w)``
+    by ``1 + exp(w) = 1/s`` and ``exp(w) = (1 - s)/s`` (e.g. silu's derivative).
+    """
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.log) and e.args[0].is_Add
+        and isinstance(e.args[0] - 1, sp.exp),
+        lambda e: log1pexp((e.args[0] - 1).args[0]))
+    replacements = {}
+    for term in expr.atoms(sp.exp):
+        w = term.args[0]
+        if expr.has(1 + term):
+            s = expit(-w)
+            replacements[term] = (1 - s) / s
+    if not replacements:
+        return expr
+    return sp.factor_terms(sp.cancel(expr.xreplace(replacements)))
+
+
+def print_expr(expr: sp.Expr) -> str:
+    return CodePrinter().doprint(stable(expr))
+
+
+def print_elementwise(node: forms.Elementwise, names: dict | None = None,
+                      temporaries: list | None = None, prefix: str = "t") -> str:
+    """An elementwise node as code; common subexpressions go to ``temporaries``."""
+    expr = node.expr
+    if names:
+        expr = expr.xreplace({s: sp.Symbol(names[s.name], real=True) for s, _ in node.tensors
+                              if s.name in names})
+    expr = stable(expr)
+    if temporaries is None:
+        return CodePrinter().doprint(expr)
+    symbols = sp.numbered_symbols(f"{prefix}_")
+    shared, (reduced,) = sp.cse(expr, symbols=symbols, optimizations="basic")
+    for symbol, value in shared:
+        temporaries.append((str(symbol), CodePrinter().doprint(value)))
+    return CodePrinter().doprint(reduced)
+
+
+# -------------------------------------------------------- matrix trees -> code
+def tree_code(node, temporaries: list, prefix: str) -> str:
+    """NumPy code for a batch-form tree (rows are samples)."""
+    if isinstance(node, forms.Leaf):
+        return node.tensor.code
+    if isinstance(node, forms.MatMul):
+        if isinstance(node.right, forms.Ones) and isinstance(node.left, forms.Transpose):
+            return f"{_operand(node.left.arg, temporaries, prefix)}.sum(axis=0)"
+        left = _operand(node.left, temporaries, prefix)
+        right = _operand(node.right, temporaries, prefix)
+        return f"{left} @ {right}"
+    if isinstance(node, forms.Transpose):
+        return f"{_operand(node.arg, temporaries, prefix)}.T"
+    if isinstance(node, forms.Hadamard):
+        return " * ".join(_operand(arg, temporaries, prefix) for arg in node.args)
+    if isinstance(node, forms.Add):
+        return " + ".join(tree_code(arg, temporaries, prefix) for arg in node.args)
+    if isinstance(node, forms.Scale):
+        return f"{print_expr(node.factor)} * {_operand(node.arg, temporaries, prefix)}"
+    if isinstance(node, forms.Elementwise):
+        return print_elementwise(node, temporaries=temporaries, prefix=prefix)
+    raise TypeError(f"no code for {type(node).__name__}")
+
+
+def _operand(node, temporaries, prefix) -> str:
+    code = tree_code(node, temporaries, prefix)
+    simple = isinstance(node, (forms.Leaf, forms.Transpose)) or code.isidentifier()
+    return code if simple else f"({code})"
+
+
+def without_batch_mean(node):
+    """``(1/B) T`` -> ``T``: the generated code folds ``1/B`` into the output delta once."""
+    if isinstance(node, forms.Scale) and node.factor == 1 / BATCH:
+        return node.arg
+    raise ValueError("expected a gradient scaled by 1/B")
+
+
+# --------------------------------------------------------------- the context
+@dataclass
+class LayerCode:
+    """What the template needs to know about one layer."""
+
+    index: int
+    units: int
+    activation: str
+    forward: str  # code computing a{l} from z{l}
+    softmax: bool
+    init_scale: str  # "glorot" or "he"
+    delta_lines: list  # (target, code) pairs, temporaries first
+    delta_formula: str
+    dW: str
+    db: str
+    dW_formula: str
+
+
+def _activation_code(activation, layer: int) -> str:
+    if activation.is_softmax:
+        return f"_softmax(z{layer})"
+    return print_expr(activation.expr.subs(X, sp.Symbol(f"z{layer}", real=True)))
+
+
+def _init_scale(activation) -> str:
+    return "he" if activation.name in ("relu", "leaky_relu", "elu", "gelu", "silu") else "glorot"
+
+
+def _layer_code(formulas, units: int, is_output: bool) -> LayerCode:
+    layer = formulas.layer
+    temporaries: list = []
+    delta_code = tree_code(formulas.batch_delta.matrix, temporaries, prefix=f"t{layer}")
+    if is_output:
+        delta_code = f"({delta_code}) * inv_batch" if not delta_code.isidentifier() \
+            else f"{delta_code} * inv_batch"
+    dW = tree_code(without_batch_mean(formulas.batch_dW.matrix), [], "")
+    db = tree_code(without_batch_mean(formulas.batch_db.matrix), [], "")
+    return LayerCode(
+        index=layer, units=units, activation=formulas.activation.name,
+        forward=_activation_code(formulas.activation, layer),
+        softmax=formulas.activation.is_softmax, init_scale=_init_scale(formulas.activation),
+        delta_lines=temporaries + [(f"delta{layer}", delta_code)],
+        delta_formula=matrix_text(formulas.batch_delta.matrix),
+        dW=dW, db=db, dW_formula=matrix_text(formulas.batch_dW.matrix),
+    )
+
+
+def loss_expression(network) -> sp.Expr:
+    """The per-element loss in terms of ``a{L}``, ``Y`` and stable logarithms."""
+    depth = network.depth
+    activation = network.activation_of(depth)
+    expr = network.loss_definition.expr
+    a_name, z = sp.Symbol(f"a{depth}", real=True), sp.Symbol(f"z{depth}", real=True)
+    if activation.is_softmax:
+        expr = expr.subs(sp.log(A), sp.Symbol("log_a", real=True))
+    else:
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.log) and e.args[0].has(A),
+            lambda e: _log_of_output(e.args[0], activation.expr.subs(X, z)))
+    return expr.subs({A: a_name, Y: sp.Symbol("Y", real=True)})
+
+
+def _log_of_output(argument: sp.Expr, output: sp.Expr) -> sp.Expr:
+    """``log(g(a))`` with ``a = f(z)`` substituted, expanded so nothing takes ``log(0)``."""
+    composed = sp.simplify(argument.subs(A, output))
+    return sp.expand_log(sp.log(composed), force=True)
+
+
+def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
+    derivation = derive(network)
+    loss = loss_expression(network)
+    widths = network.widths
+    layers = [
+        _layer_code(formulas, widths[formulas.layer], formulas.layer == network.depth)
+        for formulas in derivation.layers
+    ]
+    codes = [code for layer in layers for _, code in layer.delta_lines]
+    codes += [layer.forward for layer in layers] + [print_expr(loss)]
+    return {
+        "uses_erf": any("_erf(" in code for code in codes),
+        "version": __version__,
+        "name": network.name,
+        "spec_name": spec_name or f"{network.name}.toml",
+        "spec": pprint.pformat(network.to_dict(), width=88, sort_dicts=False),
+        "widths": widths,
+        "widths_tuple": repr(tuple(widths)),
+        "param_names": repr(tuple(f"{kind}{n}" for n in range(1, network.depth + 1)
+                                  for kind in ("W", "b"))),
+        "layers": layers,
+        "depth": network.depth,
+        "task": network.task,
+        "loss_name": network.loss,
+        "loss_code": print_expr(loss),
+        "loss_uses_output": sp.Symbol(f"a{network.depth}", real=True) in loss.free_symbols,
+        "dtype": dtype,
+        "training": network.training,
+        "architecture": " -> ".join([str(widths[0])] + [
+            f"{layer.units} ({layer.activation})" for layer in network.layers]),
+        "dW_formula": layers[0].dW_formula,
+        "db_formula": matrix_text(derivation.layers[0].batch_db.matrix),
+    }
+
+
+# ------------------------------------------------------------------ rendering
+def _template_environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_directory())),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+def template_directory() -> Path:
+    """``templates/``: installed as ``symbp.templates``, or beside the package in a checkout."""
+    try:
+        installed = Path(str(resources.files("symbp.templates")))
+        if (installed / "module.py.j2").is_file():
+            return installed
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def generate_source(network, dtype: str = "float64", spec_name: str | None = None) -> str:
+    """The generated module's source text for ``network``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}")
+    context = template_context(network, dtype, spec_name)
+    return _template_environment().get_template("module.py.j2").render(**context)
+
+
+def load_module(source: str, name: str = "symbp_generated"):
+    """Import generated source as a module object (for check, train and tests)."""
+    import types
+
+    module = types.ModuleType(name)
+    module.__file__ = f"<{name}>"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - our own code
+    return module

@@ -1,0 +1,79 @@
+"""Shared fixtures for the foundation tests (spec, expressions, derive, printing, CLI).
+
+Deriving a network costs about half a second, so derivations are cached for
+the whole session: :func:`derived` takes a hashable description of a network
+and returns the same :class:`~symbp.derive.Derivation` to every test that
+asks for it. Tests must not mutate a cached derivation (the self-check tests
+derive their own).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from symbp.derive import derive
+from symbp.spec import Dense, Network
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
+
+
+def make_network(inputs, layers, loss, activations=(), losses=(), name="net") -> Network:
+    """A Network from hashable pieces: ``layers`` is ``((units, activation), ...)``."""
+    return Network(inputs=inputs, layers=[Dense(u, a) for u, a in layers], loss=loss,
+                   name=name, activations=dict(activations), losses=dict(losses))
+
+
+@lru_cache(maxsize=None)
+def derived(inputs, layers, loss, activations=(), losses=()):
+    """The (cached, self-checked) derivation of a network; arguments as in make_network."""
+    return derive(make_network(inputs, tuple(layers), loss, activations, losses))
+
+
+def toml_spec(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write a TOML spec (dedented) into tmp_path and return its path."""
+    counter = iter(range(10_000))
+
+    def write(text: str, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"spec{next(counter)}.toml")
+        path.write_text(toml_spec(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def pdflatex():
+    """The pdflatex executable; missing is a failure under CI and a skip elsewhere."""
+    found = shutil.which("pdflatex")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is not installed but CI is set (CI installs texlive)")
+        pytest.skip("pdflatex is not installed")
+    return found
+
+
+VALID_SPEC = """
+    name = "tiny"
+    inputs = 3
+    loss = "mse"
+
+    [[layers]]
+    units = 4
+    activation = "tanh"
+
+    [[layers]]
+    units = 2
+    activation = "sigmoid"
+"""
