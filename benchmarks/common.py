@@ -167,11 +167,14 @@ def blas_info() -> list[str]:
             pass
     else:
         for info in threadpool_info():
+            path = str(info.get("filepath", ""))
+            owner = next((pkg for pkg in ("numpy", "scipy", "torch", "jaxlib", "sklearn")
+                          if f"{pkg}.libs" in path or f"/{pkg}/" in path), "?")
+            extra = [str(info[k]) for k in ("version", "threading_layer", "architecture")
+                     if info.get(k)]
             lines.append(
-                f"{info.get('user_api')}: {info.get('internal_api')} "
-                f"{info.get('version')} ({info.get('threading_layer', '-')}, "
-                f"arch {info.get('architecture', '-')}), "
-                f"{info.get('num_threads')} threads, {Path(info.get('filepath', '')).name}"
+                f"[{owner}] {info.get('user_api')}: {info.get('internal_api')} "
+                f"{' '.join(extra)}".rstrip() + f", {info.get('num_threads')} threads, {Path(path).name}"
             )
     lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
