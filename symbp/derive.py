@@ -143,23 +143,32 @@ def _rewrite_in_output(forward: sp.Expr, derivative: sp.Expr) -> sp.Expr | None:
     """
     if forward.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs) or not derivative.has(X):
         return None
-    candidates = [derivative.subs(forward, A)]
-    candidates += [derivative.subs(X, inverse) for inverse in _inverses(forward)]
-    best = None
-    for candidate in candidates:
-        if candidate.has(X):
-            continue
-        simpler = sp.simplify(candidate)
-        candidate = _positive_factors(min([candidate, simpler, sp.factor(simpler)], key=_cost))
-        if _cost(candidate) < _cost(derivative) and _agrees(forward, derivative, candidate):
-            if best is None or _cost(candidate) < _cost(best):
-                best = candidate
+    structural = derivative.subs(forward, A)
+    best = _acceptable(structural, forward, derivative)
+    if best is not None:
+        return best
+    for inverse in _inverses(forward):
+        candidate = _acceptable(derivative.subs(X, inverse), forward, derivative)
+        if candidate is not None and (best is None or _cost(candidate) < _cost(best)):
+            best = candidate
     return best
+
+
+def _acceptable(candidate, forward, derivative):
+    """The cheapest exact rewrite of ``candidate`` if it is free of ``x``, cheaper and right."""
+    if candidate.has(X):
+        return None
+    forms_ = [_positive_factors(f) for f in
+              (sp.factor(sp.cancel(candidate)), candidate, sp.expand(candidate))]
+    candidate = min(forms_, key=_cost)
+    if _cost(candidate) < _cost(derivative) and _agrees(forward, derivative, candidate):
+        return candidate
+    return None
 
 
 def _inverses(forward: sp.Expr) -> list:
     try:
-        return sp.solve(sp.Eq(A, forward), X)
+        return sp.solve(sp.Eq(A, forward), X, check=False)
     except (NotImplementedError, ValueError, TypeError):
         return []
 
@@ -348,7 +357,10 @@ def _softmax_jacobian(z_b, a_b, at, n_out):
     total = sp.Dummy("S", positive=True)
     jacobian = jacobian.subs(normaliser, total)
     # invert the forward definition a_k = exp(z_k) / S for exp(z_k)
-    exp_zk = sp.solve(sp.Eq(at(a_b, k), sp.exp(at(z_b, k)) / total), sp.exp(at(z_b, k)))[0]
+    unknown = sp.Dummy("u")
+    solved, exp_zk = sp.solve_linear(at(a_b, k) - unknown / total, symbols=[unknown])
+    if solved != unknown:
+        raise AssertionError("softmax: cannot invert a_k = exp(z_k) / S")
     jacobian = jacobian.replace(
         lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed)
         and e.args[0].base == z_b,
