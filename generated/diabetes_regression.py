@@ -13,7 +13,8 @@ mean of the per-sample loss over the B rows of a batch):
     dL/db^(l) = 1/B (Delta^(l))^T 1
     W^(l) <- W^(l) - eta dL/dW^(l)
 
-In the code the 1/B factor is applied once, to Delta^(3).
+In the code the 1/B factor (and, in train_step, the learning rate) is applied
+once, to Delta^(3): everything after it is linear in Delta^(3).
 Usage: `python diabetes_regression.py --data FILE.npz` (arrays X and y), or import it.
 """
 
@@ -137,6 +138,11 @@ def loss(params, X, Y):
 # ----------------------------------------------------------- backward pass
 def gradients(params, X, Y):
     """Exact gradients of `loss` with respect to every parameter (same keys as params)."""
+    return _backprop(params, X, Y, 1.0 / _as_rows(X).shape[0])
+
+
+def _backprop(params, X, Y, scale):
+    """`scale` times B times the gradients: scale = 1/B gives dL/dparam."""
     Y = _as_rows(Y, params["W1"].dtype)
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
@@ -152,10 +158,9 @@ def gradients(params, X, Y):
     z3 = a2 @ W3.T + params["b3"]
     a3 = z3
 
-    inv_batch = 1.0 / a0.shape[0]
     grads = {}
     # Delta^(3) = A^(3) - Y
-    delta3 = (a3 - Y) * inv_batch
+    delta3 = (a3 - Y) * scale
     # dL/dW^(3) = 1/B (Delta^(3))^T A^(2); dL/db^(3) = 1/B (Delta^(3))^T 1
     grads["W3"] = delta3.T @ a2
     grads["b3"] = delta3.sum(axis=0)
@@ -180,8 +185,9 @@ def predict(params, X):
 # ------------------------------------------------------------------ training
 def train_step(params, X, Y, learning_rate):
     """One plain gradient-descent step on a batch, in place."""
-    for name, grad in gradients(params, X, Y).items():
-        params[name] -= learning_rate * grad
+    steps = _backprop(params, X, Y, learning_rate / _as_rows(X).shape[0])
+    for name, step in steps.items():
+        params[name] -= step
 
 
 class _Optimizer:

@@ -66,6 +66,12 @@ class CodePrinter(NumPyPrinter):
     def _print_erf(self, expr):
         return f"_erf({self._print(expr.args[0])})"
 
+    def _print(self, expr, **kwargs):
+        """Numeric constants as Python floats: NumPy scalars would upcast float32 arrays."""
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Integer and expr.is_real:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
     def _print_expit(self, expr):
         return f"_expit({self._print(expr.args[0])})"
 
@@ -203,8 +209,8 @@ def _layer_code(formulas, units: int, is_output: bool) -> LayerCode:
     temporaries: list = []
     delta_code = tree_code(formulas.batch_delta.matrix, temporaries, prefix=f"t{layer}")
     if is_output:
-        delta_code = f"({delta_code}) * inv_batch" if not delta_code.isidentifier() \
-            else f"{delta_code} * inv_batch"
+        delta_code = f"({delta_code}) * scale" if not delta_code.isidentifier() \
+            else f"{delta_code} * scale"
     dW = tree_code(without_batch_mean(formulas.batch_dW.matrix), [], "")
     db = tree_code(without_batch_mean(formulas.batch_db.matrix), [], "")
     return LayerCode(

@@ -1,0 +1,860 @@
+"""Claims: the LaTeX subset that hand derivations are written in, parsed with Lark.
+
+Contract: :func:`parse_claim` turns one line such as::
+
+    \\delta^{(l)} = \\left((W^{(l+1)})^T \\delta^{(l+1)}\\right) \\odot f'(z^{(l)})
+
+into a :class:`Claim`, a chain of sides ``lhs = rhs (= rhs ...)`` whose nodes
+are the small AST defined below (per sample, column vectors, the notation of
+CONVENTIONS §1). The grammar is a real LALR grammar (:data:`GRAMMAR`), not a
+set of regular expressions. Its precedence, loosest first:
+
+- ``+`` and ``-`` (also a leading ``-``);
+- ``\\odot`` / ``\\circ``: the elementwise product;
+- juxtaposition, ``\\cdot``, ``\\times`` (the matrix product, or scaling when
+  one side is a scalar) and ``/``;
+- ``\\frac{d}{dz}`` applied to what follows;
+- superscripts: a layer ``^{(l+1)}`` (also ``^{l+1}``), a transpose ``^T``,
+  ``^{T}``, ``^\\top``, ``^{\\top}`` (also ``W^{(l+1)T}``) and elementwise
+  powers ``(a^{(l)})^2``.
+
+Atoms: ``W b z a x y \\delta`` (batch forms ``X Y A Z \\Delta`` and the batch
+size ``B``), numbers, ``\\mathbf{1}``, ``\\frac{..}{..}``, groups in ``( )``,
+``\\left( \\right)``, ``[ ]`` or ``{ }``, function applications
+(``\\sigma \\tanh \\exp \\log \\ln \\sqrt``, ``\\operatorname{softmax}`` and any
+``\\operatorname{name}``, ``e^{..}``, and ``f``/``g``/``\\phi`` meaning the
+layer's own activation, with primes ``f'``, ``f_l'``, ``\\sigma^{\\prime}`` and
+powers ``\\tanh^2``), and loss gradients ``\\frac{\\partial L}{\\partial W^{(l)}}``
+(also ``\\ell``, ``C``, ``E``, ``J``, ``\\mathcal{L}``, ``\\partial L/\\partial W``
+and ``\\nabla_{W^{(l)}} L``).
+
+Anything else raises :class:`ClaimParseError`, a
+:class:`~symbp.errors.SymbpError` carrying the 1-based ``column`` and the
+list of what was ``expected`` there. Parsing never evaluates anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
+from functools import lru_cache
+
+from symbp.errors import SymbpError
+
+MAX_LENGTH = 2000
+MAX_NESTING = 40
+MAX_EXPONENT = 12
+
+GRAMMAR = r"""
+start: expr (_EQ expr)+
+
+?expr: sum
+?sum: product
+    | sum _PLUS product              -> add
+    | sum _MINUS product             -> sub
+    | _MINUS product                 -> neg
+    | _PLUS product
+?product: hterm
+    | product _ODOT hterm            -> hadamard
+?hterm: unary
+    | hterm _CDOT unary              -> matmul
+    | hterm unary                    -> matmul
+    | hterm _SLASH unary             -> div
+?unary: postfix
+    | dop unary                      -> derivative
+?postfix: atom
+    | postfix _SUP sup               -> superscript
+?atom: group
+    | NUMBER                         -> number
+    | leaf
+    | wrapped
+    | fn_app
+    | frac
+    | gradient
+    | euler
+group: LPAR expr RPAR
+     | _LBRACE expr _RBRACE
+leaf: LEAF
+wrapped: WRAP _LBRACE (LEAF | NUMBER) _RBRACE
+euler: _EULER _SUP (_LBRACE expr _RBRACE | DIGIT | LEAF)
+frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
+    | _FRAC DIGIT DIGIT              -> frac_digits
+dop: _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF LEAF _RBRACE
+gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> grad
+        | _DIFF loss _SLASH _DIFF target                                    -> grad
+        | _NABLA _SUB _LBRACE target _RBRACE loss                           -> nabla
+        | _NABLA _SUB LEAF loss                                             -> nabla_short
+        | _FRAC _LBRACE _DIFF fname _RBRACE _LBRACE _DIFF LEAF _RBRACE      -> dfunc
+target: (leaf | wrapped) (_SUP sup)*
+loss: BIGL | LOSSNAME
+fn_app: fname fn_mod* fn_arg
+fname: FUNC | TEXTNAME | GENF
+fn_mod: PRIME                        -> mod_prime
+      | _SUB sub                     -> mod_sub
+      | _SUP sup                     -> mod_sup
+fn_arg: group
+      | (leaf | wrapped) (_SUP sup)* -> fn_arg_bare
+sub: _LBRACE layer _RBRACE
+   | layer_var
+   | DIGIT
+sup: _LBRACE sup_item+ _RBRACE
+   | TRANSPOSE                       -> sup_t
+   | DIGIT                           -> sup_pow
+   | layer_var                       -> sup_layer
+   | PRIME_CMD                       -> sup_prime
+sup_item: LPAR layer RPAR            -> sup_layer
+        | layer_var_expr             -> sup_layer
+        | TRANSPOSE                  -> sup_t
+        | INT                        -> sup_pow
+        | _MINUS INT                 -> sup_negpow
+        | PRIME_CMD                  -> sup_prime
+layer: layer_var_expr
+     | INT                           -> layer_int
+layer_var_expr: layer_var
+     | layer_var _PLUS INT           -> layer_plus
+     | layer_var _MINUS INT          -> layer_minus
+layer_var: SMALLL | BIGL
+
+_EQ: "="
+_PLUS: "+"
+_MINUS: "-"
+_SLASH: "/"
+_SUP: "^"
+_SUB: "_"
+PRIME: "'"
+_LBRACE: "{"
+_RBRACE: "}"
+LPAR: /\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]|[(\[]/
+RPAR: /\\right\s*[)\]]|\\[bB]igg?r?\s*[)\]]|[)\]]/
+_ODOT: /\\(odot|circ)(?![a-zA-Z])/
+_CDOT: /\\(cdot|times)(?![a-zA-Z])/
+_FRAC: /\\[dt]?frac(?![a-zA-Z])/
+_DIFF.3: /\\partial(?![a-zA-Z])|\\mathrm\s*\{\s*d\s*\}|d/
+_NABLA: /\\nabla(?![a-zA-Z])/
+LEAF: /\\delta(?![a-zA-Z])|\\Delta(?![a-zA-Z])|[WbzaxyAZXYB]/
+WRAP: /\\(mathbf|boldsymbol|bm|vec|mathbb|bf)(?![a-zA-Z])/
+FUNC: /\\(sigma|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
+TEXTNAME.2: /\\(operatorname|mathrm|text|textrm|mathit|mathsf|rm)\s*\{\s*[A-Za-z](\\?_|[A-Za-z0-9])*\s*\}/
+GENF: /f|g|\\phi(?![a-zA-Z])|\\varphi(?![a-zA-Z])/
+_EULER: "e"
+TRANSPOSE.3: /T|\\top(?![a-zA-Z])|\\intercal(?![a-zA-Z])|\\(mathsf|mathrm|mathtt|text)\s*\{\s*T\s*\}/
+PRIME_CMD: /\\prime(?![a-zA-Z])/
+BIGL: "L"
+SMALLL: "l"
+LOSSNAME: /\\ell(?![a-zA-Z])|\\mathcal\s*\{\s*L\s*\}|[CEJ]/
+NUMBER: /\d+(\.\d+)?|\.\d+/
+INT: /\d+/
+DIGIT: /\d/
+
+%ignore /\s+/
+%ignore /\\[,;:! ]|\\q?quad(?![a-zA-Z])|~|&|\\displaystyle(?![a-zA-Z])/
+"""
+
+# What each terminal looks like, for "expected ..." in error messages.
+_TERMINAL_TEXT = {
+    "_EQ": "'='", "_PLUS": "'+'", "_MINUS": "'-'", "_SLASH": "'/'", "_SUP": "'^'",
+    "_SUB": "'_'", "PRIME": "\"'\"", "_LBRACE": "'{'", "_RBRACE": "'}'",
+    "LPAR": "'('", "RPAR": "')'", "_ODOT": "'\\odot'", "_CDOT": "'\\cdot'",
+    "_FRAC": "'\\frac'", "_DIFF": "'\\partial' or 'd'", "_NABLA": "'\\nabla'",
+    "LEAF": "a quantity (W, b, z, a, x, y, \\delta)", "WRAP": "'\\mathbf'",
+    "FUNC": "a function (\\sigma, \\tanh, \\exp, \\log)",
+    "TEXTNAME": "'\\operatorname{...}'", "GENF": "'f'", "_EULER": "'e'",
+    "TRANSPOSE": "'T' or '\\top'", "PRIME_CMD": "'\\prime'", "BIGL": "'L'",
+    "SMALLL": "'l'", "LOSSNAME": "a loss (L, \\ell, C, E)", "NUMBER": "a number",
+    "INT": "an integer", "DIGIT": "a digit", "$END": "the end of the claim",
+}
+_EXPECTED_ORDER = list(_TERMINAL_TEXT)
+
+LOSS_NAMES = {"L": "L", r"\ell": r"\ell", "C": "C", "E": "E", "J": "J"}
+FUNCTION_NAMES = {
+    "sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log",
+    "sqrt": "sqrt", "cosh": "cosh", "sinh": "sinh", "sech": "sech", "sin": "sin",
+    "cos": "cos",
+}
+_TEXT_ALIASES = {"sigmoid": "sigmoid", "logistic": "sigmoid", "relu": "relu",
+                 "softmax": "softmax", "softplus": "softplus", "diag": "diag",
+                 "sech": "sech", "tanh": "tanh", "exp": "exp", "log": "log",
+                 "identity": "identity", "id": "identity", "swish": "silu"}
+
+
+class ClaimParseError(SymbpError):
+    """A claim that is not in the accepted LaTeX subset; ``column`` is 1-based."""
+
+    def __init__(self, message: str, column: int, expected=(), text: str = ""):
+        super().__init__(f"column {column}: {message}")
+        self.reason = message
+        self.column = column
+        self.expected = list(expected)
+        self.text = text
+
+
+# ---------------------------------------------------------------------- AST
+@dataclass(frozen=True)
+class LayerRef:
+    """A layer index: ``var`` is ``'l'``, ``'L'`` or None (a concrete layer), plus ``offset``."""
+
+    var: str | None
+    offset: int = 0
+
+    def shifted(self, by: int) -> "LayerRef":
+        return LayerRef(self.var, self.offset + by)
+
+    def resolve(self, l_value: int | None, depth: int) -> int:
+        if self.var is None:
+            return self.offset
+        if self.var == "L":
+            return depth + self.offset
+        if l_value is None:
+            raise ValueError("layer l is not bound")
+        return l_value + self.offset
+
+    @property
+    def label(self) -> str:
+        if self.var is None:
+            return str(self.offset)
+        if self.offset == 0:
+            return self.var
+        return f"{self.var}{'+' if self.offset > 0 else '-'}{abs(self.offset)}"
+
+    def width(self) -> str:
+        """The LaTeX width ``n_l``, ``n_{l+1}``."""
+        label = self.label
+        return f"n_{label}" if len(label) == 1 else f"n_{{{label}}}"
+
+
+@dataclass(frozen=True)
+class Node:
+    span: tuple = field(default=(0, 0), compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Num(Node):
+    value: Fraction
+
+
+@dataclass(frozen=True)
+class Ones(Node):
+    """``\\mathbf{1}``: a vector of ones whose length fits where it stands."""
+
+
+@dataclass(frozen=True)
+class Leaf(Node):
+    """``name`` is W, b, z, a, x, y, delta or B; ``batch`` for X, Y, A, Z, \\Delta."""
+
+    name: str
+    layer: LayerRef | None = None
+    batch: bool = False
+
+
+@dataclass(frozen=True)
+class Grad(Node):
+    """``\\partial loss / \\partial target`` (target a Leaf W, b, z, a or x)."""
+
+    loss: str
+    target: Leaf
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Add(Node):
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Sub(Node):
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Hadamard(Node):
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class MatMul(Node):
+    """Juxtaposition or ``\\cdot``: a matrix product, or scaling when one side is a scalar."""
+
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Div(Node):
+    num: Node
+    den: Node
+
+
+@dataclass(frozen=True)
+class Transpose(Node):
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Power(Node):
+    arg: Node
+    exponent: int
+
+
+@dataclass(frozen=True)
+class Func:
+    """A function: ``name`` (sigmoid, tanh, ..., or 'generic' for f, the layer's own)."""
+
+    name: str
+    order: int = 0  # number of primes
+    power: int | None = None  # \tanh^2
+    layer: LayerRef | None = None  # f_l
+
+    @property
+    def latex(self) -> str:
+        known = {"sigmoid": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
+                 "sqrt": r"\sqrt", "cosh": r"\cosh", "sinh": r"\sinh", "sin": r"\sin",
+                 "cos": r"\cos"}
+        if self.name == "generic":
+            text = "f" + (f"_{{{self.layer.label}}}" if self.layer else "")
+        else:
+            text = known.get(self.name, rf"\operatorname{{{self.name}}}".replace("_", r"\_"))
+        if self.power is not None:
+            text += f"^{{{self.power}}}"
+        return text + "'" * self.order
+
+
+@dataclass(frozen=True)
+class Apply(Node):
+    func: Func
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Deriv(Node):
+    """``\\frac{d}{d var} arg``."""
+
+    var: str
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``sides[0] = sides[1] (= sides[2] ...)``; ``text`` is the claim as given."""
+
+    sides: tuple
+    text: str
+
+    @property
+    def lhs(self) -> Node:
+        return self.sides[0]
+
+    @property
+    def rhs(self) -> Node:
+        return self.sides[1]
+
+    def source(self, node: Node) -> str:
+        """The user's own text of ``node`` (whitespace normalised), or its LaTeX."""
+        start, end = node.span
+        if end > start:
+            return " ".join(self.text[start:end].split())
+        return to_latex(node)
+
+
+def children(node: Node) -> list[tuple[str, Node]]:
+    """The child nodes of ``node`` as ``(field name, child)``."""
+    return [(f.name, getattr(node, f.name)) for f in fields(node)
+            if isinstance(getattr(node, f.name), Node) and f.name != "span"]
+
+
+def walk(node: Node):
+    """Every node of a tree, parents first, with its path (a tuple of field names)."""
+    stack = [((), node)]
+    while stack:
+        path, current = stack.pop()
+        yield path, current
+        for name, child in reversed(children(current)):
+            stack.append((path + (name,), child))
+
+
+def replace_at(node: Node, path: tuple, new: Node) -> Node:
+    """A copy of ``node`` with the subtree at ``path`` replaced by ``new``."""
+    if not path:
+        return new
+    child = getattr(node, path[0])
+    return replace(node, **{path[0]: replace_at(child, path[1:], new)})
+
+
+# ------------------------------------------------------------------ parsing
+@lru_cache(maxsize=1)
+def _parser():
+    from lark import Lark
+
+    return Lark(GRAMMAR, parser="lalr", lexer="contextual", propagate_positions=True,
+                maybe_placeholders=False)
+
+
+def parse_claim(text: str) -> Claim:
+    """Parse one claim; raise :class:`ClaimParseError` (with the column) if it is not valid."""
+    if not isinstance(text, str):
+        raise ClaimParseError("a claim must be a string", 1, text="")
+    if len(text) > MAX_LENGTH:
+        raise ClaimParseError(f"the claim is longer than {MAX_LENGTH} characters",
+                              MAX_LENGTH + 1, text=text)
+    stripped = text.rstrip()
+    while stripped and stripped[-1] in ".,;" and not stripped.endswith("\\;"):
+        stripped = stripped[:-1].rstrip()
+    if not stripped.strip():
+        raise ClaimParseError("empty claim", 1, ["a claim such as \\delta^{(l)} = ..."], text)
+    _check_nesting(stripped, text)
+    tree = _lark_parse(stripped, text)
+    return Claim(tuple(_Builder(text).build(side) for side in tree.children), text)
+
+
+def _check_nesting(text: str, original: str) -> None:
+    depth = 0
+    for position, char in enumerate(text):
+        if char in "({[":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ClaimParseError(f"brackets nested deeper than {MAX_NESTING}",
+                                      position + 1, text=original)
+        elif char in ")}]":
+            depth = max(depth - 1, 0)
+
+
+def _lark_parse(text: str, original: str):
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+    try:
+        return _parser().parse(text)
+    except UnexpectedToken as exc:
+        token = exc.token
+        if token.type == "$END":
+            column, found = len(text.rstrip()) + 1, "the end of the claim"
+        else:
+            column, found = exc.column, repr(str(token))
+        expected = _describe(exc.expected)
+        raise ClaimParseError(f"unexpected {found}; expected {_join(expected)}",
+                              column, expected, original) from None
+    except UnexpectedCharacters as exc:
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        expected = _describe(exc.allowed or ())
+        shown = _command_at(text, exc.pos_in_stream) or char
+        raise ClaimParseError(f"unexpected {shown!r}; expected {_join(expected)}",
+                              exc.column, expected, original) from None
+    except UnexpectedEOF as exc:
+        expected = _describe(exc.expected)
+        raise ClaimParseError(f"unexpected end of the claim; expected {_join(expected)}",
+                              len(text.rstrip()) + 1, expected, original) from None
+
+
+def _command_at(text: str, position: int) -> str:
+    if position < len(text) and text[position] == "\\":
+        end = position + 1
+        while end < len(text) and text[end].isalpha():
+            end += 1
+        return text[position:max(end, position + 2)]
+    return ""
+
+
+def _describe(names) -> list[str]:
+    known = [n for n in _EXPECTED_ORDER if n in set(names)]
+    other = sorted(n for n in set(names) if n not in _TERMINAL_TEXT)
+    described = []
+    for name in known + other:
+        text = _TERMINAL_TEXT.get(name, name)
+        if text not in described:
+            described.append(text)
+    return described
+
+
+def _join(items: list[str]) -> str:
+    if not items:
+        return "something else"
+    if len(items) == 1:
+        return items[0]
+    shown = items[:8] + (["..."] if len(items) > 8 else [])
+    return "one of " + ", ".join(shown)
+
+
+_LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W", False),
+               "b": ("b", False), "z": ("z", False), "a": ("a", False), "x": ("x", False),
+               "y": ("y", False), "A": ("a", True), "Z": ("z", True), "X": ("x", True),
+               "Y": ("y", True), "B": ("B", False)}
+_LAYERED = {"W", "b", "z", "a", "delta"}
+
+
+class _Builder:
+    """Turns the Lark tree into AST nodes, checking what the grammar cannot express."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def fail(self, tree_or_token, message: str, expected=()):
+        column = _column(tree_or_token)
+        raise ClaimParseError(message, column, expected, self.text)
+
+    def build(self, tree) -> Node:
+        from lark import Token
+
+        if isinstance(tree, Token):
+            if tree.type == "NUMBER":
+                return Num(Fraction(str(tree)), span=_span(tree))
+            if tree.type == "LEAF":
+                return self.leaf(tree)
+            self.fail(tree, f"unexpected {str(tree)!r}")
+        method = getattr(self, "r_" + tree.data, None)
+        if method is None:  # pragma: no cover - every rule has a method
+            self.fail(tree, f"unsupported construct {tree.data}")
+        node = method(tree, *tree.children)
+        if isinstance(node, Node) and node.span == (0, 0):
+            node = replace(node, span=_span(tree))
+        return node
+
+    # ----- arithmetic
+    def r_add(self, tree, left, right):
+        return Add(self.build(left), self.build(right))
+
+    def r_sub(self, tree, left, right):
+        return Sub(self.build(left), self.build(right))
+
+    def r_neg(self, tree, arg):
+        return Neg(self.build(arg))
+
+    def r_sum(self, tree, arg):  # a leading '+'
+        return self.build(arg)
+
+    def r_hadamard(self, tree, left, right):
+        return Hadamard(self.build(left), self.build(right))
+
+    def r_matmul(self, tree, left, right):
+        return MatMul(self.build(left), self.build(right))
+
+    def r_div(self, tree, left, right):
+        return Div(self.build(left), self.build(right))
+
+    def r_frac(self, tree, num, den):
+        return Div(self.build(num), self.build(den))
+
+    def r_frac_digits(self, tree, num, den):
+        return Div(Num(Fraction(str(num)), span=_span(num)),
+                   Num(Fraction(str(den)), span=_span(den)))
+
+    def r_number(self, tree, token):
+        return Num(Fraction(str(token)))
+
+    def r_group(self, tree, *parts):
+        inner = [p for p in parts if not _is_token(p, "LPAR", "RPAR")]
+        return self.build(inner[0])
+
+    def r_derivative(self, tree, dop, arg):
+        return Deriv(self.variable(dop.children[0]), self.build(arg))
+
+    # ----- leaves
+    def leaf(self, token) -> Leaf:
+        name, batch = _LEAF_NAMES[str(token)]
+        return Leaf(name, None, batch, span=_span(token))
+
+    def r_leaf(self, tree, token):
+        return self.leaf(token)
+
+    def r_wrapped(self, tree, wrap, inner):
+        if inner.type == "LEAF":
+            return self.leaf(inner)
+        if Fraction(str(inner)) == 1:
+            return Ones()
+        self.fail(inner, "only \\mathbf{1} (a vector of ones) is supported as a bold number")
+
+    def r_euler(self, tree, arg):
+        exponent = self.build(arg) if not _is_token(arg, "DIGIT") else Num(
+            Fraction(str(arg)), span=_span(arg))
+        return Apply(Func("exp"), exponent)
+
+    def variable(self, token) -> str:
+        name, batch = _LEAF_NAMES[str(token)]
+        if name not in ("z", "x", "a") or batch:
+            self.fail(token, "differentiate with respect to a scalar variable z, x or a",
+                      ["'z'", "'x'", "'a'"])
+        return name
+
+    # ----- superscripts
+    def r_superscript(self, tree, base, sup):
+        node = self.build(base)
+        return self.apply_sup(node, self.sup_items(sup), sup)
+
+    def apply_sup(self, node: Node, items, where) -> Node:
+        for kind, value, token in items:
+            if kind == "layer":
+                if isinstance(node, Leaf) and node.layer is None and node.name in _LAYERED:
+                    node = replace(node, layer=value)
+                    continue
+                if isinstance(node, Leaf) and node.name in _LAYERED:
+                    self.fail(token, "a second layer index")
+                self.fail(token, "a layer index belongs on W, b, z, a or \\delta "
+                                 "(write the power as a number)")
+            if isinstance(node, Leaf) and node.name in _LAYERED and node.layer is None \
+                    and node.name in ("W", "b", "delta"):
+                self.fail(token, f"{'\\delta' if node.name == 'delta' else node.name} needs "
+                                 "a layer index first, e.g. ^{(l)}", ["'(l)'"])
+            if kind == "T":
+                node = Transpose(node, span=(node.span[0], _span(token)[1]))
+            elif kind == "pow":
+                if abs(value) > MAX_EXPONENT or value == 0:
+                    self.fail(token, f"exponent {value} outside 1..{MAX_EXPONENT} "
+                                     f"(or -1..-{MAX_EXPONENT})")
+                node = Power(node, value, span=(node.span[0], _span(token)[1]))
+            else:
+                self.fail(token, "a prime belongs on a function, e.g. f'(z^{(l)})")
+        return node
+
+    def sup_items(self, sup) -> list:
+        if sup.data == "sup":
+            items = []
+            for child in sup.children:
+                items += self.sup_items(child)
+            return items
+        data = sup.data
+        token = sup.children[0] if sup.children else sup
+        if data == "sup_layer":
+            inner = [c for c in sup.children if not _is_token(c, "LPAR", "RPAR")][0]
+            return [("layer", self.layer(inner), sup)]
+        if data == "sup_t":
+            return [("T", None, token)]
+        if data == "sup_pow":
+            return [("pow", int(str(token)), token)]
+        if data == "sup_negpow":
+            return [("pow", -int(str(token)), token)]
+        if data == "sup_prime":
+            return [("prime", None, token)]
+        self.fail(sup, "unexpected superscript")  # pragma: no cover
+
+    def layer(self, tree) -> LayerRef:
+        from lark import Token
+
+        if isinstance(tree, Token):
+            if tree.type in ("INT", "DIGIT"):
+                return LayerRef(None, int(str(tree)))
+            return LayerRef(str(tree), 0)
+        if tree.data == "layer":
+            return self.layer(tree.children[0])
+        if tree.data == "layer_int":
+            return LayerRef(None, int(str(tree.children[0])))
+        if tree.data == "layer_var":
+            return LayerRef(str(tree.children[0]), 0)
+        if tree.data == "layer_var_expr":
+            return self.layer(tree.children[0])
+        base = self.layer(tree.children[0])
+        step = int(str(tree.children[1]))
+        if step > 9:
+            self.fail(tree.children[1], "a layer offset larger than 9")
+        return base.shifted(step if tree.data == "layer_plus" else -step)
+
+    # ----- functions
+    def r_fn_app(self, tree, fname, *rest):
+        *mods, arg = rest
+        func = self.function(fname)
+        for mod in mods:
+            if mod.data == "mod_prime":
+                func = replace(func, order=func.order + 1)
+            elif mod.data == "mod_sub":
+                if func.name != "generic":
+                    self.fail(mod, "only f, g or \\phi take a layer subscript, e.g. f_l'")
+                func = replace(func, layer=self.layer(mod.children[0].children[0]))
+            else:
+                for kind, value, token in self.sup_items(mod.children[0]):
+                    if kind == "prime":
+                        func = replace(func, order=func.order + 1)
+                    elif kind == "pow" and func.power is None and 0 < value <= MAX_EXPONENT:
+                        func = replace(func, power=value)
+                    elif kind == "layer" and func.name == "generic" and func.layer is None:
+                        func = replace(func, layer=value)
+                    else:
+                        self.fail(token, "unexpected superscript on a function")
+        if func.order > 2:
+            self.fail(tree, "at most a second derivative f''")
+        return Apply(func, self.build(arg))
+
+    def function(self, fname) -> Func:
+        token = fname.children[0]
+        text = str(token)
+        if token.type == "GENF":
+            return Func("generic")
+        if token.type == "FUNC":
+            return Func(FUNCTION_NAMES[text[1:]])
+        name = text[text.index("{") + 1:text.rindex("}")].strip().replace("\\_", "_")
+        return Func(_TEXT_ALIASES.get(name.lower(), name))
+
+    def r_fn_arg(self, tree, group):
+        return self.build(group)
+
+    def r_fn_arg_bare(self, tree, base, *sups):
+        node = self.build(base)
+        for sup in sups:
+            node = self.apply_sup(node, self.sup_items(sup), sup)
+        return node
+
+    def r_dfunc(self, tree, fname, var):
+        func = replace(self.function(fname), order=1)
+        name = self.variable(var)
+        return Apply(func, Leaf(name, span=_span(var)))
+
+    # ----- loss gradients
+    def r_grad(self, tree, loss, target):
+        return Grad(self.loss(loss), self.target(target))
+
+    def r_nabla(self, tree, target, loss):
+        return Grad(self.loss(loss), self.target(target))
+
+    def r_nabla_short(self, tree, token, loss):
+        leaf = self.leaf(token)
+        return Grad(self.loss(loss), self.check_target(leaf, token))
+
+    def loss(self, tree) -> str:
+        text = str(tree.children[0])
+        return r"\ell" if text.startswith(r"\ell") else ("L" if "L" in text else text)
+
+    def target(self, tree) -> Leaf:
+        base, *sups = tree.children
+        node = self.build(base)
+        for sup in sups:
+            node = self.apply_sup(node, self.sup_items(sup), sup)
+        return self.check_target(node, tree)
+
+    def check_target(self, node, where) -> Leaf:
+        if not isinstance(node, Leaf) or node.batch or node.name not in ("W", "b", "z", "a", "x"):
+            self.fail(where, "differentiate the loss with respect to W, b, z, a or x",
+                      ["W^{(l)}", "b^{(l)}", "z^{(l)}", "a^{(l)}"])
+        if node.name == "x":
+            return Leaf("a", LayerRef(None, 0), span=node.span)
+        if node.layer is None:
+            self.fail(where, "the quantity needs a layer index, e.g. W^{(l)}", ["'^{(l)}'"])
+        return node
+
+
+def _is_token(item, *types) -> bool:
+    from lark import Token
+
+    return isinstance(item, Token) and item.type in types
+
+
+def _span(item) -> tuple:
+    from lark import Token
+
+    if isinstance(item, Token):
+        return (item.start_pos or 0, item.end_pos or 0)
+    meta = item.meta
+    if getattr(meta, "empty", True):
+        return (0, 0)
+    return (meta.start_pos, meta.end_pos)
+
+
+def _column(item) -> int:
+    from lark import Token
+
+    if isinstance(item, Token):
+        return (item.start_pos or 0) + 1
+    meta = getattr(item, "meta", None)
+    if meta is None or getattr(meta, "empty", True):
+        return 1
+    return meta.start_pos + 1
+
+
+# ------------------------------------------------------------------- LaTeX
+_LETTER = {("delta", False): r"\delta", ("delta", True): r"\Delta", ("a", True): "A",
+           ("z", True): "Z", ("x", True): "X", ("y", True): "Y"}
+
+
+def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None) -> str:
+    letter = _LETTER.get((leaf.name, leaf.batch), leaf.name)
+    if leaf.layer is None:
+        return letter
+    layer = leaf.layer
+    if l_value is not None or (layer.var == "L" and depth is not None):
+        try:
+            layer = LayerRef(None, layer.resolve(l_value, depth or 0))
+        except ValueError:
+            pass
+    if layer.var is None and layer.offset == 0 and leaf.name == "a":
+        return "X" if leaf.batch else "x"
+    return f"{letter}^{{({layer.label})}}"
+
+
+def to_latex(node: Node, l_value: int | None = None, depth: int | None = None) -> str:
+    """LaTeX of an AST node; with ``l_value`` the generic layer ``l`` is made concrete."""
+    return _LatexPrinter(l_value, depth).print(node)
+
+
+class _LatexPrinter:
+    def __init__(self, l_value, depth):
+        self.l_value, self.depth = l_value, depth
+
+    def print(self, node) -> str:
+        return getattr(self, "p_" + type(node).__name__)(node)
+
+    def wrap(self, node, *kinds) -> str:
+        text = self.print(node)
+        return rf"\left({text}\right)" if isinstance(node, kinds) else text
+
+    def p_Num(self, node):
+        value = node.value
+        if value.denominator == 1:
+            return str(value.numerator)
+        sign = "-" if value < 0 else ""
+        return rf"{sign}\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+    def p_Ones(self, node):
+        return r"\mathbf{1}"
+
+    def p_Leaf(self, node):
+        return leaf_latex(node, self.l_value, self.depth)
+
+    def p_Grad(self, node):
+        return rf"\frac{{\partial {node.loss}}}{{\partial {self.print(node.target)}}}"
+
+    def p_Neg(self, node):
+        return "-" + self.wrap(node.arg, Add, Sub, Neg)
+
+    def p_Add(self, node):
+        return f"{self.print(node.left)} + {self.wrap(node.right, Neg)}"
+
+    def p_Sub(self, node):
+        return f"{self.print(node.left)} - {self.wrap(node.right, Add, Sub, Neg)}"
+
+    def p_Hadamard(self, node):
+        return (f"{self.wrap(node.left, Add, Sub, Neg)} \\odot "
+                f"{self.wrap(node.right, Add, Sub, Neg)}")
+
+    def p_MatMul(self, node):
+        return (f"{self.wrap(node.left, Add, Sub, Neg, Hadamard)} "
+                f"{self.wrap(node.right, Add, Sub, Neg, Hadamard, MatMul)}")
+
+    def p_Div(self, node):
+        return rf"\frac{{{self.print(node.num)}}}{{{self.print(node.den)}}}"
+
+    def p_Transpose(self, node):
+        arg = node.arg
+        text = self.print(arg)
+        if isinstance(arg, Leaf) and "^" not in text:
+            return text + r"^{\top}"
+        return rf"\left({text}\right)^{{\top}}"
+
+    def p_Power(self, node):
+        text = self.print(node.arg)
+        if not (isinstance(node.arg, Leaf) and "^" not in text):
+            text = rf"\left({text}\right)"
+        return f"{text}^{{{node.exponent}}}"
+
+    def p_Apply(self, node):
+        func = node.func
+        if func.name == "generic" and func.layer is not None and self.l_value is not None:
+            try:
+                concrete = LayerRef(None, func.layer.resolve(self.l_value, self.depth or 0))
+                func = replace(func, layer=concrete)
+            except ValueError:
+                pass
+        return rf"{func.latex}\left({self.print(node.arg)}\right)"
+
+    def p_Deriv(self, node):
+        return rf"\frac{{d}}{{d{node.var}}}\left({self.print(node.arg)}\right)"
