@@ -2,8 +2,9 @@
 
 Derive the exact gradients of a neural network with SymPy, print them in
 LaTeX, generate standalone NumPy training code, and verify hand derivations.
-The public API is re-exported here and loaded lazily, so that importing
-``symbp`` (and starting the command line) stays fast.
+The spec API is re-exported here and loaded lazily, so that importing
+``symbp`` (and starting the command line) stays fast; derive with
+``from symbp.derive import derive``.
 """
 
 __version__ = "0.1.0"
@@ -12,7 +13,6 @@ _EXPORTS = {
     "Network": "symbp.spec",
     "Dense": "symbp.spec",
     "load_spec": "symbp.spec",
-    "derive": "symbp.derive",
     "SymbpError": "symbp.errors",
 }
 

@@ -596,8 +596,9 @@ class _Builder:
                                  "(write the power as a number)")
             if isinstance(node, Leaf) and node.name in _LAYERED and node.layer is None \
                     and node.name in ("W", "b", "delta"):
-                self.fail(token, f"{'\\delta' if node.name == 'delta' else node.name} needs "
-                                 "a layer index first, e.g. ^{(l)}", ["'(l)'"])
+                letter = "\\delta" if node.name == "delta" else node.name
+                self.fail(token, f"{letter} needs a layer index first, e.g. {letter}^{{(l)}}",
+                          ["'^{(l)}'"])
             if kind == "T":
                 node = Transpose(node, span=(node.span[0], _span(token)[1]))
             elif kind == "pow":

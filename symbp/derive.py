@@ -413,6 +413,13 @@ class Derivation:
     derivatives: dict = field(default_factory=dict)  # activation name -> ActivationDerivative
     layers: list = field(default_factory=list)  # LayerFormulas, layer 1 first
 
+    def _repr_latex_(self) -> str:
+        """Jupyter shows a derivation as its formulas."""
+        from symbp.printing import document, text_block
+
+        return "\n".join(f"$${text_block(section).strip()}$$"
+                         for section in document(self) if section.rows)
+
 
 def _fprime_node(derivative: ActivationDerivative, batch: bool):
     def node(tensor: Tensor):
