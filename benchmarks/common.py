@@ -48,11 +48,11 @@ def make_params(sizes, dtype=np.float64, seed: int = 0) -> dict[str, np.ndarray]
     NumPy and then cast, so every peer and both dtypes start alike."""
     rng = np.random.default_rng(seed)
     params = {}
-    for l in range(1, len(sizes)):
-        n_in, n_out = sizes[l - 1], sizes[l]
+    for layer in range(1, len(sizes)):
+        n_in, n_out = sizes[layer - 1], sizes[layer]
         limit = np.sqrt(6.0 / (n_in + n_out))
-        params[f"W{l}"] = rng.uniform(-limit, limit, size=(n_out, n_in)).astype(dtype)
-        params[f"b{l}"] = rng.uniform(-0.1, 0.1, size=n_out).astype(dtype)
+        params[f"W{layer}"] = rng.uniform(-limit, limit, size=(n_out, n_in)).astype(dtype)
+        params[f"b{layer}"] = rng.uniform(-0.1, 0.1, size=n_out).astype(dtype)
     return params
 
 
@@ -72,8 +72,15 @@ def make_batch(sizes, batch_size: int, dtype=np.float64, seed: int = 1):
     return X, Y
 
 
-def spec_toml(sizes, *, name: str = "bench_mlp", batch_size: int = 32,
-              learning_rate: float = LEARNING_RATE, epochs: int = 1, seed: int = 0) -> str:
+def spec_toml(
+    sizes,
+    *,
+    name: str = "bench_mlp",
+    batch_size: int = 32,
+    learning_rate: float = LEARNING_RATE,
+    epochs: int = 1,
+    seed: int = 0,
+) -> str:
     """The network spec in the format of CONVENTIONS §3."""
     lines = [
         f'name = "{name}"',
@@ -100,9 +107,16 @@ class GenerationFailed(RuntimeError):
     """``python -m symbp generate`` did not produce an importable module."""
 
 
-def generate_module(sizes, dtype: str, workdir: str | os.PathLike, *,
-                    batch_size: int = 32, learning_rate: float = LEARNING_RATE,
-                    timeout: float = 600, symbp_cmd: list[str] | None = None):
+def generate_module(
+    sizes,
+    dtype: str,
+    workdir: str | os.PathLike,
+    *,
+    batch_size: int = 32,
+    learning_rate: float = LEARNING_RATE,
+    timeout: float = 600,
+    symbp_cmd: list[str] | None = None,
+):
     """Write a spec, run ``python -m symbp generate SPEC -o OUT.py --dtype
     DTYPE`` and import the result. Returns ``(module, path)``; raises
     :class:`GenerationFailed` with a one-line reason otherwise.
@@ -114,19 +128,20 @@ def generate_module(sizes, dtype: str, workdir: str | os.PathLike, *,
     name = f"bench_mlp_{tag}"
     spec = workdir / f"{name}.toml"
     out = workdir / f"{name}.py"
-    spec.write_text(spec_toml(sizes, name=name, batch_size=batch_size,
-                              learning_rate=learning_rate))
+    spec.write_text(spec_toml(sizes, name=name, batch_size=batch_size, learning_rate=learning_rate))
     cmd = list(symbp_cmd or [sys.executable, "-m", "symbp"])
     label = " ".join(symbp_cmd) if symbp_cmd else "python -m symbp"
     cmd += ["generate", str(spec), "-o", str(out), "--dtype", dtype]
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"]
-                                          if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
-        raise GenerationFailed(f"`symbp generate` timed out after {timeout:.0f} s")
+        raise GenerationFailed(f"`{label} generate` timed out after {timeout:.0f} s") from None
     if proc.returncode != 0 or not out.exists():
         err = (proc.stderr or proc.stdout or "").strip().splitlines()
         last = err[-1] if err else "(no output)"
@@ -144,7 +159,9 @@ def import_module_from_path(path, name: str | None = None):
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # a broken generated module must not stop the run
-        raise GenerationFailed(f"importing {path.name} failed: {type(exc).__name__}: {exc}")
+        raise GenerationFailed(
+            f"importing {path.name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return module
 
 
@@ -168,13 +185,21 @@ def blas_info() -> list[str]:
     else:
         for info in threadpool_info():
             path = str(info.get("filepath", ""))
-            owner = next((pkg for pkg in ("numpy", "scipy", "torch", "jaxlib", "sklearn")
-                          if f"{pkg}.libs" in path or f"/{pkg}/" in path), "?")
-            extra = [str(info[k]) for k in ("version", "threading_layer", "architecture")
-                     if info.get(k)]
+            owner = next(
+                (
+                    pkg
+                    for pkg in ("numpy", "scipy", "torch", "jaxlib", "scikit_learn", "sklearn")
+                    if f"{pkg}.libs" in path or f"/{pkg}/" in path
+                ),
+                "?",
+            )
+            extra = [
+                str(info[k]) for k in ("version", "threading_layer", "architecture") if info.get(k)
+            ]
             lines.append(
                 f"[{owner}] {info.get('user_api')}: {info.get('internal_api')} "
-                f"{' '.join(extra)}".rstrip() + f", {info.get('num_threads')} threads, {Path(path).name}"
+                f"{' '.join(extra)}".rstrip()
+                + f", {info.get('num_threads')} threads, {Path(path).name}"
             )
     lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

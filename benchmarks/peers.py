@@ -60,10 +60,12 @@ class TorchStepper:
         self.dtype = np.dtype(dtype)
         self.L = _layers(params)
         # copies, so the NumPy originals are not shared with torch
-        self.W = [torch.tensor(params[f"W{l}"], requires_grad=True)
-                  for l in range(1, self.L + 1)]
-        self.b = [torch.tensor(params[f"b{l}"], requires_grad=True)
-                  for l in range(1, self.L + 1)]
+        self.W = [
+            torch.tensor(params[f"W{layer}"], requires_grad=True) for layer in range(1, self.L + 1)
+        ]
+        self.b = [
+            torch.tensor(params[f"b{layer}"], requires_grad=True) for layer in range(1, self.L + 1)
+        ]
         self.opt = torch.optim.SGD(self.W + self.b, lr=lr, momentum=0.0)
         self.lr = lr
         for t in self.W + self.b:
@@ -75,11 +77,11 @@ class TorchStepper:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             self.lr = lr
-        x = torch.from_numpy(X)   # zero-copy views of the NumPy batch
+        x = torch.from_numpy(X)  # zero-copy views of the NumPy batch
         y = torch.from_numpy(Y)
         a = x
-        for l in range(self.L - 1):
-            a = torch.tanh(torch.addmm(self.b[l], a, self.W[l].t()))
+        for layer in range(self.L - 1):
+            a = torch.tanh(torch.addmm(self.b[layer], a, self.W[layer].t()))
         logits = torch.addmm(self.b[-1], a, self.W[-1].t())
         # probability targets: softmax + cross-entropy fused, mean over batch
         loss = torch.nn.functional.cross_entropy(logits, y)
@@ -89,9 +91,9 @@ class TorchStepper:
 
     def numpy_params(self) -> dict:
         out = {}
-        for l in range(1, self.L + 1):
-            out[f"W{l}"] = self.W[l - 1].detach().numpy().copy()
-            out[f"b{l}"] = self.b[l - 1].detach().numpy().copy()
+        for layer in range(1, self.L + 1):
+            out[f"W{layer}"] = self.W[layer - 1].detach().numpy().copy()
+            out[f"b{layer}"] = self.b[layer - 1].detach().numpy().copy()
         return out
 
 
@@ -137,9 +139,11 @@ class JaxStepper:
         self.dtype = np.dtype(dtype)
         self.L = _layers(params)
         self.params = tuple(
-            (jax.device_put(np.array(params[f"W{l}"])),
-             jax.device_put(np.array(params[f"b{l}"])))
-            for l in range(1, self.L + 1)
+            (
+                jax.device_put(np.array(params[f"W{layer}"])),
+                jax.device_put(np.array(params[f"b{layer}"])),
+            )
+            for layer in range(1, self.L + 1)
         )
         for W, b in self.params:
             assert W.dtype == self.dtype and b.dtype == self.dtype, (W.dtype, b.dtype)
@@ -152,25 +156,37 @@ class JaxStepper:
 
     def numpy_params(self) -> dict:
         out = {}
-        for l, (W, b) in enumerate(self.params, start=1):
-            out[f"W{l}"] = np.asarray(W).copy()
-            out[f"b{l}"] = np.asarray(b).copy()
+        for layer, (W, b) in enumerate(self.params, start=1):
+            out[f"W{layer}"] = np.asarray(W).copy()
+            out[f"b{layer}"] = np.asarray(b).copy()
         return out
 
 
 # --------------------------------------------------------------------------
 # scikit-learn MLPClassifier, partial_fit per batch
 # --------------------------------------------------------------------------
-def make_sklearn_classifier(hidden, batch_size, lr, *, shuffle=False, random_state=0,
-                            max_iter=1, warm_start=False):
+def make_sklearn_classifier(
+    hidden, batch_size, lr, *, shuffle=False, random_state=0, max_iter=1, warm_start=False
+):
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(
-        hidden_layer_sizes=tuple(hidden), activation="tanh", solver="sgd",
-        alpha=0.0, batch_size=batch_size, learning_rate="constant",
-        learning_rate_init=lr, momentum=0.0, nesterovs_momentum=False,
-        shuffle=shuffle, early_stopping=False, random_state=random_state,
-        max_iter=max_iter, warm_start=warm_start, tol=0.0, n_iter_no_change=10**9,
+        hidden_layer_sizes=tuple(hidden),
+        activation="tanh",
+        solver="sgd",
+        alpha=0.0,
+        batch_size=batch_size,
+        learning_rate="constant",
+        learning_rate_init=lr,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        shuffle=shuffle,
+        early_stopping=False,
+        random_state=random_state,
+        max_iter=max_iter,
+        warm_start=warm_start,
+        tol=0.0,
+        n_iter_no_change=10**9,
     )
 
 
@@ -179,20 +195,22 @@ def sklearn_set_params(clf, params: dict) -> None:
     L = _layers(params)
     if len(clf.coefs_) != L:
         raise ValueError("layer count mismatch")
-    for l in range(1, L + 1):
-        W, b = params[f"W{l}"], params[f"b{l}"]
-        if clf.coefs_[l - 1].shape != W.T.shape:
-            raise ValueError(f"W{l}: sklearn has {clf.coefs_[l - 1].shape}, ours {W.T.shape}")
+    for layer in range(1, L + 1):
+        W, b = params[f"W{layer}"], params[f"b{layer}"]
+        if clf.coefs_[layer - 1].shape != W.T.shape:
+            raise ValueError(
+                f"W{layer}: sklearn has {clf.coefs_[layer - 1].shape}, ours {W.T.shape}"
+            )
         # in place: the arrays stay the ones sklearn's optimizer updates
-        clf.coefs_[l - 1][...] = W.T
-        clf.intercepts_[l - 1][...] = b
+        clf.coefs_[layer - 1][...] = W.T
+        clf.intercepts_[layer - 1][...] = b
 
 
 def sklearn_get_params(clf) -> dict:
     out = {}
-    for l, (C, c) in enumerate(zip(clf.coefs_, clf.intercepts_), start=1):
-        out[f"W{l}"] = np.ascontiguousarray(C.T)
-        out[f"b{l}"] = np.array(c)
+    for layer, (C, c) in enumerate(zip(clf.coefs_, clf.intercepts_, strict=True), start=1):
+        out[f"W{layer}"] = np.ascontiguousarray(C.T)
+        out[f"b{layer}"] = np.array(c)
     return out
 
 
@@ -201,7 +219,9 @@ class SklearnStepper:
 
     def __init__(self, params: dict, batch_size: int, dtype, lr: float, X=None, Y=None):
         L = _layers(params)
-        sizes = [params["W1"].shape[1]] + [params[f"W{l}"].shape[0] for l in range(1, L + 1)]
+        sizes = [params["W1"].shape[1]] + [
+            params[f"W{layer}"].shape[0] for layer in range(1, L + 1)
+        ]
         self.n_classes = sizes[-1]
         self.classes = np.arange(self.n_classes)
         self.lr = lr
@@ -246,33 +266,37 @@ class GemmBound:
     def __init__(self, params: dict, batch_size: int, dtype, lr: float = 0.0):
         dt = np.dtype(dtype)
         self.L = L = _layers(params)
-        self.W = [None] + [np.array(params[f"W{l}"]) for l in range(1, L + 1)]
-        n = [self.W[1].shape[1]] + [self.W[l].shape[0] for l in range(1, L + 1)]
+        self.W = [None] + [np.array(params[f"W{layer}"]) for layer in range(1, L + 1)]
+        n = [self.W[1].shape[1]] + [self.W[layer].shape[0] for layer in range(1, L + 1)]
         rng = np.random.default_rng(0)
         B = batch_size
-        self.Z = [None] + [np.empty((B, n[l]), dtype=dt) for l in range(1, L + 1)]
-        self.A = [None] + [rng.standard_normal((B, n[l])).astype(dt) for l in range(1, L + 1)]
-        self.D = [None] + [rng.standard_normal((B, n[l])).astype(dt) for l in range(1, L + 1)]
-        self.dA = [None] + [np.empty((B, n[l]), dtype=dt) for l in range(1, L)]
-        self.dW = [None] + [np.empty_like(self.W[l]) for l in range(1, L + 1)]
+        self.Z = [None] + [np.empty((B, n[layer]), dtype=dt) for layer in range(1, L + 1)]
+        self.A = [None] + [
+            rng.standard_normal((B, n[layer])).astype(dt) for layer in range(1, L + 1)
+        ]
+        self.D = [None] + [
+            rng.standard_normal((B, n[layer])).astype(dt) for layer in range(1, L + 1)
+        ]
+        self.dA = [None] + [np.empty((B, n[layer]), dtype=dt) for layer in range(1, L)]
+        self.dW = [None] + [np.empty_like(self.W[layer]) for layer in range(1, L + 1)]
 
     def buffers(self) -> dict:
         out = {}
         for kind in ("W", "Z", "A", "D", "dA", "dW"):
-            for l, arr in enumerate(getattr(self, kind)):
+            for layer, arr in enumerate(getattr(self, kind)):
                 if arr is not None:
-                    out[f"{kind}{l}"] = arr
+                    out[f"{kind}{layer}"] = arr
         return out
 
     def step(self, X, Y=None, lr: float = 0.0) -> None:
         L, W, A, D = self.L, self.W, self.A, self.D
         np.matmul(X, W[1].T, out=self.Z[1])
-        for l in range(2, L + 1):
-            np.matmul(A[l - 1], W[l].T, out=self.Z[l])
-        for l in range(L, 0, -1):
-            np.matmul(D[l].T, X if l == 1 else A[l - 1], out=self.dW[l])
-            if l > 1:
-                np.matmul(D[l], W[l], out=self.dA[l - 1])
+        for layer in range(2, L + 1):
+            np.matmul(A[layer - 1], W[layer].T, out=self.Z[layer])
+        for layer in range(L, 0, -1):
+            np.matmul(D[layer].T, X if layer == 1 else A[layer - 1], out=self.dW[layer])
+            if layer > 1:
+                np.matmul(D[layer], W[layer], out=self.dA[layer - 1])
 
     def numpy_params(self) -> dict:
         raise NotImplementedError("the GEMM bound computes no update")

@@ -39,37 +39,37 @@ class ReferenceMLP:
             raise ValueError("params must hold W1, b1, ..., WL, bL")
         self.n_layers = L = len(params) // 2
         self.params = params
-        self.W = [None] + [params[f"W{l}"] for l in range(1, L + 1)]
-        self.b = [None] + [params[f"b{l}"] for l in range(1, L + 1)]
+        self.W = [None] + [params[f"W{layer}"] for layer in range(1, L + 1)]
+        self.b = [None] + [params[f"b{layer}"] for layer in range(1, L + 1)]
         for name, arr in params.items():
             if arr.dtype != self.dtype:
                 raise TypeError(f"{name} has dtype {arr.dtype}, expected {self.dtype}")
             if not arr.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous")
-        self.sizes = [self.W[1].shape[1]] + [self.W[l].shape[0] for l in range(1, L + 1)]
+        self.sizes = [self.W[1].shape[1]] + [self.W[layer].shape[0] for layer in range(1, L + 1)]
         self.batch_size = batch_size
         self._allocate(batch_size)
 
     def _allocate(self, B: int) -> None:
         L, dt, n = self.n_layers, self.dtype, self.sizes
         # A[l]: activation of layer l (A[L] holds the softmax probabilities)
-        self.A = [None] + [np.empty((B, n[l]), dtype=dt) for l in range(1, L + 1)]
+        self.A = [None] + [np.empty((B, n[layer]), dtype=dt) for layer in range(1, L + 1)]
         # D[l]: first dA_l = Delta_{l+1} W_{l+1}, then Delta_l (scaled by lr/B)
-        self.D = [None] + [np.empty((B, n[l]), dtype=dt) for l in range(1, L + 1)]
+        self.D = [None] + [np.empty((B, n[layer]), dtype=dt) for layer in range(1, L + 1)]
         # T[l]: scratch for the tanh derivative 1 - A_l^2 (hidden layers only)
-        self.T = [None] + [np.empty((B, n[l]), dtype=dt) for l in range(1, L)]
+        self.T = [None] + [np.empty((B, n[layer]), dtype=dt) for layer in range(1, L)]
         self.row = np.empty((B, 1), dtype=dt)  # row max / row sum of the softmax
-        self.dW = [None] + [np.empty_like(self.W[l]) for l in range(1, L + 1)]
-        self.db = [None] + [np.empty_like(self.b[l]) for l in range(1, L + 1)]
+        self.dW = [None] + [np.empty_like(self.W[layer]) for layer in range(1, L + 1)]
+        self.db = [None] + [np.empty_like(self.b[layer]) for layer in range(1, L + 1)]
         self.capacity = B
 
     def buffers(self) -> dict[str, np.ndarray]:
         """Every array the stepper owns (for the dtype assertions)."""
         out = {}
         for kind in ("A", "D", "T", "dW", "db"):
-            for l, arr in enumerate(getattr(self, kind)):
+            for layer, arr in enumerate(getattr(self, kind)):
                 if arr is not None:
-                    out[f"{kind}{l}"] = arr
+                    out[f"{kind}{layer}"] = arr
         out["row"] = self.row
         return out
 
@@ -85,11 +85,11 @@ class ReferenceMLP:
         B = X.shape[0]
         L = self.n_layers
         A_prev = X
-        for l in range(1, L + 1):
-            Z = self.A[l][:B]
-            np.matmul(A_prev, self.W[l].T, out=Z)
-            Z += self.b[l]
-            if l < L:
+        for layer in range(1, L + 1):
+            Z = self.A[layer][:B]
+            np.matmul(A_prev, self.W[layer].T, out=Z)
+            Z += self.b[layer]
+            if layer < L:
                 np.tanh(Z, out=Z)
             A_prev = Z
         P = A_prev
@@ -112,22 +112,22 @@ class ReferenceMLP:
         D = self.D[L][:B]
         np.subtract(P, Y, out=D)
         D *= self.dtype.type(lr / B)
-        for l in range(L, 0, -1):
-            A_prev = X if l == 1 else self.A[l - 1][:B]
-            dW, db = self.dW[l], self.db[l]
-            np.matmul(D.T, A_prev, out=dW)          # lr * dL/dW_l
-            np.sum(D, axis=0, out=db)               # lr * dL/db_l
-            if l > 1:
-                D_prev = self.D[l - 1][:B]
-                np.matmul(D, self.W[l], out=D_prev)  # dA_{l-1}, before W_l changes
-                T = self.T[l - 1][:B]
+        for layer in range(L, 0, -1):
+            A_prev = X if layer == 1 else self.A[layer - 1][:B]
+            dW, db = self.dW[layer], self.db[layer]
+            np.matmul(D.T, A_prev, out=dW)  # lr * dL/dW_l
+            np.sum(D, axis=0, out=db)  # lr * dL/db_l
+            if layer > 1:
+                D_prev = self.D[layer - 1][:B]
+                np.matmul(D, self.W[layer], out=D_prev)  # dA_{layer-1}, before W_l changes
+                T = self.T[layer - 1][:B]
                 np.multiply(A_prev, A_prev, out=T)
-                np.subtract(1, T, out=T)             # tanh' = 1 - a^2
+                np.subtract(1, T, out=T)  # tanh' = 1 - a^2
                 D_prev *= T
             # ---- update ----
-            self.W[l] -= dW
-            self.b[l] -= db
-            if l > 1:
+            self.W[layer] -= dW
+            self.b[layer] -= db
+            if layer > 1:
                 D = D_prev
 
     def loss(self, X, Y) -> float:

@@ -40,9 +40,8 @@ import bench_threads  # noqa: E402
 
 bench_threads.configure_from_argv(sys.argv[1:])
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402
+import numpy as np  # noqa: E402
 import peers  # noqa: E402
 from reference_numpy import ReferenceMLP  # noqa: E402
 
@@ -56,8 +55,7 @@ def load_data(dtype, seed=0):
     digits = load_digits()
     X = (digits.data / 16.0).astype(dtype)
     y = digits.target.astype(np.int64)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed,
-                                          stratify=y)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
     Ytr = np.zeros((len(ytr), 10), dtype=dtype)
     Ytr[np.arange(len(ytr)), ytr] = 1
     return Xtr, Ytr, ytr, Xte, yte
@@ -75,8 +73,16 @@ class GeneratedEpochs:
         self.m, self.params, self.bs, self.lr = module, params, batch_size, lr
 
     def epoch(self, X, Y, y, e):
-        self.m.train(self.params, X, Y, epochs=1, batch_size=self.bs,
-                     learning_rate=self.lr, optimizer="sgd", seed=e)
+        self.m.train(
+            self.params,
+            X,
+            Y,
+            epochs=1,
+            batch_size=self.bs,
+            learning_rate=self.lr,
+            optimizer="sgd",
+            seed=e,
+        )
 
     def probs(self, X):
         return np.asarray(self.m.forward(self.params, X))
@@ -91,11 +97,17 @@ class SklearnEpochs:
     def __init__(self, params, X, y, batch_size, lr, seed):
         # a RandomState instance (not an int) so each epoch shuffles afresh
         self.clf = peers.make_sklearn_classifier(
-            SIZES[1:-1], batch_size, lr, shuffle=True,
-            random_state=np.random.RandomState(seed), max_iter=1, warm_start=True)
+            SIZES[1:-1],
+            batch_size,
+            lr,
+            shuffle=True,
+            random_state=np.random.RandomState(seed),
+            max_iter=1,
+            warm_start=True,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.clf.fit(X, y)           # builds the model (one throw-away epoch) ...
+            self.clf.fit(X, y)  # builds the model (one throw-away epoch) ...
         peers.sklearn_set_params(self.clf, params)  # ... then our initial weights
 
     def epoch(self, X, Y, y, e):
@@ -120,7 +132,7 @@ class ReferenceEpochs:
     def epoch(self, X, Y, y, e):
         idx = np.random.default_rng(e).permutation(len(X))
         for s in range(0, len(X), self.bs):
-            j = idx[s:s + self.bs]
+            j = idx[s : s + self.bs]
             self.mlp.step(X[j], Y[j], self.lr)
 
     def probs(self, X):
@@ -138,10 +150,12 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", default="1",
-                    help="threads per library (default 1, pinned); 'all' = library defaults")
-    ap.add_argument("--symbp-cmd", metavar="CMD",
-                    help="command used instead of 'python -m symbp'")
+    ap.add_argument(
+        "--threads",
+        default="1",
+        help="threads per library (default 1, pinned); 'all' = library defaults",
+    )
+    ap.add_argument("--symbp-cmd", metavar="CMD", help="command used instead of 'python -m symbp'")
     args = ap.parse_args(argv)
     epochs = args.epochs or (5 if args.quick else 30)
     dt = np.dtype(args.dtype)
@@ -156,9 +170,11 @@ def main(argv=None) -> int:
         print(f"- {line}")
     print(f"- scikit-learn {sklearn.__version__}, numpy {np.__version__}")
     Xtr, Ytr, ytr, Xte, yte = load_data(dt, args.seed)
-    print(f"- digits: {len(Xtr)} train / {len(Xte)} test, network "
-          f"{common.shape_name(SIZES)}, {args.dtype}, SGD lr {lr}, batch {bs}, "
-          f"{epochs} epochs\n")
+    print(
+        f"- digits: {len(Xtr)} train / {len(Xte)} test, network "
+        f"{common.shape_name(SIZES)}, {args.dtype}, SGD lr {lr}, batch {bs}, "
+        f"{epochs} epochs\n"
+    )
     params0 = common.make_params(SIZES, dt, seed=args.seed)
 
     runners = []
@@ -166,8 +182,13 @@ def main(argv=None) -> int:
     try:
         try:
             module, path = common.generate_module(
-                SIZES, args.dtype, workdir.name, batch_size=bs, learning_rate=lr,
-                symbp_cmd=shlex.split(args.symbp_cmd) if args.symbp_cmd else None)
+                SIZES,
+                args.dtype,
+                workdir.name,
+                batch_size=bs,
+                learning_rate=lr,
+                symbp_cmd=shlex.split(args.symbp_cmd) if args.symbp_cmd else None,
+            )
             if not callable(getattr(module, "train", None)):
                 raise common.GenerationFailed("generated module has no train()")
             runners.append(GeneratedEpochs(module, common.copy_params(params0), bs, lr))
@@ -195,8 +216,10 @@ def main(argv=None) -> int:
             print(f"| {r.name} | {med * 1e3:.2f} | {med / base_t:.2f}× | {loss:.4f} | {acc:.4f} |")
     finally:
         workdir.cleanup()
-    print(f"\n(median over {epochs} interleaved epochs; the three peers shuffle "
-          "differently, so losses and accuracies agree only roughly)")
+    print(
+        f"\n(median over {epochs} interleaved epochs; the three peers shuffle "
+        "differently, so losses and accuracies agree only roughly)"
+    )
     return 0
 
 

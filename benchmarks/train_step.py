@@ -62,9 +62,8 @@ import bench_threads  # noqa: E402  (before NumPy: sets thread env and affinity)
 
 bench_threads.configure_from_argv(sys.argv[1:])
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402
+import numpy as np  # noqa: E402
 import peers  # noqa: E402
 from reference_numpy import ReferenceMLP  # noqa: E402
 
@@ -184,8 +183,11 @@ def check_reference_dtypes(stepper: ReferenceStepper, dtype) -> list[str]:
     dt = np.dtype(dtype)
     arrays = dict(stepper.mlp.params)
     arrays.update(stepper.mlp.buffers())
-    return [f"reference {k} has dtype {v.dtype}, expected {dt}"
-            for k, v in arrays.items() if v.dtype != dt]
+    return [
+        f"reference {k} has dtype {v.dtype}, expected {dt}"
+        for k, v in arrays.items()
+        if v.dtype != dt
+    ]
 
 
 def update_error(params0, ref_after, peer_after) -> float:
@@ -209,8 +211,9 @@ def update_tolerance(dtype) -> float:
 # --------------------------------------------------------------------------
 # timing
 # --------------------------------------------------------------------------
-def time_interleaved(steppers: dict, X, Y, lr, repeats: int, target_s: float,
-                     warmup: int = 3) -> tuple[dict, int]:
+def time_interleaved(
+    steppers: dict, X, Y, lr, repeats: int, target_s: float, warmup: int = 3
+) -> tuple[dict, int]:
     """Per peer, the list of per-step seconds (one value per repeat)."""
     for s in steppers.values():
         for _ in range(warmup):
@@ -304,8 +307,11 @@ def memory_child(cfg: dict) -> dict:
         for _ in range(cfg["steps"]):
             s.step(X, Y, lr)
     peak = _proc_status_kib("VmHWM") if use_proc else _maxrss_kib()
-    out = {"rss_delta_kib": peak - base, "baseline_kib": base,
-           "method": "VmHWM-reset" if use_proc else "ru_maxrss"}
+    out = {
+        "rss_delta_kib": peak - base,
+        "baseline_kib": base,
+        "method": "VmHWM-reset" if use_proc else "ru_maxrss",
+    }
     if peer in NUMPY_PEERS:
         del s
         gc.collect()
@@ -319,12 +325,27 @@ def memory_child(cfg: dict) -> dict:
 
 
 def measure_memory(peer, sizes, B, dtype, lr, steps, module_path=None) -> dict:
-    cfg = {"peer": peer, "sizes": list(sizes), "batch": B, "dtype": dtype, "lr": lr,
-           "steps": steps, "module_path": str(module_path) if module_path else None}
+    cfg = {
+        "peer": peer,
+        "sizes": list(sizes),
+        "batch": B,
+        "dtype": dtype,
+        "lr": lr,
+        "steps": steps,
+        "module_path": str(module_path) if module_path else None,
+    }
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--memory-child", json.dumps(cfg),
-         "--threads", str(bench_threads.THREADS or "all")],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--memory-child",
+            json.dumps(cfg),
+            "--threads",
+            str(bench_threads.THREADS or "all"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -348,8 +369,11 @@ def fmt_ratio(x) -> str:
 
 
 def print_time_table(rows, peer_names, baseline_label):
-    cols = ["shape", "batch", "dtype"] + [f"{p} ms" for p in peer_names] + \
-           [f"{p} / {baseline_label}" for p in peer_names if p != baseline_label]
+    cols = (
+        ["shape", "batch", "dtype"]
+        + [f"{p} ms" for p in peer_names]
+        + [f"{p} / {baseline_label}" for p in peer_names if p != baseline_label]
+    )
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|")
     for row in rows:
@@ -370,8 +394,11 @@ def fmt_mib(kib) -> str:
 
 
 def print_memory_table(mem_rows, peer_names):
-    cols = ["shape", "batch", "dtype"] + [f"{p} ΔRSS MiB" for p in peer_names] + \
-           [f"{p} tracemalloc MiB" for p in peer_names if p in NUMPY_PEERS]
+    cols = (
+        ["shape", "batch", "dtype"]
+        + [f"{p} ΔRSS MiB" for p in peer_names]
+        + [f"{p} tracemalloc MiB" for p in peer_names if p in NUMPY_PEERS]
+    )
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|")
     for row in mem_rows:
@@ -391,19 +418,24 @@ def environment_lines(avail) -> list[str]:
     versions = []
     if avail.get("torch") is None:
         import torch
+
         versions.append(f"torch {torch.__version__}")
     if avail.get("jax") is None:
         import jax
+
         versions.append(f"jax {jax.__version__} ({jax.default_backend()})")
     if avail.get("sklearn") is None:
         import sklearn
+
         versions.append(f"scikit-learn {sklearn.__version__}")
-    lines = [f"python {platform.python_version()} on {platform.machine()}, "
-             f"{os.cpu_count()} CPUs; numpy {np.__version__}"
-             + "".join(f"; {v}" for v in versions)]
+    lines = [
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; numpy {np.__version__}" + "".join(f"; {v}" for v in versions)
+    ]
     lines += bench_threads.apply_to_loaded_libraries()  # after the imports above
     if avail.get("torch") is None:
         import torch
+
         lines.append(f"torch intra-op threads: {torch.get_num_threads()}")
     lines += common.blas_info()
     return lines
@@ -413,28 +445,40 @@ def environment_lines(avail) -> list[str]:
 # main
 # --------------------------------------------------------------------------
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer repeats and shorter timing samples")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and shorter timing samples")
     ap.add_argument("--repeats", type=int, help="timing samples per peer (default 25, quick 5)")
-    ap.add_argument("--sample-ms", type=float,
-                    help="target duration of one timing sample (default 50, quick 10)")
-    ap.add_argument("--shapes", help="comma list like 8-16-3:16,784-512-256-10:128 "
-                                     "(default: the four standard shapes)")
+    ap.add_argument(
+        "--sample-ms",
+        type=float,
+        help="target duration of one timing sample (default 50, quick 10)",
+    )
+    ap.add_argument(
+        "--shapes",
+        help="comma list like 8-16-3:16,784-512-256-10:128 (default: the four standard shapes)",
+    )
     ap.add_argument("--dtypes", default="float64,float32")
-    ap.add_argument("--peers", default=",".join(PEER_ORDER),
-                    help=f"comma list out of {','.join(PEER_ORDER)}")
+    ap.add_argument(
+        "--peers", default=",".join(PEER_ORDER), help=f"comma list out of {','.join(PEER_ORDER)}"
+    )
     ap.add_argument("--lr", type=float, default=common.LEARNING_RATE)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--memory-steps", type=int, help="steps per memory run (default 20, quick 5)")
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON")
-    ap.add_argument("--threads", default="1",
-                    help="threads per library, process pinned to that many CPUs "
-                         "(default 1); 'all' keeps the libraries' defaults")
-    ap.add_argument("--symbp-cmd", metavar="CMD",
-                    help="command used instead of 'python -m symbp' to generate code "
-                         "(split like a shell would), e.g. 'symbp'")
+    ap.add_argument(
+        "--threads",
+        default="1",
+        help="threads per library, process pinned to that many CPUs "
+        "(default 1); 'all' keeps the libraries' defaults",
+    )
+    ap.add_argument(
+        "--symbp-cmd",
+        metavar="CMD",
+        help="command used instead of 'python -m symbp' to generate code "
+        "(split like a shell would), e.g. 'symbp'",
+    )
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -473,8 +517,10 @@ def main(argv=None) -> int:
     for p in ("torch", "jax", "sklearn"):
         if p in wanted and avail[p] is not None:
             print(f"- skipping {p}: {avail[p]}")
-    print(f"- {repeats} interleaved repeats per peer, ~{target_s * 1e3:.0f} ms per sample, "
-          f"lr {lr}, plain SGD\n")
+    print(
+        f"- {repeats} interleaved repeats per peer, ~{target_s * 1e3:.0f} ms per sample, "
+        f"lr {lr}, plain SGD\n"
+    )
 
     failures: list[str] = []
     time_rows, mem_rows = [], []
@@ -495,8 +541,13 @@ def main(argv=None) -> int:
                     t0 = time.perf_counter()
                     try:
                         module, module_path = common.generate_module(
-                            sizes, dtype, workdir.name, batch_size=B, learning_rate=lr,
-                            symbp_cmd=shlex.split(args.symbp_cmd) if args.symbp_cmd else None)
+                            sizes,
+                            dtype,
+                            workdir.name,
+                            batch_size=B,
+                            learning_rate=lr,
+                            symbp_cmd=shlex.split(args.symbp_cmd) if args.symbp_cmd else None,
+                        )
                         print(f"  generated {module_path.name} in {time.perf_counter() - t0:.1f} s")
                     except common.GenerationFailed as exc:
                         gen_reasons[label] = str(exc)
@@ -512,9 +563,13 @@ def main(argv=None) -> int:
                         failures += [f"{label}: {m}" for m in probs]
                         module = None
 
-                names = [p for p in PEER_ORDER if p in wanted and
-                         (p != "generated" or module is not None) and
-                         (p not in avail or avail[p] is None)]
+                names = [
+                    p
+                    for p in PEER_ORDER
+                    if p in wanted
+                    and (p != "generated" or module is not None)
+                    and (p not in avail or avail[p] is None)
+                ]
 
                 # -- correctness: one step from params0, against the reference --
                 ref = make_stepper("reference", params0, B, dt, lr, X, Y)
@@ -552,8 +607,11 @@ def main(argv=None) -> int:
                         print(f"  FAIL {msg}")
                         failures.append(f"{label}: {msg}")
                         names.remove(name)
-                print("  one-step agreement with reference (max rel. error of the update): " +
-                      ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) + f"  [tol {tol:.0e}]")
+                print(
+                    "  one-step agreement with reference (max rel. error of the update): "
+                    + ", ".join(f"{k} {v:.1e}" for k, v in errs.items())
+                    + f"  [tol {tol:.0e}]"
+                )
 
                 # -- timing --
                 steppers = {}
@@ -564,13 +622,22 @@ def main(argv=None) -> int:
                     samples, n_steps = time_interleaved(steppers, X, Y, lr, repeats, target_s)
                 med = {n: statistics.median(v) for n, v in samples.items()}
                 baseline = "generated" if "generated" in med else "reference"
-                print(f"  {n_steps} steps per sample; median ms/step: " +
-                      ", ".join(f"{n} {fmt_ms(t)}" for n, t in med.items()))
-                time_rows.append({
-                    "shape": common.shape_name(sizes), "batch": B, "dtype": dtype,
-                    "median_s": med, "samples_s": samples, "steps_per_sample": n_steps,
-                    "baseline": baseline, "update_error": errs,
-                })
+                print(
+                    f"  {n_steps} steps per sample; median ms/step: "
+                    + ", ".join(f"{n} {fmt_ms(t)}" for n, t in med.items())
+                )
+                time_rows.append(
+                    {
+                        "shape": common.shape_name(sizes),
+                        "batch": B,
+                        "dtype": dtype,
+                        "median_s": med,
+                        "samples_s": samples,
+                        "steps_per_sample": n_steps,
+                        "baseline": baseline,
+                        "update_error": errs,
+                    }
+                )
                 del steppers
                 gc.collect()
 
@@ -579,14 +646,26 @@ def main(argv=None) -> int:
                     mem = {}
                     for name in MEMORY_PEERS:
                         if name in names:
-                            mem[name] = measure_memory(name, sizes, B, dtype, lr, mem_steps,
-                                                       module_path if name == "generated" else None)
+                            mem[name] = measure_memory(
+                                name,
+                                sizes,
+                                B,
+                                dtype,
+                                lr,
+                                mem_steps,
+                                module_path if name == "generated" else None,
+                            )
                             if "error" in mem[name]:
                                 print(f"  memory run of {name} failed: {mem[name]['error']}")
-                    print("  peak ΔRSS MiB: " + ", ".join(
-                        f"{n} {fmt_mib(m.get('rss_delta_kib'))}" for n, m in mem.items()))
-                    mem_rows.append({"shape": common.shape_name(sizes), "batch": B,
-                                     "dtype": dtype, "mem": mem})
+                    print(
+                        "  peak ΔRSS MiB: "
+                        + ", ".join(
+                            f"{n} {fmt_mib(m.get('rss_delta_kib'))}" for n, m in mem.items()
+                        )
+                    )
+                    mem_rows.append(
+                        {"shape": common.shape_name(sizes), "batch": B, "dtype": dtype, "mem": mem}
+                    )
                 print()
     finally:
         workdir.cleanup()
@@ -596,27 +675,45 @@ def main(argv=None) -> int:
     baseline_label = "generated" if "generated" in present else "reference"
     print("## Median time per training step (ms), interleaved\n")
     if baseline_label != "generated":
-        print("_Generated code unavailable (see the notes below the tables); "
-              "ratios are against the hand-written reference._\n")
+        print(
+            "_Generated code unavailable (see the notes below the tables); "
+            "ratios are against the hand-written reference._\n"
+        )
     print_time_table(time_rows, present, baseline_label)
-    print("\nRatios are peer time / " + baseline_label + " time (below 1× = faster than "
-          + baseline_label + "). gemm-bound = the matrix products alone.")
+    print(
+        "\nRatios are peer time / "
+        + baseline_label
+        + " time (below 1× = faster than "
+        + baseline_label
+        + "). gemm-bound = the matrix products alone."
+    )
     if mem_rows:
         mem_present = [p for p in MEMORY_PEERS if any(p in r["mem"] for r in mem_rows)]
         print(f"\n## Peak memory of a {mem_steps}-step training run (MiB)\n")
-        print("ΔRSS = peak RSS during the run (VmHWM, the counter behind ru_maxrss, reset "
-              "after imports and data) minus RSS after imports and data, each peer in its "
-              "own subprocess; tracemalloc = peak of traced NumPy allocations.\n")
+        print(
+            "ΔRSS = peak RSS during the run (VmHWM, the counter behind ru_maxrss, reset "
+            "after imports and data) minus RSS after imports and data, each peer in its "
+            "own subprocess; tracemalloc = peak of traced NumPy allocations.\n"
+        )
         print_memory_table(mem_rows, mem_present)
     if gen_reasons:
         print(f"\nNote: generated code skipped for {len(gen_reasons)} configuration(s):")
         for reason in sorted(set(gen_reasons.values())):
             print(f"  - {reason}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"time": time_rows, "memory": mem_rows, "failures": failures,
-             "generated_skipped": gen_reasons,
-             "environment": env_lines}, indent=1, default=str))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "time": time_rows,
+                    "memory": mem_rows,
+                    "failures": failures,
+                    "generated_skipped": gen_reasons,
+                    "environment": env_lines,
+                },
+                indent=1,
+                default=str,
+            )
+        )
     if failures:
         print(f"\n{len(failures)} check(s) FAILED:")
         for f in failures:

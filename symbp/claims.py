@@ -442,7 +442,7 @@ def _lark_parse(text: str, original: str):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         expected = _describe(exc.allowed or ())
         shown = _command_at(text, exc.pos_in_stream) or char
-        raise ClaimParseError(f"unexpected {shown!r}; expected {_join(expected)}",
+        raise ClaimParseError(f"unexpected '{shown}'; expected {_join(expected)}",
                               exc.column, expected, original) from None
     except UnexpectedEOF as exc:
         expected = _describe(exc.expected)
@@ -509,8 +509,9 @@ class _Builder:
         if method is None:  # pragma: no cover - every rule has a method
             self.fail(tree, f"unsupported construct {tree.data}")
         node = method(tree, *tree.children)
-        if isinstance(node, Node) and node.span == (0, 0):
-            node = replace(node, span=_span(tree))
+        span = _span(tree)
+        if isinstance(node, Node) and span != (0, 0):
+            node = replace(node, span=span)
         return node
 
     # ----- arithmetic
@@ -824,8 +825,8 @@ class _LatexPrinter:
         return f"{self.print(node.left)} - {self.wrap(node.right, Add, Sub, Neg)}"
 
     def p_Hadamard(self, node):
-        return (f"{self.wrap(node.left, Add, Sub, Neg)} \\odot "
-                f"{self.wrap(node.right, Add, Sub, Neg)}")
+        return (f"{self.wrap(node.left, Add, Sub, Neg, MatMul)} \\odot "
+                f"{self.wrap(node.right, Add, Sub, Neg, MatMul)}")
 
     def p_MatMul(self, node):
         return (f"{self.wrap(node.left, Add, Sub, Neg, Hadamard)} "

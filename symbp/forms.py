@@ -60,7 +60,7 @@ class Tensor:
     def is_input(self) -> bool:
         return self.letter == "a" and self.layer == 0
 
-    @property
+    @cached_property
     def latex(self) -> str:
         if self.is_input or self.letter == "y":
             return "X" if (self.batch and self.is_input) else (
@@ -71,7 +71,7 @@ class Tensor:
         letter = _LATEX_LETTER[self.letter][1 if self.batch else 0]
         return f"{letter}^{{({sp.latex(self.layer)})}}"
 
-    @property
+    @cached_property
     def code(self) -> str:
         """The name this quantity has in generated code (``W2``, ``delta1``, ``Y``)."""
         if self.letter == "y":

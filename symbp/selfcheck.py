@@ -22,6 +22,7 @@ from symbp.registry import A, X, Y
 
 TOLERANCE = 1e-6
 STEP = 1e-6
+ENTRIES_PER_PARAMETER = 6  # random entries checked per parameter array
 SMALL_WIDTHS = (3, 4, 2, 5)
 
 
@@ -80,12 +81,20 @@ def batch_loss(network, params, inputs, targets) -> float:
     return float(loss_terms(network.loss_definition, output, targets).sum(axis=1).mean())
 
 
-def finite_difference_gradients(network, params, inputs, targets, step=STEP) -> dict:
-    """Central differences of the batch loss for every parameter entry."""
+def finite_difference_gradients(network, params, inputs, targets, step=STEP,
+                                entries=None, rng=None) -> dict:
+    """Central differences of the batch loss: every entry, or ``entries`` random ones.
+
+    Entries not differenced are NaN.
+    """
     gradients = {}
     for name, value in params.items():
-        grad = np.zeros_like(value)
-        for position in np.ndindex(value.shape):
+        grad = np.full(value.shape, np.nan)
+        positions = list(np.ndindex(value.shape))
+        if entries is not None and len(positions) > entries:
+            chosen = rng.choice(len(positions), entries, replace=False)
+            positions = [positions[i] for i in chosen]
+        for position in positions:
             original = value[position]
             value[position] = original + step
             up = batch_loss(network, params, inputs, targets)
@@ -144,6 +153,9 @@ def _evaluate(formula, values):
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    """Max difference over the entries of ``expected`` that are not NaN, relative."""
+    known = ~np.isnan(expected)
+    got, expected = got[known], expected[known]
     scale = max(np.max(np.abs(expected)), np.max(np.abs(got)), 1e-3)
     return float(np.max(np.abs(got - expected)) / scale)
 
@@ -154,7 +166,8 @@ def self_check(derivation, seed: int = 1234, batch: int = 3) -> None:
     rng = np.random.default_rng(seed)
     widths = small_widths(network)
     params, inputs, targets = random_instance(network, widths, batch, rng)
-    expected = finite_difference_gradients(network, params, inputs, targets)
+    expected = finite_difference_gradients(network, params, inputs, targets,
+                                           entries=ENTRIES_PER_PARAMETER, rng=rng)
     for in_batch in (False, True):
         got = formula_gradients(derivation, params, inputs, targets, batch=in_batch)
         for name, value in expected.items():
