@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from symbp import forms
 from symbp.forms import LAYER, Elementwise, Leaf, Tensor
@@ -40,6 +41,7 @@ OUTPUT = sp.Symbol("L", integer=True, positive=True)
 BATCH = sp.Symbol("B", integer=True, positive=True)
 i, j, k, m, r, s = sp.symbols("i j k m r s", integer=True, nonnegative=True)
 _UNDEFINED_F = sp.Function("f")
+_OUTPUT_FPRIME = sp.Function("fprime_output")
 
 
 def width(layer) -> sp.Symbol:
@@ -62,8 +64,27 @@ def sum_out(expr: sp.Expr) -> sp.Expr:
     """Sum away Kronecker deltas: ``sum_k d_{kq} g(k) = g(q)``; pull constants out of sums.
 
     Indices are in range by construction, so no Piecewise range condition is kept.
+    Piecewise factors (relu's derivative) are held opaque meanwhile, so that
+    expanding a product does not push a Kronecker delta inside their branches.
     """
-    return expr.replace(lambda e: isinstance(e, sp.Sum), _reduce_sum)
+    hidden, table = _hide_piecewise(expr)
+    summed = hidden.replace(lambda e: isinstance(e, sp.Sum), _reduce_sum)
+    return summed.replace(
+        lambda e: isinstance(e, AppliedUndef) and e.func in table,
+        lambda e: table[e.func][0].xreplace(dict(zip(table[e.func][1], e.args))))
+
+
+def _hide_piecewise(expr):
+    """Replace each Piecewise by an opaque function of the Indexed objects it uses."""
+    table = {}
+
+    def hide(piecewise):
+        arguments = tuple(sorted(piecewise.atoms(sp.Indexed), key=sp.default_sort_key))
+        function = sp.Function(f"piecewise{len(table)}")
+        table[function] = (piecewise, arguments)
+        return function(*arguments)
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), hide), table
 
 
 def _reduce_sum(total: sp.Sum) -> sp.Expr:
@@ -345,11 +366,15 @@ def output_delta(activation: Activation, derivative: ActivationDerivative | None
     dl_da = sum_out(sp.diff(loss_sum, at(out_b["a"], k)))
     if activation.is_softmax:
         da_dz = _softmax_jacobian(out_b["z"], out_b["a"], at, n_out)
-    else:
-        value = derivative.best.subs({X: at(out_b["z"], k), A: at(out_b["a"], k)})
+    else:  # f'(z_k) stays opaque while summing (Sum would fold a Piecewise around deltas)
         da_dz = sp.diff(_UNDEFINED_F(at(out_b["z"], k)), at(out_b["z"], j)).replace(
-            lambda e: isinstance(e, sp.Derivative), lambda e: value)
+            lambda e: isinstance(e, sp.Derivative), lambda e: _OUTPUT_FPRIME(at(out_b["z"], k)))
     delta = sum_out(sp.Sum(dl_da * da_dz, (k, 0, n_out - 1)))
+    if not activation.is_softmax:
+        delta = delta.replace(
+            lambda e: isinstance(e, AppliedUndef) and e.func == _OUTPUT_FPRIME,
+            lambda e: derivative.best.subs({X: e.args[0],
+                                            A: out_b["a"][e.args[0].indices]}))
     if loss.targets_sum_to_one:
         delta = delta.replace(lambda e: _is_target_sum(e, y_b), lambda e: sp.Integer(1))
     free = (s, j) if batch else (j,)

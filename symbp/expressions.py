@@ -13,6 +13,7 @@ subscripts, lambdas, comprehensions, keywords, unknown names) raises
 from __future__ import annotations
 
 import ast
+import math
 
 import sympy as sp
 
@@ -20,6 +21,7 @@ from symbp.errors import ExpressionError
 
 MAX_LENGTH = 500
 MAX_CONSTANT_EXPONENT = 64
+MAX_CONSTANT_BITS = 256  # constants beyond 2**256 are a mistake (or an attack)
 
 FUNCTIONS = {
     "exp": sp.exp,
@@ -93,7 +95,18 @@ class _Converter:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(node, f"only numbers are allowed as constants, not {value!r}")
-        return sp.Integer(value) if isinstance(value, int) else sp.Rational(repr(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(node, f"the constant {value!r} is not a finite number")
+        number = sp.Integer(value) if isinstance(value, int) else sp.Rational(repr(value))
+        return self.bounded(node, number)
+
+    def bounded(self, node: ast.AST, value: sp.Expr) -> sp.Expr:
+        """Reject infinite, undefined and astronomically large constants."""
+        if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+            raise self.fail(node, "the expression is undefined (division by zero or infinity)")
+        if value.is_Rational and max(abs(value.p), value.q).bit_length() > MAX_CONSTANT_BITS:
+            raise self.fail(node, "constant too large")
+        return value
 
     def name(self, node: ast.Name) -> sp.Expr:
         if node.id in self.variables:
@@ -105,11 +118,15 @@ class _Converter:
 
     def binary(self, node: ast.BinOp) -> sp.Expr:
         left, right = self.convert(node.left), self.convert(node.right)
-        if isinstance(node.op, ast.Pow) and right.is_Number and abs(right) > MAX_CONSTANT_EXPONENT:
-            raise self.fail(node, f"constant exponent larger than {MAX_CONSTANT_EXPONENT}")
+        if isinstance(node.op, ast.Pow) and right.is_Number:
+            if abs(right) > MAX_CONSTANT_EXPONENT:
+                raise self.fail(node, f"constant exponent larger than {MAX_CONSTANT_EXPONENT}")
+            if left.is_Number and left != 0 and (
+                    abs(right) * math.log2(abs(float(left)) + 1) > MAX_CONSTANT_BITS):
+                raise self.fail(node, "constant too large")
         if isinstance(node.op, ast.Div) and right == 0:
             raise self.fail(node, "division by zero")
-        return _BINARY[type(node.op)](left, right)
+        return self.bounded(node, _BINARY[type(node.op)](left, right))
 
     def call(self, node: ast.Call) -> sp.Expr:
         if not isinstance(node.func, ast.Name):
@@ -123,4 +140,4 @@ class _Converter:
         arity = 2 if node.func.id in ("max", "min") else 1
         if len(node.args) != arity:
             raise self.fail(node, f"'{node.func.id}' takes {arity} argument(s)")
-        return function(*[self.convert(arg) for arg in node.args])
+        return self.bounded(node, function(*[self.convert(arg) for arg in node.args]))

@@ -33,12 +33,13 @@ class TrainingResult:
 
 
 def train_on_data(network, source: str, *, epochs=None, learning_rate=None, batch_size=None,
-                  optimizer=None, seed=None, dtype="float64", out=sys.stdout) -> TrainingResult:
+                  optimizer=None, seed=None, dtype="float64", out=None) -> TrainingResult:
     import numpy as np
 
     from symbp.codegen import generate_source, load_module
     from symbp.data import load_dataset, metric
 
+    out = out or sys.stdout
     settings = {**network.training}
     for key, value in (("epochs", epochs), ("learning_rate", learning_rate),
                        ("batch_size", batch_size), ("optimizer", optimizer), ("seed", seed)):
