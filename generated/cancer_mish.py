@@ -84,9 +84,10 @@ def load_params(path, dtype=DTYPE):
     with np.load(path, allow_pickle=False) as data:
         params = {name: np.asarray(data[name], dtype=dtype) for name in PARAM_NAMES}
     for layer in range(1, len(LAYER_SIZES)):
-        expected = (LAYER_SIZES[layer], LAYER_SIZES[layer - 1])
-        if params[f"W{layer}"].shape != expected:
-            raise ValueError(f"W{layer} has shape {params[f'W{layer}'].shape}, expected {expected}")
+        for name, expected in ((f"W{layer}", (LAYER_SIZES[layer], LAYER_SIZES[layer - 1])),
+                               (f"b{layer}", (LAYER_SIZES[layer],))):
+            if params[name].shape != expected:
+                raise ValueError(f"{name} has shape {params[name].shape}, expected {expected}")
     return params
 
 

@@ -89,9 +89,10 @@ def load_params(path, dtype=DTYPE):
     with np.load(path, allow_pickle=False) as data:
         params = {name: np.asarray(data[name], dtype=dtype) for name in PARAM_NAMES}
     for layer in range(1, len(LAYER_SIZES)):
-        expected = (LAYER_SIZES[layer], LAYER_SIZES[layer - 1])
-        if params[f"W{layer}"].shape != expected:
-            raise ValueError(f"W{layer} has shape {params[f'W{layer}'].shape}, expected {expected}")
+        for name, expected in ((f"W{layer}", (LAYER_SIZES[layer], LAYER_SIZES[layer - 1])),
+                               (f"b{layer}", (LAYER_SIZES[layer],))):
+            if params[name].shape != expected:
+                raise ValueError(f"{name} has shape {params[name].shape}, expected {expected}")
     return params
 
 
@@ -170,7 +171,7 @@ def _backprop(params, X, Y, scale):
     grads["W2"] = delta2.T @ a1
     grads["b2"] = delta2.sum(axis=0)
     # Delta^(1) = (Delta^(2) W^(2)) ⊙ Piecewise((1, Z^(1) > 0), (0, True))
-    delta1 = (delta2 @ W2) * (np.where(np.greater(z1, 0), 1, 0))
+    delta1 = (delta2 @ W2) * (np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype))
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
     grads["W1"] = delta1.T @ a0
     grads["b1"] = delta1.sum(axis=0)

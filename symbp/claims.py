@@ -432,10 +432,14 @@ def _lark_parse(text: str, original: str):
     except UnexpectedToken as exc:
         token = exc.token
         if token.type == "$END":
-            column, found = len(text.rstrip()) + 1, "the end of the claim"
+            column, found = len(text.rstrip()) + 1, "end of the claim"
         else:
-            column, found = exc.column, repr(str(token))
-        expected = _describe(exc.expected)
+            column, found = exc.column, f"'{token}'"
+        try:
+            accepted = exc.accepts or exc.expected
+        except Exception:  # the exact set needs the interactive parser; fall back
+            accepted = exc.expected
+        expected = _describe(accepted)
         raise ClaimParseError(f"unexpected {found}; expected {_join(expected)}",
                               column, expected, original) from None
     except UnexpectedCharacters as exc:
@@ -510,7 +514,7 @@ class _Builder:
             self.fail(tree, f"unsupported construct {tree.data}")
         node = method(tree, *tree.children)
         span = _span(tree)
-        if isinstance(node, Node) and span != (0, 0):
+        if isinstance(node, Node) and span != (0, 0) and tree.data not in ("group", "fn_arg"):
             node = replace(node, span=span)
         return node
 

@@ -63,6 +63,18 @@ class CodePrinter(NumPyPrinter):
                 text += " + " + self._print(term)
         return text
 
+    def _print_Min(self, expr):
+        return self._pairwise("np.minimum", expr.args)
+
+    def _print_Max(self, expr):
+        return self._pairwise("np.maximum", expr.args)
+
+    def _pairwise(self, function, args):
+        code = self._print(args[0])
+        for arg in args[1:]:
+            code = f"{function}({code}, {self._print(arg)})"
+        return code
+
     def _print_erf(self, expr):
         return f"_erf({self._print(expr.args[0])})"
 
@@ -82,8 +94,12 @@ class CodePrinter(NumPyPrinter):
         """Two-branch piecewise as ``np.where`` (the usual form for activations)."""
         if len(expr.args) == 2 and expr.args[1].cond == sp.true:
             (then, cond), (otherwise, _) = expr.args
-            return (f"np.where({self._print(cond)}, {self._print(then)}, "
-                    f"{self._print(otherwise)})")
+            then, otherwise = _clamp_branches(then, cond, otherwise)
+            code = f"np.where({self._print(cond)}, {self._print(then)}, {self._print(otherwise)})"
+            if then.is_number and otherwise.is_number:  # keep the array's dtype (float32)
+                anchor = sorted(cond.free_symbols, key=str)[0]
+                code += f".astype({self._print(anchor)}.dtype)"
+            return code
         return super()._print_Piecewise(expr)
 
     def _print_Rational(self, expr):
@@ -94,6 +110,19 @@ class CodePrinter(NumPyPrinter):
 
     def _print_Float(self, expr):
         return repr(float(expr))
+
+
+def _clamp_branches(then, cond, otherwise):
+    """``np.where`` evaluates both branches: clamp ``u`` in a branch with ``exp`` to the
+    side where that branch is used (``u > 0`` -> ``min(u, 0)`` otherwise), so that
+    the unused branch cannot overflow (elu at +1000)."""
+    if isinstance(cond, (sp.StrictGreaterThan, sp.GreaterThan)) and cond.rhs == 0:
+        variable = cond.lhs
+        if otherwise.has(sp.exp):
+            otherwise = otherwise.subs(variable, sp.Min(variable, 0))
+        if then.has(sp.exp):
+            then = then.subs(variable, sp.Max(variable, 0))
+    return then, otherwise
 
 
 def stable(expr: sp.Expr) -> sp.Expr:

@@ -6,3 +6,4 @@ here lets :mod:`symbp.cli` stay small and import nothing heavy at start-up.
 """
 
 REGISTRY: list = []
+REGISTRY.append(lambda sub: __import__("symbp.verify_cli").verify_cli.register(sub))

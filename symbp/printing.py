@@ -93,6 +93,16 @@ class _ScalarLatex(LatexPrinter):
         if denominator != 1:
             return rf"\frac{{{self._print(numerator)}}}{{{self._print(denominator)}}}"
         coefficient, factors = expr.as_coeff_mul()
+        constants = [f for f in factors if f.is_number]
+        factors = [f for f in factors if not f.is_number]
+        if constants:  # scalar constants multiply plainly, in front
+            scalar = sp.Mul(coefficient, *constants)
+            text = super()._print_Mul(scalar) if isinstance(scalar, sp.Mul) else \
+                self._print(scalar)
+            if not factors:
+                return text
+            rest = factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
+            return f"{text} {self._wrap(rest)}"
         if len(factors) < 2:
             return super()._print_Mul(expr)
         parts = [self._wrap(f) for f in factors]

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from symbp import claims as C
 from symbp import forms
@@ -240,20 +241,16 @@ def read_claims(text: str) -> list[tuple[int, str]]:
     blocks = list(_MATH_BLOCK.finditer(text))
     if blocks:
         for block in blocks:
-            body = next(g for g in block.groups()[1:] if g is not None)
-            start = block.start(0) + (block.group(0).index(body) if body else 0)
-            offset = 0
-            for row in re.split(r"\\\\", body):
-                line = text.count("\n", 0, start + offset) + 1 + (len(row) - len(row.lstrip()))\
-                    * 0
-                line += row[:len(row) - len(row.lstrip())].count("\n")
-                rows.append((line, row))
-                offset += len(row) + 2
+            group = next(n for n in (2, 3, 4) if block.group(n) is not None)
+            position = block.start(group)
+            for row in re.split(r"\\\\", block.group(group)):
+                lead = len(row) - len(row.lstrip())
+                rows.append((text.count("\n", 0, position + lead) + 1, row))
+                position += len(row) + 2
     else:
         for number, row in enumerate(text.splitlines(), 1):
-            if row.strip().startswith("#"):
-                continue
-            rows.append((number, row))
+            if not row.strip().startswith("#"):
+                rows.append((number, row))
     claims, previous_lhs = [], None
     for line, row in rows:
         row = _DROP.sub("", row).replace("\n", " ").strip()
@@ -298,17 +295,6 @@ def _target_of(lhs: C.Node) -> _Target | None:
 
 
 # ------------------------------------------------------------- the network
-@lru_cache(maxsize=16)
-def _derivation_for(key: str):
-    network = _NETWORKS[key]
-    from symbp.derive import derive
-
-    return derive(network)
-
-
-_NETWORKS: dict = {}
-
-
 class _Context:
     """A network with its derivation, widths and random instances (cached)."""
 
@@ -318,8 +304,9 @@ class _Context:
     def of(cls, network) -> "_Context":
         key = repr(sorted(network.to_dict().items(), key=lambda kv: kv[0]))
         if key not in cls._cache:
-            _NETWORKS[key] = network
-            cls._cache[key] = cls(network, _derivation_for(key))
+            from symbp.derive import derive
+
+            cls._cache[key] = cls(network, derive(network))
         return cls._cache[key]
 
     def __init__(self, network, derivation):
@@ -513,10 +500,20 @@ def _product_entry(left, right, inner: Dim, registry: dict | None, latex: str | 
     if inner.one:
         return left.xreplace({J: sp.Integer(0)}) * right.xreplace({I: sp.Integer(0)})
     k = sp.Symbol(f"k_{_dummy_level(left, right)}", integer=True)
-    total = sp.Sum(left.xreplace({J: k}) * right.xreplace({I: k}), (k, 0, _limit(inner.key) - 1))
-    if registry is not None and latex is not None:
-        registry.setdefault(total, latex)
+    total = _sum(left.xreplace({J: k}) * right.xreplace({I: k}), k, _limit(inner.key))
+    if registry is not None and latex is not None and isinstance(total, sp.Sum):
+        registry.setdefault(total, latex)  # only a bare sum is exactly the printed product
     return total
+
+
+def _sum(summand: sp.Expr, k: sp.Symbol, length: sp.Expr) -> sp.Expr:
+    """``sum_k summand`` in a canonical form: over each term, constants pulled out."""
+    terms = []
+    for term in sp.Add.make_args(sp.expand(summand)):
+        constant = sp.Mul(*[f for f in sp.Mul.make_args(term) if not f.has(k)])
+        varying = sp.Mul(*[f for f in sp.Mul.make_args(term) if f.has(k)])
+        terms.append(constant * (length if varying == 1 else sp.Sum(varying, (k, 0, length - 1))))
+    return sp.Add(*terms)
 
 
 def _tensor_entry(code: str, rows: Dim, cols: Dim, matrix: bool) -> sp.Expr:
@@ -629,19 +626,19 @@ class _Eval:
         entry = None
         if self.symbolic and left.entry is not None and right.entry is not None:
             entry = symbolic(left.entry, right.entry)
-        array = combine(left.array, right.array)
         if left.scalar and right.scalar:
-            return Val(array, ONE, ONE, text, scalar=True, entry=entry)
+            return Val(combine(left.array, right.array), ONE, ONE, text, scalar=True,
+                       entry=entry)
         if left.scalar or right.scalar:
             big = right if left.scalar else left
-            return Val(array, big.rows, big.cols, text, entry=entry)
+            return Val(combine(left.array, right.array), big.rows, big.cols, text, entry=entry)
         if left.rows.value != right.rows.value:
             raise _ShapeError(f"{right.text} has {right.rows.label} rows, {left.text} has "
                               f"{left.rows.label}, so they cannot be {verb}")
         if left.cols.value != right.cols.value:
             raise _ShapeError(f"{right.text} has {right.cols.label} columns, {left.text} has "
                               f"{left.cols.label}, so they cannot be {verb}")
-        return Val(array, left.rows, left.cols, text, entry=entry)
+        return Val(combine(left.array, right.array), left.rows, left.cols, text, entry=entry)
 
     def e_Add(self, node):
         return self._elementwise(node, self.run(node.left), self.run(node.right), "added",
@@ -665,17 +662,15 @@ class _Eval:
     def e_MatMul(self, node):
         left, right = self.run(node.left), self.run(node.right)
         text = self.text(node)
-        if left.ones == "col" and not right.scalar:
-            left = Val(np.ones((1, 1)), ONE, ONE, left.text, scalar=True, entry=left.entry)
-        if left.scalar or right.scalar or (left.ones and right.ones):
-            return self._elementwise(node, left, right, "multiplied", np.multiply,
-                                     lambda u, v: u * v)
-        if right.ones == "col":
+        if right.ones == "col" and not left.scalar:  # M 1: a column of ones that fits M
             right = Val(np.ones((left.array.shape[1], 1)), left.cols, ONE, right.text,
                         entry=sp.Integer(1))
-        if left.ones == "row":
+        if left.ones == "row" and not right.scalar:  # 1^T M
             left = Val(np.ones((1, right.array.shape[0])), ONE, right.rows, left.text,
                        entry=sp.Integer(1))
+        if left.scalar or right.scalar:
+            return self._elementwise(node, left, right, "multiplied", np.multiply,
+                                     lambda u, v: u * v)
         if left.cols.value != right.rows.value:
             raise _ShapeError(f"{left.text} has {left.cols.label} columns, {right.text} has "
                               f"{right.rows.label} rows, so they cannot be multiplied")
@@ -778,6 +773,13 @@ class _Eval:
         return Val(jacobian, arg.rows, arg.rows, text)
 
 
+@lru_cache(maxsize=None)
+def _custom_activation(name: str, text: str):
+    from symbp.registry import custom_activation
+
+    return custom_activation(name, text)
+
+
 def _x():
     from symbp.registry import X
 
@@ -859,7 +861,10 @@ def _tensor_keys(tensor, depth: int, batch: bool):
 
 # -------------------------------------------------------- simplification
 def _simplify_difference(expr: sp.Expr, ctx: _Context | None = None):
-    """``(is zero, simplified expression)``; Sums are kept opaque while simplifying."""
+    """``(is zero, simplified expression)``; Sums are kept opaque while simplifying.
+
+    With ``ctx`` a difference that is not plainly zero is tried once more with
+    each ``a^{(m)}`` written as ``f_m(z^{(m)})`` (slower; used to confirm)."""
     expr = sp.expand(expr)
     if expr == 0:
         return True, expr
@@ -897,7 +902,7 @@ def _in_terms_of_z(expr, ctx: _Context):
                         substitute)
 
 
-class _OdotLatex(sp.printing.latex.LatexPrinter):
+class _OdotLatex(LatexPrinter):
     """Entrywise expressions of vectors, printed with ``\\odot`` for products of vectors."""
 
     def __init__(self, names: dict):
@@ -936,9 +941,7 @@ def _entry_latex(expr: sp.Expr, registry: dict, ctx: _Context, batch: bool) -> s
         symbol = sp.Symbol(f"T{len(mapping)}")
         mapping[item] = symbol
         if matrix:
-            indices = "".join(str(index) for index in item.indices)
-            latex = rf"\left({latex}\right)_{{{indices}}}" if "^" in latex and \
-                latex.endswith(")}") else f"{latex}_{{{indices}}}"
+            latex += "_{" + "".join(str(index) for index in item.indices) + "}"
         names[symbol] = latex
     expr = expr.xreplace(mapping)
     names[B_SYMBOL] = "B"
@@ -1030,7 +1033,7 @@ class _NetworkCheck:
         if name in BUILTIN_ACTIVATIONS:
             activation = BUILTIN_ACTIVATIONS[name]
         elif name in network.activations:
-            activation = network._activations[name]
+            activation = _custom_activation(name, network.activations[name])
         elif name in _MATH_FUNCTIONS:
             return None, None
         else:
@@ -1206,12 +1209,12 @@ class _NetworkCheck:
         if not _symbolic_ok(rhs):
             return False
         for l_value, layer in self.bindings:
-            result = self._symbolic(rhs, l_value, layer)
+            result = self._symbolic(rhs, l_value, layer, confirm=True)
             if result is None or not result[0]:
                 return False
         return True
 
-    def _symbolic(self, rhs, l_value, layer):
+    def _symbolic(self, rhs, l_value, layer, confirm=False):
         """``(is zero, difference)`` at one layer, or None if SymPy cannot say."""
         inst = self.ctx.instances(self.batch, quick=True)[0]
         try:
@@ -1220,7 +1223,7 @@ class _NetworkCheck:
             truth = _forms_entry(truth_tree, self.ctx, self.batch, self.sums)[0]
             if value.entry is None:
                 return None
-            return _simplify_difference(value.entry - truth, self.ctx)
+            return _simplify_difference(value.entry - truth, self.ctx if confirm else None)
         except (_NoSymbolic, _ShapeError, _LayerError, C.ClaimParseError):
             return None
         except (TypeError, ValueError, AttributeError, RecursionError, ZeroDivisionError,
@@ -1351,7 +1354,6 @@ def _variants(rhs, check: _NetworkCheck):
     """``(description, variant)`` for the usual mistakes, most telling first."""
     claim = check.claim
     target = check.target
-    depth = check.depth
     nodes = list(C.walk(rhs))
     recursion = target.kind in ("delta", "da")
 
@@ -1434,8 +1436,6 @@ def _variants(rhs, check: _NetworkCheck):
         if isinstance(node, C.MatMul):
             yield (f"the factors of {claim.source(node)} are in the wrong order",
                    C.replace_at(rhs, path, C.MatMul(node.right, node.left)))
-    if len(nodes) > 1:
-        del depth
 
 
 def node_batch(node) -> bool:
@@ -1475,7 +1475,8 @@ def _activations_text(check: _NetworkCheck, node: C.Apply) -> str:
         names.setdefault(activation.name, []).append(layer)
     if not names:
         return "that is not this layer's activation"
-    parts = [f"layer {', '.join(map(str, layers))} is {name}" for name, layers in names.items()]
+    parts = [f"layer {layers[0]} is {name}" if len(layers) == 1 else
+             f"layers {', '.join(map(str, layers))} are {name}" for name, layers in names.items()]
     return "; ".join(parts)
 
 
@@ -1593,8 +1594,9 @@ class _ScalarConverter:
                             "the function (\\sigma, \\tanh, \\operatorname{softplus}, ...)",
                       ["\\sigma", "\\tanh", "\\exp", "\\log"])
         activation = BUILTIN_ACTIVATIONS.get(func.name)
-        if activation is None and self.network is not None:
-            activation = self.network._activations.get(func.name)
+        if activation is None and self.network is not None and func.name in \
+                self.network.activations:
+            activation = _custom_activation(func.name, self.network.activations[func.name])
         if activation is not None and activation.is_softmax or func.name == "diag":
             self.fail(node, f"{func.name} is a vector function; it needs a network claim")
         if activation is not None:
@@ -1643,13 +1645,14 @@ def _decide_scalar(claim, lhs, rhs, symbol, network) -> Verdict:
         return verdict
     point, left, right = failures[0]
     verdict.summary = f"the two sides differ at {symbol} = {point:g}"
-    verdict.counterexample = {"where": f"{symbol} = {point:g}", "point": {str(symbol): point},
+    verdict.counterexample = {"where": f"{symbol} = {point:g}", "point": {},
                               "claim": right, "truth": left}
     if difference is not None and difference != 0:
         verdict.difference = sp.latex(difference)
-    ratios = [r / t for _, t, r in points if abs(t) > 1e-12]
-    if len(ratios) == len(points) and len(ratios) >= 3 and np.allclose(ratios, ratios[0],
-                                                                       rtol=1e-8):
+    evaluated = points + failures
+    ratios = [r / t for _, t, r in evaluated if abs(t) > 1e-12 and np.isfinite(r)]
+    if len(ratios) == len(evaluated) and len(ratios) >= 3 and np.allclose(ratios, ratios[0],
+                                                                          rtol=1e-8):
         c = ratios[0]
         if abs(c + 1) < 1e-8:
             verdict.mistakes.append("sign flipped: the claim is -1 times the truth")
