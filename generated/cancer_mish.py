@@ -97,11 +97,13 @@ def forward(params, X):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = mish(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = z1*np.tanh(np.logaddexp(0.0, z1))
     # layer 2: z2 = a1 W2^T + b2, a2 = sigmoid(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = _expit(z2)
 
     return a2
@@ -113,11 +115,13 @@ def loss(params, X, Y):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = mish(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = z1*np.tanh(np.logaddexp(0.0, z1))
     # layer 2: z2 = a1 W2^T + b2, a2 = sigmoid(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
 
     return float(np.mean(np.sum((1 - Y)*np.logaddexp(0.0, z2) - Y*(z2 - np.logaddexp(0.0, z2)), axis=1)))
 
@@ -134,24 +138,28 @@ def _backprop(params, X, Y, scale):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = mish(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = z1*np.tanh(np.logaddexp(0.0, z1))
     # layer 2: z2 = a1 W2^T + b2, a2 = sigmoid(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = _expit(z2)
 
     grads = {}
     # Delta^(2) = A^(2) - Y
-    delta2 = (a2 - Y) * scale
+    delta2 = a2 - Y
+    delta2 *= scale
     # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
     grads["W2"] = delta2.T @ a1
     grads["b2"] = delta2.sum(axis=0)
     # Delta^(1) = (Delta^(2) W^(2)) ⊙ (Z^(1)*(1 - tanh(log(exp(Z^(1)) + 1))**2)*exp(Z^(1))/(exp(Z^(1)) + 1) + tanh(log(exp(Z^(1)) + 1)))
-    t1_0 = np.tanh(np.logaddexp(0.0, z1))
-    t1_1 = _expit(-z1)
-    t1_2 = t1_0**2*z1
-    delta1 = (delta2 @ W2) * (t1_0 + t1_1*t1_2 + z1 - t1_1*z1 - t1_2)
+    delta1_0 = np.tanh(np.logaddexp(0.0, z1))
+    delta1_1 = _expit(-z1)
+    delta1_2 = delta1_0**2*z1
+    delta1 = delta2 @ W2
+    delta1 *= delta1_0 + delta1_1*delta1_2 + z1 - delta1_1*z1 - delta1_2
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
     grads["W1"] = delta1.T @ a0
     grads["b1"] = delta1.sum(axis=0)

@@ -102,15 +102,18 @@ def forward(params, X):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.where(np.greater(z1, 0), z1, 0)
     # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = np.logaddexp(0.0, z2)
     # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
     W3 = params["W3"]
-    z3 = a2 @ W3.T + params["b3"]
+    z3 = a2 @ W3.T
+    z3 += params["b3"]
     a3 = z3
 
     return a3
@@ -122,15 +125,18 @@ def loss(params, X, Y):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.where(np.greater(z1, 0), z1, 0)
     # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = np.logaddexp(0.0, z2)
     # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
     W3 = params["W3"]
-    z3 = a2 @ W3.T + params["b3"]
+    z3 = a2 @ W3.T
+    z3 += params["b3"]
     a3 = z3
 
     return float(np.mean(np.sum((0.5)*(a3 - Y)**2, axis=1)))
@@ -148,30 +154,36 @@ def _backprop(params, X, Y, scale):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.where(np.greater(z1, 0), z1, 0)
     # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = np.logaddexp(0.0, z2)
     # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
     W3 = params["W3"]
-    z3 = a2 @ W3.T + params["b3"]
+    z3 = a2 @ W3.T
+    z3 += params["b3"]
     a3 = z3
 
     grads = {}
     # Delta^(3) = A^(3) - Y
-    delta3 = (a3 - Y) * scale
+    delta3 = a3 - Y
+    delta3 *= scale
     # dL/dW^(3) = 1/B (Delta^(3))^T A^(2); dL/db^(3) = 1/B (Delta^(3))^T 1
     grads["W3"] = delta3.T @ a2
     grads["b3"] = delta3.sum(axis=0)
     # Delta^(2) = (Delta^(3) W^(3)) ⊙ (1 - exp(-A^(2)))
-    delta2 = (delta3 @ W3) * (1 - np.exp(-a2))
+    delta2 = delta3 @ W3
+    delta2 *= 1 - np.exp(-a2)
     # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
     grads["W2"] = delta2.T @ a1
     grads["b2"] = delta2.sum(axis=0)
     # Delta^(1) = (Delta^(2) W^(2)) ⊙ Piecewise((1, Z^(1) > 0), (0, True))
-    delta1 = (delta2 @ W2) * (np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype))
+    delta1 = delta2 @ W2
+    delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
     grads["W1"] = delta1.T @ a0
     grads["b1"] = delta1.sum(axis=0)

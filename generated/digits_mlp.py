@@ -97,11 +97,13 @@ def forward(params, X):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = tanh(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.tanh(z1)
     # layer 2: z2 = a1 W2^T + b2, a2 = softmax(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = _softmax(z2)
 
     return a2
@@ -113,11 +115,13 @@ def loss(params, X, Y):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = tanh(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.tanh(z1)
     # layer 2: z2 = a1 W2^T + b2, a2 = softmax(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
 
     log_a = _log_softmax(z2)
     return float(np.mean(np.sum(-Y*log_a, axis=1)))
@@ -135,21 +139,25 @@ def _backprop(params, X, Y, scale):
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = tanh(z1)
     W1 = params["W1"]
-    z1 = a0 @ W1.T + params["b1"]
+    z1 = a0 @ W1.T
+    z1 += params["b1"]
     a1 = np.tanh(z1)
     # layer 2: z2 = a1 W2^T + b2, a2 = softmax(z2)
     W2 = params["W2"]
-    z2 = a1 @ W2.T + params["b2"]
+    z2 = a1 @ W2.T
+    z2 += params["b2"]
     a2 = _softmax(z2)
 
     grads = {}
     # Delta^(2) = A^(2) - Y
-    delta2 = (a2 - Y) * scale
+    delta2 = a2 - Y
+    delta2 *= scale
     # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
     grads["W2"] = delta2.T @ a1
     grads["b2"] = delta2.sum(axis=0)
     # Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)
-    delta1 = (delta2 @ W2) * (1 - a1**2)
+    delta1 = delta2 @ W2
+    delta1 *= 1 - a1**2
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
     grads["W1"] = delta1.T @ a0
     grads["b1"] = delta1.sum(axis=0)

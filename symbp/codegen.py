@@ -198,6 +198,20 @@ def _operand(node, temporaries, prefix) -> str:
     return code if simple else f"({code})"
 
 
+def _delta_statements(node, target: str, temporaries: list, scale: bool) -> list:
+    """Statements computing ``target``; a product with a matrix product first is done
+    in place (``delta = D @ W`` then ``delta *= f'``), saving a temporary per factor."""
+    if isinstance(node, forms.Hadamard) and isinstance(node.args[0], forms.MatMul):
+        statements = [f"{target} = {tree_code(node.args[0], temporaries, target)}"]
+        statements += [f"{target} *= {tree_code(arg, temporaries, target)}"
+                       for arg in node.args[1:]]
+    else:
+        statements = [f"{target} = {tree_code(node, temporaries, target)}"]
+    if scale:
+        statements.append(f"{target} *= scale")
+    return statements
+
+
 def without_batch_mean(node):
     """``(1/B) T`` -> ``T``: the generated code folds ``1/B`` into the output delta once."""
     if isinstance(node, forms.Scale) and node.factor == 1 / BATCH:
@@ -236,17 +250,15 @@ def _init_scale(activation) -> str:
 def _layer_code(formulas, units: int, is_output: bool) -> LayerCode:
     layer = formulas.layer
     temporaries: list = []
-    delta_code = tree_code(formulas.batch_delta.matrix, temporaries, prefix=f"t{layer}")
-    if is_output:
-        delta_code = f"({delta_code}) * scale" if not delta_code.isidentifier() \
-            else f"{delta_code} * scale"
+    statements = _delta_statements(formulas.batch_delta.matrix, f"delta{layer}", temporaries,
+                                   scale=is_output)
     dW = tree_code(without_batch_mean(formulas.batch_dW.matrix), [], "")
     db = tree_code(without_batch_mean(formulas.batch_db.matrix), [], "")
     return LayerCode(
         index=layer, units=units, activation=formulas.activation.name,
         forward=_activation_code(formulas.activation, layer),
         softmax=formulas.activation.is_softmax, init_scale=_init_scale(formulas.activation),
-        delta_lines=temporaries + [(f"delta{layer}", delta_code)],
+        delta_lines=[f"{name} = {code}" for name, code in temporaries] + statements,
         delta_formula=matrix_text(formulas.batch_delta.matrix),
         dW=dW, db=db, dW_formula=matrix_text(formulas.batch_dW.matrix),
     )
@@ -281,7 +293,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         _layer_code(formulas, widths[formulas.layer], formulas.layer == network.depth)
         for formulas in derivation.layers
     ]
-    codes = [code for layer in layers for _, code in layer.delta_lines]
+    codes = [line for layer in layers for line in layer.delta_lines]
     codes += [layer.forward for layer in layers] + [print_expr(loss)]
     return {
         "uses_erf": any("_erf(" in code for code in codes),

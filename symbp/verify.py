@@ -1403,18 +1403,16 @@ def _variants(rhs, check: _NetworkCheck):
             if node.func.name != "generic":
                 generic = C.Apply(C.Func("generic", node.func.order, node.func.power), node.arg)
                 yield (f"derivative of the wrong activation: {claim.source(node)} is the "
-                       f"derivative of {node.func.name}, but {_activations_text(check, node)}; "
-                       f"use f_{{{layer_text}}}'", C.replace_at(rhs, path, generic))
+                       f"derivative of {node.func.name}, but "
+                       f"{_activations_text(check, node.arg, node.func.name)}; use "
+                       f"f_{{{layer_text}}}'", C.replace_at(rhs, path, generic))
             if isinstance(node.arg, C.Leaf) and node.arg.name == "a" and node.arg.layer:
                 at_z = C.Apply(node.func, C.Leaf("z", node.arg.layer, node.arg.batch))
                 yield (f"f' taken at a^{{({node.arg.layer.label})}} instead of "
                        f"z^{{({node.arg.layer.label})}}", C.replace_at(rhs, path, at_z))
-        elif _hand_derivative(node) is not None and not isinstance(node, C.Leaf):
-            ref = _hand_derivative(node)
-            generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, node_batch(node)))
-            yield (f"derivative of the wrong activation: {claim.source(node)} is not f' of "
-                   f"this layer ({_activations_text(check, generic)}); use "
-                   f"f_{{{ref.label}}}'(z^{{({ref.label})}})", C.replace_at(rhs, path, generic))
+    for path, node in nodes:  # derivatives written out by hand, e.g. a (1 - a)
+        if isinstance(node, C.Hadamard) and not isinstance(_parent(rhs, path), C.Hadamard):
+            yield from _hand_variants(rhs, path, node, check)
     if target.kind == "delta":  # a missing f'
         ref = target.layer
         generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
@@ -1436,10 +1434,6 @@ def _variants(rhs, check: _NetworkCheck):
         if isinstance(node, C.MatMul):
             yield (f"the factors of {claim.source(node)} are in the wrong order",
                    C.replace_at(rhs, path, C.MatMul(node.right, node.left)))
-
-
-def node_batch(node) -> bool:
-    return any(isinstance(n, C.Leaf) and n.batch for _, n in C.walk(node))
 
 
 def _parent(root, path):
@@ -1464,15 +1458,17 @@ def _layer_text(arg) -> str:
     return "l"
 
 
-def _activations_text(check: _NetworkCheck, node: C.Apply) -> str:
+def _activations_text(check: _NetworkCheck, arg: C.Node, exclude: str | None = None) -> str:
+    """'layer 1 is tanh' for the layers whose activation f applied to ``arg`` is."""
     names = {}
     for l_value, _ in check.bindings:
         try:
             activation, layer = check.function_of(
-                C.Apply(C.Func("generic", 1), node.arg, span=node.span), l_value, None)
+                C.Apply(C.Func("generic", 1), arg, span=arg.span), l_value, None)
         except (C.ClaimParseError, _LayerError):
             continue
-        names.setdefault(activation.name, []).append(layer)
+        if activation.name != exclude:
+            names.setdefault(activation.name, []).append(layer)
     if not names:
         return "that is not this layer's activation"
     parts = [f"layer {layers[0]} is {name}" if len(layers) == 1 else
@@ -1480,21 +1476,103 @@ def _activations_text(check: _NetworkCheck, node: C.Apply) -> str:
     return "; ".join(parts)
 
 
-def _hand_derivative(node) -> C.LayerRef | None:
-    """The layer when ``node`` is built only from z^{(m)} / a^{(m)} of one layer and numbers."""
-    refs, has_leaf = set(), False
+def _hadamard_factors(node) -> list:
+    if isinstance(node, C.Hadamard):
+        return _hadamard_factors(node.left) + _hadamard_factors(node.right)
+    return [node]
+
+
+def _hand_ref(node):
+    """``(layer, batch)`` when ``node`` is built only from z^{(m)} / a^{(m)} of one layer."""
+    refs = set()
     for _, item in C.walk(node):
         if isinstance(item, C.Leaf):
             if item.name not in ("a", "z") or item.layer is None:
                 return None
-            refs.add(item.layer)
-            has_leaf = True
-        elif isinstance(item, (C.Grad, C.Ones, C.Transpose, C.MatMul)) or (
-                isinstance(item, C.Apply) and item.func.name in ("softmax", "diag")):
+            refs.add((item.layer, item.batch))
+        elif isinstance(item, (C.Grad, C.Ones, C.Transpose, C.MatMul, C.Deriv)) or (
+                isinstance(item, C.Apply) and (item.func.order or item.func.name in
+                                               ("softmax", "diag", "generic"))):
             return None
-    if not has_leaf or len(refs) != 1 or isinstance(node, C.Apply) and node.func.order == 0:
-        return None
-    return refs.pop()
+    return next(iter(refs)) if len(refs) == 1 else None
+
+
+def _hand_variants(rhs, path, node, check: _NetworkCheck):
+    """Replace the factors of an elementwise product that only involve a^{(m)}, z^{(m)}
+    by f_m'(z^{(m)}): a derivative written out by hand for the wrong activation."""
+    claim = check.claim
+    factors = _hadamard_factors(node)
+    groups = {}
+    for factor in factors:
+        found = _hand_ref(factor)
+        if found is not None:
+            groups.setdefault(found, []).append(factor)
+    for (ref, batch), hand in groups.items():
+        rest = [f for f in factors if all(f is not h for h in hand)]
+        if not rest:
+            continue
+        generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, batch))
+        product = rest[0]
+        for factor in rest[1:] + [generic]:
+            product = C.Hadamard(product, factor)
+        text = " \\odot ".join(claim.source(h) for h in hand)
+        which = _which_derivative(hand)
+        layers = _activations_text(check, C.Leaf("z", ref, batch), which)
+        if which is not None:
+            what = f"{text} is the derivative of {which} (written with a = {which}(z))"
+        else:
+            what = f"{text} is not the derivative of the layer's activation"
+        yield (f"derivative of the wrong activation: {what}, but {layers}; use "
+               f"f_{{{ref.label}}}'(z^{{({ref.label})}})", C.replace_at(rhs, path, product))
+
+
+def _which_derivative(hand: list) -> str | None:
+    """The built-in activation g for which the product ``hand`` equals g'(z), a = g(z)."""
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    points = np.array([-1.3, -0.4, 0.5, 1.7])
+    for name, activation in BUILTIN_ACTIVATIONS.items():
+        if activation.is_softmax or name == "identity":
+            continue
+        try:
+            expr = sp.Mul(*[_hand_sympy(factor, activation.expr) for factor in hand])
+            with np.errstate(all="ignore"):
+                got = forms.numeric_function((_x(),), expr)(points) * np.ones_like(points)
+                want = forms.numeric_function((_x(),), _derivative(
+                    name, activation.expr, 1))(points) * np.ones_like(points)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if np.allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), rtol=1e-9):
+            return name
+    return None
+
+
+def _hand_sympy(node, forward: sp.Expr) -> sp.Expr:
+    """A hand-written factor as a function of z, with a = forward(z)."""
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    x = _x()
+    if isinstance(node, C.Leaf):
+        return forward if node.name == "a" else x
+    if isinstance(node, C.Num):
+        return sp.Rational(node.value.numerator, node.value.denominator)
+    if isinstance(node, C.Neg):
+        return -_hand_sympy(node.arg, forward)
+    if isinstance(node, C.Power):
+        return _hand_sympy(node.arg, forward) ** node.exponent
+    if isinstance(node, C.Apply):
+        function = BUILTIN_ACTIVATIONS.get(node.func.name)
+        expr = function.expr if function is not None else _MATH_FUNCTIONS[node.func.name](x)
+        expr = expr.subs(x, _hand_sympy(node.arg, forward))
+        return expr ** node.func.power if node.func.power else expr
+    if isinstance(node, C.Div):
+        return _hand_sympy(node.num, forward) / _hand_sympy(node.den, forward)
+    left, right = _hand_sympy(node.left, forward), _hand_sympy(node.right, forward)
+    if isinstance(node, C.Add):
+        return left + right
+    if isinstance(node, C.Sub):
+        return left - right
+    return left * right
 
 
 # ------------------------------------------------------------- scalar claims
