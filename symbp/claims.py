@@ -363,7 +363,10 @@ class Claim:
 
 
 def children(node: Node) -> list[tuple[str, Node]]:
-    """The child nodes of ``node`` as ``(field name, child)``."""
+    """The child nodes of ``node`` as ``(field name, child)`` (a gradient's target is
+    part of its name, not a subexpression)."""
+    if isinstance(node, Grad):
+        return []
     return [(f.name, getattr(node, f.name)) for f in fields(node)
             if isinstance(getattr(node, f.name), Node) and f.name != "span"]
 

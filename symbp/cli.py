@@ -122,11 +122,18 @@ def cmd_generate(args) -> int:
 
 
 def _refuse_existing(path: str, force: bool) -> None:
-    """Fail before any slow work when the output exists (``write_atomic`` checks again)."""
+    """Fail before any slow work when an output cannot be written (checked again on write)."""
+    import os
     from pathlib import Path
 
-    if Path(path).exists() and not force:
+    target = Path(path)
+    if target.exists() and not force:
         raise SymbpError(f"{path}: already exists (use --force to overwrite)")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise SymbpError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise SymbpError(f"{path}: directory {directory} is not writable")
 
 
 def cmd_check(args) -> int:

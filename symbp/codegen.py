@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import pprint
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import sympy as sp
@@ -176,6 +175,8 @@ def tree_code(node, temporaries: list, prefix: str) -> str:
     if isinstance(node, forms.MatMul):
         if isinstance(node.right, forms.Ones) and isinstance(node.left, forms.Transpose):
             return f"{_operand(node.left.arg, temporaries, prefix)}.sum(axis=0)"
+        if isinstance(node.right, forms.Ones):  # a sum along each row
+            return f"{_operand(node.left, temporaries, prefix)}.sum(axis=1, keepdims=True)"
         left = _operand(node.left, temporaries, prefix)
         right = _operand(node.right, temporaries, prefix)
         return f"{left} @ {right}"
@@ -331,14 +332,16 @@ def _template_environment():
 
 
 def template_directory() -> Path:
-    """``templates/``: installed as ``symbp.templates``, or beside the package in a checkout."""
-    try:
-        installed = Path(str(resources.files("symbp.templates")))
-        if (installed / "module.py.j2").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "templates"
+    """``templates/``: inside the installed package, or beside it in a checkout."""
+    return package_data_directory("templates")
+
+
+def package_data_directory(name: str) -> Path:
+    """A data folder (``templates``, ``examples``) that the wheel installs as
+    ``symbp/<name>`` and that lives at the top level of a source checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / name
+    return installed if installed.is_dir() else package.parent / name
 
 
 def generate_source(network, dtype: str = "float64", spec_name: str | None = None) -> str:

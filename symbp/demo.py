@@ -10,21 +10,16 @@ when the gradient check failed. Nothing is fetched from the network.
 from __future__ import annotations
 
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 EXAMPLE = "digits_mlp.toml"
 
 
 def example_path(name: str = EXAMPLE) -> Path:
-    """A shipped example spec: installed as ``symbp.examples``, or ``examples/`` in a checkout."""
-    try:
-        installed = Path(str(resources.files("symbp.examples"))) / name
-        if installed.is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "examples" / name
+    """A shipped example spec (``symbp/examples`` installed, ``examples/`` in a checkout)."""
+    from symbp.codegen import package_data_directory
+
+    return package_data_directory("examples") / name
 
 
 def _heading(text: str) -> None:

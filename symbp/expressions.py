@@ -104,6 +104,8 @@ class _Converter:
         """Reject infinite, undefined and astronomically large constants."""
         if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
             raise self.fail(node, "the expression is undefined (division by zero or infinity)")
+        if value.has(sp.I):
+            raise self.fail(node, "the expression has an imaginary constant")
         if value.is_Rational and max(abs(value.p), value.q).bit_length() > MAX_CONSTANT_BITS:
             raise self.fail(node, "constant too large")
         return value

@@ -175,7 +175,12 @@ def map_tensors(node, function):
         return Scale(node.factor, map_tensors(node.arg, function))
     if isinstance(node, MatMul):
         return MatMul(map_tensors(node.left, function), map_tensors(node.right, function))
-    return type(node)(tuple(map_tensors(arg, function) for arg in node.args))
+    args = tuple(map_tensors(arg, function) for arg in node.args)
+    if isinstance(node, Hadamard):  # an identity's f' = 1 drops out of a product
+        args = tuple(a for a in args if not (isinstance(a, Elementwise) and a.expr == 1))
+        if len(args) == 1:
+            return args[0]
+    return type(node)(args)
 
 
 def _map_elementwise(node: Elementwise, function):

@@ -126,6 +126,13 @@ class _ScalarText(StrPrinter):
     def _print_Symbol(self, expr):
         return self.names.get(expr, expr.name)
 
+    def _print_Piecewise(self, expr):
+        parts = [f"{self._print(value)} if {self._print(cond)}" for value, cond in expr.args
+                 if cond != sp.true]
+        parts += [f"{self._print(value)} otherwise" for value, cond in expr.args
+                  if cond == sp.true]
+        return "(" + ", ".join(parts) + ")"
+
     def _print_Add(self, expr, order=None):
         terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
         text = self._print(terms[0])
@@ -150,7 +157,8 @@ class _TreePrinter:
         if tensor.is_input or tensor.letter == "y":
             return tensor.latex
         if tensor.letter == "fprime":
-            return f"f_{tensor.layer}'(z^({tensor.layer}))"
+            z = "Z" if tensor.batch else "z"
+            return f"f_{tensor.layer}'({z}^({tensor.layer}))"
         letter = {"delta": "delta", "z": "z", "a": "a"}.get(tensor.letter, tensor.letter)
         if tensor.batch and tensor.letter in ("z", "a"):
             letter = letter.upper()
@@ -283,7 +291,7 @@ def _forward_section(derivation) -> Section:
     term = _ScalarLatex(names, odot=False).doprint(loss.expr)
     rows.append(Row("loss", r"\ell", rf"\sum_{{k}} {_braced(term)}", "", "",
                     f"loss = sum_k {loss.expr}", sp.srepr(loss.expr)))
-    rows.append(Row("batch_loss", "L", r"\frac{1}{B} \sum_{s=1}^{B} \ell_{s}", "", "",
+    rows.append(Row("batch_loss", "L", r"\frac{1}{B} \sum_{s=0}^{B - 1} \ell_{s}", "", "",
                     "L = mean over the batch of the per-sample loss"))
     return Section(f"Forward pass ({network.loss} loss)", tuple(rows))
 

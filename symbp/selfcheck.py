@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symbp import forms
-from symbp.errors import InternalError
+from symbp.errors import InternalError, SpecError
 from symbp.registry import A, X, Y
 
 TOLERANCE = 1e-6
@@ -152,6 +152,20 @@ def _evaluate(formula, values):
                             f"{formula.layer}: {exc}") from exc
 
 
+def _require_finite(network, params, inputs, targets) -> None:
+    """A custom activation or loss undefined at ordinary inputs is the user's error."""
+    rows = forward_rows(network, params, inputs)
+    for layer in range(1, network.depth + 1):
+        if not np.all(np.isfinite(rows[f"a{layer}"])):
+            name = network.layers[layer - 1].activation
+            raise SpecError(f"activations.{name}: not finite at ordinary inputs (e.g. log or "
+                            "sqrt of a negative number); activations must be defined on all "
+                            "real numbers")
+    if not np.isfinite(batch_loss(network, params, inputs, targets)):
+        raise SpecError(f"loss: '{network.loss}' is not finite at ordinary predictions and "
+                        "targets")
+
+
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
     """Max difference over the entries of ``expected`` that are not NaN, relative."""
     known = ~np.isnan(expected)
@@ -166,11 +180,17 @@ def self_check(derivation, seed: int = 1234, batch: int = 3) -> None:
     rng = np.random.default_rng(seed)
     widths = small_widths(network)
     params, inputs, targets = random_instance(network, widths, batch, rng)
+    _require_finite(network, params, inputs, targets)
     expected = finite_difference_gradients(network, params, inputs, targets,
                                            entries=ENTRIES_PER_PARAMETER, rng=rng)
     for in_batch in (False, True):
         got = formula_gradients(derivation, params, inputs, targets, batch=in_batch)
         for name, value in expected.items():
+            if got[name].shape != value.shape:
+                form = "batch" if in_batch else "per-sample"
+                raise InternalError(
+                    f"derived {form} gradient of {name} has shape {got[name].shape}, the "
+                    f"parameter has {value.shape}; refusing to print it")
             error = relative_error(got[name], value)
             if not error < TOLERANCE:
                 form = "batch" if in_batch else "per-sample"

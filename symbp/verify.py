@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,7 +64,7 @@ RTOL = 1e-7
 PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
 BATCH_ROWS = 4
 SCALAR_POINTS = (0.5, -1.3, 2.1, -0.4, 1.7, -2.6, 0.9, 3.1)
-I, J = sp.Symbol("i", integer=True), sp.Symbol("j", integer=True)
+I, J = sp.Symbol("i", integer=True), sp.Symbol("j", integer=True)  # noqa: E741 (entry indices)
 B_SYMBOL = sp.Symbol("B", integer=True, positive=True)
 _MATH_FUNCTIONS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "cosh": sp.cosh,
                    "sinh": sp.sinh, "sech": sp.sech, "sin": sp.sin, "cos": sp.cos}
@@ -253,7 +252,7 @@ def read_claims(text: str) -> list[tuple[int, str]]:
                 rows.append((number, row))
     claims, previous_lhs = [], None
     for line, row in rows:
-        row = _DROP.sub("", row).replace("\n", " ").strip()
+        row = _DROP.sub("", row).replace("\n", " ").strip().strip("$").strip()
         if not row:
             continue
         bare = row.replace("&", "").strip()
@@ -460,6 +459,10 @@ class Val:
         return f"{self.rows.label} \\times {self.cols.label}"
 
 
+def _count(dim: Dim, noun: str) -> str:
+    return f"{dim.label} {noun}" + ("" if dim.one else "s")
+
+
 class _ShapeError(Exception):
     pass
 
@@ -633,11 +636,11 @@ class _Eval:
             big = right if left.scalar else left
             return Val(combine(left.array, right.array), big.rows, big.cols, text, entry=entry)
         if left.rows.value != right.rows.value:
-            raise _ShapeError(f"{right.text} has {right.rows.label} rows, {left.text} has "
+            raise _ShapeError(f"{right.text} has {_count(right.rows, 'row')}, {left.text} has "
                               f"{left.rows.label}, so they cannot be {verb}")
         if left.cols.value != right.cols.value:
-            raise _ShapeError(f"{right.text} has {right.cols.label} columns, {left.text} has "
-                              f"{left.cols.label}, so they cannot be {verb}")
+            raise _ShapeError(f"{right.text} has {_count(right.cols, 'column')}, {left.text} "
+                              f"has {left.cols.label}, so they cannot be {verb}")
         return Val(combine(left.array, right.array), left.rows, left.cols, text, entry=entry)
 
     def e_Add(self, node):
@@ -672,8 +675,8 @@ class _Eval:
             return self._elementwise(node, left, right, "multiplied", np.multiply,
                                      lambda u, v: u * v)
         if left.cols.value != right.rows.value:
-            raise _ShapeError(f"{left.text} has {left.cols.label} columns, {right.text} has "
-                              f"{right.rows.label} rows, so they cannot be multiplied")
+            raise _ShapeError(f"{left.text} has {_count(left.cols, 'column')}, {right.text} has "
+                              f"{_count(right.rows, 'row')}, so they cannot be multiplied")
         entry = None
         if self.symbolic:
             latex = C.to_latex(node, self.l_value, self.depth)
@@ -860,6 +863,9 @@ def _tensor_keys(tensor, depth: int, batch: bool):
 
 
 # -------------------------------------------------------- simplification
+_SLOW_TO_SIMPLIFY = (sp.tanh, sp.cosh, sp.sinh, sp.sech, sp.sin, sp.cos, sp.Piecewise, sp.erf)
+
+
 def _simplify_difference(expr: sp.Expr, ctx: _Context | None = None):
     """``(is zero, simplified expression)``; Sums are kept opaque while simplifying.
 
@@ -871,14 +877,18 @@ def _simplify_difference(expr: sp.Expr, ctx: _Context | None = None):
     sums = {s: sp.Dummy(f"S{n}") for n, s in enumerate(expr.atoms(sp.Sum))}
     opaque = expr.xreplace(sums)
     back = {v: k for k, v in sums.items()}
-    simplified = opaque
-    if sp.count_ops(opaque) < 150:
-        simplified = min([opaque, sp.simplify(opaque), sp.factor(opaque)], key=sp.count_ops)
+    candidates = [opaque]
+    size = sp.count_ops(opaque)
+    if size < 150:
+        candidates.append(sp.factor(opaque))
+    if size < 40 and not opaque.has(*_SLOW_TO_SIMPLIFY):
+        candidates.append(sp.simplify(opaque))
+    simplified = min(candidates, key=sp.count_ops)
     if simplified == 0:
         return True, sp.Integer(0)
     if ctx is not None:
         in_z = _in_terms_of_z(opaque, ctx)
-        if in_z is not None and sp.count_ops(in_z) < 200 and sp.simplify(in_z) == 0:
+        if in_z is not None and sp.count_ops(in_z) < 80 and sp.simplify(in_z) == 0:
             return True, sp.Integer(0)
     return False, simplified.xreplace(back)
 
@@ -1190,8 +1200,9 @@ class _NetworkCheck:
     def _evidence(self, rhs, outcome, layers) -> list[str]:
         kind = {"delta": "every hidden layer", "da": "every hidden layer",
                 "dW": "every layer", "db": "every layer"}[self.target.kind]
-        scope = f"layers {', '.join(map(str, layers))} ({kind})" if self.target.layer.var == "l" \
-            else f"layer {layers[0]}"
+        scope = f"layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))}"
+        if self.target.layer.var == "l":
+            scope += f" ({kind})"
         per_layer = len(outcome.points) // max(len(layers), 1)
         sets = "; ".join(f"{label} {'-'.join(map(str, widths))}"
                          for label, widths in self.ctx.width_sets)
@@ -1374,9 +1385,9 @@ def _variants(rhs, check: _NetworkCheck):
         if isinstance(node, C.Transpose):
             yield (f"an extra transpose: {claim.source(node)} should be "
                    f"{claim.source(node.arg)}", C.replace_at(rhs, path, node.arg))
-        elif isinstance(node, C.Leaf) and node.name == "W":
+        elif isinstance(node, C.Leaf) and node.name != "B":
             parent = _parent(rhs, path)
-            if not isinstance(parent, C.Transpose):
+            if node.name == "W" or isinstance(parent, C.MatMul):
                 yield (f"missing transpose: {claim.source(node)} should be "
                        f"({claim.source(node)})^T", C.replace_at(rhs, path, C.Transpose(node)))
     if target.kind == "dW":
@@ -1422,7 +1433,7 @@ def _variants(rhs, check: _NetworkCheck):
     for path, node in nodes:  # extra factors
         if isinstance(node, C.Hadamard):
             for keep, drop in ((node.left, node.right), (node.right, node.left)):
-                extra = f"an extra factor {claim.source(drop)}"
+                extra = f"an extra factor {_factor_text(claim, drop)}"
                 if target.kind == "delta" and target.layer.var == "L" and isinstance(
                         drop, C.Apply) and drop.func.order:
                     extra += (f": with {check.ctx.network.loss} and a "
@@ -1476,6 +1487,11 @@ def _activations_text(check: _NetworkCheck, arg: C.Node, exclude: str | None = N
     return "; ".join(parts)
 
 
+def _factor_text(claim: C.Claim, node) -> str:
+    text = claim.source(node)
+    return f"({text})" if isinstance(node, (C.Add, C.Sub, C.Neg)) else text
+
+
 def _hadamard_factors(node) -> list:
     if isinstance(node, C.Hadamard):
         return _hadamard_factors(node.left) + _hadamard_factors(node.right)
@@ -1515,7 +1531,7 @@ def _hand_variants(rhs, path, node, check: _NetworkCheck):
         product = rest[0]
         for factor in rest[1:] + [generic]:
             product = C.Hadamard(product, factor)
-        text = " \\odot ".join(claim.source(h) for h in hand)
+        text = " \\odot ".join(_factor_text(claim, h) for h in hand)
         which = _which_derivative(hand)
         layers = _activations_text(check, C.Leaf("z", ref, batch), which)
         if which is not None:
@@ -1583,7 +1599,7 @@ def _verify_scalar(claim: C.Claim, network) -> Verdict:
     sides = [converter.convert(side) for side in claim.sides]
     lhs = sides[0]
     verdict = None
-    for rhs_node, rhs in zip(claim.sides[1:], sides[1:]):
+    for rhs in sides[1:]:
         verdict = _decide_scalar(claim, lhs, rhs, symbol, network)
         if not verdict.ok:
             return verdict
@@ -1771,7 +1787,7 @@ def _scalar_points(lhs, rhs, symbol):
 def _scalar_truth_latex(lhs_node, lhs, symbol, network) -> str:
     """The left-hand side simplified; for an activation's derivative also in terms of f."""
     from symbp.derive import activation_derivative
-    from symbp.registry import A, BUILTIN_ACTIVATIONS
+    from symbp.registry import BUILTIN_ACTIVATIONS, A
 
     applied = None
     if isinstance(lhs_node, C.Apply) and lhs_node.func.order == 1 and not lhs_node.func.power:

@@ -4,8 +4,8 @@ with a SpecError (or ExpressionError) whose message names the field."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXAMPLES, VALID_SPEC
+
 from symbp.errors import ExpressionError, SpecError, SymbpError
 from symbp.spec import MAX_UNITS, TRAINING_DEFAULTS, Dense, Network, load_spec, network_from_dict
 
@@ -74,7 +74,8 @@ BAD_SPECS = [
      SpecError, ["name", "class"]),
     ("name-with-dash", spec(*GOOD_LAYERS, head='name = "my-net"\ninputs = 3\nloss = "mse"\n'),
      SpecError, ["name", "my-net"]),
-    ("unknown-top-level-key", spec(*GOOD_LAYERS, head='inputs = 3\nloss = "mse"\nlearning_rate = 0.1\n'),
+    ("unknown-top-level-key",
+     spec(*GOOD_LAYERS, head='inputs = 3\nloss = "mse"\nlearning_rate = 0.1\n'),
      SpecError, ["learning_rate"]),
     ("top-level-typo", spec(*GOOD_LAYERS, head='inputs = 3\nlos = "mse"\n'), SpecError,
      ["los"]),
@@ -131,7 +132,8 @@ BAD_SPECS = [
     ("custom-loss-uses-x",
      spec(*GOOD_LAYERS, loss="odd", tail='[losses]\nodd = "a*x"\n'), ExpressionError,
      ["losses.odd", "'x'", "column 3"]),
-    ("activations-not-table", spec(*GOOD_LAYERS, head='inputs = 3\nloss = "mse"\nactivations = "x"\n'),
+    ("activations-not-table",
+     spec(*GOOD_LAYERS, head='inputs = 3\nloss = "mse"\nactivations = "x"\n'),
      SpecError, ["activations"]),
 ]
 

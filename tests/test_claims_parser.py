@@ -1,0 +1,229 @@
+"""Tests for symbp.claims: the LaTeX grammar, the AST, error columns, and fuzzing."""
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from symbp.claims import (
+    Add,
+    Apply,
+    ClaimParseError,
+    Deriv,
+    Div,
+    Func,
+    Grad,
+    Hadamard,
+    LayerRef,
+    Leaf,
+    MatMul,
+    Num,
+    Ones,
+    Power,
+    Sub,
+    Transpose,
+    parse_claim,
+    to_latex,
+)
+from symbp.errors import SymbpError
+
+L_ = LayerRef("l")
+L1 = LayerRef("l", 1)
+LM1 = LayerRef("l", -1)
+
+
+def rhs(text):
+    return parse_claim(r"\delta^{(l)} = " + text).rhs
+
+
+def W(ref=L1):
+    return Leaf("W", ref)
+
+
+def delta(ref=L1):
+    return Leaf("delta", ref)
+
+
+# ------------------------------------------------------------ notations
+@pytest.mark.parametrize("text", [
+    r"(W^{(l+1)})^T", r"(W^{(l+1)})^{T}", r"(W^{(l+1)})^\top", r"(W^{(l+1)})^{\top}",
+    r"W^{(l+1)T}", r"W^{(l+1)\top}", r"\left(W^{(l+1)}\right)^{\top}", r"{W^{(l+1)}}^T",
+    r"[W^{(l+1)}]^T", r"W^{l+1}^T", r"W^{(l+1)}^{\intercal}", r"\mathbf{W}^{(l+1)T}",
+])
+def test_transpose_notations_are_one_node(text):
+    assert rhs(text) == Transpose(W())
+
+
+@pytest.mark.parametrize("text", [
+    r"((W^{(l+1)})^T \delta^{(l+1)}) \odot f'(z^{(l)})",
+    r"\left( (W^{(l+1)})^{\top} \delta^{(l+1)} \right) \odot f'\left(z^{(l)}\right)",
+    r"(W^{(l+1)})^T \delta^{(l+1)} \odot f'(z^{(l)})",  # odot binds looser than juxtaposition
+    r"(W^{(l+1)})^T \cdot \delta^{(l+1)} \circ f'(z^{(l)})",
+    r"W^{(l+1)T}\delta^{(l+1)}\odot f'(z^{(l)})",
+])
+def test_recursion_spellings_give_the_same_tree(text):
+    expected = Hadamard(MatMul(Transpose(W()), delta()), Apply(Func("generic", 1), Leaf("z", L_)))
+    assert rhs(text) == expected
+
+
+@pytest.mark.parametrize("text, func", [
+    (r"f'(z^{(l)})", Func("generic", 1)),
+    (r"f_l'(z^{(l)})", Func("generic", 1, layer=L_)),
+    (r"f_{l}'(z^{(l)})", Func("generic", 1, layer=L_)),
+    (r"f'_{l}(z^{(l)})", Func("generic", 1, layer=L_)),
+    (r"f^{\prime}_l(z^{(l)})", Func("generic", 1, layer=L_)),
+    (r"\sigma'(z^{(l)})", Func("sigmoid", 1)),
+    (r"\sigma^{\prime}(z^{(l)})", Func("sigmoid", 1)),
+    (r"\tanh'(z^{(l)})", Func("tanh", 1)),
+    (r"\tanh^2(z^{(l)})", Func("tanh", 0, power=2)),
+    (r"\operatorname{softmax}(z^{(l)})", Func("softmax")),
+    (r"\mathrm{ReLU}'(z^{(l)})", Func("relu", 1)),
+    (r"\operatorname{softplus}(z^{(l)})", Func("softplus")),
+    (r"\exp(z^{(l)})", Func("exp")),
+    (r"\log z^{(l)}", Func("log")),
+])
+def test_function_notations(text, func):
+    node = rhs(text)
+    assert isinstance(node, Apply) and node.func == func
+    assert node.arg == Leaf("z", L_)
+
+
+@pytest.mark.parametrize("text, loss", [
+    (r"\frac{\partial L}{\partial W^{(l)}}", "L"),
+    (r"\frac{\partial \ell}{\partial W^{(l)}}", r"\ell"),
+    (r"\frac{\partial C}{\partial W^{(l)}}", "C"),
+    (r"\frac{\partial E}{\partial W^{(l)}}", "E"),
+    (r"\partial L / \partial W^{(l)}", "L"),
+    (r"\nabla_{W^{(l)}} L", "L"),
+    (r"\frac{\partial \mathcal{L}}{\partial W^{(l)}}", "L"),
+    (r"\dfrac{\partial L}{\partial \mathbf{W}^{(l)}}", "L"),
+])
+def test_gradient_left_hand_sides(text, loss):
+    claim = parse_claim(text + r" = \delta^{(l)} (a^{(l-1)})^T")
+    assert claim.lhs == Grad(loss, Leaf("W", L_))
+    assert claim.rhs == MatMul(Leaf("delta", L_), Transpose(Leaf("a", LM1)))
+
+
+@pytest.mark.parametrize("text, ref", [
+    (r"\delta^{(l)}", LayerRef("l")), (r"\delta^{(L)}", LayerRef("L")),
+    (r"\delta^{(2)}", LayerRef(None, 2)), (r"\delta^{(l+1)}", LayerRef("l", 1)),
+    (r"\delta^{(l-1)}", LayerRef("l", -1)), (r"\delta^{(L-1)}", LayerRef("L", -1)),
+    (r"\delta^{l}", LayerRef("l")), (r"\delta^l", LayerRef("l")),
+])
+def test_layer_indices(text, ref):
+    assert parse_claim(text + " = x").lhs == Leaf("delta", ref)
+
+
+def test_scalars_powers_fractions_and_ones():
+    one, two = Num(Fraction(1)), Num(Fraction(2))
+    assert rhs(r"\frac{1}{2} (a^{(l)})^2") == MatMul(Div(one, two), Power(Leaf("a", L_), 2))
+    assert rhs(r"\frac12 a^{(l)}") == MatMul(Div(one, two), Leaf("a", L_))
+    assert rhs(r"1 - (a^{(l)})^{2}") == Sub(one, Power(Leaf("a", L_), 2))
+    assert rhs(r"\frac{1}{B} (\Delta^{(l)})^T \mathbf{1}") == MatMul(
+        MatMul(Div(one, Leaf("B")), Transpose(Leaf("delta", L_, batch=True))), Ones())
+    assert rhs("0.5 a^{(l)}") == MatMul(Num(Fraction(1, 2)), Leaf("a", L_))
+
+
+def test_precedence_of_plus_odot_and_juxtaposition():
+    node = rhs(r"a^{(l)} + b^{(l)} \odot z^{(l)} W^{(l)}")
+    assert node == Add(Leaf("a", L_), Hadamard(Leaf("b", L_), MatMul(Leaf("z", L_), W(L_))))
+
+
+def test_scalar_claims():
+    claim = parse_claim(r"\frac{d}{dz}\sigma(z) = \sigma(z)(1-\sigma(z))")
+    assert claim.lhs == Deriv("z", Apply(Func("sigmoid"), Leaf("z")))
+    assert claim.rhs == MatMul(Apply(Func("sigmoid"), Leaf("z")),
+                               Sub(Num(Fraction(1)), Apply(Func("sigmoid"), Leaf("z"))))
+    assert parse_claim(r"\frac{d\sigma}{dz} = 1").lhs == Apply(Func("sigmoid", 1), Leaf("z"))
+    assert parse_claim(r"\frac{d}{dx} \log(1 + e^{x}) = \sigma(x)").lhs == Deriv(
+        "x", Apply(Func("log"), Add(Num(Fraction(1)), Apply(Func("exp"), Leaf("x")))))
+
+
+def test_chains_align_markup_and_trailing_punctuation():
+    claim = parse_claim(r"\delta^{(l)} &= \frac{\partial L}{\partial z^{(l)}} = x \quad ,")
+    assert len(claim.sides) == 3
+    assert claim.sides[1] == Grad("L", Leaf("z", L_))
+
+
+def test_source_text_and_latex_round_trip():
+    claim = parse_claim(r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)} + b^{(l+1)}) \odot f'(z^{(l)})")
+    add = claim.rhs.left
+    assert claim.source(add.left) == r"(W^{(l+1)})^T \delta^{(l+1)}"
+    assert claim.source(add.right) == r"b^{(l+1)}"
+    again = parse_claim(r"\delta^{(l)} = " + to_latex(claim.rhs))
+    assert again.rhs == claim.rhs
+    assert to_latex(claim.rhs, l_value=2).startswith(r"\left(\left(W^{(3)}\right)^{\top}")
+
+
+# --------------------------------------------------------------- errors
+@pytest.mark.parametrize("text, column, expected", [
+    (r"\delta^{(l)} = (W^{(l+1)})^T \delta^{(l+1)} +", 46, "a quantity"),
+    (r"\delta^{(l)} = q", 16, "a quantity"),
+    (r"\delta^{(l)} = (W^{(l+1)})^T \delta^{(l+1)}} + 2", 44, "'='"),
+    (r"\delta^{(l) = x", 13, "'}'"),
+    (r"\delta^{(l)} = \foo(z^{(l)})", 16, "a function"),
+    (r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}", 45, "')'"),
+    (r"\delta^{(l)} \delta^{(l+1)}", 28, "'='"),
+    (r"\delta^{(l)} = W^{(l)} ^ ^ 2", 26, "'T'"),
+    ("", 1, "a claim"),
+    ("   ", 1, "a claim"),
+])
+def test_errors_point_at_the_column(text, column, expected):
+    with pytest.raises(ClaimParseError) as info:
+        parse_claim(text)
+    error = info.value
+    assert isinstance(error, SymbpError)
+    assert error.column == column, str(error)
+    assert any(expected in item for item in error.expected), error.expected
+
+
+@pytest.mark.parametrize("text, message", [
+    (r"\delta^{(l)} = W^T", "needs a layer index"),
+    (r"\delta^{(l)} = (a^{(l)})^{(l)}", "a second layer index"),
+    (r"\delta^{(l)} = (a^{(l)} + 1)^{(l)}", "layer index belongs"),
+    (r"\delta^{(l)} = a^{(l)} ^{99}", "exponent"),
+    (r"\delta^{(l)} = \sigma_l(z^{(l)})", "subscript"),
+    (r"\frac{\partial L}{\partial y} = x", "with respect to W, b, z, a or x"),
+    (r"\delta^{(l)} = \mathbf{2}", "vector of ones"),
+    ("(" * 60 + "x" + ")" * 60 + " = x", "nested"),
+    ("x" * 3000, "longer"),
+])
+def test_semantic_errors_are_parse_errors(text, message):
+    with pytest.raises(ClaimParseError) as info:
+        parse_claim(text)
+    assert message in info.value.reason
+    assert info.value.column >= 1
+
+
+# ------------------------------------------------------------------ fuzz
+TOKENS = [
+    r"\delta", r"\Delta", "W", "b", "z", "a", "x", "y", "A", "B", "L", "l", "T", "f", "g",
+    "e", "d", "^", "_", "{", "}", "(", ")", "[", "]", r"\left(", r"\right)", "+", "-", "=",
+    "'", "/", "1", "2", "0.5", r"\odot", r"\cdot", r"\top", r"\frac", r"\partial", r"\sigma",
+    r"\tanh", r"\exp", r"\log", r"\operatorname{softmax}", r"\mathbf{1}", r"\nabla", r"\ell",
+    r"\prime", "(l)", "(l+1)", "(L)", "(2)", " ", r"\,", "&", r"\\", "%", "$", r"\foo", "é",
+]
+VALID = [
+    r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) \odot f'(z^{(l)})",
+    r"\frac{\partial L}{\partial W^{(l)}} = \delta^{(l)} (a^{(l-1)})^T",
+    r"\delta^{(L)} = (a^{(L)} - y) \odot \sigma'(z^{(L)})",
+    r"\frac{d}{dz}\sigma(z) = \sigma(z)(1-\sigma(z))",
+]
+
+token_soup = st.lists(st.sampled_from(TOKENS), min_size=0, max_size=25).map("".join)
+mutated = st.tuples(st.sampled_from(VALID), st.integers(0, 200), st.integers(0, 3),
+                    st.sampled_from(TOKENS)).map(
+    lambda t: t[0][:t[1] % (len(t[0]) + 1)] + t[3] + t[0][t[1] % (len(t[0]) + 1) + t[2]:])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(token_soup, mutated, st.text(max_size=60)))
+def test_fuzz_parser_either_parses_or_reports_a_column(text):
+    try:
+        claim = parse_claim(text)
+    except ClaimParseError as error:
+        assert 1 <= error.column <= len(text) + 1
+        assert error.reason
+        return
+    assert len(claim.sides) >= 2

@@ -1,0 +1,261 @@
+"""Tests for ``symbp derive`` and the command line's error contract (CONVENTIONS §4).
+
+A few runs go through a real subprocess (``python -m symbp``) to see exactly
+what a user sees; the rest call :func:`symbp.cli.main` in-process, which is
+much faster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import EXAMPLES, REPO, VALID_SPEC, toml_spec
+
+import symbp
+from symbp.cli import main
+
+DIGITS = next(p for p in EXAMPLES if p.stem == "digits_mlp")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "symbp", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd or REPO)
+
+
+def assert_one_error_line(stderr, *fragments):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("symbp: error: "), stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def spec(write_spec):
+    return write_spec(VALID_SPEC, "tiny.toml")
+
+
+# ------------------------------------------------------------- subprocess
+def test_subprocess_derive_prints_latex():
+    result = run("derive", DIGITS)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("% Forward pass")
+    assert r"\begin{align*}" in result.stdout and r"\odot" in result.stdout
+
+
+def test_subprocess_bad_spec_exits_2_with_one_line(write_spec, tmp_path):
+    target = tmp_path / "pwned"
+    path = write_spec(f"""
+        inputs = 2
+        loss = "mse"
+        [activations]
+        evil = "__import__('os').system('touch {target}')"
+        [[layers]]
+        units = 1
+        activation = "evil"
+    """)
+    result = run("derive", path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, "activations.evil", "column 1")
+    assert not target.exists()
+
+
+def test_subprocess_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"symbp {symbp.__version__}"
+
+
+def test_subprocess_help():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "derive" in result.stdout and result.stdout.startswith("usage: symbp")
+    result = run("derive", "--help")
+    assert result.returncode == 0
+    for option in ("--format", "--standalone", "--output", "--force"):
+        assert option in result.stdout
+
+
+# -------------------------------------------------------------- in-process
+def derive_output(capsys, *args):
+    status = main(["derive", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_default_format_is_latex(capsys, spec):
+    status, out, err = derive_output(capsys, spec)
+    assert status == 0 and err == ""
+    status, explicit, _ = derive_output(capsys, spec, "--format", "latex")
+    assert status == 0 and explicit == out
+    assert r"\begin{align*}" in out and not out.startswith(r"\documentclass")
+
+
+def test_format_markdown(capsys, spec):
+    status, out, err = derive_output(capsys, spec, "--format", "markdown")
+    assert status == 0 and err == ""
+    assert out.startswith("# Gradients of `tiny`")
+    assert "$$" in out and r"\begin{align*}" in out
+
+
+def test_format_text(capsys, spec):
+    status, out, err = derive_output(capsys, spec, "--format", "text")
+    assert status == 0 and err == ""
+    assert out.startswith("Gradients of tiny")
+    assert "delta^(2) = " in out and "\\" not in out
+
+
+def test_format_json(capsys, spec):
+    status, out, err = derive_output(capsys, spec, "--format", "json")
+    assert status == 0 and err == ""
+    payload = json.loads(out)
+    assert payload["network"] == "tiny"
+    quantities = [q for section in payload["sections"] for q in section["quantities"]]
+    assert quantities
+    for quantity in quantities:
+        assert {"name", "latex", "sympy"} <= set(quantity), quantity
+    names = {q["name"] for q in quantities}
+    assert {"layer1_dW", "layer2_delta", "dW", "delta"} <= names
+
+
+def test_standalone(capsys, spec):
+    status, out, err = derive_output(capsys, spec, "--standalone")
+    assert status == 0 and err == ""
+    assert out.startswith(r"\documentclass") and out.rstrip().endswith(r"\end{document}")
+
+
+def test_standalone_needs_latex(capsys, spec):
+    status, out, err = derive_output(capsys, spec, "--standalone", "--format", "markdown")
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "--standalone")
+
+
+def test_output_file_is_written(capsys, spec, tmp_path):
+    target = tmp_path / "grads.tex"
+    status, out, err = derive_output(capsys, spec, "-o", target)
+    assert status == 0 and out == ""
+    assert str(target) in err and "Traceback" not in err
+    _, printed, _ = derive_output(capsys, spec)
+    assert target.read_text(encoding="utf-8") == printed
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_output_is_not_overwritten_without_force(capsys, spec, tmp_path):
+    target = tmp_path / "grads.md"
+    target.write_text("precious\n", encoding="utf-8")
+    status, out, err = derive_output(capsys, spec, "--format", "markdown", "--output", target)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, str(target), "--force")
+    assert target.read_text(encoding="utf-8") == "precious\n"
+    status, out, err = derive_output(capsys, spec, "--format", "markdown", "-o", target, "--force")
+    assert status == 0
+    assert target.read_text(encoding="utf-8").startswith("# Gradients of `tiny`")
+
+
+def test_output_into_a_missing_directory(capsys, spec, tmp_path):
+    target = tmp_path / "no" / "such" / "grads.tex"
+    status, _, err = derive_output(capsys, spec, "-o", target)
+    assert status == 2
+    assert_one_error_line(err, str(target))
+    assert not (tmp_path / "no").exists()
+
+
+def test_bad_spec_writes_no_output_file(capsys, write_spec, tmp_path):
+    bad = write_spec(VALID_SPEC.replace('"tanh"', '"tanhh"'))
+    target = tmp_path / "grads.tex"
+    status, out, err = derive_output(capsys, bad, "-o", target)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "layers[1].activation", "tanhh")
+    assert not target.exists()
+
+
+BAD_INVOCATIONS = [
+    # (id, spec text or None for a missing file, extra arguments, fragments)
+    ("missing-file", None, [], ["nope.toml"]),
+    ("invalid-toml", 'inputs = 3\nloss = "mse\n', [], ["invalid TOML", "line"]),
+    ("unknown-activation", VALID_SPEC.replace('"tanh"', '"tanhh"'), [],
+     ["layers[1].activation", "tanhh"]),
+    ("unknown-top-level-key", VALID_SPEC.replace("inputs = 3", "inputs = 3\nloss_fn = 1"), [],
+     ["loss_fn"]),
+    ("bad-units", VALID_SPEC.replace("units = 4", "units = 0"), [], ["layers[1].units"]),
+    ("wrong-loss-for-output", VALID_SPEC.replace('"mse"', '"cross_entropy"'), [],
+     ["loss", "softmax"]),
+    ("bad-expression", VALID_SPEC.replace('"tanh"', '"f"') + '\n[activations]\nf = "x.real"\n',
+     [], ["activations.f", "column"]),
+    ("unknown-format", VALID_SPEC, ["--format", "html"], ["--format", "html"]),
+    ("unknown-option", VALID_SPEC, ["--frobnicate"], ["--frobnicate"]),
+]
+
+
+@pytest.mark.parametrize("text, extra, fragments", [case[1:] for case in BAD_INVOCATIONS],
+                         ids=[case[0] for case in BAD_INVOCATIONS])
+def test_bad_input_exits_2_with_one_error_line(capsys, write_spec, tmp_path, text, extra,
+                                               fragments):
+    path = write_spec(text) if text is not None else tmp_path / "nope.toml"
+    status, out, err = derive_output(capsys, path, *extra)
+    assert status == 2
+    assert out == ""
+    assert_one_error_line(err, *fragments)
+
+
+def test_missing_spec_argument(capsys):
+    assert main(["derive"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_error_line(err, "spec")
+
+
+def test_unknown_command(capsys):
+    assert main(["derivee", "x.toml"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "derivee")
+
+
+def test_version_and_help_in_process(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"symbp {symbp.__version__}"
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "derive" in capsys.readouterr().out
+
+
+# ------------------------- specs that used to crash, and bugs still open
+def _custom(expression):
+    """VALID_SPEC with its hidden activation replaced by ``f = expression``."""
+    return VALID_SPEC.replace('"tanh"', '"f"') + f'\n[activations]\nf = "{expression}"\n'
+
+
+CRASHING_SPECS = [
+    pytest.param(VALID_SPEC.replace('"sigmoid"', '"relu"'), 0, id="relu-output"),
+    pytest.param(_custom("x*1e400"), 2, id="overflowing-float"),
+    pytest.param(_custom("x + 0**-1"), 2, id="zoo-constant"),
+    pytest.param(_custom("x + ((9**64)**64)**2"), 2, id="huge-constant"),
+    pytest.param(_custom("x*sqrt(-1)"), 2, id="imaginary-constant"),
+    pytest.param(_custom("log(x)"), 2, id="log-activation"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore:Casting complex values")
+@pytest.mark.parametrize("text, expected", CRASHING_SPECS)
+def test_no_traceback_for_odd_specs(capsys, write_spec, text, expected):
+    path = write_spec(text)
+    status, out, err = derive_output(capsys, path)
+    assert status == expected
+    if expected == 2:
+        assert_one_error_line(err, "activations.f")
+    else:
+        assert r"\begin{align*}" in out
+
+
+def test_the_replacements_above_change_the_valid_spec():
+    """Guard: the bad specs are built by str.replace on VALID_SPEC."""
+    for fragment in ("units = 4", '"tanh"', '"sigmoid"', '"mse"', "inputs = 3"):
+        assert toml_spec(VALID_SPEC).count(fragment) == 1, fragment

@@ -1,0 +1,270 @@
+"""``symbp train``, ``symbp check`` and ``symbp demo`` on real data, and the
+bad-input contract of CONVENTIONS §4 (issue 3): exit 2, one stderr line
+``symbp: error: ...``, no traceback, no file left behind."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symbp.cli import main
+from symbp.data import load_dataset
+from symbp.spec import load_spec
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
+DIGITS = REPO / "examples" / "digits_mlp.toml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+TINY_SPEC = """\
+name = "tiny"
+inputs = 4
+loss = "cross_entropy"
+
+[[layers]]
+units = 5
+activation = "relu"
+
+[[layers]]
+units = 3
+activation = "softmax"
+
+[training]
+epochs = 2
+"""
+
+
+def symbp(*argv, cwd=None, timeout=300):
+    """The real command line in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "symbp", *[str(a) for a in argv]],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli(capsys, *argv):
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str, *fragments: str):
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("symbp: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, err)
+
+
+def load_golden_digits():
+    spec = importlib.util.spec_from_file_location("golden_digits_mlp",
+                                                  REPO / "generated" / "digits_mlp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_parser():
+    line = "final accuracy: train 0.9585, test 0.9332 (0.11 s)"
+    assert printed_test_accuracy(line) == pytest.approx(0.9332)
+    assert printed_test_accuracy("test accuracy 96.55% after 30 epochs") == pytest.approx(0.9655)
+    with pytest.raises(AssertionError):
+        printed_test_accuracy("no numbers here")
+
+
+def printed_test_accuracy(text: str) -> float:
+    """The test accuracy printed in ``text`` (a fraction, or a percentage)."""
+    for line in text.splitlines():
+        if "accuracy" not in line or "test" not in line:
+            continue
+        match = re.search(r"test(?: accuracy)?[:\s]+([0-9]*\.?[0-9]+)(%?)", line)
+        if match:
+            value = float(match.group(1))
+            return value / 100 if match.group(2) else value
+    raise AssertionError(f"no test accuracy in:\n{text}")
+
+
+# ------------------------------------------------------------------- train
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """One real ``symbp train`` on the bundled digits, with --plot and --save."""
+    directory = tmp_path_factory.mktemp("train")
+    result = symbp("train", DIGITS, "--data", "digits", "--epochs", "3",
+                   "--plot", "curves.png", "--save", "params.npz", cwd=directory)
+    return result, directory
+
+
+def test_train_digits_prints_test_accuracy(digits_run):
+    result, _ = digits_run
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "" or "Traceback" not in result.stderr
+    epochs = [line for line in result.stdout.splitlines() if line.strip().startswith("epoch")]
+    assert len(epochs) == 3
+    accuracy = printed_test_accuracy(result.stdout)
+    assert 0.5 < accuracy <= 1.0  # chance is 0.1; three epochs of sgd get far above it
+
+
+def test_train_plot_is_a_png(digits_run):
+    result, directory = digits_run
+    assert result.returncode == 0, result.stderr
+    png = (directory / "curves.png").read_bytes()
+    assert png[:8] == PNG_SIGNATURE
+    assert len(png) > 1000
+
+
+def test_train_save_loads_into_the_module(digits_run):
+    result, directory = digits_run
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in directory.iterdir()) == ["curves.png", "params.npz"]
+    module = load_golden_digits()
+    params = module.load_params(directory / "params.npz")
+    assert {name: value.shape for name, value in params.items()} == {
+        "W1": (32, 64), "b1": (32,), "W2": (10, 32), "b2": (10,)}
+    # the saved parameters reproduce the printed test accuracy on the same split
+    network = load_spec(DIGITS)
+    data = load_dataset("digits", n_inputs=64, n_outputs=10, task="classification",
+                        seed=network.training["seed"])
+    accuracy = np.mean(module.predict(params, data.X_test) == data.y_test_raw)
+    assert accuracy == pytest.approx(printed_test_accuracy(result.stdout), abs=1e-4)
+
+
+# ------------------------------------------------------------------- check
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_check_examples_pass(capsys, spec):
+    code, out, err = run_cli(capsys, "check", spec)
+    assert code == 0, out + err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[0] == "parameter"
+    names = [line.split()[0] for line in lines[1:-1]]
+    depth = len(load_spec(spec).layers)
+    assert names == [f"{kind}{n}" for n in range(1, depth + 1) for kind in ("W", "b")]
+    assert all(line.split()[-1] == "ok" for line in lines[1:-1])
+    assert "passed" in lines[-1]
+
+
+# ------------------------------------------------------------------- demo
+def test_demo_reaches_95_percent(tmp_path):
+    result = symbp("demo", "--epochs", "30", "--output-dir", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "gradient check passed" in result.stdout
+    assert printed_test_accuracy(result.stdout) >= 0.95
+    assert (tmp_path / "digits_mlp.py").is_file()
+
+
+# --------------------------------------------------------------- bad input
+@pytest.fixture
+def workspace(tmp_path):
+    """A directory with the tiny spec and some data files, good and bad."""
+    (tmp_path / "tiny.toml").write_text(TINY_SPEC, encoding="utf-8")
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.0, 1.0, (40, 4))
+    y = np.arange(40) % 3
+    np.savez(tmp_path / "good.npz", X=X, y=y)
+    np.savez(tmp_path / "features.npz", X=X[:, :3], y=y)
+    np.savez(tmp_path / "range.npz", X=X, y=np.where(np.arange(40) == 5, 3, y))
+    bad = X.copy()
+    bad[7, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", X=bad, y=y)
+    return tmp_path
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+BAD_DATA = [
+    ("missing-file", "absent.npz", ["absent.npz"]),
+    ("feature-count", "features.npz", ["features.npz", "3 features", "inputs"]),
+    ("label-out-of-range", "range.npz", ["range.npz", "y[5]", "out of range"]),
+    ("nan", "nan.npz", ["nan.npz", "X[7, 2]", "finite"]),
+    ("unknown-dataset", "mnist", ["mnist"]),
+]
+
+
+@pytest.mark.parametrize("data, fragments", [pytest.param(d, f, id=i) for i, d, f in BAD_DATA])
+def test_train_bad_data(capsys, workspace, monkeypatch, data, fragments):
+    monkeypatch.chdir(workspace)
+    before = listing(workspace)
+    code, _, err = run_cli(capsys, "train", "tiny.toml", "--data", data,
+                           "--plot", "out.png", "--save", "out.npz")
+    assert code == 2
+    assert_one_error_line(err, *fragments)
+    assert listing(workspace) == before
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3", "three"])
+def test_train_bad_epochs(capsys, workspace, monkeypatch, epochs):
+    monkeypatch.chdir(workspace)
+    before = listing(workspace)
+    code, _, err = run_cli(capsys, "train", "tiny.toml", "--data", "good.npz",
+                           "--epochs", epochs, "--save", "out.npz")
+    assert code == 2
+    assert_one_error_line(err, "--epochs")
+    assert listing(workspace) == before
+
+
+@pytest.mark.parametrize("option, path", [("--plot", "nowhere/curves.png"),
+                                          ("--save", "nowhere/params.npz")])
+def test_train_unwritable_output(capsys, workspace, monkeypatch, option, path):
+    monkeypatch.chdir(workspace)
+    before = listing(workspace)
+    code, _, err = run_cli(capsys, "train", "tiny.toml", "--data", "good.npz", option, path)
+    assert code == 2
+    assert_one_error_line(err, path)
+    assert listing(workspace) == before
+
+
+def test_train_bad_save_path_writes_no_plot(capsys, workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    before = listing(workspace)
+    code, _, err = run_cli(capsys, "train", "tiny.toml", "--data", "good.npz",
+                           "--plot", "curves.png", "--save", "nowhere/params.npz")
+    assert code == 2
+    assert_one_error_line(err, "nowhere/params.npz")
+    assert listing(workspace) == before
+
+
+def test_train_existing_output_is_kept(capsys, workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    (workspace / "out.npz").write_bytes(b"keep")
+    code, _, err = run_cli(capsys, "train", "tiny.toml", "--data", "good.npz",
+                           "--save", "out.npz")
+    assert code == 2
+    assert_one_error_line(err, "out.npz", "--force")
+    assert (workspace / "out.npz").read_bytes() == b"keep"
+
+
+def test_train_tiny_writes_outputs(capsys, workspace, monkeypatch):
+    """The good path of the same setup, so the failures above are about their input."""
+    monkeypatch.chdir(workspace)
+    code, out, err = run_cli(capsys, "train", "tiny.toml", "--data", "good.npz",
+                             "--plot", "curves.png", "--save", "params.npz")
+    assert code == 0, err
+    assert (workspace / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
+    with np.load(workspace / "params.npz") as params:
+        assert params["W1"].shape == (5, 4) and params["W2"].shape == (3, 5)
+    assert 0.0 <= printed_test_accuracy(out) <= 1.0
+    assert not [p for p in workspace.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_generate_into_missing_directory(capsys, workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    before = listing(workspace)
+    code, _, err = run_cli(capsys, "generate", "tiny.toml", "-o", "nowhere/tiny.py")
+    assert code == 2
+    assert_one_error_line(err, "nowhere/tiny.py")
+    assert listing(workspace) == before
+
+
+def test_bad_input_in_a_real_process(workspace):
+    before = listing(workspace)
+    result = symbp("train", "tiny.toml", "--data", "mnist", "--save", "out.npz", cwd=workspace)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, "mnist")
+    assert listing(workspace) == before

@@ -1,0 +1,322 @@
+"""Unit tests of symbp.codegen: the printer, the stable rewrites, the text of a
+generated module, and ``symbp generate`` (issue 3)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symbp.cli import main
+from symbp.codegen import CodePrinter, generate_source, load_module, print_expr, stable
+from symbp.spec import Dense, Network, load_spec
+
+REPO = Path(__file__).resolve().parent.parent
+z = sp.Symbol("z", real=True)
+
+
+def _expit(t):
+    """The logistic function, as the generated helper defines it (stable)."""
+    return np.exp(-np.logaddexp(0.0, -t))
+
+
+def evaluate(code: str, value):
+    """Evaluate printed code (our own printer's output) at ``z = value``."""
+    with np.errstate(all="ignore"):
+        return eval(code, {"np": np, "_expit": _expit}, {"z": np.asarray(value, dtype=float)})  # noqa: S307
+
+
+def naive(expr, value):
+    with np.errstate(all="ignore"):
+        return sp.lambdify(z, expr, "numpy")(np.asarray(value, dtype=float))
+
+
+# ------------------------------------------------------------------ printer
+def test_printer_uses_np_names():
+    code = CodePrinter().doprint(sp.exp(z) + sp.sqrt(z) + sp.tanh(z) + sp.cosh(z) + sp.pi)
+    for name in ("np.exp(z)", "np.sqrt(z)", "np.tanh(z)", "np.cosh(z)"):
+        assert name in code
+    assert "numpy." not in code
+
+
+def test_printer_is_strict():
+    with pytest.raises(NotImplementedError):
+        CodePrinter().doprint(sp.Function("f")(z))
+
+
+def test_printer_puts_positive_terms_first():
+    a, y = sp.symbols("a2 Y", real=True)
+    assert print_expr(a - y) == "a2 - Y"
+    assert print_expr(-y + 2 * a) == "2*a2 - Y"
+
+
+def test_printer_piecewise_is_np_where():
+    code = print_expr(sp.Piecewise((z, z > 0), (z / 100, True)))
+    assert code.startswith("np.where(")
+    values = np.array([-3.0, -0.5, 0.0, 2.0])
+    np.testing.assert_allclose(evaluate(code, values), np.where(values > 0, values, 0.01 * values))
+
+
+# ------------------------------------------------------------ stable rewrites
+SILU = z / (1 + sp.exp(-z))
+STABLE_CASES = {
+    "softplus": sp.log(1 + sp.exp(z)),
+    "sigmoid": 1 / (1 + sp.exp(-z)),
+    "sigmoid'": sp.diff(1 / (1 + sp.exp(-z)), z),
+    "silu'": sp.diff(SILU, z),
+    "softplus'": sp.diff(sp.log(1 + sp.exp(z)), z),
+    "mish'": sp.diff(z * sp.tanh(sp.log(1 + sp.exp(z))), z),
+}
+
+
+@pytest.mark.parametrize("name", STABLE_CASES)
+def test_stable_rewrite_keeps_the_value(name):
+    expr = STABLE_CASES[name]
+    values = np.linspace(-6.0, 6.0, 25)
+    np.testing.assert_allclose(evaluate(print_expr(expr), values), naive(expr, values),
+                               rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", STABLE_CASES)
+def test_stable_rewrite_is_finite_at_extremes(name):
+    result = evaluate(print_expr(STABLE_CASES[name]), [-1000.0, 1000.0])
+    assert np.all(np.isfinite(result))
+
+
+def test_silu_derivative_at_minus_1000():
+    derivative = sp.diff(SILU, z)
+    assert not np.isfinite(naive(derivative, -1000.0))  # the printer's rewrite is needed
+    value = evaluate(print_expr(derivative), -1000.0)
+    assert np.isfinite(value) and abs(value) < 1e-300  # true value: about -1000 exp(-1000)
+    assert evaluate(print_expr(derivative), 1000.0) == pytest.approx(1.0)
+    assert "exp(" not in print_expr(derivative).replace("_expit", "")
+
+
+def test_log_one_plus_exp_becomes_logaddexp():
+    rewritten = stable(sp.log(1 + sp.exp(z)))
+    code = CodePrinter().doprint(rewritten)
+    assert code == "np.logaddexp(0.0, z)"
+    assert evaluate(code, 1000.0) == pytest.approx(1000.0)
+    assert evaluate(code, -1000.0) == pytest.approx(0.0, abs=1e-300)
+    assert math.isinf(naive(sp.log(1 + sp.exp(z)), 1000.0))
+
+
+def test_stable_leaves_plain_expressions_alone():
+    assert stable(sp.tanh(z) * z + 1) == sp.tanh(z) * z + 1
+    assert print_expr(sp.exp(z) - 1) == "np.exp(z) - 1"
+
+
+# ------------------------------------------------- the text of a generated module
+NETWORK = Network(inputs=5, layers=[Dense(4, "tanh"), Dense(3, "sigmoid"), Dense(6, "softmax")],
+                  loss="cross_entropy", name="text_net")
+
+
+@lru_cache(maxsize=None)
+def source(dtype: str = "float64") -> str:
+    return generate_source(NETWORK, dtype, spec_name="text_net.toml")
+
+
+def backward_function(text: str) -> str:
+    """The function that computes the deltas (``gradients`` or a helper it calls)."""
+    start = text.rindex("\ndef ", 0, text.index("    delta1 = "))
+    end = text.index("\ndef ", start + 1)
+    return text[start:end]
+
+
+def backward_lines(text: str) -> list[str]:
+    """The code lines of the backward section: from the output delta on."""
+    body = backward_function(text)
+    depth = len(NETWORK.layers)
+    backward = body[body.index(f"    delta{depth} = "):]
+    return [line.strip() for line in backward.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def statements_of(lines: list[str], target: str) -> str:
+    """Every backward statement that assigns ``target`` (``=``, ``*=``, ...), joined."""
+    pattern = re.compile(rf"{target}\s*[-+*/@]?=")
+    return "\n".join(line for line in lines if pattern.match(line))
+
+
+def test_backward_reuses_forward_outputs():
+    lines = backward_lines(source())
+    delta1, delta2 = statements_of(lines, "delta1"), statements_of(lines, "delta2")
+    assert re.search(r"\ba1\b", delta1), delta1  # tanh' = 1 - a1**2
+    assert re.search(r"\ba2\b", delta2), delta2  # sigmoid' = a2 (1 - a2)
+    assert not re.search(r"\bz[12]\b", delta1 + delta2)  # no activation recomputed from z
+    for line in lines:
+        assert "np.tanh(" not in line, line
+        assert "_expit(" not in line, line
+        assert "_softmax(" not in line, line
+    # the forward section computes each activation exactly once
+    body = backward_function(source())
+    assert body.count("np.tanh(z1)") == 1 and body.count("_expit(z2)") == 1
+
+
+def test_docstring_shows_the_derived_formulas():
+    module = load_module(source())
+    doc = module.__doc__
+    assert "Delta^(3) = A^(3) - Y" in doc
+    assert "Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)" in doc
+    assert "dL/dW^(l) = 1/B (Delta^(l))^T A^(l - 1)" in doc
+    assert "5 -> 4 (tanh) -> 3 (sigmoid) -> 6 (softmax)" in doc
+    gradients = backward_function(source())
+    assert "# Delta^(3) = A^(3) - Y" in gradients
+    assert gradients.index("# Delta^(3)") < gradients.index("# Delta^(2)") \
+        < gradients.index("# Delta^(1)")
+
+
+def test_generated_names():
+    text = source()
+    for name in ("W1", "b1", "z1", "a1", "delta1", "W3", "b3", "z3", "a3", "delta3"):
+        assert name in text, name
+    module = load_module(text)
+    assert module.PARAM_NAMES == ("W1", "b1", "W2", "b2", "W3", "b3")
+    assert module.LAYER_SIZES == (5, 4, 3, 6)
+    assert module.TASK == "classification"
+    assert module.SPEC == NETWORK.to_dict()
+    params = module.init_params(0)
+    assert {name: value.shape for name, value in params.items()} == {
+        "W1": (4, 5), "b1": (4,), "W2": (3, 4), "b2": (3,), "W3": (6, 3), "b3": (6,)}
+    assert module.forward(params, np.zeros((2, 5))).shape == (2, 6)
+    assert module.forward(params, np.zeros(5)).shape == (1, 6)  # one sample as a row
+
+
+def test_generated_module_imports_only_numpy_and_stdlib():
+    gelu = Network(inputs=2, layers=[Dense(3, "gelu"), Dense(1, "identity")], loss="mse")
+    text = generate_source(gelu)
+    modules = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            modules.add(node.module.split(".")[0])
+    assert "numpy" in modules and "math" in modules  # gelu takes erf from math
+    assert modules - {"numpy"} <= set(sys.stdlib_module_names)
+    # and it really runs without symbp or sympy
+    result = subprocess.run(
+        [sys.executable, "-I", "-c",
+         "import sys; sys.modules['sympy'] = None; sys.modules['symbp'] = None\n"
+         + "ns = {'__name__': 'm'}\nexec(sys.stdin.read(), ns)\n"
+         + "import numpy as np\np = ns['init_params'](0)\n"
+         + "print(ns['loss'](p, np.ones((3, 2)), np.ones((3, 1))))"],
+        input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert math.isfinite(float(result.stdout))
+
+
+def test_same_network_same_bytes_and_dtype_changes_only_dtype():
+    again = generate_source(NETWORK, "float64", spec_name="text_net.toml")
+    assert again == source()
+    float32 = source("float32")
+    assert "DTYPE = np.float32" in float32 and "DTYPE = np.float64" in source()
+    assert float32.replace("float32", "float64") == source()
+
+
+def test_bad_dtype_is_refused():
+    with pytest.raises(ValueError, match="dtype"):
+        generate_source(NETWORK, "float16")
+
+
+# ------------------------------------------------------------- symbp generate
+TINY_SPEC = """\
+name = "tiny"
+inputs = 3
+loss = "mse"
+
+[[layers]]
+units = 4
+activation = "relu"
+
+[[layers]]
+units = 2
+activation = "identity"
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC, encoding="utf-8")
+    return path
+
+
+@lru_cache(maxsize=None)
+def tiny_source(dtype: str) -> str:
+    return generate_source(Network(inputs=3, layers=[Dense(4, "relu"), Dense(2, "identity")],
+                                   loss="mse", name="tiny"), dtype, spec_name="tiny.toml")
+
+
+def run_cli(capsys, *argv):
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str, *fragments: str):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("symbp: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, err)
+
+
+def test_generate_to_stdout(capsys, tiny_spec):
+    code, out, _ = run_cli(capsys, "generate", tiny_spec)
+    assert code == 0
+    assert out == tiny_source("float64")
+    assert load_spec(tiny_spec).to_dict() == load_module(out).SPEC
+
+
+def test_generate_writes_atomically(capsys, tiny_spec, tmp_path):
+    target = tmp_path / "tiny.py"
+    code, _, err = run_cli(capsys, "generate", tiny_spec, "-o", target)
+    assert code == 0, err
+    assert target.read_text(encoding="utf-8") == tiny_source("float64")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.py", "tiny.toml"]  # no temp files
+
+
+def test_generate_refuses_to_overwrite_without_force(capsys, tiny_spec, tmp_path):
+    target = tmp_path / "tiny.py"
+    target.write_text("# keep me\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "generate", tiny_spec, "-o", target)
+    assert code == 2
+    assert_one_error_line(err, str(target), "--force")
+    assert target.read_text(encoding="utf-8") == "# keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.py", "tiny.toml"]
+    code, _, err = run_cli(capsys, "generate", tiny_spec, "-o", target, "--force")
+    assert code == 0, err
+    assert target.read_text(encoding="utf-8") == tiny_source("float64")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.py", "tiny.toml"]
+
+
+def test_generate_float32(capsys, tiny_spec, tmp_path):
+    target = tmp_path / "tiny32.py"
+    code, _, err = run_cli(capsys, "generate", tiny_spec, "-o", target, "--dtype", "float32")
+    assert code == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert text == tiny_source("float32")
+    assert "dtype: float32" in text
+    module = load_module(text)
+    assert module.DTYPE == np.float32
+    params = module.init_params(0)
+    assert all(value.dtype == np.float32 for value in params.values())
+    output = module.forward(params, np.ones((2, 3), dtype=np.float32))
+    assert output.dtype == np.float32
+
+
+def test_generate_rejects_bad_dtype(capsys, tiny_spec, tmp_path):
+    target = tmp_path / "tiny.py"
+    code, _, err = run_cli(capsys, "generate", tiny_spec, "-o", target, "--dtype", "float16")
+    assert code == 2
+    assert_one_error_line(err, "float16")
+    assert not target.exists()

@@ -1,0 +1,481 @@
+"""Gradient sweep of generated modules (issue 3): every hidden activation, every
+output/loss pair, depths 1-4, unequal widths.
+
+Each generated module's ``gradients`` is compared with two independent
+references: reverse-mode autodiff by the ``autograd`` package of a forward
+pass written here from the definitions in CONVENTIONS §2 (relative error
+<= 1e-8), and symbp's own fourth-order finite differences
+(:func:`symbp.gradcheck.check_module`). The same modules are then pushed to
+pre-activations of +-1000, generated in float32, trained with each optimizer,
+saved and loaded.
+
+The full cartesian product (9 activations ^ 3 hidden layers x 6 losses x 4
+depths) is far too slow to derive, so :data:`SWEEP` is a deterministic
+pseudo-random selection; :func:`test_sweep_covers_every_piece` checks that it
+still covers every activation, every output/loss pair and every depth.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from functools import lru_cache
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+from autograd.scipy.special import erf as autograd_erf
+
+from symbp.codegen import generate_source, load_module
+from symbp.gradcheck import check_module
+from symbp.spec import Dense, Network, load_spec
+
+HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus",
+                      "silu", "gelu")
+OUTPUTS = (("softmax", "cross_entropy"), ("sigmoid", "bce"), ("identity", "mse"),
+           ("sigmoid", "mse"), ("tanh", "mse"), ("softmax", "mse"))
+
+BROKEN_OUTPUTS: dict = {}  # output/loss pairs known not to generate (none)
+
+RELATIVE_TOLERANCE = 1e-8
+CUSTOM_ACTIVATIONS = {"mish": "x*tanh(log(1 + exp(x)))"}
+CUSTOM_LOSSES = {"logcosh": "log(cosh(a - y))"}
+
+
+# ------------------------------------------------------------ architectures
+# An architecture is hashable: (inputs, ((units, activation), ...), loss).
+def _sweep(count: int = 26, seed: int = 20240611):
+    """A deterministic selection: depths cycle 1..4, output/loss pairs cycle over the
+    working pairs, hidden activations go round-robin (in a seeded order) over the
+    hidden slots, and each layer's width differs from the previous one."""
+    rng = random.Random(seed)
+    order = list(HIDDEN_ACTIVATIONS)
+    rng.shuffle(order)
+    working = [pair for pair in OUTPUTS if pair not in BROKEN_OUTPUTS]
+    slot = 0
+    architectures = []
+    for index in range(count):
+        depth = 1 + index % 4
+        output, loss = working[index % len(working)]
+        while True:  # draw widths until the architecture is new
+            inputs = rng.randint(2, 5)
+            previous, layers = inputs, []
+            for offset in range(depth - 1):
+                units = rng.choice([n for n in range(2, 7) if n != previous])
+                layers.append((units, order[(slot + offset) % len(order)]))
+                previous = units
+            low = 2 if output == "softmax" else 1
+            units = rng.choice([n for n in range(low, 5) if n != previous])
+            layers.append((units, output))
+            candidate = (inputs, tuple(layers), loss)
+            if candidate not in architectures:
+                break
+        slot += depth - 1
+        architectures.append(candidate)
+    return architectures
+
+
+SWEEP = _sweep()
+SOFTMAX_MSE = (3, ((4, "tanh"), (3, "softmax")), "mse")
+
+
+def arch_id(arch) -> str:
+    inputs, layers, loss = arch
+    return "-".join([str(inputs)] + [f"{units}{activation}" for units, activation in layers]) \
+        + f":{loss}"
+
+
+def network(arch, training=None) -> Network:
+    inputs, layers, loss = arch
+    return Network(inputs=inputs, layers=[Dense(u, a) for u, a in layers], loss=loss,
+                   name="sweep", activations=dict(CUSTOM_ACTIVATIONS),
+                   losses=dict(CUSTOM_LOSSES), training=dict(training or {}))
+
+
+@lru_cache(maxsize=None)
+def _generate(arch, dtype, training):
+    try:
+        return load_module(generate_source(network(arch, dict(training)), dtype)), None
+    except Exception as exc:  # noqa: BLE001 - cached so a broken case is derived once
+        return None, exc
+
+
+def generated(arch, dtype: str = "float64", training=()):
+    """The generated module for ``arch`` (cached: deriving costs about a second)."""
+    module, error = _generate(arch, dtype, tuple(training))
+    if error is not None:
+        raise error
+    return module
+
+
+def with_xfail(architectures):
+    """pytest params; a known-broken output/loss pair is marked strict xfail."""
+    params = []
+    for arch in architectures:
+        inputs, layers, loss = arch
+        reason = BROKEN_OUTPUTS.get((layers[-1][1], loss))
+        marks = [pytest.mark.xfail(strict=True, raises=TypeError, reason=reason)] if reason else []
+        params.append(pytest.param(arch, id=arch_id(arch), marks=marks))
+    return params
+
+
+# --------------------------------------------------------- the reference
+def _softmax(z):
+    shifted = z - anp.max(z, axis=1, keepdims=True)
+    e = anp.exp(shifted)
+    return e / anp.sum(e, axis=1, keepdims=True)
+
+
+REFERENCE_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "sigmoid": lambda z: 1.0 / (1.0 + anp.exp(-z)),
+    "tanh": anp.tanh,
+    "relu": lambda z: anp.where(z > 0, z, 0.0),
+    "leaky_relu": lambda z: anp.where(z > 0, z, 0.01 * z),
+    "elu": lambda z: anp.where(z > 0, z, anp.exp(z) - 1.0),
+    "softplus": lambda z: anp.log1p(anp.exp(z)),
+    "silu": lambda z: z / (1.0 + anp.exp(-z)),
+    "gelu": lambda z: 0.5 * z * (1.0 + autograd_erf(z / anp.sqrt(2.0))),
+    "softmax": _softmax,
+    "mish": lambda z: z * anp.tanh(anp.log1p(anp.exp(z))),
+}
+REFERENCE_LOSSES = {  # per output; summed over outputs, mean over samples
+    "mse": lambda a, y: 0.5 * (a - y) ** 2,
+    "cross_entropy": lambda a, y: -y * anp.log(a),
+    "bce": lambda a, y: -(y * anp.log(a) + (1.0 - y) * anp.log(1.0 - a)),
+    "logcosh": lambda a, y: anp.log(anp.cosh(a - y)),
+}
+
+
+def reference_forward(params, arch, X):
+    _, layers, _ = arch
+    a = X
+    for index, (_, activation) in enumerate(layers, 1):
+        z = anp.dot(a, params[f"W{index}"].T) + params[f"b{index}"]
+        a = REFERENCE_ACTIVATIONS[activation](z)
+    return a
+
+
+def reference_loss(params, arch, X, Y):
+    return anp.mean(anp.sum(REFERENCE_LOSSES[arch[2]](reference_forward(params, arch, X), Y),
+                            axis=1))
+
+
+def random_problem(arch, seed: int = 0, batch: int = 7):
+    """Parameters with non-zero biases, inputs and valid targets for the output/loss."""
+    inputs, layers, loss = arch
+    rng = np.random.default_rng(seed)
+    params, previous = {}, inputs
+    for index, (units, _) in enumerate(layers, 1):
+        params[f"W{index}"] = rng.normal(0.0, 1.0 / np.sqrt(previous), (units, previous))
+        params[f"b{index}"] = rng.normal(0.0, 0.5, units)
+        previous = units
+    X = rng.normal(0.0, 1.0, (batch, inputs))
+    outputs, output = layers[-1]
+    if output == "softmax":
+        Y = np.eye(outputs)[rng.integers(0, outputs, batch)]
+    elif output == "sigmoid":
+        Y = rng.integers(0, 2, (batch, outputs)).astype(float)
+    else:
+        Y = rng.normal(0.0, 0.5, (batch, outputs))
+    return params, X, Y
+
+
+def relative_error(value, reference) -> float:
+    value, reference = np.asarray(value, dtype=np.float64), np.asarray(reference)
+    scale = max(float(np.max(np.abs(reference))), 1e-300)
+    return float(np.max(np.abs(value - reference)) / scale)
+
+
+# ----------------------------------------------------------------- the sweep
+def test_sweep_covers_every_piece():
+    hidden = {activation for _, layers, _ in SWEEP for _, activation in layers[:-1]}
+    outputs = {(layers[-1][1], loss) for _, layers, loss in SWEEP + [SOFTMAX_MSE]}
+    depths = {len(layers) for _, layers, _ in SWEEP}
+    assert hidden == set(HIDDEN_ACTIVATIONS)
+    assert outputs == set(OUTPUTS)
+    assert depths == {1, 2, 3, 4}
+    for inputs, layers, _ in SWEEP:
+        widths = [inputs] + [units for units, _ in layers]
+        assert all(a != b for a, b in zip(widths, widths[1:], strict=False)), widths
+    assert len(set(SWEEP)) == len(SWEEP)
+
+
+@pytest.mark.parametrize("arch", with_xfail(SWEEP + [SOFTMAX_MSE]))
+def test_gradients_match_autograd(arch):
+    module = generated(arch)
+    params, X, Y = random_problem(arch)
+    assert relative_error(module.forward(params, X), reference_forward(params, arch, X)) <= 1e-12
+    assert module.loss(params, X, Y) == pytest.approx(float(reference_loss(params, arch, X, Y)),
+                                                      rel=1e-12)
+    derived = module.gradients(params, X, Y)
+    expected = grad(reference_loss)(params, arch, X, Y)
+    assert set(derived) == set(params)
+    for name in params:
+        assert derived[name].shape == params[name].shape, name
+        error = relative_error(derived[name], expected[name])
+        assert error <= RELATIVE_TOLERANCE, f"{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("arch", with_xfail(SWEEP + [SOFTMAX_MSE]))
+def test_gradients_match_finite_differences(arch):
+    module = generated(arch)
+    report = check_module(module)
+    assert {row.name for row in report.rows} == set(module.PARAM_NAMES)
+    assert report.passed, "\n" + report.table()
+
+
+# ------------------------------------------------------- custom pieces by spec
+SPEC_MISH_LOGCOSH = """\
+name = "custom_net"
+inputs = 3
+loss = "logcosh"
+
+[activations]
+mish = "x*tanh(log(1 + exp(x)))"
+
+[losses]
+logcosh = "log(cosh(a - y))"
+
+[[layers]]
+units = 4
+activation = "mish"
+
+[[layers]]
+units = 2
+activation = "tanh"
+
+[[layers]]
+units = 3
+activation = "identity"
+"""
+
+
+@pytest.fixture(scope="module")
+def custom_module(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "custom_net.toml"
+    path.write_text(SPEC_MISH_LOGCOSH, encoding="utf-8")
+    return load_module(generate_source(load_spec(path), "float64", spec_name=path.name))
+
+
+def test_custom_activation_and_loss_from_spec(custom_module):
+    arch = (3, ((4, "mish"), (2, "tanh"), (3, "identity")), "logcosh")
+    assert custom_module.SPEC["activations"] == CUSTOM_ACTIVATIONS
+    assert custom_module.SPEC["losses"] == CUSTOM_LOSSES
+    params, X, Y = random_problem(arch, seed=3)
+    assert custom_module.loss(params, X, Y) == pytest.approx(
+        float(reference_loss(params, arch, X, Y)), rel=1e-12)
+    derived = custom_module.gradients(params, X, Y)
+    expected = grad(reference_loss)(params, arch, X, Y)
+    for name in params:
+        error = relative_error(derived[name], expected[name])
+        assert error <= RELATIVE_TOLERANCE, f"{name}: relative error {error:.2e}"
+    report = check_module(custom_module, seed=5)
+    assert report.passed, "\n" + report.table()
+
+
+# ----------------------------------------------------------------- stability
+def _extreme_params(module, start_sign: float):
+    """Every bias +-1000, alternating by unit, so each unit sees a huge pre-activation
+    and the output layer sees both signs at once."""
+    params = module.init_params(0, dtype=np.float64)
+    for name, value in params.items():
+        if name.startswith("b"):
+            signs = np.where(np.arange(value.size) % 2 == 0, start_sign, -start_sign)
+            params[name] = 1000.0 * signs
+    return params
+
+
+def _targets(module, batch, rng):
+    outputs = module.LAYER_SIZES[-1]
+    if module.TASK == "classification":
+        return np.eye(outputs)[rng.integers(0, outputs, batch)]
+    if module.TASK == "binary":
+        return rng.integers(0, 2, (batch, outputs)).astype(float)
+    return rng.normal(0.0, 1.0, (batch, outputs))
+
+
+def _evaluate_extreme(module, start_sign):
+    rng = np.random.default_rng(1)
+    X = rng.normal(0.0, 1.0, (6, module.LAYER_SIZES[0]))
+    Y = _targets(module, 6, rng)
+    params = _extreme_params(module, start_sign)
+    return module.forward(params, X), module.loss(params, X, Y), module.gradients(params, X, Y)
+
+
+@pytest.mark.parametrize("start_sign", [1.0, -1.0], ids=["+1000", "-1000"])
+@pytest.mark.parametrize("arch", [pytest.param(a, id=arch_id(a)) for a in SWEEP])
+def test_extreme_preactivations_stay_finite(arch, start_sign):
+    module = generated(arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # warnings: the next test
+        output, value, grads = _evaluate_extreme(module, start_sign)
+    assert np.all(np.isfinite(output))
+    assert np.isfinite(value)
+    for name, gradient in grads.items():
+        assert np.all(np.isfinite(gradient)), name
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, id=arch_id(a)) for a in SWEEP])
+def test_extreme_preactivations_raise_no_floating_point_error(arch):
+    """No overflow or invalid operation on the way (underflow to 0 is fine)."""
+    module = generated(arch)
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        for start_sign in (1.0, -1.0):
+            _evaluate_extreme(module, start_sign)
+
+
+# -------------------------------------------------------------------- float32
+def float32_arch(activation):
+    """A two-layer network with ``activation`` hidden; the output/loss pairs take turns."""
+    working = [pair for pair in OUTPUTS if pair not in BROKEN_OUTPUTS]
+    output, loss = working[HIDDEN_ACTIVATIONS.index(activation) % len(working)]
+    return (4, ((5, activation), (3, output)), loss)
+
+
+def _float32_problem(module32):
+    rng = np.random.default_rng(2)
+    params = module32.init_params(0)
+    for name in params:
+        if name.startswith("b"):
+            params[name] = params[name] + rng.normal(0.0, 0.5, params[name].shape).astype(
+                np.float32)
+    X = rng.normal(0.0, 1.0, (9, module32.LAYER_SIZES[0])).astype(np.float32)
+    Y = _targets(module32, 9, rng).astype(np.float32)
+    return params, X, Y
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_float32_module_stays_float32(activation):
+    module = generated(float32_arch(activation), "float32")
+    assert module.DTYPE == np.float32
+    params, X, Y = _float32_problem(module)
+    assert all(value.dtype == np.float32 for value in params.values())
+    assert module.forward(params, X).dtype == np.float32
+    grads = module.gradients(params, X, Y)
+    assert {name: g.dtype for name, g in grads.items()} == {name: np.dtype(np.float32)
+                                                            for name in params}
+    history = module.train(params, X, Y, epochs=2, batch_size=4, learning_rate=0.01,
+                           optimizer="adam")
+    assert np.all(np.isfinite(history))
+    assert {name: p.dtype for name, p in params.items()} == {name: np.dtype(np.float32)
+                                                             for name in params}
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_float32_agrees_with_float64(activation):
+    """float32 results against the float64 autograd reference, to float32 accuracy."""
+    arch = float32_arch(activation)
+    module = generated(arch, "float32")
+    params32, X, Y = _float32_problem(module)
+    params64 = {name: value.astype(np.float64) for name, value in params32.items()}
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    assert relative_error(module.forward(params32, X), reference_forward(params64, arch, X64)) \
+        <= 1e-4
+    assert module.loss(params32, X, Y) == pytest.approx(
+        float(reference_loss(params64, arch, X64, Y64)), rel=1e-4, abs=1e-6)
+    grads32 = module.gradients(params32, X, Y)
+    grads64 = grad(reference_loss)(params64, arch, X64, Y64)
+    for name in params64:
+        error = relative_error(grads32[name], grads64[name])
+        assert error <= 1e-4, f"{name}: float32 vs float64 relative error {error:.2e}"
+
+
+# ------------------------------------------------------- training and the rest
+TRAINING_ARCH = (4, ((6, "tanh"), (3, "softmax")), "cross_entropy")
+TRAINING_SPEC = (("optimizer", "momentum"), ("learning_rate", 0.3), ("batch_size", 16),
+                 ("epochs", 7), ("seed", 3))
+
+
+def synthetic_classification(seed: int = 0, rows: int = 90):
+    """Three classes separated by a fixed linear rule."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.0, 1.0, (rows, 4))
+    W = np.array([[2.0, -1.0, 0.5, 0.0], [-1.5, 2.0, 0.0, 1.0], [0.0, -0.5, -2.0, 1.5]])
+    labels = np.argmax(X @ W.T, axis=1)
+    return X, np.eye(3)[labels], labels
+
+
+@pytest.mark.parametrize("optimizer, learning_rate",
+                         [("sgd", 0.5), ("momentum", 0.05), ("adam", 0.02)])
+def test_each_optimizer_lowers_the_loss(optimizer, learning_rate):
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification()
+    params = module.init_params(0)
+    before = module.loss(params, X, Y)
+    history = module.train(params, X, Y, epochs=25, batch_size=16, learning_rate=learning_rate,
+                           optimizer=optimizer, seed=0)
+    assert len(history) == 25
+    assert np.all(np.isfinite(history))
+    assert history[-1] == pytest.approx(module.loss(params, X, Y))  # params updated in place
+    assert history[-1] < 0.5 * before, (optimizer, before, history)
+
+
+def test_train_defaults_come_from_the_spec():
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    assert module.SPEC["training"] == dict(TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(seed=1)
+    defaults, explicit = module.init_params(0), module.init_params(0)
+    history = module.train(defaults, X, Y)
+    assert len(history) == 7
+    same = module.train(explicit, X, Y, epochs=7, batch_size=16, learning_rate=0.3,
+                        optimizer="momentum", seed=3)
+    assert history == same
+    other = module.train(module.init_params(0), X, Y, epochs=7, batch_size=16,
+                         learning_rate=0.3, optimizer="sgd", seed=3)
+    assert other != history  # the optimizer setting really is used
+    with pytest.raises(ValueError):
+        module.train(module.init_params(0), X, Y, epochs=1, optimizer="rmsprop")
+
+
+def test_save_and_load_params_round_trip(tmp_path):
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    params = module.init_params(5)
+    params["b1"] += 0.25
+    path = tmp_path / "params.npz"
+    module.save_params(params, path)
+    loaded = module.load_params(path)
+    assert list(loaded) == list(module.PARAM_NAMES)
+    for name in params:
+        np.testing.assert_array_equal(loaded[name], params[name])
+        assert loaded[name].dtype == np.float64
+    assert all(v.dtype == np.float32 for v in module.load_params(path, np.float32).values())
+    wrong = dict(params, W2=np.zeros((3, 5)))
+    module.save_params(wrong, tmp_path / "wrong.npz")
+    with pytest.raises(ValueError, match="W2"):
+        module.load_params(tmp_path / "wrong.npz")
+
+
+def test_load_params_checks_bias_shapes(tmp_path):
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    params = dict(module.init_params(0), b1=np.zeros(5))  # b1 should have shape (6,)
+    module.save_params(params, tmp_path / "wrong_bias.npz")
+    with pytest.raises(ValueError, match="b1"):
+        module.load_params(tmp_path / "wrong_bias.npz")
+
+
+def test_predict_returns_labels():
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, labels = synthetic_classification(seed=2)
+    params = module.init_params(0)
+    module.train(params, X, Y, epochs=30, batch_size=16, learning_rate=0.5, optimizer="sgd")
+    predicted = module.predict(params, X)
+    assert predicted.shape == (len(X),)
+    assert np.issubdtype(predicted.dtype, np.integer)
+    assert set(np.unique(predicted)) <= {0, 1, 2}
+    np.testing.assert_array_equal(predicted, np.argmax(module.forward(params, X), axis=1))
+    assert np.mean(predicted == labels) > 0.8
+
+
+def test_predict_binary_and_regression():
+    binary = next(a for a in SWEEP if a[1][-1] == (1, "sigmoid"))
+    module = generated(binary)
+    params, X, _ = random_problem(binary)
+    labels = module.predict(params, X)
+    assert labels.shape == (len(X),)
+    np.testing.assert_array_equal(labels, (module.forward(params, X)[:, 0] > 0.5).astype(int))
+    regression = next(a for a in SWEEP if a[1][-1][1] == "identity")
+    module = generated(regression)
+    params, X, _ = random_problem(regression)
+    np.testing.assert_array_equal(module.predict(params, X), module.forward(params, X))
