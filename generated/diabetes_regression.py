@@ -8,7 +8,7 @@ mean of the per-sample loss over the B rows of a batch):
 
     Delta^(3) = A^(3) - Y
     Delta^(2) = (Delta^(3) W^(3)) ⊙ (1 - exp(-A^(2)))
-    Delta^(1) = (Delta^(2) W^(2)) ⊙ Piecewise((1, Z^(1) > 0), (0, True))
+    Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 if Z^(1) > 0, 0 otherwise)
     dL/dW^(l) = 1/B (Delta^(l))^T A^(l - 1)
     dL/db^(l) = 1/B (Delta^(l))^T 1
     W^(l) <- W^(l) - eta dL/dW^(l)
@@ -181,7 +181,7 @@ def _backprop(params, X, Y, scale):
     # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
     grads["W2"] = delta2.T @ a1
     grads["b2"] = delta2.sum(axis=0)
-    # Delta^(1) = (Delta^(2) W^(2)) ⊙ Piecewise((1, Z^(1) > 0), (0, True))
+    # Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 if Z^(1) > 0, 0 otherwise)
     delta1 = delta2 @ W2
     delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1

@@ -274,7 +274,7 @@ def _csv_rows(path: str, name: str) -> tuple[list[int], list[list[str]]]:
 def _csv_numbers(name, lines, rows, header, width) -> np.ndarray:
     """Parse the cells as floats; name the line and column of the first bad one."""
     table = np.empty((len(rows), width), dtype=np.float64)
-    for i, (line, row) in enumerate(zip(lines, rows)):
+    for i, (line, row) in enumerate(zip(lines, rows, strict=True)):
         if len(row) != width:
             raise DataError(f"{name}: line {line} has {len(row)} columns, expected {width}")
         for j, cell in enumerate(row):

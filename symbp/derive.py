@@ -34,8 +34,8 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from symbp import forms
-from symbp.forms import LAYER, Elementwise, Leaf, Tensor
-from symbp.registry import A, X, Y, Activation, Loss, dense_forward, softmax_forward
+from symbp.forms import LAYER, Leaf, Tensor
+from symbp.registry import A, Activation, Loss, X, Y, dense_forward, softmax_forward
 
 OUTPUT = sp.Symbol("L", integer=True, positive=True)
 BATCH = sp.Symbol("B", integer=True, positive=True)
@@ -71,7 +71,7 @@ def sum_out(expr: sp.Expr) -> sp.Expr:
     summed = hidden.replace(lambda e: isinstance(e, sp.Sum), _reduce_sum)
     return summed.replace(
         lambda e: isinstance(e, AppliedUndef) and e.func in table,
-        lambda e: table[e.func][0].xreplace(dict(zip(table[e.func][1], e.args))))
+        lambda e: table[e.func][0].xreplace(dict(zip(table[e.func][1], e.args, strict=True))))
 
 
 def _hide_piecewise(expr):

@@ -129,7 +129,7 @@ class Network:
 
     # ----- validation -----
     def _check_softmax_placement(self):
-        for index, layer in enumerate(self.layers[:-1], 1):
+        for index in range(1, self.depth):
             if self.activation_of(index).is_softmax:
                 raise SpecError(
                     f"layers[{index}].activation: softmax is only allowed on the output layer"

@@ -1375,9 +1375,12 @@ def _variants(rhs, check: _NetworkCheck):
                     keep = C.Neg(keep, span=keep.span)
                 text = claim.source(drop)
                 if _is_bias(drop) and recursion:
+                    bias = drop.arg if isinstance(drop, C.Neg) else drop
+                    m, before = bias.layer.label, bias.layer.shifted(-1).label
                     why = (f"bias term in the recursion: remove {text}. The bias enters "
-                           "z^{(l+1)} = W^{(l+1)} a^{(l)} + b^{(l+1)} as a constant, so it drops "
-                           "out of the derivative with respect to a^{(l)}")
+                           f"z^{{({m})}} = W^{{({m})}} a^{{({before})}} + b^{{({m})}} as a "
+                           f"constant, so it drops out of the derivative with respect to "
+                           f"a^{{({before})}}")
                 else:
                     why = f"an extra term: without {text} the claim is correct"
                 yield why, C.replace_at(rhs, path, keep)

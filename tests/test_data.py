@@ -205,7 +205,7 @@ def test_npz_multi_label_binary(tmp_path):
 def test_csv_round_trip_with_header(tmp_path):
     X = _id_data(n=12, d=2)
     y = np.arange(12) % 3
-    lines = ["id, weight ,label"] + [f"{float(a)!r}, {float(b)!r} ,{c}" for (a, b), c in zip(X, y)]
+    lines = ["id, weight ,label"] + [f"{float(a)!r}, {float(b)!r} ,{c}" for (a, b), c in zip(X, y, strict=True)]
     path = tmp_path / "toy.csv"
     path.write_text("\n".join(lines) + "\n\n")
     d = _load(path, 2, 3)
