@@ -21,11 +21,10 @@ from pathlib import Path
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import PRECEDENCE
 
 from symbp import __version__, forms
 from symbp.derive import BATCH, derive
-from symbp.printing import matrix_text
+from symbp.printing import matrix_text, print_add_positive_first
 from symbp.registry import A, X, Y
 
 DTYPES = ("float64", "float32")
@@ -53,14 +52,7 @@ class CodePrinter(NumPyPrinter):
 
     def _print_Add(self, expr, order=None):
         """Positive terms first: ``a2 - Y`` rather than ``-Y + a2``."""
-        terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
-        text = self._print(terms[0])
-        for term in terms[1:]:
-            if term.could_extract_minus_sign():
-                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
-            else:
-                text += " + " + self._print(term)
-        return text
+        return print_add_positive_first(self, expr)
 
     def _print_Min(self, expr):
         return self._pairwise("np.minimum", expr.args)

@@ -44,6 +44,18 @@ class Section:
     rows: tuple
 
 
+def print_add_positive_first(printer, expr) -> str:
+    """A sum with its positive terms first (``a - y``, not ``-y + a``), for any printer."""
+    terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
+    text = printer._print(terms[0])
+    for term in terms[1:]:
+        if term.could_extract_minus_sign():
+            text += " - " + printer.parenthesize(-term, PRECEDENCE["Add"])
+        else:
+            text += " + " + printer._print(term)
+    return text
+
+
 # ---------------------------------------------------------------- scalar LaTeX
 class _ScalarLatex(LatexPrinter):
     """LaTeX of elementwise and index expressions, with the notation's names.
@@ -68,14 +80,7 @@ class _ScalarLatex(LatexPrinter):
         return f"{name}_{{{indices}}}"
 
     def _print_Add(self, expr, order=None):
-        terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
-        text = self._print(terms[0])
-        for term in terms[1:]:
-            if term.could_extract_minus_sign():
-                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
-            else:
-                text += " + " + self._print(term)
-        return text
+        return print_add_positive_first(self, expr)
 
     def _print_Pow(self, expr):
         base, exponent = expr.as_base_exp()
@@ -134,14 +139,7 @@ class _ScalarText(StrPrinter):
         return "(" + ", ".join(parts) + ")"
 
     def _print_Add(self, expr, order=None):
-        terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
-        text = self._print(terms[0])
-        for term in terms[1:]:
-            if term.could_extract_minus_sign():
-                text += " - " + self.parenthesize(-term, PRECEDENCE["Add"])
-            else:
-                text += " + " + self._print(term)
-        return text
+        return print_add_positive_first(self, expr)
 
 
 # ------------------------------------------------------------- matrix trees
