@@ -142,14 +142,10 @@ def print_expr(expr: sp.Expr) -> str:
     return CodePrinter().doprint(stable(expr))
 
 
-def print_elementwise(node: forms.Elementwise, names: dict | None = None,
-                      temporaries: list | None = None, prefix: str = "t") -> str:
+def print_elementwise(node: forms.Elementwise, temporaries: list | None = None,
+                      prefix: str = "t") -> str:
     """An elementwise node as code; common subexpressions go to ``temporaries``."""
-    expr = node.expr
-    if names:
-        expr = expr.xreplace({s: sp.Symbol(names[s.name], real=True) for s, _ in node.tensors
-                              if s.name in names})
-    expr = stable(expr)
+    expr = stable(node.expr)
     if temporaries is None:
         return CodePrinter().doprint(expr)
     symbols = sp.numbered_symbols(f"{prefix}_")
@@ -287,7 +283,8 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         for formulas in derivation.layers
     ]
     codes = [line for layer in layers for line in layer.delta_lines]
-    codes += [layer.forward for layer in layers] + [print_expr(loss)]
+    loss_code = print_expr(loss)
+    codes += [layer.forward for layer in layers] + [loss_code]
     return {
         "uses_erf": any("_erf(" in code for code in codes),
         "version": __version__,
@@ -302,7 +299,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "depth": network.depth,
         "task": network.task,
         "loss_name": network.loss,
-        "loss_code": print_expr(loss),
+        "loss_code": loss_code,
         "loss_uses_output": sp.Symbol(f"a{network.depth}", real=True) in loss.free_symbols,
         "dtype": dtype,
         "training": network.training,

@@ -43,7 +43,7 @@ def loss_terms(loss, a: np.ndarray, y: np.ndarray) -> np.ndarray:
 def small_widths(network) -> list[int]:
     """Unequal small widths with the spec's depth (a transposition cannot hide)."""
     hidden = [SMALL_WIDTHS[(n + 1) % len(SMALL_WIDTHS)] for n in range(network.depth - 1)]
-    return [SMALL_WIDTHS[0]] + hidden + [min(network.widths[-1], 3) if network.depth else 2]
+    return [SMALL_WIDTHS[0]] + hidden + [min(network.widths[-1], 3)]
 
 
 def random_instance(network, widths, batch: int, rng):
@@ -109,7 +109,6 @@ def finite_difference_gradients(network, params, inputs, targets, step=STEP,
 # ------------------------------------------------------ derived formulas
 def formula_gradients(derivation, params, inputs, targets, batch: bool) -> dict:
     """Evaluate the derived concrete formulas (per sample: summed over rows, then averaged)."""
-    network = derivation.network
     if batch:
         return _evaluate_layers(derivation, params, inputs, targets, batch=True)
     total = None
@@ -117,7 +116,6 @@ def formula_gradients(derivation, params, inputs, targets, batch: bool) -> dict:
         grads = _evaluate_layers(derivation, params, inputs[row:row + 1],
                                  targets[row:row + 1], batch=False)
         total = grads if total is None else {n: total[n] + grads[n] for n in grads}
-    del network
     return {name: value / inputs.shape[0] for name, value in total.items()}
 
 
