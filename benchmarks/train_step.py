@@ -170,6 +170,10 @@ def check_generated_dtypes(module, params, X, Y, dtype, lr) -> list[str]:
         want(f"gradients(...)[{k!r}]", v)
     if callable(getattr(module, "forward", None)):
         want("forward(params, X)", module.forward(p, X))
+    # the work arrays train_step reused (kept per thread, so not module-level)
+    if callable(getattr(module, "_workspace", None)):
+        for path, arr in _float_arrays(module._workspace(p, X.shape[0]), "_workspace(...)"):
+            want(f"work array {path}", arr)
     # module-level arrays and caches (buffers), after a step has filled them
     for gname, gval in vars(module).items():
         if gname.startswith("__") or isinstance(gval, type(np)):

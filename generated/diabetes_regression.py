@@ -19,7 +19,9 @@ Usage: `python diabetes_regression.py --data FILE.npz` (arrays X and y), or impo
 """
 
 import argparse
+import math
 import sys
+import threading
 
 import numpy as np
 
@@ -41,15 +43,20 @@ PARAM_NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3')
 
 
 # ----------------------------------------------------------------- helpers
-def _expit(t):
-    """The logistic function 1/(1 + exp(-t)), without overflow."""
-    return np.exp(-np.logaddexp(0.0, -t))
+def _expit(t, out=None):
+    """The logistic function 1/(1 + exp(-t)), without overflow; `out` may be t."""
+    out = np.negative(t, out=out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)
 
 
-def _softmax(z):
-    """Softmax of each row, shifted by the row maximum (log-sum-exp)."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+def _softmax(z, out=None):
+    """Softmax of each row, shifted by the row maximum (log-sum-exp); `out` may be z."""
+    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 def _log_softmax(z):
@@ -97,97 +104,91 @@ def load_params(path, dtype=DTYPE):
 
 
 # ------------------------------------------------------------ forward pass
-def forward(params, X):
-    """The prediction a^(L) for the rows of X, shape (B, 1)."""
+def _forward(params, X, work=None):
+    """The forward pass: the activations from a0 = X to a3, with the pre-activations
+    that the backward pass or the loss read. With `work` (see `_workspace`) each
+    array is written into a preallocated work array; without it each one is new."""
+    work = {} if work is None else work
     a0 = _as_rows(X, params["W1"].dtype)
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
-    W1 = params["W1"]
-    z1 = a0 @ W1.T
+    z1 = np.matmul(a0, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.where(np.greater(z1, 0), z1, 0)
     # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
-    W2 = params["W2"]
-    z2 = a1 @ W2.T
+    z2 = np.matmul(a1, params["W2"].T, out=work.get("z2"))
     z2 += params["b2"]
     a2 = np.logaddexp(0.0, z2)
     # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
-    W3 = params["W3"]
-    z3 = a2 @ W3.T
+    z3 = np.matmul(a2, params["W3"].T, out=work.get("z3"))
     z3 += params["b3"]
     a3 = z3
+    return a0, z1, a1, a2, z3, a3
 
-    return a3
+
+def forward(params, X):
+    """The prediction a^(L) for the rows of X, shape (B, 1)."""
+    return _forward(params, X)[-1]
 
 
 def loss(params, X, Y):
     """The batch loss: the mean over rows of the per-sample mse loss."""
     Y = _as_rows(Y, params["W1"].dtype)
-    a0 = _as_rows(X, params["W1"].dtype)
-    # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
-    W1 = params["W1"]
-    z1 = a0 @ W1.T
-    z1 += params["b1"]
-    a1 = np.where(np.greater(z1, 0), z1, 0)
-    # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
-    W2 = params["W2"]
-    z2 = a1 @ W2.T
-    z2 += params["b2"]
-    a2 = np.logaddexp(0.0, z2)
-    # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
-    W3 = params["W3"]
-    z3 = a2 @ W3.T
-    z3 += params["b3"]
-    a3 = z3
-
+    *_, z3, a3 = _forward(params, X)
     return float(np.mean(np.sum((0.5)*(a3 - Y)**2, axis=1)))
 
 
 # ----------------------------------------------------------- backward pass
+_WORK = threading.local()
+
+
+def _workspace(params, rows):
+    """The work arrays of a batch of `rows` rows in the parameters' dtype: allocated
+    on first use, then reused by every step (one set per thread, batch size, dtype)."""
+    dtype = params["W1"].dtype
+    cache = vars(_WORK).setdefault("cache", {})
+    if (rows, dtype) not in cache:
+        if len(cache) >= 4:  # e.g. many final-batch sizes: keep the memory bounded
+            cache.clear()
+        work = {"grads": {name: np.empty_like(params[name]) for name in PARAM_NAMES}}
+        for layer in range(1, len(LAYER_SIZES)):
+            work[f"z{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
+            work[f"delta{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
+        cache[(rows, dtype)] = work
+    return cache[(rows, dtype)]
+
+
 def gradients(params, X, Y):
     """Exact gradients of `loss` with respect to every parameter (same keys as params)."""
-    return _backprop(params, X, Y, 1.0 / _as_rows(X).shape[0])
+    X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
+    grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
+    _backprop(params, X, Y, 1.0 / X.shape[0], _workspace(params, X.shape[0]), grads)
+    return grads
 
 
-def _backprop(params, X, Y, scale):
-    """`scale` times B times the gradients: scale = 1/B gives dL/dparam."""
-    Y = _as_rows(Y, params["W1"].dtype)
-    a0 = _as_rows(X, params["W1"].dtype)
-    # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
-    W1 = params["W1"]
-    z1 = a0 @ W1.T
-    z1 += params["b1"]
-    a1 = np.where(np.greater(z1, 0), z1, 0)
-    # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
-    W2 = params["W2"]
-    z2 = a1 @ W2.T
-    z2 += params["b2"]
-    a2 = np.logaddexp(0.0, z2)
-    # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
-    W3 = params["W3"]
-    z3 = a2 @ W3.T
-    z3 += params["b3"]
-    a3 = z3
-
-    grads = {}
+def _backprop(params, X, Y, scale, work, grads):
+    """Write `scale` times B times the gradients into `grads` (scale = 1/B gives
+    dL/dparam), every intermediate into the work arrays `work`."""
+    a0, z1, a1, a2, z3, a3 = _forward(params, X, work)
     # Delta^(3) = A^(3) - Y
-    delta3 = a3 - Y
+    delta3 = np.subtract(a3, Y, out=work["delta3"])
     delta3 *= scale
     # dL/dW^(3) = 1/B (Delta^(3))^T A^(2); dL/db^(3) = 1/B (Delta^(3))^T 1
-    grads["W3"] = delta3.T @ a2
-    grads["b3"] = delta3.sum(axis=0)
+    np.matmul(delta3.T, a2, out=grads["W3"])
+    np.sum(delta3, axis=0, out=grads["b3"])
     # Delta^(2) = (Delta^(3) W^(3)) ⊙ (1 - exp(-A^(2)))
-    delta2 = delta3 @ W3
+    W3 = params["W3"]
+    delta2 = np.matmul(delta3, W3, out=work["delta2"])
     delta2 *= 1 - np.exp(-a2)
     # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
-    grads["W2"] = delta2.T @ a1
-    grads["b2"] = delta2.sum(axis=0)
+    np.matmul(delta2.T, a1, out=grads["W2"])
+    np.sum(delta2, axis=0, out=grads["b2"])
     # Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 if Z^(1) > 0, 0 otherwise)
-    delta1 = delta2 @ W2
+    W2 = params["W2"]
+    delta1 = np.matmul(delta2, W2, out=work["delta1"])
     delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
-    grads["W1"] = delta1.T @ a0
-    grads["b1"] = delta1.sum(axis=0)
-    return grads
+    np.matmul(delta1.T, a0, out=grads["W1"])
+    np.sum(delta1, axis=0, out=grads["b1"])
 
 
 def predict(params, X):
@@ -198,13 +199,19 @@ def predict(params, X):
 # ------------------------------------------------------------------ training
 def train_step(params, X, Y, learning_rate):
     """One plain gradient-descent step on a batch, in place."""
-    steps = _backprop(params, X, Y, learning_rate / _as_rows(X).shape[0])
-    for name, step in steps.items():
-        params[name] -= step
+    X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
+    work = _workspace(params, X.shape[0])
+    steps = work["grads"]
+    _backprop(params, X, Y, learning_rate / X.shape[0], work, steps)
+    for name in PARAM_NAMES:
+        params[name] -= steps[name]
 
 
 class _Optimizer:
-    """sgd, momentum (0.9) or adam (0.9, 0.999, 1e-8), updating params in place."""
+    """sgd, momentum (0.9) or adam (0.9, 0.999, 1e-8), updating params in place.
+
+    `update` uses the gradient arrays it is given as scratch space.
+    """
 
     def __init__(self, name, params, learning_rate):
         if name not in ("sgd", "momentum", "adam"):
@@ -217,20 +224,26 @@ class _Optimizer:
         self.steps += 1
         for key, grad in grads.items():
             if self.name == "sgd":
-                params[key] -= self.learning_rate * grad
+                grad *= self.learning_rate
             elif self.name == "momentum":
                 velocity = self.first[key]
                 velocity *= 0.9
                 velocity += grad
-                params[key] -= self.learning_rate * velocity
+                np.multiply(velocity, self.learning_rate, out=grad)
             else:
                 first, second = self.first[key], self.second[key]
                 first *= 0.9
                 first += 0.1 * grad
                 second *= 0.999
-                second += 0.001 * grad * grad
-                rate = self.learning_rate * np.sqrt(1 - 0.999**self.steps) / (1 - 0.9**self.steps)
-                params[key] -= rate * first / (np.sqrt(second) + 1e-8)
+                grad *= grad
+                grad *= 0.001
+                second += grad
+                rate = self.learning_rate * math.sqrt(1 - 0.999**self.steps) / (1 - 0.9**self.steps)
+                np.sqrt(second, out=grad)
+                grad += 1e-8
+                np.divide(first, grad, out=grad)
+                grad *= rate
+            params[key] -= grad
 
 
 def train(params, X, Y, *, epochs=None, batch_size=None, learning_rate=None,
@@ -255,7 +268,9 @@ def train(params, X, Y, *, epochs=None, batch_size=None, learning_rate=None,
         order = rng.permutation(X.shape[0])
         for start in range(0, X.shape[0], batch_size):
             rows = order[start:start + batch_size]
-            updater.update(params, gradients(params, X[rows], Y[rows]))
+            work = _workspace(params, len(rows))
+            _backprop(params, X[rows], Y[rows], 1.0 / len(rows), work, work["grads"])
+            updater.update(params, work["grads"])
         history.append(loss(params, X, Y))
         if verbose:
             print(f"epoch {epoch:4d}  loss {history[-1]:.6f}", flush=True)

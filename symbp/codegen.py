@@ -16,9 +16,11 @@ always give the same bytes.
 from __future__ import annotations
 
 import pprint
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
@@ -188,17 +190,59 @@ def _operand(node, temporaries, prefix) -> str:
 
 
 def _delta_statements(node, target: str, temporaries: list, scale: bool) -> list:
-    """Statements computing ``target``; a product with a matrix product first is done
-    in place (``delta = D @ W`` then ``delta *= f'``), saving a temporary per factor."""
-    if isinstance(node, forms.Hadamard) and isinstance(node.args[0], forms.MatMul):
-        statements = [f"{target} = {tree_code(node.args[0], temporaries, target)}"]
-        statements += [f"{target} *= {tree_code(arg, temporaries, target)}"
-                       for arg in node.args[1:]]
-    else:
+    """Statements computing ``target`` into its work array ``work["<target>"]``.
+
+    A product whose first factor is a matrix product (``(Delta W) * f'``) or a
+    difference ``a - y`` writes that factor into the work array and multiplies the
+    rest in place; anything else is one expression (a new array).
+    """
+    factors = node.args if isinstance(node, forms.Hadamard) else (node,)
+    first = into_code(factors[0], f'work["{target}"]', temporaries, target)
+    if first is None:
         statements = [f"{target} = {tree_code(node, temporaries, target)}"]
+    else:
+        statements = [f"{target} = {first}"]
+        statements += [f"{target} *= {tree_code(arg, temporaries, target)}"
+                       for arg in factors[1:]]
     if scale:
         statements.append(f"{target} *= scale")
     return statements
+
+
+def into_code(node, out: str, temporaries: list, prefix: str) -> str | None:
+    """A call that writes ``node`` into the existing array ``out`` and returns it
+    (``np.matmul(.., out=)``, ``np.sum(.., out=)``, ``np.subtract(.., out=)``), or
+    None when ``node`` has no such form."""
+    if isinstance(node, forms.MatMul):
+        if isinstance(node.right, forms.Ones) and isinstance(node.left, forms.Transpose):
+            return f"np.sum({_operand(node.left.arg, temporaries, prefix)}, axis=0, out={out})"
+        if not isinstance(node.right, forms.Ones):
+            left = _operand(node.left, temporaries, prefix)
+            right = _operand(node.right, temporaries, prefix)
+            return f"np.matmul({left}, {right}, out={out})"
+    if isinstance(node, forms.Elementwise):
+        difference = _difference_of_symbols(node.expr)
+        if difference is not None:
+            minuend, subtrahend = (node.symbol_map[symbol].code for symbol in difference)
+            return f"np.subtract({minuend}, {subtrahend}, out={out})"
+    return None
+
+
+def _difference_of_symbols(expr: sp.Expr):
+    """``(u, v)`` when ``expr`` is exactly ``u - v`` for two symbols, else None."""
+    if not (expr.is_Add and len(expr.args) == 2):
+        return None
+    positive = [term for term in expr.args if term.is_Symbol]
+    negative = [-term for term in expr.args if (-term).is_Symbol]
+    if len(positive) == 1 and len(negative) == 1:
+        return positive[0], negative[0]
+    return None
+
+
+def gradient_statement(node, out: str) -> str:
+    """The statement writing a gradient tree (``Delta^T A``, ``Delta^T 1``) into ``out``."""
+    code = into_code(node, out, [], "")
+    return code if code is not None else f"{out}[...] = {tree_code(node, [], '')}"
 
 
 def without_batch_mean(node):
@@ -216,40 +260,63 @@ class LayerCode:
     index: int
     units: int
     activation: str
-    forward: str  # code computing a{l} from z{l}
+    forward: str  # code computing a{l} from z{l}, into its work array when it can
+    keeps_z: bool  # the backward pass reads z{l}, so a{l} may not overwrite it
+    own_buffer: bool  # a{l} is written into a work array of its own, work["a{l}"]
     softmax: bool
     init_scale: str  # "glorot" or "he"
-    delta_lines: list  # (target, code) pairs, temporaries first
+    delta_lines: list  # statements, temporaries first
     delta_formula: str
-    dW: str
+    dW: str  # statement writing (scaled) dL/dW{l} into grads["W{l}"]
     db: str
     dW_formula: str
 
 
-def _activation_code(activation, layer: int) -> str:
-    if activation.is_softmax:
-        return f"_softmax(z{layer})"
-    return print_expr(activation.expr.subs(X, sp.Symbol(f"z{layer}", real=True)))
+_UFUNC_CALL = re.compile(r"(np\.(?P<ufunc>\w+)|_expit|_softmax)\((?P<arg>z\d+)\)")
+
+
+def _activation_code(activation, layer: int, keeps_z: bool) -> tuple[str, bool]:
+    """Code for ``a{layer}`` from ``z{layer}`` and whether it writes into ``work["a{layer}"]``.
+
+    A single elementwise call (``np.tanh(z1)``, ``_expit(z2)``, ``_softmax(z3)``)
+    gets ``out=``: ``z{layer}`` itself when nothing later reads it, else a work
+    array of its own. Any other expression is computed into a new array.
+    """
+    z = sp.Symbol(f"z{layer}", real=True)
+    code = f"_softmax({z})" if activation.is_softmax else print_expr(activation.expr.subs(X, z))
+    call = _UFUNC_CALL.fullmatch(code)
+    if call is None or (call["ufunc"] and not isinstance(getattr(np, call["ufunc"], None),
+                                                         np.ufunc)):
+        return code, False
+    out = f'work.get("a{layer}")' if keeps_z else f"{z}"
+    return f"{code[:-1]}, out={out})", keeps_z
 
 
 def _init_scale(activation) -> str:
     return "he" if activation.name in ("relu", "leaky_relu", "elu", "gelu", "silu") else "glorot"
 
 
-def _layer_code(formulas, units: int, is_output: bool) -> LayerCode:
+def _read_pre_activations(derivation) -> set:
+    """The layers whose ``z`` the backward pass reads (directly or through an ``f'``)."""
+    return {tensor.layer for formulas in derivation.layers
+            for tensor in forms.leaves(formulas.batch_delta.matrix) if tensor.letter == "z"}
+
+
+def _layer_code(formulas, units: int, is_output: bool, keeps_z: bool) -> LayerCode:
     layer = formulas.layer
     temporaries: list = []
     statements = _delta_statements(formulas.batch_delta.matrix, f"delta{layer}", temporaries,
                                    scale=is_output)
-    dW = tree_code(without_batch_mean(formulas.batch_dW.matrix), [], "")
-    db = tree_code(without_batch_mean(formulas.batch_db.matrix), [], "")
+    forward, own_buffer = _activation_code(formulas.activation, layer, keeps_z)
     return LayerCode(
         index=layer, units=units, activation=formulas.activation.name,
-        forward=_activation_code(formulas.activation, layer),
+        forward=forward, keeps_z=keeps_z, own_buffer=own_buffer,
         softmax=formulas.activation.is_softmax, init_scale=_init_scale(formulas.activation),
         delta_lines=[f"{name} = {code}" for name, code in temporaries] + statements,
         delta_formula=matrix_text(formulas.batch_delta.matrix),
-        dW=dW, db=db, dW_formula=matrix_text(formulas.batch_dW.matrix),
+        dW=gradient_statement(without_batch_mean(formulas.batch_dW.matrix), f'grads["W{layer}"]'),
+        db=gradient_statement(without_batch_mean(formulas.batch_db.matrix), f'grads["b{layer}"]'),
+        dW_formula=matrix_text(formulas.batch_dW.matrix),
     )
 
 
@@ -278,8 +345,10 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
     derivation = derive(network)
     loss = loss_expression(network)
     widths = network.widths
+    read_z = _read_pre_activations(derivation) | {network.depth}  # the loss reads z{L}
     layers = [
-        _layer_code(formulas, widths[formulas.layer], formulas.layer == network.depth)
+        _layer_code(formulas, widths[formulas.layer], formulas.layer == network.depth,
+                    formulas.layer in read_z)
         for formulas in derivation.layers
     ]
     codes = [line for layer in layers for line in layer.delta_lines]
@@ -300,7 +369,8 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "task": network.task,
         "loss_name": network.loss,
         "loss_code": loss_code,
-        "loss_uses_output": sp.Symbol(f"a{network.depth}", real=True) in loss.free_symbols,
+        "forward_names": ", ".join(["a0"] + [name for layer in layers for name in (
+            [f"z{layer.index}"] if layer.keeps_z else []) + [f"a{layer.index}"]]),
         "dtype": dtype,
         "training": network.training,
         "architecture": " -> ".join([str(widths[0])] + [

@@ -156,9 +156,15 @@ def test_backward_reuses_forward_outputs():
         assert "np.tanh(" not in line, line
         assert "_expit(" not in line, line
         assert "_softmax(" not in line, line
-    # the forward section computes each activation exactly once
-    body = backward_function(source())
-    assert body.count("np.tanh(z1)") == 1 and body.count("_expit(z2)") == 1
+    # one forward pass, which computes each activation exactly once
+    assert backward_function(source()).count("_forward(") == 1
+    forward_pass = function_text(source(), "_forward")
+    assert forward_pass.count("np.tanh(z1") == 1 and forward_pass.count("_expit(z2") == 1
+
+
+def function_text(text: str, name: str) -> str:
+    start = text.index(f"\ndef {name}(")
+    return text[start:text.index("\ndef ", start + 1)]
 
 
 def test_docstring_shows_the_derived_formulas():

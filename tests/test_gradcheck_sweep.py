@@ -356,6 +356,9 @@ def test_float32_module_stays_float32(activation):
     grads = module.gradients(params, X, Y)
     assert {name: g.dtype for name, g in grads.items()} == {name: np.dtype(np.float32)
                                                             for name in params}
+    work = module._workspace(params, X.shape[0])
+    assert {value.dtype for value in work.values() if isinstance(value, np.ndarray)} \
+        | {value.dtype for value in work["grads"].values()} == {np.dtype(np.float32)}
     history = module.train(params, X, Y, epochs=2, batch_size=4, learning_rate=0.01,
                            optimizer="adam")
     assert np.all(np.isfinite(history))
@@ -410,6 +413,106 @@ def test_each_optimizer_lowers_the_loss(optimizer, learning_rate):
     assert np.all(np.isfinite(history))
     assert history[-1] == pytest.approx(module.loss(params, X, Y))  # params updated in place
     assert history[-1] < 0.5 * before, (optimizer, before, history)
+
+
+def hand_written_optimizer(name, learning_rate):
+    """The update rules of CONVENTIONS §5 written out here, as an oracle:
+    sgd, momentum (0.9, p -= lr v) and adam (0.9, 0.999, 1e-8, bias-corrected step)."""
+    state = {"t": 0, "m": {}, "v": {}}
+
+    def update(params, grads):
+        state["t"] += 1
+        t = state["t"]
+        for key, g in grads.items():
+            m = state["m"].get(key, np.zeros_like(g))
+            v = state["v"].get(key, np.zeros_like(g))
+            if name == "sgd":
+                params[key] = params[key] - learning_rate * g
+            elif name == "momentum":
+                m = 0.9 * m + g
+                params[key] = params[key] - learning_rate * m
+            else:
+                m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+                rate = learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+                params[key] = params[key] - rate * m / (np.sqrt(v) + 1e-8)
+            state["m"][key], state["v"][key] = m, v
+
+    return update
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_optimizer_steps_match_the_update_rules(optimizer):
+    """Full-batch training, so the shuffling cannot matter: each epoch is one update
+    with `gradients`, which must equal the hand-written rule's."""
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(rows=20)
+    trained, expected = module.init_params(0), module.init_params(0)
+    module.train(trained, X, Y, epochs=4, batch_size=20, learning_rate=0.1,
+                 optimizer=optimizer, seed=0)
+    update = hand_written_optimizer(optimizer, 0.1)
+    for _ in range(4):
+        update(expected, module.gradients(expected, X, Y))
+    for name in expected:
+        np.testing.assert_allclose(trained[name], expected[name], rtol=1e-10, atol=1e-12)
+
+
+def test_work_arrays_do_not_leak_between_calls():
+    """`gradients` returns fresh arrays: a later call (same or other batch size, same
+    thread, so the same work arrays) must not change an earlier result, and
+    `train_step` with batch sizes that alternate is exactly p - lr * gradients."""
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(rows=30)
+    params = module.init_params(0)
+    first = module.gradients(params, X[:16], Y[:16])
+    kept = {name: value.copy() for name, value in first.items()}
+    module.gradients(params, X[16:], Y[16:])
+    module.gradients(params, X[:16] * 2.0, Y[:16])
+    for name in kept:
+        np.testing.assert_array_equal(first[name], kept[name])
+        assert first[name] is not params[name]
+    for rows in (slice(0, 16), slice(16, 30), slice(0, 16), slice(3, 4)):
+        expected = {name: value - 0.2 * module.gradients(params, X[rows], Y[rows])[name]
+                    for name, value in params.items()}
+        module.train_step(params, X[rows], Y[rows], 0.2)
+        for name in params:
+            np.testing.assert_allclose(params[name], expected[name], rtol=1e-13, atol=1e-15)
+
+
+def test_forward_and_loss_leave_the_work_arrays_alone():
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(rows=16)
+    params = module.init_params(0)
+    before = module.gradients(params, X, Y)
+    output, value = module.forward(params, X), module.loss(params, X, Y)
+    assert np.all(np.isfinite(output)) and np.isfinite(value)
+    after = module.gradients(params, X, Y)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_threads_get_their_own_work_arrays():
+    """Two threads stepping their own copies at once end where one thread would."""
+    import threading
+
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(rows=64)
+    alone = module.init_params(0)
+    for _ in range(200):
+        module.train_step(alone, X, Y, 0.05)
+    copies = [module.init_params(0), module.init_params(0)]
+
+    def run(params):
+        for _ in range(200):
+            module.train_step(params, X, Y, 0.05)
+
+    threads = [threading.Thread(target=run, args=(params,)) for params in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for params in copies:
+        for name in alone:
+            np.testing.assert_array_equal(params[name], alone[name])
 
 
 def test_train_defaults_come_from_the_spec():
