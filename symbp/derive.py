@@ -26,8 +26,9 @@ Before a :class:`Derivation` is returned it passes the numeric self-check of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache, partial
 
 import numpy as np
 import sympy as sp
@@ -189,10 +190,25 @@ def _acceptable(candidate, forward, derivative):
 
 
 def _inverses(forward: sp.Expr) -> list:
+    """Candidate inverses ``x = g(a)`` of ``a = f(x)``: SymPy's peeling inverter first
+    (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), ``solve`` only if
+    peeling does not isolate ``x``. Callers check each candidate numerically."""
+    peeled = _peel_inverse(forward)
+    if peeled is not None:
+        return [peeled]
     try:
         return sp.solve(sp.Eq(A, forward), X, check=False)
     except (NotImplementedError, ValueError, TypeError):
         return []
+
+
+def _peel_inverse(forward: sp.Expr):
+    try:
+        from sympy.solvers.solvers import _invert  # undocumented, so guarded
+        inverse, isolated = _invert(forward - A, X)
+    except (ImportError, NotImplementedError, ValueError, TypeError):
+        return None
+    return inverse if isolated == X and not inverse.has(X) else None
 
 
 def _agrees(forward, derivative, candidate) -> bool:
@@ -209,15 +225,23 @@ def _agrees(forward, derivative, candidate) -> bool:
 # ----------------------------------------------------------------- formulas
 @dataclass
 class Formula:
-    """One derived quantity: index form (with its free indices) and matrix form."""
+    """One derived quantity: index form (with its free indices) and matrix form.
+
+    A concrete layer's index form is built on first use (printing asks for it,
+    code generation does not): ``make_index`` computes it.
+    """
 
     name: str  # e.g. "delta", "dW", "db"
     layer: object  # LAYER, OUTPUT or an int
     batch: bool
-    index: sp.Expr
     free: tuple
     matrix: object
     tensors: dict  # IndexedBase label -> Tensor, for printing the index form
+    make_index: Callable[[], sp.Expr] = field(repr=False)
+
+    @cached_property
+    def index(self) -> sp.Expr:
+        return self.make_index()
 
     def at_layer(self, mapping: dict, fprime=None) -> "Formula":
         """The same formula at a concrete layer; ``fprime`` replaces ``f_l'`` leaves."""
@@ -227,17 +251,18 @@ class Formula:
                 return fprime(concrete)
             return Leaf(concrete)
 
+        tensors = {base(_concrete(t, mapping)).label: _concrete(t, mapping)
+                   for t in self.tensors.values()}
+        return Formula(self.name, _substitute(self.layer, mapping), self.batch, self.free,
+                       forms.map_tensors(self.matrix, rename), tensors,
+                       partial(self._index_at_layer, mapping, tensors, fprime))
+
+    def _index_at_layer(self, mapping: dict, tensors: dict, fprime) -> sp.Expr:
         renamed = {base(t).label: base(_concrete(t, mapping)).label for t in self.tensors.values()}
         index = self.index.xreplace({sp.IndexedBase(old): sp.IndexedBase(new)
                                      for old, new in renamed.items()})
-        index = index.xreplace(renamed).subs(_width_mapping(mapping))
-        tensors = {base(_concrete(t, mapping)).label: _concrete(t, mapping)
-                   for t in self.tensors.values()}
-        if fprime is not None:
-            index = _inline_fprime(index, tensors, fprime)
-        layer = _substitute(self.layer, mapping)
-        return Formula(self.name, layer, self.batch, index, self.free,
-                       forms.map_tensors(self.matrix, rename), tensors)
+        index = index.xreplace({**renamed, **_width_mapping(tuple(mapping.items()))})
+        return _inline_fprime(index, tensors, fprime) if fprime is not None else index
 
 
 def _inline_fprime(index: sp.Expr, tensors: dict, fprime) -> sp.Expr:
@@ -267,15 +292,17 @@ def _concrete(tensor: Tensor, mapping: dict) -> Tensor:
     return Tensor(tensor.letter, _substitute(tensor.layer, mapping), tensor.batch)
 
 
-def _width_mapping(mapping):
-    return {width(e): width(sp.sympify(e).subs(mapping))
+@lru_cache(maxsize=None)
+def _width_mapping(mapping: tuple) -> dict:
+    """``n_{l}``, ``n_{l+1}``, ... -> the concrete widths' symbols (``n_{3}``)."""
+    return {width(e): width(e.subs(dict(mapping)))
             for e in (LAYER - 1, LAYER, LAYER + 1, OUTPUT)}
 
 
 def _formula(name, layer, batch, index, free, tensors) -> Formula:
     index = _tidy_index(index)
     matrix = forms.to_matrix(index, free, tensors)
-    return Formula(name, layer, batch, index, free, matrix, tensors)
+    return Formula(name, layer, batch, free, matrix, tensors, lambda: index)
 
 
 def _tidy_index(expr: sp.Expr) -> sp.Expr:

@@ -27,14 +27,16 @@ import sympy as sp
 
 ONE = sp.Symbol("ONE")
 
-# lambdify's modules: NumPy has no erf, the standard library's is exact to float64
-NUMPY_MODULES = [{"erf": np.vectorize(math.erf, otypes=[float])}, "numpy"]
+# lambdify's modules: NumPy has no erf, the standard library's is exact to float64.
+# The module object rather than "numpy": lambdify then reads its namespace instead
+# of running ``from numpy import *``, which imports numpy.f2py (~90 ms).
+NUMPY_MODULES = [{"erf": np.vectorize(math.erf, otypes=[float])}, np]
 
 
 @lru_cache(maxsize=None)
 def numeric_function(variables: tuple, expr: sp.Expr):
     """A cached NumPy function of ``expr`` (float64)."""
-    return sp.lambdify(variables, expr, modules=NUMPY_MODULES)  # the trivial index of a column vector's second axis
+    return sp.lambdify(variables, expr, modules=NUMPY_MODULES)
 
 
 class NotMatrixForm(Exception):

@@ -33,7 +33,8 @@ def activate(activation, z: np.ndarray, axis: int) -> np.ndarray:
         shifted = np.exp(z - z.max(axis=axis, keepdims=True))
         return shifted / shifted.sum(axis=axis, keepdims=True)
     with np.errstate(over="ignore"):
-        return np.asarray(forms.numeric_function((X,), activation.expr)(z), dtype=float) * np.ones_like(z)
+        value = np.asarray(forms.numeric_function((X,), activation.expr)(z), dtype=float)
+    return value if value.shape == z.shape else np.broadcast_to(value, z.shape).copy()
 
 
 def loss_terms(loss, a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -66,18 +67,19 @@ def random_targets(network, outputs, batch, rng):
     return rng.normal(0, 1, (batch, outputs))
 
 
-def forward_rows(network, params, inputs) -> dict:
-    """``z{l}`` and ``a{l}`` for a batch of rows, from the forward definitions."""
-    values = {"a0": inputs}
-    for layer in range(1, network.depth + 1):
+def forward_rows(network, params, inputs, first_layer: int = 1) -> dict:
+    """``z{l}`` and ``a{l}`` for a batch of rows, from the forward definitions;
+    ``inputs`` is ``a{first_layer - 1}`` (the network's input when ``first_layer`` is 1)."""
+    values = {f"a{first_layer - 1}": inputs}
+    for layer in range(first_layer, network.depth + 1):
         z = values[f"a{layer - 1}"] @ params[f"W{layer}"].T + params[f"b{layer}"]
         values[f"z{layer}"] = z
         values[f"a{layer}"] = activate(network.activation_of(layer), z, axis=1)
     return values
 
 
-def batch_loss(network, params, inputs, targets) -> float:
-    output = forward_rows(network, params, inputs)[f"a{network.depth}"]
+def batch_loss(network, params, inputs, targets, first_layer: int = 1) -> float:
+    output = forward_rows(network, params, inputs, first_layer)[f"a{network.depth}"]
     return float(loss_terms(network.loss_definition, output, targets).sum(axis=1).mean())
 
 
@@ -85,10 +87,13 @@ def finite_difference_gradients(network, params, inputs, targets, step=STEP,
                                 entries=None, rng=None) -> dict:
     """Central differences of the batch loss: every entry, or ``entries`` random ones.
 
-    Entries not differenced are NaN.
+    Entries not differenced are NaN. A parameter of layer ``l`` changes nothing
+    before it, so each difference reruns the network from layer ``l`` only.
     """
+    rows = forward_rows(network, params, inputs)
     gradients = {}
     for name, value in params.items():
+        layer = int(name[1:])
         grad = np.full(value.shape, np.nan)
         positions = list(np.ndindex(value.shape))
         if entries is not None and len(positions) > entries:
@@ -96,12 +101,12 @@ def finite_difference_gradients(network, params, inputs, targets, step=STEP,
             positions = [positions[i] for i in chosen]
         for position in positions:
             original = value[position]
-            value[position] = original + step
-            up = batch_loss(network, params, inputs, targets)
-            value[position] = original - step
-            down = batch_loss(network, params, inputs, targets)
+            losses = []
+            for shifted in (original + step, original - step):
+                value[position] = shifted
+                losses.append(batch_loss(network, params, rows[f"a{layer - 1}"], targets, layer))
             value[position] = original
-            grad[position] = (up - down) / (2 * step)
+            grad[position] = (losses[0] - losses[1]) / (2 * step)
         gradients[name] = grad
     return gradients
 
