@@ -26,7 +26,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from symbp import __version__, forms
 from symbp.derive import BATCH, derive
-from symbp.printing import matrix_text, print_add_positive_first
+from symbp.printing import join_signed_terms, matrix_text, print_add_positive_first
 from symbp.registry import A, X, Y
 
 DTYPES = ("float64", "float32")
@@ -175,9 +175,10 @@ def tree_code(node, temporaries: list, prefix: str) -> str:
     if isinstance(node, forms.Hadamard):
         return " * ".join(_operand(arg, temporaries, prefix) for arg in node.args)
     if isinstance(node, forms.Add):
-        return " + ".join(tree_code(arg, temporaries, prefix) for arg in node.args)
+        return join_signed_terms([tree_code(arg, temporaries, prefix) for arg in node.args])
     if isinstance(node, forms.Scale):
-        return f"{print_expr(node.factor)} * {_operand(node.arg, temporaries, prefix)}"
+        operand = _operand(node.arg, temporaries, prefix)
+        return f"-{operand}" if node.factor == -1 else f"{print_expr(node.factor)} * {operand}"
     if isinstance(node, forms.Elementwise):
         return print_elementwise(node, temporaries=temporaries, prefix=prefix)
     raise TypeError(f"no code for {type(node).__name__}")

@@ -193,17 +193,12 @@ class _TreePrinter:
         return joiner.join(self.group(arg) for arg in node.args)
 
     def _Add(self, node):
-        text = self.print(node.args[0])
-        for arg in node.args[1:]:
-            if isinstance(arg, forms.Scale) and arg.factor.could_extract_minus_sign():
-                text += " - " + self.print(forms.Scale(-arg.factor, arg.arg))
-            else:
-                text += " + " + self.print(arg)
-        return text
+        return join_signed_terms([self.print(arg) for arg in node.args])
 
     def _Scale(self, node):
-        if node.factor == -1:
-            return "-" + self.group(node.arg)
+        if node.factor == -1:  # a product binds tighter than the minus: no parentheses
+            product = isinstance(node.arg, (forms.Leaf, forms.Hadamard, forms.MatMul))
+            return "-" + (self.print(node.arg) if product else self.group(node.arg))
         factor = sp.latex(node.factor) if self.latex else str(node.factor)
         return f"{factor} {self.factor(node.arg)}"
 
@@ -220,6 +215,15 @@ class _TreePrinter:
         if not needs:
             return text
         return rf"\left({text}\right)" if self.latex else f"({text})"
+
+
+def join_signed_terms(terms: list[str]) -> str:
+    """``a``, ``-b``, ``c`` -> ``a - b + c``: a term's own leading minus becomes the
+    operator (a product binds tighter than the sum, so the value is the same)."""
+    text = terms[0]
+    for term in terms[1:]:
+        text += f" - {term[1:].lstrip()}" if term.startswith("-") else f" + {term}"
+    return text
 
 
 def matrix_latex(node) -> str:

@@ -30,6 +30,7 @@ NETWORKS = {
     "relu-sigmoid-mse": (3, ((5, "relu"), (2, "sigmoid")), "mse", (), ()),
     "sigmoid-bce": (3, ((4, "sigmoid"), (1, "sigmoid")), "bce", (), ()),
     "every-activation": (3, ALL_ACTIVATIONS, "cross_entropy", (), ()),
+    "softmax-mse": (4, ((3, "tanh"), (3, "softmax")), "mse", (), ()),
     "custom": (2, ((3, "mish"), (1, "identity")), "logcosh",
                (("mish", "x*tanh(log(1 + exp(x)))"),), (("logcosh", "log(cosh(a - y))"),)),
 }
@@ -169,6 +170,19 @@ def test_batch_form_uses_capital_letters_and_the_mean():
     assert r"\Delta^{(L)} &= A^{(L)} - Y" in latex
     assert (r"\frac{\partial L}{\partial W^{(l)}} &= \frac{1}{B} "
             r"\left(\Delta^{(l)}\right)^{\top} A^{(l - 1)}") in latex
+
+
+@pytest.mark.parametrize("fmt", ["latex", "text"])
+def test_signs_are_printed_as_operators(rendered, fmt):
+    """A negative term reads ``x - y``: never ``x + -y`` or a factor ``- 1``."""
+    text = rendered[2][fmt]
+    assert not re.search(r"\+\s*-", text), text
+    assert not re.search(r"-\s*1\s*[(\\]", text), text
+
+
+def test_softmax_mse_output_delta_reads_as_a_difference():
+    text = render(derived(*NETWORKS["softmax-mse"]), "text")
+    assert "- Y*A^(L) - (A^(L)**2 1) ⊙ A^(L)" in text
 
 
 def test_odot_never_joins_a_scalar_constant():
