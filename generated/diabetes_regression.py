@@ -113,11 +113,11 @@ def _forward(params, X, work=None):
     # layer 1: z1 = a0 W1^T + b1, a1 = relu(z1)
     z1 = np.matmul(a0, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
-    a1 = np.where(np.greater(z1, 0), z1, 0)
+    a1 = np.maximum(z1, 0.0, out=work.get("a1"))
     # layer 2: z2 = a1 W2^T + b2, a2 = softplus(z2)
     z2 = np.matmul(a1, params["W2"].T, out=work.get("z2"))
     z2 += params["b2"]
-    a2 = np.logaddexp(0.0, z2)
+    a2 = np.logaddexp(0.0, z2, out=z2)
     # layer 3: z3 = a2 W3^T + b3, a3 = identity(z3)
     z3 = np.matmul(a2, params["W3"].T, out=work.get("z3"))
     z3 += params["b3"]
@@ -153,6 +153,7 @@ def _workspace(params, rows):
         for layer in range(1, len(LAYER_SIZES)):
             work[f"z{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
             work[f"delta{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
+        work["a1"] = np.empty((rows, LAYER_SIZES[1]), dtype)
         cache[(rows, dtype)] = work
     return cache[(rows, dtype)]
 

@@ -87,6 +87,8 @@ class CodePrinter(NumPyPrinter):
         """Two-branch piecewise as ``np.where`` (the usual form for activations)."""
         if len(expr.args) == 2 and expr.args[1].cond == sp.true:
             (then, cond), (otherwise, _) = expr.args
+            if _is_positive_part(then, cond, otherwise):  # relu: one ufunc, can write in place
+                return f"np.maximum({self._print(then)}, 0.0)"
             then, otherwise = _clamp_branches(then, cond, otherwise)
             code = f"np.where({self._print(cond)}, {self._print(then)}, {self._print(otherwise)})"
             if then.is_number and otherwise.is_number:  # keep the array's dtype (float32)
@@ -103,6 +105,12 @@ class CodePrinter(NumPyPrinter):
 
     def _print_Float(self, expr):
         return repr(float(expr))
+
+
+def _is_positive_part(then, cond, otherwise) -> bool:
+    """``u if u > 0 (or u >= 0) else 0``, which is ``max(u, 0)``."""
+    return (otherwise == 0 and isinstance(cond, (sp.StrictGreaterThan, sp.GreaterThan))
+            and cond.rhs == 0 and cond.lhs == then)
 
 
 def _clamp_branches(then, cond, otherwise):
@@ -273,14 +281,17 @@ class LayerCode:
     dW_formula: str
 
 
-_UFUNC_CALL = re.compile(r"(np\.(?P<ufunc>\w+)|_expit|_softmax)\((?P<arg>z\d+)\)")
+# one call on z{l}, with at most a numeric constant beside it: np.tanh(z1),
+# np.logaddexp(0.0, z2), np.maximum(z3, 0.0), _expit(z1), _softmax(z4)
+_NUMBER = r"-?\d+\.\d*(e-?\d+)?"
+_UFUNC_CALL = re.compile(rf"(np\.(?P<ufunc>\w+)|_expit|_softmax)\(({_NUMBER}, )?z\d+(, {_NUMBER})?\)")
 
 
 def _activation_code(activation, layer: int, keeps_z: bool) -> tuple[str, bool]:
     """Code for ``a{layer}`` from ``z{layer}`` and whether it writes into ``work["a{layer}"]``.
 
-    A single elementwise call (``np.tanh(z1)``, ``_expit(z2)``, ``_softmax(z3)``)
-    gets ``out=``: ``z{layer}`` itself when nothing later reads it, else a work
+    A single elementwise call (``np.tanh(z1)``, ``np.maximum(z1, 0.0)``, ``_expit(z2)``,
+    ``_softmax(z3)``) gets ``out=``: ``z{layer}`` itself when nothing later reads it, else a work
     array of its own. Any other expression is computed into a new array.
     """
     z = sp.Symbol(f"z{layer}", real=True)

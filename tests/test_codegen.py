@@ -58,6 +58,26 @@ def test_printer_puts_positive_terms_first():
     assert print_expr(-y + 2 * a) == "2*a2 - Y"
 
 
+def test_relu_prints_as_np_maximum():
+    """relu's Piecewise is max(z, 0): one ufunc, so the forward pass can write it in place."""
+    relu = sp.Piecewise((z, z > 0), (0, True))
+    code = print_expr(relu)
+    assert code == "np.maximum(z, 0.0)"
+    values = np.array([-2.0, -0.0, 0.0, 1e-300, 3.5])
+    np.testing.assert_array_equal(evaluate(code, values), np.where(values > 0, values, 0.0))
+    assert print_expr(sp.Piecewise((z, z > 0), (z / 100, True))).startswith("np.where(")
+
+
+def test_single_call_activations_write_into_work_arrays():
+    network = Network(inputs=3, layers=[Dense(4, "relu"), Dense(5, "softplus"), Dense(3, "tanh"),
+                                        Dense(2, "sigmoid")], loss="mse", name="calls")
+    forward_pass = function_text(generate_source(network), "_forward")
+    assert 'np.maximum(z1, 0.0, out=work.get("a1"))' in forward_pass  # relu' reads z1
+    assert "np.logaddexp(0.0, z2, out=z2)" in forward_pass  # softplus' reads only a2
+    assert "np.tanh(z3, out=z3)" in forward_pass
+    assert '_expit(z4, out=work.get("a4"))' in forward_pass  # the loss reads z4
+
+
 def test_printer_piecewise_is_np_where():
     code = print_expr(sp.Piecewise((z, z > 0), (z / 100, True)))
     assert code.startswith("np.where(")
