@@ -219,7 +219,7 @@ class _Optimizer:
                 velocity *= 0.9
                 velocity += grad
                 np.multiply(velocity, self.learning_rate, out=grad)
-            else:
+            else:  # m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, step = rate m / (sqrt(v) + 1e-8)
                 first, second = self.first[key], self.second[key]
                 first *= 0.9
                 first += 0.1 * grad
