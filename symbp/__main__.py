@@ -1,5 +1,5 @@
 """``python -m symbp``: the same command line as the ``symbp`` script."""
 
-from symbp.cli import main
+from symbp.cli import run
 
-raise SystemExit(main())
+run()
