@@ -478,6 +478,27 @@ def test_work_arrays_do_not_leak_between_calls():
             np.testing.assert_allclose(params[name], expected[name], rtol=1e-13, atol=1e-15)
 
 
+def test_train_step_allocates_no_parameter_sized_array():
+    """After the first step, a step writes into its work arrays: what it still
+    allocates (small temporaries such as 1 - a**2) stays far below one weight
+    gradient, where a step without work arrays would allocate every gradient anew."""
+    import tracemalloc
+
+    arch = (300, ((400, "tanh"), (3, "softmax")), "cross_entropy")
+    module = generated(arch)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(0.0, 1.0, (4, 300)), np.eye(3)[rng.integers(0, 3, 4)]
+    params = module.init_params(0)
+    module.train_step(params, X, Y, 0.01)  # allocates the work arrays
+    tracemalloc.start()
+    try:
+        module.train_step(params, X, Y, 0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < params["W1"].nbytes / 10, (peak, params["W1"].nbytes)
+
+
 def test_forward_and_loss_leave_the_work_arrays_alone():
     module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
     X, Y, _ = synthetic_classification(rows=16)
