@@ -130,32 +130,38 @@ def loss(params, X, Y):
 
 
 # ----------------------------------------------------------- backward pass
+def _work_arrays(params, rows):
+    """New work arrays for a batch of `rows` rows, in the parameters' dtype."""
+    dtype = params["W1"].dtype
+    work = {"grads": {name: np.empty_like(params[name]) for name in PARAM_NAMES}}
+    for layer in range(1, len(LAYER_SIZES)):
+        work[f"z{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
+        work[f"delta{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
+    work["a2"] = np.empty((rows, LAYER_SIZES[2]), dtype)
+    return work
+
+
 _WORK = threading.local()
 
 
 def _workspace(params, rows):
-    """The work arrays of a batch of `rows` rows in the parameters' dtype: allocated
-    on first use, then reused by every step (one set per thread, batch size, dtype)."""
-    dtype = params["W1"].dtype
+    """The work arrays that training steps reuse: made on first use, then kept
+    (one set per thread, batch size and dtype; at most four sets)."""
     cache = vars(_WORK).setdefault("cache", {})
-    if (rows, dtype) not in cache:
+    key = (rows, params["W1"].dtype)
+    if key not in cache:
         if len(cache) >= 4:  # e.g. many final-batch sizes: keep the memory bounded
             cache.clear()
-        work = {"grads": {name: np.empty_like(params[name]) for name in PARAM_NAMES}}
-        for layer in range(1, len(LAYER_SIZES)):
-            work[f"z{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
-            work[f"delta{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
-        work["a2"] = np.empty((rows, LAYER_SIZES[2]), dtype)
-        cache[(rows, dtype)] = work
-    return cache[(rows, dtype)]
+        cache[key] = _work_arrays(params, rows)
+    return cache[key]
 
 
 def gradients(params, X, Y):
     """Exact gradients of `loss` with respect to every parameter (same keys as params)."""
     X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
-    grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
-    _backprop(params, X, Y, 1.0 / X.shape[0], _workspace(params, X.shape[0]), grads)
-    return grads
+    work = _work_arrays(params, X.shape[0])  # new arrays: nothing is kept after the call
+    _backprop(params, X, Y, 1.0 / X.shape[0], work, work["grads"])
+    return work["grads"]
 
 
 def _backprop(params, X, Y, scale, work, grads):

@@ -499,6 +499,17 @@ def test_train_step_allocates_no_parameter_sized_array():
     assert peak < params["W1"].nbytes / 10, (peak, params["W1"].nbytes)
 
 
+def test_gradients_keep_no_work_arrays():
+    """Only training steps keep work arrays; `gradients` on a big batch leaves none."""
+    module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
+    X, Y, _ = synthetic_classification(rows=77)
+    params = module.init_params(0)
+    module.gradients(params, X, Y)
+    assert (77, params["W1"].dtype) not in vars(module._WORK).get("cache", {})
+    module.train_step(params, X, Y, 0.1)
+    assert (77, params["W1"].dtype) in vars(module._WORK).get("cache", {})
+
+
 def test_forward_and_loss_leave_the_work_arrays_alone():
     module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
     X, Y, _ = synthetic_classification(rows=16)
