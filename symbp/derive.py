@@ -192,10 +192,13 @@ def _acceptable(candidate, forward, derivative):
 def _inverses(forward: sp.Expr) -> list:
     """Candidate inverses ``x = g(a)`` of ``a = f(x)``: SymPy's peeling inverter first
     (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), ``solve`` only if
-    peeling does not isolate ``x``. Callers check each candidate numerically."""
+    peeling does not isolate an ``x`` that occurs once. Callers check each
+    candidate numerically."""
     peeled = _peel_inverse(forward)
     if peeled is not None:
         return [peeled]
+    if forward.count(X) > 1:  # x tanh(softplus(x)), x sigmoid(x): solve takes seconds and at
+        return []  # best finds Lambert W forms, never cheaper than f'(x) itself
     try:
         return sp.solve(sp.Eq(A, forward), X, check=False)
     except (NotImplementedError, ValueError, TypeError):
