@@ -444,6 +444,27 @@ def test_derivative_is_rewritten_in_the_output(name, expected):
     assert derivative.best == derivative.in_output
 
 
+@pytest.mark.parametrize("name, forward, expected", [
+    ("sigmoid_peeled", 1 / (1 + sp.exp(-X)), A * (1 - A)),
+    ("softplus_peeled", sp.log(1 + sp.exp(X)), 1 - sp.exp(-A)),
+    ("mish_unsolved", X * sp.tanh(sp.log(1 + sp.exp(X))), None),
+    ("silu_unsolved", X / (1 + sp.exp(-X)), None),
+])
+def test_output_rewrite_never_needs_solve_for_these(monkeypatch, name, forward, expected):
+    """Inverting sigmoid and softplus is SymPy's peeling, not ``solve`` (which took
+    0.3 s each); an x that occurs twice is not handed to ``solve`` at all (mish took
+    2 s there to find only Lambert W forms). Names are new, so the cache is cold."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("sympy.solve called")
+
+    monkeypatch.setattr(sp, "solve", refuse)
+    derivative = activation_derivative(name, forward)
+    if expected is None:
+        assert derivative.in_output is None and derivative.best == derivative.in_input
+    else:
+        assert sp.simplify(derivative.in_output - expected) == 0
+
+
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu"])
 def test_piecewise_derivatives_stay_in_z(name):
     derivative = activation_derivative(name, BUILTIN_ACTIVATIONS[name].expr)
