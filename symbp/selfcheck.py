@@ -69,18 +69,25 @@ def random_targets(network, outputs, batch, rng):
 
 def forward_rows(network, params, inputs, first_layer: int = 1) -> dict:
     """``z{l}`` and ``a{l}`` for a batch of rows, from the forward definitions;
-    ``inputs`` is ``a{first_layer - 1}`` (the network's input when ``first_layer`` is 1)."""
+    ``inputs`` is ``a{first_layer - 1}`` (the network's input when ``first_layer`` is 1).
+
+    Arrays may carry leading axes (a stack of variants of the network): rows
+    and units are always the last two axes.
+    """
     values = {f"a{first_layer - 1}": inputs}
     for layer in range(first_layer, network.depth + 1):
-        z = values[f"a{layer - 1}"] @ params[f"W{layer}"].T + params[f"b{layer}"]
+        z = values[f"a{layer - 1}"] @ np.swapaxes(params[f"W{layer}"], -1, -2) \
+            + params[f"b{layer}"][..., None, :]
         values[f"z{layer}"] = z
-        values[f"a{layer}"] = activate(network.activation_of(layer), z, axis=1)
+        values[f"a{layer}"] = activate(network.activation_of(layer), z, axis=-1)
     return values
 
 
-def batch_loss(network, params, inputs, targets, first_layer: int = 1) -> float:
+def batch_loss(network, params, inputs, targets, first_layer: int = 1):
+    """The mean over rows of the per-sample loss (one per variant, for a stack)."""
     output = forward_rows(network, params, inputs, first_layer)[f"a{network.depth}"]
-    return float(loss_terms(network.loss_definition, output, targets).sum(axis=1).mean())
+    losses = loss_terms(network.loss_definition, output, targets).sum(axis=-1).mean(axis=-1)
+    return float(losses) if np.ndim(losses) == 0 else losses
 
 
 def finite_difference_gradients(network, params, inputs, targets, step=STEP,
@@ -88,7 +95,8 @@ def finite_difference_gradients(network, params, inputs, targets, step=STEP,
     """Central differences of the batch loss: every entry, or ``entries`` random ones.
 
     Entries not differenced are NaN. A parameter of layer ``l`` changes nothing
-    before it, so each difference reruns the network from layer ``l`` only.
+    before it, so the network runs from layer ``l`` only, once for a stack of
+    all the shifted copies of that parameter.
     """
     rows = forward_rows(network, params, inputs)
     gradients = {}
@@ -99,14 +107,14 @@ def finite_difference_gradients(network, params, inputs, targets, step=STEP,
         if entries is not None and len(positions) > entries:
             chosen = rng.choice(len(positions), entries, replace=False)
             positions = [positions[i] for i in chosen]
-        for position in positions:
-            original = value[position]
-            losses = []
-            for shifted in (original + step, original - step):
-                value[position] = shifted
-                losses.append(batch_loss(network, params, rows[f"a{layer - 1}"], targets, layer))
-            value[position] = original
-            grad[position] = (losses[0] - losses[1]) / (2 * step)
+        shifted = np.repeat(value[None], 2 * len(positions), axis=0)
+        for number, position in enumerate(positions):
+            shifted[(2 * number, *position)] = value[position] + step
+            shifted[(2 * number + 1, *position)] = value[position] - step
+        losses = batch_loss(network, {**params, name: shifted}, rows[f"a{layer - 1}"],
+                            targets, layer)
+        for number, position in enumerate(positions):
+            grad[position] = (losses[2 * number] - losses[2 * number + 1]) / (2 * step)
         gradients[name] = grad
     return gradients
 
