@@ -18,7 +18,6 @@ Usage: `python digits_mlp.py --data FILE.npz` (arrays X and y), or import it.
 """
 
 import argparse
-import math
 import sys
 import threading
 
@@ -200,7 +199,8 @@ def train_step(params, X, Y, learning_rate):
 
 
 class _Optimizer:
-    """sgd, momentum (0.9) or adam (0.9, 0.999, 1e-8), updating params in place.
+    """sgd, momentum (0.9, as torch.optim.SGD) or adam (0.9, 0.999, 1e-8, as
+    torch.optim.Adam), updating params in place.
 
     `update` uses the gradient arrays it is given as scratch space.
     """
@@ -222,7 +222,7 @@ class _Optimizer:
                 velocity *= 0.9
                 velocity += grad
                 np.multiply(velocity, self.learning_rate, out=grad)
-            else:  # m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, step = rate m / (sqrt(v) + 1e-8)
+            else:  # as torch.optim.Adam: step = lr m^ / (sqrt(v^) + 1e-8), bias-corrected m^, v^
                 first, second = self.first[key], self.second[key]
                 first *= 0.9
                 first += 0.1 * grad
@@ -230,11 +230,11 @@ class _Optimizer:
                 grad *= grad
                 grad *= 0.001
                 second += grad
-                rate = self.learning_rate * math.sqrt(1 - 0.999**self.steps) / (1 - 0.9**self.steps)
-                np.sqrt(second, out=grad)
+                np.divide(second, 1 - 0.999**self.steps, out=grad)
+                np.sqrt(grad, out=grad)
                 grad += 1e-8
                 np.divide(first, grad, out=grad)
-                grad *= rate
+                grad *= self.learning_rate / (1 - 0.9**self.steps)
             params[key] -= grad
 
 

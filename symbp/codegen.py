@@ -158,7 +158,8 @@ def print_elementwise(node: forms.Elementwise, temporaries: list | None = None,
     expr = stable(node.expr)
     if temporaries is None:
         return CodePrinter().doprint(expr)
-    symbols = sp.numbered_symbols(f"{prefix}_")
+    # numbered on from the temporaries already taken: one tree may hold several nodes
+    symbols = sp.numbered_symbols(f"{prefix}_", start=len(temporaries))
     shared, (reduced,) = sp.cse(expr, symbols=symbols, optimizations="basic")
     for symbol, value in shared:
         temporaries.append((str(symbol), CodePrinter().doprint(value)))
@@ -203,16 +204,18 @@ def _delta_statements(node, target: str, temporaries: list, scale: bool) -> list
 
     A product whose first factor is a matrix product (``(Delta W) * f'``) or a
     difference ``a - y`` writes that factor into the work array and multiplies the
-    rest in place; anything else is one expression (a new array).
+    rest in place. Anything else is one expression, written into the work array
+    with the scale (``1/B`` or the step size) applied on the way.
     """
     factors = node.args if isinstance(node, forms.Hadamard) else (node,)
     first = into_code(factors[0], f'work["{target}"]', temporaries, target)
-    if first is None:
-        statements = [f"{target} = {tree_code(node, temporaries, target)}"]
-    else:
-        statements = [f"{target} = {first}"]
-        statements += [f"{target} *= {tree_code(arg, temporaries, target)}"
-                       for arg in factors[1:]]
+    if first is None:  # one expression, which may be a caller's array (``Y``): never in place
+        code = tree_code(node, temporaries, target)
+        if scale:
+            return [f'{target} = np.multiply({code}, scale, out=work["{target}"])']
+        return [f"{target} = {code}.copy()" if code.isidentifier() else f"{target} = {code}"]
+    statements = [f"{target} = {first}"]
+    statements += [f"{target} *= {tree_code(arg, temporaries, target)}" for arg in factors[1:]]
     if scale:
         statements.append(f"{target} *= scale")
     return statements

@@ -465,6 +465,24 @@ def test_output_rewrite_never_needs_solve_for_these(monkeypatch, name, forward, 
         assert sp.simplify(derivative.in_output - expected) == 0
 
 
+def test_algebraic_activation_is_still_inverted_by_solve():
+    """x occurs twice but under no function: solve is fast there and its inverse is
+    used (f'(x) = (1 + x^2)^(-3/2) in terms of a = x / sqrt(1 + x^2))."""
+    derivative = activation_derivative("algebraic_sigmoid", X / sp.sqrt(1 + X**2))
+    assert derivative.in_output is not None and derivative.in_output.free_symbols == {A}
+    through_a = sp.lambdify(A, derivative.in_output)
+    for x in (-2.5, -0.3, 0.7, 3.0):
+        assert through_a(x / math.sqrt(1 + x * x)) == pytest.approx((1 + x * x) ** -1.5,
+                                                                   rel=1e-12)
+
+
+def test_a_nan_candidate_never_agrees():
+    from symbp.derive import _agrees
+
+    assert not _agrees(sp.tanh(X), 1 - sp.tanh(X) ** 2, sp.nan)
+    assert _agrees(sp.tanh(X), 1 - sp.tanh(X) ** 2, 1 - A**2)
+
+
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu"])
 def test_piecewise_derivatives_stay_in_z(name):
     derivative = activation_derivative(name, BUILTIN_ACTIVATIONS[name].expr)

@@ -40,7 +40,9 @@ BROKEN_OUTPUTS: dict = {}  # output/loss pairs known not to generate (none)
 
 RELATIVE_TOLERANCE = 1e-8
 CUSTOM_ACTIVATIONS = {"mish": "x*tanh(log(1 + exp(x)))"}
-CUSTOM_LOSSES = {"logcosh": "log(cosh(a - y))"}
+CUSTOM_LOSSES = {"logcosh": "log(cosh(a - y))",
+                 "pseudo_huber": "sqrt(1 + (a - y)**2)",  # through softmax: several cse nodes
+                 "linear": "a*y"}  # delta^(L) = y: a caller's array, never to be scaled in place
 
 
 # ------------------------------------------------------------ architectures
@@ -145,6 +147,8 @@ REFERENCE_LOSSES = {  # per output; summed over outputs, mean over samples
     "cross_entropy": lambda a, y: -y * anp.log(a),
     "bce": lambda a, y: -(y * anp.log(a) + (1.0 - y) * anp.log(1.0 - a)),
     "logcosh": lambda a, y: anp.log(anp.cosh(a - y)),
+    "pseudo_huber": lambda a, y: anp.sqrt(1.0 + (a - y) ** 2),
+    "linear": lambda a, y: a * y,
 }
 
 
@@ -262,7 +266,7 @@ def custom_module(tmp_path_factory):
 def test_custom_activation_and_loss_from_spec(custom_module):
     arch = (3, ((4, "mish"), (2, "tanh"), (3, "identity")), "logcosh")
     assert custom_module.SPEC["activations"] == CUSTOM_ACTIVATIONS
-    assert custom_module.SPEC["losses"] == CUSTOM_LOSSES
+    assert custom_module.SPEC["losses"] == {"logcosh": CUSTOM_LOSSES["logcosh"]}
     params, X, Y = random_problem(arch, seed=3)
     assert custom_module.loss(params, X, Y) == pytest.approx(
         float(reference_loss(params, arch, X, Y)), rel=1e-12)
@@ -326,6 +330,30 @@ def test_extreme_preactivations_raise_no_floating_point_error(arch):
             _evaluate_extreme(module, start_sign)
 
 
+CUSTOM_LOSS_ARCHS = [
+    (4, ((5, "tanh"), (3, "softmax")), "pseudo_huber"),
+    (3, ((4, "relu"), (3, "sigmoid"), (4, "softmax")), "pseudo_huber"),
+    (3, ((4, "gelu"), (2, "identity")), "linear"),
+]
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, id=arch_id(a)) for a in CUSTOM_LOSS_ARCHS])
+def test_custom_losses_match_autograd_and_leave_inputs_alone(arch):
+    """Output deltas with several elementwise parts (each with its own common
+    subexpressions) and an output delta that is just Y."""
+    module = generated(arch)
+    params, X, Y = random_problem(arch, seed=11)
+    X_kept, Y_kept = X.copy(), Y.copy()
+    derived = module.gradients(params, X, Y)
+    expected = grad(reference_loss)(params, arch, X, Y)
+    for name in params:
+        error = relative_error(derived[name], expected[name])
+        assert error <= RELATIVE_TOLERANCE, f"{name}: relative error {error:.2e}"
+    module.train_step(params, X, Y, 0.1)
+    np.testing.assert_array_equal(X, X_kept)
+    np.testing.assert_array_equal(Y, Y_kept)
+
+
 # -------------------------------------------------------------------- float32
 def float32_arch(activation):
     """A two-layer network with ``activation`` hidden; the output/loss pairs take turns."""
@@ -356,11 +384,11 @@ def test_float32_module_stays_float32(activation):
     grads = module.gradients(params, X, Y)
     assert {name: g.dtype for name, g in grads.items()} == {name: np.dtype(np.float32)
                                                             for name in params}
-    work = module._workspace(params, X.shape[0])
-    assert {value.dtype for value in work.values() if isinstance(value, np.ndarray)} \
-        | {value.dtype for value in work["grads"].values()} == {np.dtype(np.float32)}
     history = module.train(params, X, Y, epochs=2, batch_size=4, learning_rate=0.01,
                            optimizer="adam")
+    work = module._workspace(params, 4)  # the set that train reused for its batches of 4
+    assert {value.dtype for value in work.values() if isinstance(value, np.ndarray)} \
+        | {value.dtype for value in work["grads"].values()} == {np.dtype(np.float32)}
     assert np.all(np.isfinite(history))
     assert {name: p.dtype for name, p in params.items()} == {name: np.dtype(np.float32)
                                                              for name in params}
@@ -416,8 +444,9 @@ def test_each_optimizer_lowers_the_loss(optimizer, learning_rate):
 
 
 def hand_written_optimizer(name, learning_rate):
-    """The update rules of CONVENTIONS §5 written out here, as an oracle:
-    sgd, momentum (0.9, p -= lr v) and adam (0.9, 0.999, 1e-8, bias-corrected step)."""
+    """The update rules of PyTorch's optimizers, written out here as an oracle:
+    SGD with momentum 0.9 (v = 0.9 v + g, p -= lr v) and Adam (0.9, 0.999, 1e-8):
+    p -= lr m^ / (sqrt(v^) + 1e-8) with bias-corrected m^ and v^."""
     state = {"t": 0, "m": {}, "v": {}}
 
     def update(params, grads):
@@ -433,8 +462,8 @@ def hand_written_optimizer(name, learning_rate):
                 params[key] = params[key] - learning_rate * m
             else:
                 m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
-                rate = learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-                params[key] = params[key] - rate * m / (np.sqrt(v) + 1e-8)
+                m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
+                params[key] = params[key] - learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)
             state["m"][key], state["v"][key] = m, v
 
     return update
@@ -510,16 +539,20 @@ def test_gradients_keep_no_work_arrays():
     assert (77, params["W1"].dtype) in vars(module._WORK).get("cache", {})
 
 
-def test_forward_and_loss_leave_the_work_arrays_alone():
+def test_results_are_not_work_arrays():
+    """What forward, loss and gradients return is the caller's: later training steps
+    on a batch of the same size (which reuse the work arrays) leave it unchanged."""
     module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
     X, Y, _ = synthetic_classification(rows=16)
     params = module.init_params(0)
-    before = module.gradients(params, X, Y)
-    output, value = module.forward(params, X), module.loss(params, X, Y)
-    assert np.all(np.isfinite(output)) and np.isfinite(value)
-    after = module.gradients(params, X, Y)
-    for name in before:
-        np.testing.assert_array_equal(before[name], after[name])
+    module.train_step(params, X, Y, 0.1)  # the work arrays for 16 rows now exist
+    output, grads = module.forward(params, X), module.gradients(params, X, Y)
+    kept_output, kept = output.copy(), {name: value.copy() for name, value in grads.items()}
+    for _ in range(2):
+        module.train_step(params, X, Y, 0.1)
+    np.testing.assert_array_equal(output, kept_output)
+    for name in kept:
+        np.testing.assert_array_equal(grads[name], kept[name])
 
 
 def test_threads_get_their_own_work_arrays():
