@@ -1,6 +1,7 @@
-"""Writing output files atomically.
+"""Reading user files and writing output files atomically.
 
-Contract: :func:`write_atomic` writes the whole text to a temporary file in
+Contract: :func:`read_user_text` reads a UTF-8 file or raises ``error`` (a
+:class:`~symbp.errors.SymbpError`) in one line naming the path. :func:`write_atomic` writes the whole text to a temporary file in
 the target's directory and renames it over the target, so a reader never
 sees a half-written file and a failure leaves the old file (or none). An
 existing file is replaced only with ``force``; otherwise, and when the
@@ -15,6 +16,17 @@ import tempfile
 from pathlib import Path
 
 from symbp.errors import SymbpError
+
+
+def read_user_text(path: str | Path, kind: str = "file", error=SymbpError) -> str:
+    """The text of ``path``; a missing or unreadable file is ``error``, naming the path."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {kind}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read the {kind} ({exc.__class__.__name__})") from None
 
 
 def write_atomic(path: str | Path, text: str | bytes, force: bool = False) -> Path:

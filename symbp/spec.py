@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from symbp.errors import SpecError
+from symbp.files import read_user_text
 from symbp.registry import (
     BUILTIN_ACTIVATIONS,
     BUILTIN_LOSSES,
@@ -247,12 +248,7 @@ def network_from_dict(data: dict) -> Network:
 def load_spec(path: str | Path) -> Network:
     """Read and validate a TOML spec file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the spec ({exc.__class__.__name__})") from None
+    text = read_user_text(path, "spec file", SpecError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

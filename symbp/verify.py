@@ -57,6 +57,7 @@ from sympy.printing.latex import LatexPrinter
 from symbp import claims as C
 from symbp import forms
 from symbp.errors import SymbpError
+from symbp.files import read_user_text
 
 VERDICTS = ("correct", "incorrect", "cannot parse")
 SEEDS = (11, 23, 37)
@@ -192,13 +193,7 @@ def verify_many(claims, network=None) -> list[Verdict]:
 
 def verify_file(path, network=None) -> list[Verdict]:
     """Verify every claim of a ``.tex`` or text file (see :func:`read_claims`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SymbpError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SymbpError(f"{path}: cannot read the file ({exc.__class__.__name__})") from None
+    text = read_user_text(path)
     claims = read_claims(text)
     if not claims:
         raise SymbpError(f"{path}: no claims found (one claim per line, or align rows)")
