@@ -29,7 +29,14 @@ ready for the generated module: rows are samples, everything is float64.
 * The train/test split is fixed by ``seed`` (NumPy only), stratified by label
   for classification and single-column binary tasks, with at least 2 rows in
   each split. ``X`` is standardised with the train mean/std; a feature whose
-  train std is 0 (to rounding) is divided by 1 instead.
+  train std is 0 (to rounding) is divided by 1 instead. Means and standard
+  deviations are computed on columns scaled by their largest magnitude, so
+  any finite values (up to ``±1.8e308``) standardise without overflow.
+
+* A data file is read only if it is a regular file of at most
+  :data:`FILE_LIMIT` bytes, and an ``.npz`` array only if the shape its
+  header declares fits the bytes the archive holds (a forged header cannot
+  make symbp allocate terabytes).
 
 * Every unusable input raises :class:`~symbp.errors.DataError` with a one-line
   message naming the file and, where it applies, the array, line, row,
@@ -44,6 +51,7 @@ classification (argmax) and binary (threshold 0.5, mean over all labels),
 from __future__ import annotations
 
 import csv
+import math
 import os
 import zipfile
 from collections.abc import Callable
@@ -52,10 +60,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from symbp.errors import DataError
+from symbp.files import open_user_file
 
 BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 TASKS = ("classification", "binary", "regression")
 FILE_TYPES = (".npz", ".csv")
+FILE_LIMIT = 2**30  # bytes of a data file, and of each array an .npz declares
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,11 @@ def metric(dataset: Dataset, predictions: np.ndarray, split: str = "test") -> tu
         return "accuracy", float(np.mean(np.argmax(P, axis=1) == raw))
     if dataset.task == "binary":
         return "accuracy", float(np.mean((P >= 0.5) == raw.reshape(n, -1).astype(bool)))
-    original = P * dataset.y_std + dataset.y_mean
-    return "rmse", float(np.sqrt(np.mean((original - raw.reshape(n, -1)) ** 2)))
+    # the error in original units, (P - standardised truth) * std, scaled to avoid overflow
+    truth = _standardise(raw.reshape(n, -1).astype(np.float64), dataset.y_mean, dataset.y_std)
+    scale = float(np.max(dataset.y_std))
+    error = (P - truth) * (dataset.y_std / scale)
+    return "rmse", float(np.sqrt(np.mean(error**2)) * scale)
 
 
 # --------------------------------------------------------------------------
@@ -186,15 +199,17 @@ def _read_builtin(name: str) -> _Raw:
 
 
 def _read_npz(path: str, name: str) -> _Raw:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{name}: cannot read as .npz ({_reason(exc)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{name}: is a single .npy array, not an .npz archive with 'X' and 'y'")
-    with archive:
-        X = _npz_array(archive, name, "X")
-        y = _npz_array(archive, name, "y")
+    with open_user_file(path, "data file", DataError, FILE_LIMIT) as handle:
+        try:
+            archive = np.load(handle, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{name}: cannot read as .npz ({_reason(exc)})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(
+                f"{name}: is a single .npy array, not an .npz archive with 'X' and 'y'")
+        with archive:
+            X = _npz_array(archive, name, "X")
+            y = _npz_array(archive, name, "y")
     if X.ndim != 2:
         raise DataError(f"{name}: X must be 2-D (samples x features), got shape {X.shape}")
     if y.ndim not in (1, 2):
@@ -204,7 +219,8 @@ def _read_npz(path: str, name: str) -> _Raw:
     _check_finite(name, "X", X)
     _check_finite(name, "y", y)
     where = (lambda i, k: f"y[{i}]") if y.ndim == 1 else (lambda i, k: f"y[{i}, {k}]")
-    return _Raw(name, X.astype(np.float64), y.reshape(len(y), -1).astype(np.float64), where)
+    Y = y[:, None] if y.ndim == 1 else y
+    return _Raw(name, X.astype(np.float64), Y.astype(np.float64), where)
 
 
 def _npz_array(archive, name: str, key: str) -> np.ndarray:
@@ -212,12 +228,29 @@ def _npz_array(archive, name: str, key: str) -> np.ndarray:
         found = ", ".join(archive.files) or "none"
         raise DataError(f"{name}: has no array '{key}' (arrays found: {found})")
     try:
+        _check_declared_size(archive, name, key)
         array = archive[key]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{name}: cannot read array '{key}' ({_reason(exc)})") from None
     if array.dtype.kind not in "biuf":
         raise DataError(f"{name}: array '{key}' has dtype {array.dtype}; expected real numbers")
     return array
+
+
+def _check_declared_size(archive, name: str, key: str) -> None:
+    """Refuse an array whose header declares more bytes than its archive member holds."""
+    member = f"{key}.npy"
+    size = archive.zip.getinfo(member).file_size
+    with archive.zip.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+        stored = size - stream.tell()
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > min(stored, FILE_LIMIT):
+        raise DataError(f"{name}: array '{key}' declares shape {shape} ({declared} bytes) "
+                        f"but holds {stored} bytes")
 
 
 def _check_finite(name: str, key: str, array: np.ndarray) -> None:
@@ -255,7 +288,8 @@ def _csv_rows(path: str, name: str) -> tuple[list[int], list[list[str]]]:
     """Non-blank rows of a CSV file and their 1-based line numbers."""
     lines, rows = [], []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with open_user_file(path, "data file", DataError, FILE_LIMIT, "r",
+                            newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             try:
                 for row in reader:
@@ -386,14 +420,23 @@ def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
 
 
 def _standardiser(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, std = A.mean(axis=0), A.std(axis=0)
+    """Column means and standard deviations, computed on columns scaled into [-1, 1]."""
+    scale = np.max(np.abs(A), axis=0)
+    scale[scale == 0] = 1.0
+    scaled = A / scale
+    mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
     std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
     return mean, std
 
 
+def _standardise(A: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(A - mean) / std`` without forming ``A - mean``, which can overflow near 1e308."""
+    return A / std - mean / std
+
+
 def _assemble(raw: _Raw, task: str, n_outputs: int, train: np.ndarray, test: np.ndarray) -> Dataset:
     mean, std = _standardiser(raw.X[train])
-    X = (raw.X - mean) / std
+    X = _standardise(raw.X, mean, std)
     y_mean = y_std = None
     if task == "classification":
         y_raw = raw.Y[:, 0].astype(np.int64)
@@ -404,7 +447,7 @@ def _assemble(raw: _Raw, task: str, n_outputs: int, train: np.ndarray, test: np.
     else:
         y_raw = raw.Y.copy()
         y_mean, y_std = _standardiser(raw.Y[train])
-        Y = (raw.Y - y_mean) / y_std
+        Y = _standardise(raw.Y, y_mean, y_std)
     if task != "classification" and n_outputs == 1:
         y_raw = y_raw[:, 0]
     return Dataset(

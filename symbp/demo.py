@@ -35,6 +35,10 @@ def run_demo(output_dir: str | None = None, epochs: int | None = None) -> int:
     from symbp.spec import load_spec
     from symbp.training import train_on_data
 
+    if output_dir is not None and not Path(output_dir).is_dir():
+        from symbp.errors import SymbpError
+
+        raise SymbpError(f"--output-dir: {output_dir} is not a directory")
     spec = example_path()
     network = load_spec(spec)
     _heading(f"1. derive: the gradients of {spec.name}")
@@ -44,10 +48,6 @@ def run_demo(output_dir: str | None = None, epochs: int | None = None) -> int:
     _heading("2. generate: a standalone NumPy module")
     source = generate_source(network, "float64", spec_name=spec.name)
     directory = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="symbp-demo-"))
-    if not directory.is_dir():
-        from symbp.errors import SymbpError
-
-        raise SymbpError(f"--output-dir: {directory} is not a directory")
     target = write_atomic(directory / f"{network.name}.py", source, force=True)
     print(f"wrote {target} ({len(source.splitlines())} lines, imports only numpy)")
 

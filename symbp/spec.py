@@ -43,6 +43,9 @@ TRAINING_DEFAULTS = {
 _TOP_KEYS = {"name", "inputs", "loss", "activations", "losses", "layers", "training"}
 _LAYER_KEYS = {"units", "activation"}
 MAX_UNITS = 1_000_000
+MAX_LAYERS = 500
+MAX_PARAMETERS = 100_000_000  # 800 MB of float64 weights: beyond what NumPy on a CPU trains
+MAX_LEARNING_RATE = 1e3
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,15 @@ class Network:
         _check_count(self.inputs, "inputs")
         if not self.layers:
             raise SpecError("layers: a network needs at least one layer")
+        if len(self.layers) > MAX_LAYERS:
+            raise SpecError(f"layers: {len(self.layers)} layers, more than the {MAX_LAYERS} "
+                            "symbp supports")
         self._activations = _resolve_activations(self.activations)
         self._losses = _resolve_losses(self.losses)
         for index, layer in enumerate(self.layers, 1):
             _check_count(layer.units, f"layers[{index}].units")
             self.activation_of(index)  # raises for unknown names
+        self._check_parameter_count()
         self._check_softmax_placement()
         self._check_loss_fits_output()
 
@@ -128,13 +135,29 @@ class Network:
         data["training"] = dict(self.training)
         return data
 
+    @property
+    def parameter_count(self) -> int:
+        widths = self.widths
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True))
+
     # ----- validation -----
+    def _check_parameter_count(self):
+        if self.parameter_count > MAX_PARAMETERS:
+            raise SpecError(f"layers: the network has {self.parameter_count:,} parameters, "
+                            f"more than the {MAX_PARAMETERS:,} symbp supports")
+
     def _check_softmax_placement(self):
         for index in range(1, self.depth):
             if self.activation_of(index).is_softmax:
                 raise SpecError(
                     f"layers[{index}].activation: softmax is only allowed on the output layer"
                 )
+        if self.activation_of(self.depth).is_softmax and self.layers[-1].units < 2:
+            raise SpecError(
+                f"layers[{self.depth}].units: a softmax over 1 unit is the constant 1, so its "
+                "loss and gradients are identically 0; use 2 or more units, or one sigmoid "
+                "unit with the 'bce' loss"
+            )
 
     def _check_loss_fits_output(self):
         loss = self.loss_definition
@@ -201,24 +224,36 @@ def _resolve_losses(table) -> dict[str, Loss]:
     return resolved
 
 
-def _check_training(table) -> dict:
+def _check_training(table, field=lambda key: f"training.{key}") -> dict:
     if not isinstance(table, dict):
         raise SpecError("training: expected a table")
     for key, value in table.items():
-        where = f"training.{key}"
+        where = field(key)
         if key not in TRAINING_DEFAULTS:
             raise SpecError(f"training: unknown key '{key}' "
                             f"(allowed: {', '.join(TRAINING_DEFAULTS)})")
         if key == "optimizer" and value not in OPTIMIZERS:
             raise SpecError(f"{where}: expected one of {', '.join(OPTIMIZERS)}, got {value!r}")
         if key == "learning_rate" and (isinstance(value, bool) or not isinstance(
-                value, (int, float)) or not 0 < value < 1e3):
-            raise SpecError(f"{where}: expected a positive number, got {value!r}")
+                value, (int, float)) or not 0 < value < MAX_LEARNING_RATE):
+            raise SpecError(f"{where}: expected a positive number below {MAX_LEARNING_RATE:g}, "
+                            f"got {value!r}")
         if key in ("batch_size", "epochs"):
             _check_count(value, where)
         if key == "seed" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise SpecError(f"{where}: expected a non-negative integer, got {value!r}")
     return dict(table)
+
+
+def check_training_overrides(overrides: dict, option) -> dict:
+    """Validate command-line overrides of ``[training]`` by the spec's own rules.
+
+    ``overrides`` maps ``[training]`` keys to values (``None``: not given);
+    ``option(key)`` is the flag a message names, e.g. ``--learning-rate``.
+    Returns the given ones.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return _check_training(given, option)
 
 
 def network_from_dict(data: dict) -> Network:
@@ -252,5 +287,9 @@ def load_spec(path: str | Path) -> Network:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
     return network_from_dict(data)
