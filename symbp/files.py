@@ -32,9 +32,11 @@ TEXT_LIMIT = 16 * 2**20  # spec files and claim files: 16 MiB is far beyond any 
 
 
 def open_user_file(path: str | Path, kind: str = "file", error=SymbpError,
-                   limit: int = TEXT_LIMIT, mode: str = "rb", **options):
-    """``path`` opened for reading after checking that it is a regular file within ``limit``."""
+                   limit: int | None = None, mode: str = "rb", **options):
+    """``path`` opened for reading after checking that it is a regular file within ``limit``
+    bytes (default :data:`TEXT_LIMIT`)."""
     path = Path(path)
+    limit = TEXT_LIMIT if limit is None else limit
     try:
         handle = open(path, mode, **options)
     except FileNotFoundError:
@@ -57,8 +59,9 @@ def open_user_file(path: str | Path, kind: str = "file", error=SymbpError,
 
 
 def read_user_text(path: str | Path, kind: str = "file", error=SymbpError,
-                   limit: int = TEXT_LIMIT) -> str:
+                   limit: int | None = None) -> str:
     """The UTF-8 text of ``path``; an unusable file is ``error``, naming the path."""
+    limit = TEXT_LIMIT if limit is None else limit
     with open_user_file(path, kind, error, limit) as handle:
         try:
             data = handle.read(limit + 1)
