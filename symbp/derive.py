@@ -26,7 +26,6 @@ Before a :class:`Derivation` is returned it passes the numeric self-check of
 
 from __future__ import annotations
 
-import cmath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
@@ -53,8 +52,14 @@ def width(layer) -> sp.Symbol:
 
 @lru_cache(maxsize=None)
 def base(tensor: Tensor) -> sp.IndexedBase:
-    """The IndexedBase of a tensor; its label is the tensor's LaTeX name."""
-    return sp.IndexedBase(sp.Symbol(tensor.latex))
+    """The IndexedBase of a tensor; its label is the tensor's LaTeX name. Every entry
+    is real, so that ``sympy.diff`` of ``abs``, ``max`` and ``min`` is ``sign`` and
+    ``Heaviside`` rather than the complex ``re``/``im`` forms."""
+    return _real_base(tensor.latex)
+
+
+def _real_base(label: str) -> sp.IndexedBase:
+    return sp.IndexedBase(sp.Symbol(label), real=True)
 
 
 def tensor_table(*tensors: Tensor) -> dict:
@@ -164,6 +169,8 @@ def _rewrite_in_output(forward: sp.Expr, derivative: sp.Expr) -> sp.Expr | None:
 
     Accepted only when the result has no ``x`` left, is cheaper than ``f'(x)``
     and agrees with it numerically on a grid (so a wrong branch is rejected).
+    The search has a budget (:data:`REWRITE_BUDGET` nodes, at most
+    :data:`MAX_INVERSES` real candidates): past it, ``f'(x)`` is used as it is.
     """
     if forward.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs) or not derivative.has(X):
         return None
@@ -178,13 +185,23 @@ def _rewrite_in_output(forward: sp.Expr, derivative: sp.Expr) -> sp.Expr | None:
     return best
 
 
+REWRITE_BUDGET = 60  # expression nodes: above it, no factoring and no solve
+MAX_INVERSES = 4  # candidate inverses tried (x**64 has 64 complex roots)
+MAX_SOLVED_DEGREE = 4  # solve only where the roots are in radicals
+
+
+def _size(expr: sp.Expr) -> int:
+    return sum(1 for _ in sp.preorder_traversal(expr))
+
+
 def _acceptable(candidate, forward, derivative):
     """The cheapest exact rewrite of ``candidate`` if it is free of ``x``, cheaper and right."""
     if candidate.has(X):
         return None
-    forms_ = [_positive_factors(f) for f in
-              (sp.factor(sp.cancel(candidate)), candidate, sp.expand(candidate))]
-    candidate = min(forms_, key=_cost)
+    forms_ = [candidate]
+    if _size(candidate) <= REWRITE_BUDGET:
+        forms_ += [sp.factor(sp.cancel(candidate)), sp.expand(candidate)]
+    candidate = min((_positive_factors(f) for f in forms_), key=_cost)
     if _cost(candidate) < _cost(derivative) and _agrees(forward, derivative, candidate):
         return candidate
     return None
@@ -192,19 +209,23 @@ def _acceptable(candidate, forward, derivative):
 
 def _inverses(forward: sp.Expr) -> list:
     """Candidate inverses ``x = g(a)`` of ``a = f(x)``: SymPy's peeling inverter first
-    (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), then ``solve``,
-    except for an ``x`` both inside and outside a function (``x tanh(...)``):
-    there ``solve`` takes seconds and finds at best Lambert W forms, dearer than
-    ``f'(x)``. Callers check each candidate numerically."""
+    (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), then ``solve`` for a
+    small algebraic ``f``, keeping its real roots only. Not solved: an ``x`` both
+    inside and outside a function (``x tanh(...)``: ``solve`` takes seconds and finds
+    at best Lambert W forms, dearer than ``f'(x)``), powers above
+    :data:`MAX_SOLVED_DEGREE` and anything beyond the budget. Callers check each
+    candidate numerically."""
     peeled = _peel_inverse(forward)
     if peeled is not None:
         return [peeled]
-    if forward.count(X) > 1 and forward.atoms(sp.Function):
-        return []  # x tanh(softplus(x)), x sigmoid(x): solve takes seconds for Lambert W forms
+    if (forward.count(X) > 1 and forward.atoms(sp.Function)) or _size(forward) > REWRITE_BUDGET \
+            or any(abs(p.exp) > MAX_SOLVED_DEGREE for p in forward.atoms(sp.Pow) if p.exp.is_Number):
+        return []
     try:
-        return sp.solve(sp.Eq(A, forward), X, check=False)
+        roots = sp.solve(sp.Eq(A, forward), X, check=False)
     except (NotImplementedError, ValueError, TypeError):
         return []
+    return [root for root in roots if not root.has(sp.I)][:MAX_INVERSES]
 
 
 def _peel_inverse(forward: sp.Expr):
@@ -216,16 +237,32 @@ def _peel_inverse(forward: sp.Expr):
     return inverse if isolated == X and not inverse.has(X) else None
 
 
+_GRID = np.linspace(-3.0, 3.0, 7) + 0.0123
+
+
 def _agrees(forward, derivative, candidate) -> bool:
-    """Equal at points spread over [-3, 3] (a wrong branch of an inverse fails here)."""
+    """Equal in float64 at points spread over [-3, 3] (a wrong branch of an inverse
+    fails here; so does a rewrite that overflows where ``f'(x)`` does not, or that
+    goes through a complex intermediate the generated code cannot compute)."""
     through_a = candidate.subs(A, forward)
-    for point in np.linspace(-3.0, 3.0, 7) + 0.0123:
-        expected = complex(derivative.evalf(20, subs={X: point}))
-        got = complex(through_a.evalf(20, subs={X: point}))
-        if not (cmath.isfinite(got) and abs(got.imag) <= 1e-12
-                and abs(got - expected) <= 1e-9 * max(1.0, abs(expected))):
-            return False  # NaN compares False, so the test is written to pass only on agreement
-    return True
+    with np.errstate(all="ignore"):
+        try:
+            expected = _on_grid(derivative)
+            got = _on_grid(through_a)
+        except (ArithmeticError, TypeError, ValueError):
+            return False
+    close = np.abs(got - expected) <= 1e-9 * np.maximum(1.0, np.abs(expected))
+    # NaN compares False, so the test is written to pass only on agreement
+    return bool(np.all(np.isfinite(got) & np.isfinite(expected) & close))
+
+
+def _on_grid(expr: sp.Expr) -> np.ndarray:
+    values = np.asarray(forms.numeric_function((X,), expr)(_GRID))
+    if np.iscomplexobj(values):
+        if not np.all(np.abs(values.imag) <= 1e-12):
+            return np.full(_GRID.shape, np.nan)
+        values = values.real
+    return np.broadcast_to(values.astype(float), _GRID.shape)
 
 
 # ----------------------------------------------------------------- formulas
@@ -265,7 +302,7 @@ class Formula:
 
     def _index_at_layer(self, mapping: dict, tensors: dict, fprime) -> sp.Expr:
         renamed = {base(t).label: base(_concrete(t, mapping)).label for t in self.tensors.values()}
-        index = self.index.xreplace({sp.IndexedBase(old): sp.IndexedBase(new)
+        index = self.index.xreplace({_real_base(old.name): _real_base(new.name)
                                      for old, new in renamed.items()})
         index = index.xreplace({**renamed, **_width_mapping(tuple(mapping.items()))})
         return _inline_fprime(index, tensors, fprime) if fprime is not None else index

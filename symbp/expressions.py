@@ -8,6 +8,15 @@ a whitelist: numbers, the allowed variable names, ``+ - * / **``, unary minus
 and calls of the whitelisted functions below. Anything else (attribute access,
 subscripts, lambdas, comprehensions, keywords, unknown names) raises
 :class:`~symbp.errors.ExpressionError` naming the column; nothing is executed.
+
+Size is bounded before SymPy sees the expression: at most :data:`MAX_LENGTH`
+characters, nesting at most :data:`MAX_DEPTH` deep (a chain such as
+``x + y - z`` or ``x*y/z`` is one level, as in SymPy's flattened ``Add`` and
+``Mul``; every call, power and unary sign is one more), constant exponents of
+at most :data:`MAX_CONSTANT_EXPONENT` (also after SymPy combines
+``(x**64)**64``) and constants of at most :data:`MAX_CONSTANT_BITS` bits. So
+nothing downstream (``sympy.diff``, printing, code generation) recurses or
+works without bound on a user's expression.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from symbp.errors import ExpressionError
 MAX_LENGTH = 500
 MAX_CONSTANT_EXPONENT = 64
 MAX_CONSTANT_BITS = 256  # constants beyond 2**256 are a mistake (or an attack)
+MAX_DEPTH = 24  # the built-in activations nest 6 deep; SymPy's recursion stays far away
 
 FUNCTIONS = {
     "exp": sp.exp,
@@ -40,6 +50,10 @@ FUNCTIONS = {
     "min": sp.Min,
 }
 CONSTANTS = {"pi": sp.pi, "E": sp.E}
+
+# operators that SymPy flattens into one Add or Mul: a chain of them is one level
+_CHAINS = {ast.Add: "additive", ast.Sub: "additive", ast.Mult: "multiplicative",
+           ast.Div: "multiplicative"}
 
 _BINARY = {
     ast.Add: lambda u, v: u + v,
@@ -63,7 +77,36 @@ def parse_expression(text: str, variables: dict[str, sp.Symbol], where: str) -> 
     except SyntaxError as exc:
         column = (exc.offset or 1)
         raise ExpressionError(f"{where}: syntax error at column {column}: {exc.msg}") from None
+    if nesting_depth(tree.body) > MAX_DEPTH:
+        raise ExpressionError(f"{where}: expression nested deeper than {MAX_DEPTH} levels")
     return _Converter(variables, where).convert(tree.body)
+
+
+def _chain(node: ast.BinOp):
+    """``x + y - z`` (parsed as ``(x + y) - z``) as its first operand and the steps
+    ``[(node, operand), ...]`` after it: the left spine of one group of operators."""
+    group, steps = _CHAINS.get(type(node.op)), []
+    while isinstance(node, ast.BinOp) and group and _CHAINS.get(type(node.op)) == group:
+        steps.append((node, node.right))
+        node = node.left
+    return node, steps[::-1]
+
+
+def nesting_depth(root: ast.AST) -> int:
+    """How deep ``root`` nests, a chain of one group of operators counting once
+    (computed without recursion, so any tree the parser builds can be measured)."""
+    deepest, pending = 0, [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            first, steps = _chain(node)
+            children = [first] + [operand for _, operand in steps]
+        else:
+            children = [child for child in ast.iter_child_nodes(node)
+                        if isinstance(child, ast.expr)]
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class _Converter:
@@ -82,6 +125,8 @@ class _Converter:
             return self.constant(node)
         if isinstance(node, ast.Name):
             return self.name(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            return self.chain(node)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             return self.binary(node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -101,7 +146,10 @@ class _Converter:
         return self.bounded(node, number)
 
     def bounded(self, node: ast.AST, value: sp.Expr) -> sp.Expr:
-        """Reject infinite, undefined and astronomically large constants."""
+        """Reject infinite, undefined and astronomically large constants and exponents."""
+        if any(power.exp.is_Number and abs(power.exp) > MAX_CONSTANT_EXPONENT
+               for power in value.atoms(sp.Pow)):
+            raise self.fail(node, f"constant exponent larger than {MAX_CONSTANT_EXPONENT}")
         if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
             raise self.fail(node, "the expression is undefined (division by zero or infinity)")
         if value.has(sp.I):
@@ -118,8 +166,18 @@ class _Converter:
         allowed = ", ".join(sorted(self.variables))
         raise self.fail(node, f"unknown name '{node.id}' (the variables are: {allowed})")
 
+    def chain(self, node: ast.BinOp) -> sp.Expr:
+        """A chain ``u + v - w`` or ``u*v/w`` left to right, without recursing along it."""
+        first, steps = _chain(node)
+        value = self.convert(first)
+        for step, operand in steps:
+            value = self.combine(step, value, self.convert(operand))
+        return value
+
     def binary(self, node: ast.BinOp) -> sp.Expr:
-        left, right = self.convert(node.left), self.convert(node.right)
+        return self.combine(node, self.convert(node.left), self.convert(node.right))
+
+    def combine(self, node: ast.BinOp, left: sp.Expr, right: sp.Expr) -> sp.Expr:
         if isinstance(node.op, ast.Pow) and right.is_Number:
             if abs(right) > MAX_CONSTANT_EXPONENT:
                 raise self.fail(node, f"constant exponent larger than {MAX_CONSTANT_EXPONENT}")

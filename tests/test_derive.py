@@ -326,7 +326,7 @@ def test_output_delta_simplifies(output, loss, expected):
 def test_softmax_cross_entropy_delta_is_exactly_a_minus_y():
     formula = derived(2, ((3, "tanh"), (2, "softmax")), "cross_entropy").general["delta_output"]
     (j,) = formula.free
-    bases = {tensor: sp.IndexedBase(label) for label, tensor in formula.tensors.items()}
+    bases = {tensor: sp.IndexedBase(label, real=True) for label, tensor in formula.tensors.items()}
     a_out, y = bases[forms.Tensor("a", OUTPUT)], bases[forms.Tensor("y")]
     assert formula.index == a_out[j] - y[j]
 
