@@ -1,12 +1,52 @@
 """Numeric gradient check of a generated module.
 
-Contract: :func:`check_module` compares the generated module's
-``gradients`` with fourth-order central finite differences of its ``loss``
-in float64, on random inputs and valid targets, for every parameter entry or
-a random subset of ``max_entries`` per parameter (the count is reported).
-Each parameter gets the relative error ``max|g - fd| / max(|g|, |fd|)``;
-:class:`CheckReport` says which exceed the tolerance. ``symbp check`` prints
-the table and exits 1 when any does.
+Contract: :func:`check_module` compares the generated module's ``gradients``
+with fourth-order central finite differences of its ``loss`` in float64, on
+random inputs and valid targets, for every parameter entry or a random subset
+of ``max_entries`` per parameter (the count is reported), at the module's
+initial parameters with random biases or at parameters the caller gives. It
+uses only the module's public interface (``init_params``, ``loss``,
+``gradients``, ``LAYER_SIZES``, ``TASK``): the module is the thing being
+checked. :class:`CheckReport` gives, per parameter, the largest relative
+error, how many entries needed a smaller step and how many were skipped at a
+kink; ``symbp check`` prints the table and exits 1 when any entry fails.
+
+The stencil. With ``L_k`` the loss at ``theta + k h``, the derivative is
+``(8 (L_1 - L_-1) - (L_2 - L_-2)) / (12 h)``: the differences are taken
+first, so a loss that does not change with an entry (a dead relu unit, a term
+that does not depend on it) gives exactly 0, where the expanded
+``-L_2 + 8 L_1 - 8 L_-1 + L_-2`` leaves a rounding residue.
+
+Rounding. Each ``L_k`` is rounded to within a few ulps of the loss's
+magnitude ``|L|`` (the mean absolute per-sample loss at the point, so that
+samples whose losses cancel cannot hide it); the stencil divides that by
+``h``, so its estimate is uncertain by ``noise(h) = 1.5 ROUNDING_ULPS eps |L| /
+h``. (Over the sweep of tests/test_gradcheck_sweep.py the error is at most
+1.4 ``eps |L| / h``; ``ROUNDING_ULPS = 16`` leaves a margin of about 17.) An
+entry's relative error is ``|g - fd| / max(|g|, |fd|, noise(h) / tolerance)``:
+a gradient too small for the stencil to resolve to the tolerance is held to
+the stencil's absolute resolution ``noise(h)`` instead, and a gradient of
+exactly 0 passes when the loss does not move. A fixed floor such as 1e-12
+would turn rounding into relative errors of order 1 wherever a gradient is
+0 (or a constant term makes ``|L|`` large), and would not scale with the loss.
+
+Kinks (relu, leaky_relu and elu at 0, ``abs``, ``max``, ``min``, Huber's
+joint: any non-smooth point of the loss). A stencil that reaches across one
+does not estimate the derivative at the point, whatever its order. Two
+signs tell that a stencil at step ``h`` resolves the loss: it is *smooth*
+(its two second-order one-sided halves, from ``L_0, L_1, L_2`` and from
+``L_0, L_-1, L_-2``, agree: a kink at the point makes them differ by the jump
+in slope) and it has *settled* (the stencil at ``h/10`` gives the same
+derivative to a tenth of the tolerance or the rounding noise: a kink within
+``2h`` moves the estimate, and neither test alone sees every kink). An entry
+passes when a smooth estimate agrees with the gradient. Otherwise the step is
+divided by 10, up to ``SMALLER_STEPS`` times: when a smooth estimate has
+settled and still disagrees with the gradient, the entry fails (a wrong
+gradient fails this way, at a kink or not, since some step does not cross
+it); an entry passed or failed below ``STEP`` is counted as re-checked. An
+entry that no step resolves (the point sits on a kink, within ``2 STEP /
+10**SMALLER_STEPS`` of it, where the loss has no derivative) is skipped and
+counted, never failed.
 """
 
 from __future__ import annotations
@@ -17,7 +57,11 @@ import numpy as np
 
 TOLERANCE = 1e-7
 STEP = 1e-4
+SMALLER_STEPS = 3  # STEP/10, STEP/100, STEP/1000
+ROUNDING_ULPS = 16
+SETTLED = 0.1  # of the tolerance: how far a converged estimate may still move
 CHECK_BATCH = 8
+EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -27,7 +71,9 @@ class ParameterCheck:
     checked: int
     total: int
     max_abs_gradient: float
-    relative_error: float
+    relative_error: float  # the largest over the entries not skipped (0.0 if none)
+    rechecked: int = 0  # entries decided with a step smaller than STEP
+    skipped: int = 0  # entries at a kink: no step gave a settled estimate
 
 
 @dataclass(frozen=True)
@@ -39,18 +85,45 @@ class CheckReport:
     def passed(self) -> bool:
         return all(row.relative_error <= self.tolerance for row in self.rows)
 
+    @property
+    def rechecked(self) -> int:
+        return sum(row.rechecked for row in self.rows)
+
+    @property
+    def skipped(self) -> int:
+        return sum(row.skipped for row in self.rows)
+
     def table(self) -> str:
         lines = [f"{'parameter':<10} {'shape':<12} {'checked':>12} {'max |grad|':>12} "
-                 f"{'rel. error':>11}  result"]
+                 f"{'rel. error':>11} {'smaller h':>9} {'skipped':>7}  result"]
         for row in self.rows:
             verdict = "ok" if row.relative_error <= self.tolerance else "FAIL"
             shape = "x".join(map(str, row.shape))
             lines.append(f"{row.name:<10} {shape:<12} {f'{row.checked}/{row.total}':>12} "
-                         f"{row.max_abs_gradient:>12.3e} {row.relative_error:>11.2e}  {verdict}")
+                         f"{row.max_abs_gradient:>12.3e} {row.relative_error:>11.2e} "
+                         f"{row.rechecked:>9} {row.skipped:>7}  {verdict}")
         summary = "passed" if self.passed else "FAILED"
         lines.append(f"gradient check {summary} (tolerance {self.tolerance:.0e}, float64, "
-                     "4th-order central differences)")
+                     f"4th-order central differences, h = {STEP:.0e}){self._kink_note()}")
         return "\n".join(lines)
+
+    def _kink_note(self) -> str:
+        if not (self.rechecked or self.skipped):
+            return ""
+        smallest = STEP / 10**SMALLER_STEPS
+        note = (f"; {self.rechecked} entries re-checked with a smaller step (their stencil "
+                f"crossed a kink or did not resolve the loss)")
+        if self.skipped:
+            note += (f"; {self.skipped} skipped: the point sits on a kink of the loss (the "
+                     f"estimate did not settle down to h = {smallest:.0e})")
+        return note
+
+
+@dataclass(frozen=True)
+class EntryCheck:
+    relative_error: float  # nan when skipped
+    rechecked: bool
+    skipped: bool
 
 
 def random_batch(module, rng, batch: int = CHECK_BATCH):
@@ -66,38 +139,137 @@ def random_batch(module, rng, batch: int = CHECK_BATCH):
     return inputs, targets
 
 
-def finite_difference(module, params, inputs, targets, name, position, step=STEP) -> float:
-    """``dL/dparam`` at one entry by the fourth-order central stencil."""
+def loss_magnitude(module, params, inputs, targets) -> float:
+    """The mean absolute per-sample loss: the scale of the loss's rounding error."""
+    return float(np.mean([abs(module.loss(params, inputs[i:i + 1], targets[i:i + 1]))
+                          for i in range(len(inputs))]))
+
+
+def stencil_losses(module, params, inputs, targets, name, position, step) -> tuple:
+    """The loss at the entry shifted by ``2h, h, -h, -2h`` (the entry is restored)."""
     value = params[name]
     original = value[position]
     losses = []
-    for offset in (2, 1, -1, -2):
-        value[position] = original + offset * step
-        losses.append(module.loss(params, inputs, targets))
-    value[position] = original
-    return (-losses[0] + 8 * losses[1] - 8 * losses[2] + losses[3]) / (12 * step)
+    try:
+        for offset in (2, 1, -1, -2):
+            value[position] = original + offset * step
+            losses.append(module.loss(params, inputs, targets))
+    finally:
+        value[position] = original
+    return tuple(losses)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the stencil at one step says about one entry's derivative."""
+    derivative: float  # the fourth-order central difference
+    half_stencils: float  # right minus left second-order one-sided difference
+    noise: float  # rounding uncertainty of `derivative`
+    half_noise: float  # rounding uncertainty of `half_stencils`
+
+
+def estimate(losses, base_loss, magnitude, step) -> Estimate:
+    """The stencil's estimates from ``losses`` (at ``2h, h, -h, -2h``) and the
+    loss at the point; differences are taken first, so a flat loss gives 0."""
+    plus2, plus1, minus1, minus2 = losses
+    derivative = (8.0 * (plus1 - minus1) - (plus2 - minus2)) / (12.0 * step)
+    right = (4.0 * (plus1 - base_loss) - (plus2 - base_loss)) / (2.0 * step)
+    left = (4.0 * (base_loss - minus1) - (base_loss - minus2)) / (2.0 * step)
+    rounding = ROUNDING_ULPS * EPS * magnitude / step  # of one loss value, over h
+    return Estimate(derivative, right - left, 1.5 * rounding, 8.0 * rounding)
+
+
+def relative_error(value, reference, noise, tolerance) -> float:
+    """``|value - reference|`` relative to the larger of the two, or to the smallest
+    magnitude that the stencil resolves to ``tolerance`` when both are below it."""
+    scale = max(abs(value), abs(reference), noise / tolerance, np.finfo(np.float64).tiny)
+    return abs(value - reference) / scale
+
+
+def smooth(at: Estimate, tolerance) -> bool:
+    """The two half-stencils agree: no kink at the point (one near it can hide)."""
+    return abs(at.half_stencils) <= max(tolerance * abs(at.derivative), at.half_noise)
+
+
+def settled(coarse: Estimate, fine: Estimate, tolerance) -> bool:
+    """A ten times smaller step gives the same derivative, to a tenth of the tolerance
+    or the rounding noise: the coarse stencil has converged (no kink near the point)."""
+    return relative_error(fine.derivative, coarse.derivative, fine.noise + coarse.noise,
+                          tolerance * SETTLED) <= tolerance * SETTLED
+
+
+def check_entry(estimate_at, derived, tolerance) -> EntryCheck:
+    """Decide one entry; ``estimate_at(step)`` is the stencil's :class:`Estimate`
+    at that step. See the module docstring for the rule."""
+    step = STEP
+    coarse = estimate_at(step)
+    for _ in range(SMALLER_STEPS):
+        error = relative_error(derived, coarse.derivative, coarse.noise, tolerance)
+        if error <= tolerance and smooth(coarse, tolerance):
+            return EntryCheck(error, rechecked=step < STEP, skipped=False)
+        fine = estimate_at(step / 10)
+        if smooth(coarse, tolerance) and settled(coarse, fine, tolerance):
+            # the coarse estimate resolves the loss, up to what the finer step can tell
+            error = relative_error(derived, coarse.derivative, coarse.noise + fine.noise,
+                                   tolerance)
+            return EntryCheck(error, rechecked=True, skipped=False)
+        step, coarse = step / 10, fine
+    error = relative_error(derived, coarse.derivative, coarse.noise, tolerance)
+    if error <= tolerance and smooth(coarse, tolerance):
+        return EntryCheck(error, rechecked=True, skipped=False)
+    return EntryCheck(float("nan"), rechecked=False, skipped=True)
+
+
+@dataclass(frozen=True)
+class CheckPoint:
+    """Where the check runs: the module, its parameters (float64, shifted one entry
+    at a time and restored), one batch, its loss and the loss's magnitude."""
+    module: object
+    params: dict
+    inputs: np.ndarray
+    targets: np.ndarray
+    base_loss: float
+    magnitude: float
+
+    def estimate_at(self, name, position, step) -> Estimate:
+        losses = stencil_losses(self.module, self.params, self.inputs, self.targets, name,
+                                position, step)
+        return estimate(losses, self.base_loss, self.magnitude, step)
+
+
+def check_parameter(point: CheckPoint, name, positions, derived, tolerance) -> ParameterCheck:
+    entries = [check_entry(lambda step, position=position: point.estimate_at(name, position, step),
+                           float(derived[position]), tolerance)
+               for position in positions]
+    errors = [entry.relative_error for entry in entries if not entry.skipped]
+    return ParameterCheck(name, derived.shape, len(positions), derived.size,
+                          float(np.max(np.abs(derived))), max(errors, default=0.0),
+                          rechecked=sum(entry.rechecked for entry in entries),
+                          skipped=sum(entry.skipped for entry in entries))
 
 
 def check_module(module, seed: int = 0, max_entries: int = 200,
-                 tolerance: float = TOLERANCE) -> CheckReport:
+                 tolerance: float = TOLERANCE, params: dict | None = None) -> CheckReport:
+    """Check ``module.gradients`` on a random batch (from ``seed``) at ``params``,
+    by default ``init_params(seed)`` with random non-zero biases, so that bias
+    errors cannot hide. ``params`` is copied, never changed."""
     rng = np.random.default_rng(seed)
-    params = module.init_params(seed, dtype=np.float64)
-    for name in params:  # non-zero biases, so that bias errors cannot hide
-        if name.startswith("b"):
-            params[name] += rng.normal(0.0, 0.1, params[name].shape)
+    if params is None:
+        params = module.init_params(seed, dtype=np.float64)
+        for name in params:
+            if name.startswith("b"):
+                params[name] += rng.normal(0.0, 0.1, params[name].shape)
+    else:
+        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
     inputs, targets = random_batch(module, rng)
     gradients = module.gradients(params, inputs, targets)
+    point = CheckPoint(module, params, inputs, targets, module.loss(params, inputs, targets),
+                       loss_magnitude(module, params, inputs, targets))
     rows = []
     for name, value in params.items():
         positions = list(np.ndindex(value.shape))
         if len(positions) > max_entries:
             chosen = rng.choice(len(positions), max_entries, replace=False)
             positions = [positions[i] for i in sorted(chosen)]
-        derived = np.array([gradients[name][p] for p in positions])
-        numeric = np.array([finite_difference(module, params, inputs, targets, name, p)
-                            for p in positions])
-        scale = max(np.max(np.abs(derived)), np.max(np.abs(numeric)), 1e-12)
-        error = float(np.max(np.abs(derived - numeric)) / scale)
-        rows.append(ParameterCheck(name, value.shape, len(positions), value.size,
-                                   float(np.max(np.abs(gradients[name]))), error))
+        rows.append(check_parameter(point, name, positions, gradients[name], tolerance))
     return CheckReport(tuple(rows), tolerance)
