@@ -18,8 +18,12 @@ Usage: `python cancer_mish.py --data FILE.npz` (arrays X and y), or import it.
 """
 
 import argparse
+import os
 import sys
+import tempfile
 import threading
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -35,7 +39,7 @@ SPEC = {'name': 'cancer_mish',
               'seed': 0}}
 LAYER_SIZES = (30, 16, 1)
 DTYPE = np.float64
-TASK = "binary"
+TASK = 'binary'
 PARAM_NAMES = ('W1', 'b1', 'W2', 'b2')
 
 
@@ -81,8 +85,17 @@ def init_params(seed=0, dtype=DTYPE):
 
 
 def save_params(params, path):
-    """Save parameters to a .npz file."""
-    np.savez(path, **{name: params[name] for name in PARAM_NAMES})
+    """Save the parameters to the .npz file `path` (exactly that name), atomically:
+    a temporary file beside it is written, then renamed over it."""
+    handle, temporary = tempfile.mkstemp(prefix=".params.", suffix=".npz",
+                                         dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **{name: params[name] for name in PARAM_NAMES})
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def load_params(path, dtype=DTYPE):
@@ -123,7 +136,11 @@ def forward(params, X):
 def loss(params, X, Y):
     """The batch loss: the mean over rows of the per-sample bce loss."""
     Y = _as_rows(Y, params["W1"].dtype)
-    *_, z2, a2 = _forward(params, X)
+    return _mean_loss(Y, *_forward(params, X)[-2:])
+
+
+def _mean_loss(Y, z2, a2):
+    """The mean over rows of the per-sample loss, from the output layer's z and a."""
     return float(np.mean(np.sum((1 - Y)*np.logaddexp(0.0, z2) - Y*(z2 - np.logaddexp(0.0, z2)), axis=1)))
 
 
@@ -164,7 +181,8 @@ def gradients(params, X, Y):
 
 def _backprop(params, X, Y, scale, work, grads):
     """Write `scale` times B times the gradients into `grads` (scale = 1/B gives
-    dL/dparam), every intermediate into the work arrays `work`."""
+    dL/dparam), every intermediate into the work arrays `work`. Returns the output
+    layer's z and a of this forward pass (what `_mean_loss` reads)."""
     a0, z1, a1, z2, a2 = _forward(params, X, work)
     # Delta^(2) = A^(2) - Y
     delta2 = np.subtract(a2, Y, out=work["delta2"])
@@ -182,6 +200,7 @@ def _backprop(params, X, Y, scale, work, grads):
     # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
     np.matmul(delta1.T, a0, out=grads["W1"])
     np.sum(delta1, axis=0, out=grads["b1"])
+    return z2, a2
 
 
 def predict(params, X):
@@ -241,12 +260,18 @@ class _Optimizer:
             params[key] -= grad
 
 
-def train(params, X, Y, *, epochs=None, batch_size=None, learning_rate=None,
+def train(params, X, Y, *, state=None, epochs=None, batch_size=None, learning_rate=None,
           optimizer=None, seed=None, verbose=False, callback=None):
     """Minibatch training in place; None takes the spec's [training] value.
 
-    Returns the training loss after each epoch; `callback(epoch, params, loss)`,
-    if given, is called after each epoch.
+    Each epoch visits the rows in a new order drawn from `seed`, in batches of
+    `batch_size` rows. Returns the history: per epoch, the mean per-sample loss
+    over that epoch's batches, each batch's loss taken from the forward pass of
+    its own step, before its update (as Keras and the usual PyTorch loops report
+    it; a short last batch counts for its rows). The loss of the final
+    parameters on any data is `loss(params, X, Y)`. `callback(epoch, params,
+    mean_loss)`, if given, runs after each epoch. `state` (running statistics)
+    is accepted for a common interface: this network keeps none.
     """
     settings = SPEC["training"]
     epochs = settings["epochs"] if epochs is None else epochs
@@ -256,17 +281,22 @@ def train(params, X, Y, *, epochs=None, batch_size=None, learning_rate=None,
     seed = settings["seed"] if seed is None else seed
     dtype = params["W1"].dtype
     X, Y = _as_rows(X, dtype), _as_rows(Y, dtype)
+    if X.shape[0] == 0:
+        raise ValueError("train: X has no rows")
     rng = np.random.default_rng(seed)
     updater = _Optimizer(optimizer, params, learning_rate)
     history = []
     for epoch in range(1, epochs + 1):
         order = rng.permutation(X.shape[0])
+        total = 0.0  # the sum of the per-sample losses of the epoch's batches
         for start in range(0, X.shape[0], batch_size):
             rows = order[start:start + batch_size]
+            X_batch, Y_batch = X[rows], Y[rows]
             work = _workspace(params, len(rows))
-            _backprop(params, X[rows], Y[rows], 1.0 / len(rows), work, work["grads"])
+            output = _backprop(params, X_batch, Y_batch, 1.0 / len(rows), work, work["grads"])
+            total += len(rows) * _mean_loss(Y_batch, *output)
             updater.update(params, work["grads"])
-        history.append(loss(params, X, Y))
+        history.append(total / X.shape[0])
         if verbose:
             print(f"epoch {epoch:4d}  loss {history[-1]:.6f}", flush=True)
         if callback is not None:
@@ -275,40 +305,132 @@ def train(params, X, Y, *, epochs=None, batch_size=None, learning_rate=None,
 
 
 # --------------------------------------------------------------- as a script
-def _targets(y):
-    return _as_rows(np.asarray(y, dtype=DTYPE).reshape(len(y), -1))
+class _BadInput(Exception):
+    """Bad arguments or data: one line on stderr and exit status 2, as in symbp."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _BadInput(message)
+
+
+def _option(kind, accept, expected):
+    """An argparse type: `kind(text)` when `accept` holds for it, else a one-line error."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return convert
+
+
+def _read_arrays(path):
+    """The arrays X and y of the .npz file `path` (nothing in it is unpickled)."""
+    try:
+        with open(path, "rb") as stream:
+            is_zip = stream.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        if not is_zip:  # empty, text, a single .npy array, a pickle, ...
+            raise _BadInput(f"{path}: not an .npz archive of the arrays X and y")
+        with np.load(path, allow_pickle=False) as archive:
+            for key in ("X", "y"):
+                if key not in archive.files:
+                    raise _BadInput(f"{path}: no array {key} (expected arrays X and y)")
+            return archive["X"], archive["y"]
+    except OSError as exc:
+        raise _BadInput(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _BadInput(f"{path}: damaged or unreadable .npz ({exc})") from None
+
+
+def _check_entries(path, key, array, valid, expected):
+    """Fail naming the first entry of `array` (as stored) for which `valid` is false."""
+    if not np.all(valid):
+        position = np.unravel_index(np.argmin(valid), array.shape)
+        index = ", ".join(str(i) for i in position)
+        raise _BadInput(f"{path}: {key}[{index}] = {array[position]}, expected {expected}")
+
+
+def _training_data(path):
+    """X and the targets Y from `path`, checked against the network."""
+    X, y = _read_arrays(path)
+    for key, array in (("X", X), ("y", y)):
+        if array.dtype.kind not in "biuf":
+            raise _BadInput(f"{path}: {key} holds {array.dtype} values, expected real numbers")
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != LAYER_SIZES[0]:
+        raise _BadInput(f"{path}: X has shape {X.shape}, expected (rows, {LAYER_SIZES[0]})"
+                        " with at least one row")
+    if y.shape[:1] != X.shape[:1]:
+        raise _BadInput(f"{path}: X has {X.shape[0]} rows but y has shape {y.shape}")
+    with np.errstate(over="ignore"):  # a value beyond DTYPE's range becomes inf: refused
+        features = X.astype(DTYPE)
+    _check_entries(path, "X", X, np.isfinite(features), "a finite number")
+    return features, _targets(path, y)
+
+
+def _targets(path, y):
+    """y as rows of 1 0/1 labels."""
+    if y.size != y.shape[0] * LAYER_SIZES[-1]:
+        raise _BadInput(f"{path}: y has shape {y.shape}, expected {LAYER_SIZES[-1]} value(s)"
+                        " per row")
+    with np.errstate(over="ignore"):
+        Y = y.astype(DTYPE).reshape(len(y), LAYER_SIZES[-1])
+    _check_entries(path, "y", y, ((Y == 0) | (Y == 1)).reshape(y.shape), "0 or 1")
+    return Y
+
+
+def _check_output(path, force):
+    """Fail before training when the trained parameters could not be saved to `path`."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise _BadInput(f"--save {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise _BadInput(f"--save {path}: is a directory")
+    if os.path.exists(path) and not force:
+        raise _BadInput(f"--save {path}: already exists (use --force to overwrite)")
+    if not os.access(directory, os.W_OK):
+        raise _BadInput(f"--save {path}: directory {directory} is not writable")
+
+
+def _accuracy(params, X, Y):
+    return np.mean(predict(params, X).reshape(Y.shape) == Y)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Train on an .npz file; bad arguments or data exit 2 with one line on stderr."""
+    parser = _Parser(description=__doc__.splitlines()[0])
+    count = _option(int, lambda n: n > 0, "a positive integer")
     parser.add_argument("--data", required=True, help=".npz file with arrays X and y")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--epochs", type=count)
+    parser.add_argument("--batch-size", type=count)
+    parser.add_argument("--learning-rate",
+                        type=_option(float, lambda r: 0 < r < np.inf, "a positive finite number"))
     parser.add_argument("--optimizer", choices=("sgd", "momentum", "adam"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", help="write the trained parameters to this .npz file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=_option(int, lambda n: n >= 0, "an integer >= 0"),
+                        default=0)
+    parser.add_argument("--save", type=_option(str, bool, "a file name"),
+                        help="write the trained parameters to this .npz file")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     try:
-        with np.load(args.data, allow_pickle=False) as data:
-            X, Y = _as_rows(data["X"]), _targets(data["y"])
-    except (OSError, KeyError, ValueError) as exc:
-        print(f"{parser.prog}: error: {args.data}: {exc}", file=sys.stderr)
+        args = parser.parse_args(argv)
+        X, Y = _training_data(args.data)
+        if args.save is not None:
+            _check_output(args.save, args.force)
+        params = init_params(args.seed)
+        train(params, X, Y, epochs=args.epochs, batch_size=args.batch_size,
+              learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
+              verbose=True)
+        print(f"training accuracy {_accuracy(params, X, Y):.4f}")
+        if args.save is not None:
+            try:
+                save_params(params, args.save)
+            except OSError as exc:
+                raise _BadInput(f"--save {args.save}: cannot write ({exc.strerror})") from None
+    except _BadInput as exc:
+        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    if X.shape[1] != LAYER_SIZES[0] or not np.all(np.isfinite(X)):
-        print(f"{parser.prog}: error: X must be finite with {LAYER_SIZES[0]} columns",
-              file=sys.stderr)
-        return 2
-    params = init_params(args.seed)
-    train(params, X, Y, epochs=args.epochs, batch_size=args.batch_size,
-          learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-          verbose=True)
-    accuracy = np.mean(predict(params, X) == np.asarray(
-        np.argmax(Y, axis=1) if TASK == "classification" else Y.astype(int)[:, 0]))
-    if TASK != "regression":
-        print(f"training accuracy {accuracy:.4f}")
-    if args.save:
-        save_params(params, args.save)
     return 0
 
 

@@ -11,6 +11,24 @@ by printer rules (``log(1 + exp(u))`` -> ``np.logaddexp(0, u)``, a logistic
 ``1/(1 + exp(u))`` -> ``_expit(-u)``), and the loss takes its logarithms from
 the pre-activations (log-sum-exp), never ``log(0)``. The same spec and dtype
 always give the same bytes.
+
+Safe rendering: nothing from a spec or a file name can become code. Every
+value a template renders passes through one function, :func:`render_slot`
+(the Jinja environment's ``finalize`` hook), which lets a value through
+verbatim only when it is :class:`Code` (text made by this module: the code
+printer's output, ``repr`` of a value, fixed strings) or a number. Every
+other string is rendered by :func:`inert_text` as a fragment that is inert in
+the three places templates put text: a docstring, a ``#`` comment and a
+double-quoted string literal (backslashes and double quotes are escaped,
+newlines, other non-printable characters and lone surrogates, e.g. the
+``os.fsdecode`` form of a non-UTF-8 byte in a file name, become ``\\n``,
+``\\x..``, ``\\u....`` escapes). Inside a docstring or a literal the escapes
+read back as the original string; the output is always valid UTF-8. Any
+other type (``None``, a bool, a list, a macro's output) is refused with a
+``TypeError``, so a template that renders something unforeseen fails loudly
+instead of printing it. A template that needs a value as a Python literal
+writes ``{{ value | literal }}`` (``repr``, a valid literal for every str,
+int, float and tuple of them).
 """
 
 from __future__ import annotations
@@ -264,6 +282,54 @@ def without_batch_mean(node):
     raise ValueError("expected a gradient scaled by 1/B")
 
 
+# ------------------------------------------------------------ safe rendering
+class Code(str):
+    """Python source made by symbp itself (the code printer, ``repr``, fixed text): the
+    only strings a template renders verbatim. Never built from a spec's or a user's text."""
+
+
+def inert_text(text: str) -> str:
+    """``text`` as a fragment that is inert in a docstring, a ``#`` comment and a
+    double-quoted literal: one line, printable, valid UTF-8, no quote or backslash
+    left that could end or alter the string it stands in."""
+    pieces = []
+    for character in text:
+        if character in '\\"':
+            pieces.append("\\" + character)
+        elif character.isprintable():  # false for newlines, controls and lone surrogates
+            pieces.append(character)
+        else:
+            pieces.append(ascii(character)[1:-1])  # \n, \x00, \u2028, \udcff
+    return "".join(pieces)
+
+
+def render_slot(value) -> str:
+    """The Jinja ``finalize`` hook: what every ``{{ ... }}`` of a template prints."""
+    if isinstance(value, Code):
+        return value
+    if isinstance(value, str):
+        return inert_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    raise TypeError(f"a template rendered a {type(value).__name__}: only Code, text and "
+                    "numbers may be rendered")
+
+
+def literal(value) -> Code:
+    """The Jinja filter ``literal``: ``value`` as a Python literal (``repr``)."""
+    if not _is_literal(value):
+        raise TypeError(f"no safe literal for a {type(value).__name__}")
+    return Code(repr(value))
+
+
+def _is_literal(value) -> bool:
+    if isinstance(value, tuple):
+        return all(_is_literal(item) for item in value)
+    if isinstance(value, float):
+        return np.isfinite(value)  # repr(nan) is not a literal
+    return isinstance(value, (str, int))
+
+
 # --------------------------------------------------------------- the context
 @dataclass
 class LayerCode:
@@ -271,17 +337,16 @@ class LayerCode:
 
     index: int
     units: int
-    activation: str
-    forward: str  # code computing a{l} from z{l}, into its work array when it can
+    activation: str  # the activation's name (text)
+    forward: Code  # computing a{l} from z{l}, into its work array when it can
     keeps_z: bool  # the backward pass reads z{l}, so a{l} may not overwrite it
     own_buffer: bool  # a{l} is written into a work array of its own, work["a{l}"]
     softmax: bool
     init_scale: str  # "glorot" or "he"
-    delta_lines: list  # statements, temporaries first
-    delta_formula: str
-    dW: str  # statement writing (scaled) dL/dW{l} into grads["W{l}"]
-    db: str
-    dW_formula: str
+    delta_lines: list  # Code statements, temporaries first
+    delta_formula: str  # text
+    dW: Code  # statement writing (scaled) dL/dW{l} into grads["W{l}"]
+    db: Code
 
 
 # one call on z{l}, with at most a numeric constant beside it: np.tanh(z1),
@@ -325,13 +390,15 @@ def _layer_code(formulas, units: int, is_output: bool, keeps_z: bool) -> LayerCo
     forward, own_buffer = _activation_code(formulas.activation, layer, keeps_z)
     return LayerCode(
         index=layer, units=units, activation=formulas.activation.name,
-        forward=forward, keeps_z=keeps_z, own_buffer=own_buffer,
+        forward=Code(forward), keeps_z=keeps_z, own_buffer=own_buffer,
         softmax=formulas.activation.is_softmax, init_scale=_init_scale(formulas.activation),
-        delta_lines=[f"{name} = {code}" for name, code in temporaries] + statements,
+        delta_lines=[Code(f"{name} = {code}") for name, code in temporaries]
+        + [Code(statement) for statement in statements],
         delta_formula=matrix_text(formulas.batch_delta.matrix),
-        dW=gradient_statement(without_batch_mean(formulas.batch_dW.matrix), f'grads["W{layer}"]'),
-        db=gradient_statement(without_batch_mean(formulas.batch_db.matrix), f'grads["b{layer}"]'),
-        dW_formula=matrix_text(formulas.batch_dW.matrix),
+        dW=Code(gradient_statement(without_batch_mean(formulas.batch_dW.matrix),
+                                   f'grads["W{layer}"]')),
+        db=Code(gradient_statement(without_batch_mean(formulas.batch_db.matrix),
+                                   f'grads["b{layer}"]')),
     )
 
 
@@ -357,6 +424,7 @@ def _log_of_output(argument: sp.Expr, output: sp.Expr) -> sp.Expr:
 
 
 def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
+    """What the templates render: :class:`Code` for code, plain strings for text."""
     derivation = derive(network)
     loss = loss_expression(network)
     widths = network.widths
@@ -374,23 +442,25 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "version": __version__,
         "name": network.name,
         "spec_name": spec_name or f"{network.name}.toml",
-        "spec": pprint.pformat(network.to_dict(), width=88, sort_dicts=False),
-        "widths": widths,
-        "widths_tuple": repr(tuple(widths)),
-        "param_names": repr(tuple(f"{kind}{n}" for n in range(1, network.depth + 1)
-                                  for kind in ("W", "b"))),
+        # a literal made of reprs, which are valid literals for every str, int and float
+        "spec": Code(pprint.pformat(network.to_dict(), width=88, sort_dicts=False)),
+        "widths": tuple(widths),
+        "param_names": tuple(f"{kind}{n}" for n in range(1, network.depth + 1)
+                             for kind in ("W", "b")),
         "layers": layers,
         "depth": network.depth,
         "task": network.task,
         "loss_name": network.loss,
-        "loss_code": loss_code,
-        "forward_names": ", ".join(["a0"] + [name for layer in layers for name in (
-            [f"z{layer.index}"] if layer.keeps_z else []) + [f"a{layer.index}"]]),
+        "loss_code": Code(loss_code),
+        "forward_names": Code(", ".join(["a0"] + [name for layer in layers for name in (
+            [f"z{layer.index}"] if layer.keeps_z else []) + [f"a{layer.index}"]])),
+        "output_names": Code(f"z{network.depth}, a{network.depth}"),
         "dtype": dtype,
+        "dtype_code": Code(f"np.{dtype}"),  # one of DTYPES, checked by generate_source
         "training": network.training,
         "architecture": " -> ".join([str(widths[0])] + [
             f"{layer.units} ({layer.activation})" for layer in network.layers]),
-        "dW_formula": layers[0].dW_formula,
+        "dW_formula": matrix_text(derivation.layers[0].batch_dW.matrix),
         "db_formula": matrix_text(derivation.layers[0].batch_db.matrix),
     }
 
@@ -399,10 +469,12 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
 def _template_environment():
     import jinja2
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_directory())),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-        trim_blocks=True, lstrip_blocks=True, autoescape=False)
+        trim_blocks=True, lstrip_blocks=True, autoescape=False, finalize=render_slot)
+    environment.filters["literal"] = literal
+    return environment
 
 
 def template_directory() -> Path:

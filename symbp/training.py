@@ -5,8 +5,12 @@ loads a data set through :mod:`symbp.data` (checked against the spec's
 input and output sizes), trains with the spec's ``[training]`` settings
 (overridable), prints per-epoch train and test loss, and returns a
 :class:`TrainingResult` with the loss curves and the final train/test metric
-(accuracy, or RMSE in the targets' units). :func:`plot_losses` saves the
-curves with matplotlib, written atomically.
+(accuracy, or RMSE in the targets' units). The curves are what Keras reports
+as ``loss`` and ``val_loss``: the train loss of an epoch is the generated
+``train``'s history, the mean of the minibatch losses during that epoch (no
+extra pass over the training set); the test loss is ``loss()`` on the whole
+test set after the epoch. :func:`plot_losses` saves the curves with
+matplotlib, written atomically.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from symbp.errors import SymbpError
 @dataclass
 class TrainingResult:
     params: dict
-    train_loss: list
-    test_loss: list
+    train_loss: list  # per epoch: the mean minibatch loss during the epoch
+    test_loss: list  # per epoch: the loss on the test set after the epoch
     metric_name: str
     train_metric: float
     test_metric: float
@@ -91,8 +95,8 @@ def plot_losses(result: TrainingResult, path: str, title: str, force: bool = Fal
         raise SymbpError("--plot needs matplotlib: pip install matplotlib") from None
     figure, axes = plt.subplots(figsize=(6, 4))
     epochs = range(1, len(result.train_loss) + 1)
-    axes.plot(epochs, result.train_loss, label="train")
-    axes.plot(epochs, result.test_loss, label="test")
+    axes.plot(epochs, result.train_loss, label="train (mean over the epoch's batches)")
+    axes.plot(epochs, result.test_loss, label="test (after the epoch)")
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     axes.set_title(title)

@@ -268,3 +268,30 @@ def test_bad_input_in_a_real_process(workspace):
     assert result.stdout == ""
     assert_one_error_line(result.stderr, "mnist")
     assert listing(workspace) == before
+
+
+# ------------------------------------------------------ the training history
+def test_train_curves_are_minibatch_means_and_test_losses(workspace):
+    """The train curve is the generated train()'s history (mean minibatch loss of each
+    epoch), the test curve the full test-set loss after each epoch (Keras's loss and
+    val_loss)."""
+    import io
+
+    from symbp.codegen import generate_source, load_module
+    from symbp.training import train_on_data
+
+    network = load_spec(workspace / "tiny.toml")
+    data = str(workspace / "good.npz")
+    result = train_on_data(network, data, epochs=4, out=io.StringIO())
+    module = load_module(generate_source(network))
+    split = load_dataset(data, n_inputs=4, n_outputs=3, task="classification",
+                         seed=network.training["seed"])
+    params = module.init_params(network.training["seed"])
+    final_test_loss = []
+    history = module.train(params, split.X_train, split.Y_train, epochs=4,
+                           callback=lambda *_: final_test_loss.append(
+                               module.loss(params, split.X_test, split.Y_test)))
+    assert result.train_loss == history
+    assert result.test_loss == final_test_loss
+    assert result.test_loss[-1] == module.loss(result.params, split.X_test, split.Y_test)
+    assert result.train_loss[-1] != module.loss(result.params, split.X_train, split.Y_train)

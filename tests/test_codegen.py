@@ -346,3 +346,66 @@ def test_generate_rejects_bad_dtype(capsys, tiny_spec, tmp_path):
     assert code == 2
     assert_one_error_line(err, "float16")
     assert not target.exists()
+
+
+# ---------------------------------------------------------- train() history
+HISTORY_NETWORK = Network(inputs=4, layers=[Dense(6, "tanh"), Dense(3, "softmax")],
+                          loss="cross_entropy", name="history_net")
+
+
+@lru_cache(maxsize=None)
+def history_module():
+    return load_module(generate_source(HISTORY_NETWORK))
+
+
+def recorded_training(module, monkeypatch, **settings):
+    """Run ``train`` with ``_backprop`` instrumented: before each step, the batch and
+    its loss computed independently by ``loss()`` on the parameters the step sees."""
+    batches = []
+    backprop = module._backprop
+
+    def recording(params, X, Y, *args):
+        batches.append((len(X), module.loss(params, X, Y), X.copy()))
+        return backprop(params, X, Y, *args)
+
+    monkeypatch.setattr(module, "_backprop", recording)
+    rng = np.random.default_rng(4)
+    X = rng.normal(0.0, 1.0, (23, 4))  # 23 rows in batches of 5: a short last batch of 3
+    Y = np.eye(3)[rng.integers(0, 3, 23)]
+    params = module.init_params(1)
+    history = module.train(params, X, Y, **settings)
+    return history, batches, X
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_history_is_the_mean_of_the_minibatch_losses(optimizer, monkeypatch):
+    module = history_module()
+    history, batches, X = recorded_training(module, monkeypatch, epochs=3, batch_size=5,
+                                            learning_rate=0.5, optimizer=optimizer, seed=2)
+    assert len(history) == 3 and len(batches) == 3 * 5
+    for epoch in range(3):
+        epoch_batches = batches[5 * epoch:5 * (epoch + 1)]
+        assert [rows for rows, _, _ in epoch_batches] == [5, 5, 5, 5, 3]
+        seen = np.concatenate([batch for _, _, batch in epoch_batches])
+        assert sorted(map(tuple, seen)) == sorted(map(tuple, X))  # each row once per epoch
+        expected = sum(rows * value for rows, value, _ in epoch_batches) / len(X)
+        assert history[epoch] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert history[0] != history[1]  # the parameters really change between epochs
+
+
+def test_train_does_one_forward_pass_per_step(monkeypatch):
+    """No extra pass over the data: as many forward passes as steps."""
+    module = history_module()
+    calls = []
+    forward_pass = module._forward
+    monkeypatch.setattr(module, "_forward", lambda *args: calls.append(1) or forward_pass(*args))
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(0.0, 1.0, (20, 4)), np.eye(3)[rng.integers(0, 3, 20)]
+    module.train(module.init_params(0), X, Y, state=None, epochs=2, batch_size=8, seed=0)
+    assert len(calls) == 2 * 3
+
+
+def test_train_refuses_empty_data():
+    module = history_module()
+    with pytest.raises(ValueError, match="no rows"):
+        module.train(module.init_params(0), np.zeros((0, 4)), np.zeros((0, 3)), epochs=1)
