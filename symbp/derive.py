@@ -26,6 +26,7 @@ Before a :class:`Derivation` is returned it passes the numeric self-check of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
@@ -194,12 +195,32 @@ def _size(expr: sp.Expr) -> int:
     return sum(1 for _ in sp.preorder_traversal(expr))
 
 
+def _expansion_is_small(expr: sp.Expr, limit: int = REWRITE_BUDGET) -> bool:
+    """Would ``expand``/``factor`` stay small? An upper bound on the number of terms that
+    expanding makes of each subexpression (``((1 + x**2)**2 + 1)**64`` would make
+    thousands), and the expression no larger than ``limit`` nodes."""
+    terms: dict = {}
+    for node in sp.postorder_traversal(expr):
+        if node.is_Add:
+            count = sum(terms[arg] for arg in node.args)
+        elif node.is_Mul:
+            count = math.prod(terms[arg] for arg in node.args)
+        elif node.is_Pow and node.exp.is_Integer and node.exp > 0:
+            count = terms[node.base] ** min(int(node.exp), limit)
+        else:
+            count = 1
+        terms[node] = min(count, limit + 1)
+        if count > limit:
+            return False
+    return _size(expr) <= limit
+
+
 def _acceptable(candidate, forward, derivative):
     """The cheapest exact rewrite of ``candidate`` if it is free of ``x``, cheaper and right."""
     if candidate.has(X):
         return None
     forms_ = [candidate]
-    if _size(candidate) <= REWRITE_BUDGET:
+    if _expansion_is_small(candidate):
         forms_ += [sp.factor(sp.cancel(candidate)), sp.expand(candidate)]
     candidate = min((_positive_factors(f) for f in forms_), key=_cost)
     if _cost(candidate) < _cost(derivative) and _agrees(forward, derivative, candidate):
@@ -210,16 +231,19 @@ def _acceptable(candidate, forward, derivative):
 def _inverses(forward: sp.Expr) -> list:
     """Candidate inverses ``x = g(a)`` of ``a = f(x)``: SymPy's peeling inverter first
     (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), then ``solve`` for a
-    small algebraic ``f``, keeping its real roots only. Not solved: an ``x`` both
-    inside and outside a function (``x tanh(...)``: ``solve`` takes seconds and finds
-    at best Lambert W forms, dearer than ``f'(x)``), powers above
+    small ``f``, keeping its real roots only. Not solved: an ``x`` both inside and
+    outside a function or an exponent (``x tanh(...)``, ``x**x``: ``solve`` takes
+    seconds and finds at best Lambert W forms, dearer than ``f'(x)``), powers above
     :data:`MAX_SOLVED_DEGREE` and anything beyond the budget. Callers check each
     candidate numerically."""
     peeled = _peel_inverse(forward)
     if peeled is not None:
         return [peeled]
-    if (forward.count(X) > 1 and forward.atoms(sp.Function)) or _size(forward) > REWRITE_BUDGET \
-            or any(abs(p.exp) > MAX_SOLVED_DEGREE for p in forward.atoms(sp.Pow) if p.exp.is_Number):
+    transcendental = forward.atoms(sp.Function) or any(
+        power.exp.has(X) for power in forward.atoms(sp.Pow))
+    if (forward.count(X) > 1 and transcendental) or _size(forward) > REWRITE_BUDGET or any(
+            abs(power.exp) > MAX_SOLVED_DEGREE for power in forward.atoms(sp.Pow)
+            if power.exp.is_Number):
         return []
     try:
         roots = sp.solve(sp.Eq(A, forward), X, check=False)
@@ -348,11 +372,16 @@ def _formula(name, layer, batch, index, free, tensors) -> Formula:
     return Formula(name, layer, batch, free, matrix, tensors, lambda: index)
 
 
+TIDY_BUDGET = 400  # nodes of an index formula (a batch delta) worth expanding and factoring
+
+
 def _tidy_index(expr: sp.Expr) -> sp.Expr:
     """Pick the shortest of a few exact rewrites; keep the sign on the outside."""
-    candidates = [expr, sp.expand(expr)]
-    if not expr.has(sp.Sum):
-        candidates += [sp.factor(sp.cancel(expr))]
+    candidates = [expr]
+    if _expansion_is_small(expr, TIDY_BUDGET):
+        candidates.append(sp.expand(expr))
+        if not expr.has(sp.Sum):
+            candidates.append(sp.factor(sp.cancel(expr)))
     best = min(candidates, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
     return _positive_factors(best)
 
@@ -364,7 +393,7 @@ def _positive_factors(expr: sp.Expr) -> sp.Expr:
     factors = list(expr.args)
     for position, factor in enumerate(factors):
         if isinstance(factor, sp.Add) and factor.as_coeff_Add()[0] < 0:
-            factors[position] = sp.expand(-factor)
+            factors[position] = sp.Add(*[-term for term in factor.args])
             return sp.Mul(*factors) * -1
     return expr
 

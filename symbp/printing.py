@@ -285,7 +285,7 @@ def _forward_section(derivation) -> Section:
         else:
             z = rf"z^{{({formulas.layer})}}"
             rhs = _ScalarLatex({X: z}).doprint(activation.expr)
-            index_rhs = rhs
+            index_rhs = _ScalarLatex({X: z + "_{k}"}, odot=False).doprint(activation.expr)
         rows.append(Row(f"a{formulas.layer}", lhs, rhs, lhs + "_{k}", index_rhs,
                         f"a^({formulas.layer}) = {activation.name}(z^({formulas.layer}))"))
     loss = network.loss_definition

@@ -13,7 +13,8 @@ from ``sympy.diff`` applied to these definitions (see :mod:`symbp.derive`).
 - The dense layer is defined in index notation by :func:`dense_forward`.
 
 Custom activations and losses come from expression strings through the safe
-parser of :mod:`symbp.expressions`. Asking for a name that is not registered
+parser of :mod:`symbp.expressions`; an activation must depend on ``x`` and a
+loss on ``a`` (a constant has no gradient to derive). Asking for a name that is not registered
 raises a :class:`~symbp.errors.SpecError` naming it.
 """
 
@@ -88,6 +89,8 @@ BUILTIN_LOSSES: dict[str, Loss] = {
 def custom_activation(name: str, text: str) -> Activation:
     """An activation from an expression string in ``x``."""
     expr = parse_expression(text, {"x": X}, where=f"activations.{name}")
+    if X not in expr.free_symbols:
+        raise SpecError(f"activations.{name}: the activation does not depend on 'x'")
     return Activation(name, expr, builtin=False)
 
 

@@ -7,7 +7,10 @@ activations and loss, per sample and for a batch, and compares the
 gradients with central finite differences of the directly composed forward
 loss (built from the registry's forward definitions, not from the
 derivation). A mismatch raises :class:`~symbp.errors.InternalError` naming
-the quantity and layer; nothing wrong is ever returned. The numeric network
+the quantity and layer; nothing wrong is ever returned. A custom activation
+or loss that is not finite at the sample points (outside its domain: NaN;
+overflow: inf), or so large that rounding alone explains the mismatch, is the
+user's error: :class:`~symbp.errors.SpecError` naming it and the quantity. The numeric network
 helpers here are also used by the tests.
 """
 
@@ -32,7 +35,7 @@ def activate(activation, z: np.ndarray, axis: int) -> np.ndarray:
     if activation.is_softmax:
         shifted = np.exp(z - z.max(axis=axis, keepdims=True))
         return shifted / shifted.sum(axis=axis, keepdims=True)
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):
         value = np.asarray(forms.numeric_function((X,), activation.expr)(z), dtype=float)
     return value if value.shape == z.shape else np.broadcast_to(value, z.shape).copy()
 
@@ -163,18 +166,82 @@ def _evaluate(formula, values):
                             f"{formula.layer}: {exc}") from exc
 
 
-def _require_finite(network, params, inputs, targets) -> None:
-    """A custom activation or loss undefined at ordinary inputs is the user's error."""
+# ------------------------------------------------ values float64 cannot hold
+HUGE = 1e6  # a loss this large at the sample points is no longer an ordinary value
+ROUNDING_MARGIN = 64  # rounding error of a loss, in units of eps times its magnitude
+
+
+def _field(activation) -> str:
+    return f"activations.{activation.name}" if not activation.builtin else \
+        f"activation '{activation.name}'"
+
+
+def _loss_field(loss) -> str:
+    return f"losses.{loss.name}" if not loss.builtin else f"loss '{loss.name}'"
+
+
+def _non_finite(values: np.ndarray) -> str | None:
+    """None, or why ``values`` are not all finite (NaN: outside the domain; inf: overflow)."""
+    values = np.asarray(values, dtype=float)
+    if np.all(np.isfinite(values)):
+        return None
+    if np.any(np.isnan(values)):
+        return "not defined on the real numbers"
+    return "too large for float64 (overflow)"
+
+
+def _value_range(values: np.ndarray) -> str:
+    return f"[{np.min(values):.3g}, {np.max(values):.3g}]"
+
+
+def _require_finite(derivation, params, inputs, targets) -> None:
+    """A custom activation or loss that is undefined (NaN) or overflows (inf) at the
+    self-check's sample points is the user's error: each forward value and each
+    derivative the formulas use is checked in turn, and the first one named."""
+    network = derivation.network
     rows = forward_rows(network, params, inputs)
     for layer in range(1, network.depth + 1):
-        if not np.all(np.isfinite(rows[f"a{layer}"])):
-            name = network.layers[layer - 1].activation
-            raise SpecError(f"activations.{name}: not finite at ordinary inputs (e.g. log or "
-                            "sqrt of a negative number); activations must be defined on all "
-                            "real numbers")
-    if not np.isfinite(batch_loss(network, params, inputs, targets)):
-        raise SpecError(f"loss: '{network.loss}' is not finite at ordinary predictions and "
-                        "targets")
+        activation, z = network.activation_of(layer), rows[f"z{layer}"]
+        at = f"at the self-check's sample points (pre-activations z in {_value_range(z)})"
+        problem = _non_finite(rows[f"a{layer}"])
+        if problem:
+            raise SpecError(f"{_field(activation)}: {problem} {at}; an activation must be "
+                            "finite on all real numbers")
+        derivative = derivation.layers[layer - 1].derivative
+        if derivative is not None:
+            problem = _non_finite(forms.numeric_function((X,), derivative.in_input)(z))
+            if problem:
+                raise SpecError(f"{_field(activation)}: its derivative is {problem} {at}")
+    loss, a = network.loss_definition, rows[f"a{network.depth}"]
+    at = f"at the self-check's sample predictions (a in {_value_range(a)}) and targets"
+    for quantity, expr in (("", loss.expr), ("its derivative is ", sp.diff(loss.expr, A))):
+        values = forms.numeric_function((A, Y), expr)(a, targets)
+        problem = _non_finite(values)
+        if problem:
+            raise SpecError(f"{_loss_field(loss)}: {quantity}{problem} {at}")
+
+
+def _too_large_for_float64(derivation, params, inputs, targets, name, error) -> SpecError | None:
+    """A mismatch that rounding explains: the loss is so large that a finite-difference
+    step is below its float64 resolution (``2**64*x``). Names the first activation
+    whose values are huge, or the loss."""
+    network = derivation.network
+    rows = forward_rows(network, params, inputs)
+    terms = loss_terms(network.loss_definition, rows[f"a{network.depth}"], targets)
+    magnitude = float(np.max(np.sum(np.abs(terms), axis=-1)))
+    rounding = ROUNDING_MARGIN * np.finfo(float).eps * magnitude / STEP
+    if magnitude < HUGE or error > rounding:
+        return None
+    culprit = _loss_field(network.loss_definition)
+    for layer in range(1, network.depth + 1):
+        largest = float(np.max(np.abs(rows[f"a{layer}"])))
+        if largest >= HUGE:
+            culprit = f"{_field(network.activation_of(layer))}: values up to {largest:.2g}"
+            break
+    return SpecError(
+        f"{culprit} at the self-check's sample points make the loss (up to {magnitude:.2g}) "
+        f"too large to check the gradient of {name} in float64 (a finite-difference step "
+        f"of {STEP:g} is below its rounding error); scale the expression down")
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
@@ -186,25 +253,41 @@ def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
 
 
 def self_check(derivation, seed: int = 1234, batch: int = 3) -> None:
-    """Raise InternalError unless every derived gradient matches finite differences."""
+    """Raise InternalError unless every derived gradient matches finite differences;
+    SpecError when the spec's own expressions are not finite or too large for float64
+    at the sample points. Floating-point warnings are diagnosed here, never printed."""
+    with np.errstate(all="ignore"):
+        _self_check(derivation, seed, batch)
+
+
+def _self_check(derivation, seed: int, batch: int) -> None:
     network = derivation.network
     rng = np.random.default_rng(seed)
     widths = small_widths(network)
     params, inputs, targets = random_instance(network, widths, batch, rng)
-    _require_finite(network, params, inputs, targets)
+    _require_finite(derivation, params, inputs, targets)
     expected = finite_difference_gradients(network, params, inputs, targets,
                                            entries=ENTRIES_PER_PARAMETER, rng=rng)
     for in_batch in (False, True):
+        form = "batch" if in_batch else "per-sample"
         got = formula_gradients(derivation, params, inputs, targets, batch=in_batch)
         for name, value in expected.items():
             if got[name].shape != value.shape:
-                form = "batch" if in_batch else "per-sample"
                 raise InternalError(
                     f"derived {form} gradient of {name} has shape {got[name].shape}, the "
                     f"parameter has {value.shape}; refusing to print it")
             error = relative_error(got[name], value)
-            if not error < TOLERANCE:
-                form = "batch" if in_batch else "per-sample"
-                raise InternalError(
-                    f"derived {form} gradient of {name} fails the finite-difference "
-                    f"self-check (relative error {error:.2e}); refusing to print it")
+            if error < TOLERANCE:
+                continue
+            known = ~np.isnan(value)
+            if not np.all(np.isfinite(got[name][known])) and np.any(np.isinf(got[name])):
+                raise SpecError(f"the gradient of {name} overflows float64 at the "
+                                "self-check's sample points; scale the spec's expressions down")
+            absolute = float(np.max(np.abs(got[name][known] - value[known])))
+            too_large = _too_large_for_float64(derivation, params, inputs, targets, name,
+                                               absolute)
+            if too_large is not None:
+                raise too_large
+            raise InternalError(
+                f"derived {form} gradient of {name} fails the finite-difference "
+                f"self-check (relative error {error:.2e}); refusing to print it")
