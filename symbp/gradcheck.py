@@ -249,10 +249,12 @@ def check_parameter(point: CheckPoint, name, positions, derived, tolerance) -> P
 
 
 def check_module(module, seed: int = 0, max_entries: int = 200,
-                 tolerance: float = TOLERANCE, params: dict | None = None) -> CheckReport:
-    """Check ``module.gradients`` on a random batch (from ``seed``) at ``params``,
-    by default ``init_params(seed)`` with random non-zero biases, so that bias
-    errors cannot hide. ``params`` is copied, never changed."""
+                 tolerance: float = TOLERANCE, params: dict | None = None,
+                 batch: tuple | None = None) -> CheckReport:
+    """Check ``module.gradients`` at ``params`` on ``batch`` (inputs, targets).
+    By default the parameters are ``init_params(seed)`` with random non-zero
+    biases, so that bias errors cannot hide, and the batch is random (from
+    ``seed``); what the caller gives is copied, never changed."""
     rng = np.random.default_rng(seed)
     if params is None:
         params = module.init_params(seed, dtype=np.float64)
@@ -261,7 +263,10 @@ def check_module(module, seed: int = 0, max_entries: int = 200,
                 params[name] += rng.normal(0.0, 0.1, params[name].shape)
     else:
         params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
-    inputs, targets = random_batch(module, rng)
+    if batch is None:
+        inputs, targets = random_batch(module, rng)
+    else:
+        inputs, targets = (np.array(array, dtype=np.float64) for array in batch)
     gradients = module.gradients(params, inputs, targets)
     point = CheckPoint(module, params, inputs, targets, module.loss(params, inputs, targets),
                        loss_magnitude(module, params, inputs, targets))

@@ -1,0 +1,369 @@
+"""``symbp check`` on networks whose gradients are right but whose loss is flat in
+some entries, kinked near the check point or shifted by a constant (issue 9),
+and on modules whose gradients are deliberately wrong.
+
+The cases come from tables: specs run through ``symbp.cli.main`` in-process,
+a seeded sweep of random architectures (width-1 layers; relu, leaky_relu,
+elu and the custom ``abs``/``max``/``min`` activations; L1, Huber, hinge and
+offset losses) run through :func:`symbp.gradcheck.check_module`, and points
+built by hand through its ``params``/``batch`` hooks: dead relu units, a loss
+term that is 0 for one output, pre-activations and residuals a few ``h`` from
+a kink, a unit sitting on its kink. Every "passes" is grounded twice: the
+gradients of the kinked cases agree with PyTorch's autograd, and the same
+check fails once one entry of ``gradients`` is made wrong (an added 1e-3, a
+flipped sign, a relative 1e-5), also at an entry whose stencil crosses a kink.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+
+from symbp import codegen
+from symbp.cli import main
+from symbp.gradcheck import STEP, check_module, estimate, loss_magnitude, stencil_losses
+from symbp.spec import Dense, Network
+
+ACTIVATIONS = {"absolute": "abs(x)", "leaky_max": "max(x, 0.1*x)", "capped": "min(x, 1)"}
+LOSSES = {"l1": "abs(a - y)",
+          "huber": "min(abs(a - y), 1)**2/2 + max(abs(a - y) - 1, 0)",
+          "offset_mse": "(a - y)**2 + 3",
+          "hinge_sq": "max(a - y, 0)**2"}
+KINKED = ("relu", "leaky_relu", "elu", "absolute", "leaky_max", "capped")
+KINK_AT = {"relu": 0.0, "leaky_relu": 0.0, "elu": 0.0, "absolute": 0.0, "leaky_max": 0.0,
+           "capped": 1.0}  # where each activation is not smooth
+NEAR = 3e-5  # a kink this far from the point: inside the stencil at STEP, outside at STEP/10
+
+
+# An architecture is hashable: (inputs, ((units, activation), ...), loss).
+def network(arch) -> Network:
+    inputs, layers, loss = arch
+    return Network(inputs=inputs, layers=[Dense(u, a) for u, a in layers], loss=loss,
+                   name="kinked", activations=dict(ACTIVATIONS), losses=dict(LOSSES))
+
+
+@lru_cache(maxsize=None)
+def generated(arch):
+    return codegen.load_module(codegen.generate_source(network(arch), "float64"))
+
+
+def spec_text(arch) -> str:
+    inputs, layers, loss = arch
+    lines = ['name = "kinked"', f"inputs = {inputs}", f'loss = "{loss}"', "", "[activations]"]
+    lines += [f'{name} = "{text}"' for name, text in ACTIVATIONS.items()]
+    lines += ["", "[losses]"] + [f'{name} = "{text}"' for name, text in LOSSES.items()]
+    for units, activation in layers:
+        lines += ["", "[[layers]]", f"units = {units}", f'activation = "{activation}"']
+    return "\n".join(lines) + "\n"
+
+
+def random_problem(module, seed):
+    """Parameters with non-zero biases, a batch and valid (regression) targets."""
+    rng = np.random.default_rng(seed)
+    params = module.init_params(seed)
+    for name in params:
+        if name.startswith("b"):
+            params[name] += rng.normal(0.0, 0.3, params[name].shape)
+    inputs = rng.normal(0.0, 1.0, (8, module.LAYER_SIZES[0]))
+    targets = rng.normal(0.0, 1.0, (8, module.LAYER_SIZES[-1]))
+    return params, inputs, targets
+
+
+def rows_by_name(report):
+    return {row.name: row for row in report.rows}
+
+
+# ------------------------------------------------------------- through the CLI
+CLI_CASES = {
+    "width-1 relu chain, L1": (1, ((1, "relu"), (1, "relu"), (1, "identity")), "l1"),
+    "abs/max/min activations, Huber": (
+        2, ((3, "absolute"), (1, "leaky_max"), (2, "capped"), (2, "identity")), "huber"),
+    "relu output, constant loss term": (3, ((4, "elu"), (2, "relu")), "offset_mse"),
+    "leaky_relu, hinge loss": (2, ((3, "leaky_relu"), (1, "identity")), "hinge_sq"),
+}
+
+
+@pytest.mark.parametrize("arch", CLI_CASES.values(), ids=CLI_CASES.keys())
+def test_symbp_check_passes(tmp_path, capsys, arch):
+    path = tmp_path / "kinked.toml"
+    path.write_text(spec_text(arch), encoding="utf-8")
+    for seed in ("0", "3"):
+        code = main(["check", str(path), "--seed", seed])
+        out, err = capsys.readouterr()
+        assert code == 0, out + err
+        lines = out.strip().splitlines()
+        assert [line.split()[-1] for line in lines[1:-1]] == ["ok"] * (2 * len(arch[1]))
+        assert lines[-1].startswith("gradient check passed")
+
+
+def test_symbp_check_fails_a_wrong_gradient(tmp_path, capsys, monkeypatch):
+    """The command's exit code, not only check_module: one W1 entry off by 1e-3."""
+    load_module = codegen.load_module
+
+    def load_with_wrong_gradient(source, *args, **kwargs):
+        module = load_module(source, *args, **kwargs)
+        monkeypatch.setattr(module, "gradients", wrong(module.gradients, add_to_w1))
+        return module
+
+    monkeypatch.setattr(codegen, "load_module", load_with_wrong_gradient)
+    path = tmp_path / "kinked.toml"
+    path.write_text(spec_text(CLI_CASES["abs/max/min activations, Huber"]), encoding="utf-8")
+    code = main(["check", str(path)])
+    out, _ = capsys.readouterr()
+    assert code == 1, out
+    verdicts = {line.split()[0]: line.split()[-1] for line in out.strip().splitlines()[1:-1]}
+    assert verdicts.pop("W1") == "FAIL"
+    assert set(verdicts.values()) == {"ok"}
+    assert out.strip().splitlines()[-1].startswith("gradient check FAILED")
+
+
+# ------------------------------------------------- seeded random architectures
+def random_architectures(count: int = 8, seed: int = 9):
+    """Depths 1-3 hidden, widths 1-3 (the first layer of every other one is 1 wide),
+    hidden activations round-robin over KINKED, outputs and losses in turn."""
+    rng = random.Random(seed)
+    outputs = ("identity", "relu", "absolute")
+    slot, architectures = 0, []
+    for index in range(count):
+        depth = 1 + index % 3
+        layers = []
+        for offset in range(depth):
+            units = 1 if offset == 0 and index % 2 == 0 else rng.choice([1, 2, 3])
+            layers.append((units, KINKED[(slot + offset) % len(KINKED)]))
+        slot += depth
+        layers.append((rng.choice([1, 2]), outputs[index % len(outputs)]))
+        loss = (*LOSSES, "mse")[index % (len(LOSSES) + 1)]
+        architectures.append((rng.randint(1, 3), tuple(layers), loss))
+    return architectures
+
+
+RANDOM = random_architectures()
+
+
+def test_random_architectures_cover_every_piece():
+    hidden = {activation for _, layers, _ in RANDOM for _, activation in layers[:-1]}
+    assert hidden == set(KINKED)
+    assert {loss for *_, loss in RANDOM} == {*LOSSES, "mse"}
+    assert any(units == 1 for _, layers, _ in RANDOM for units, _ in layers)
+
+
+@pytest.mark.parametrize("arch", RANDOM, ids=str)
+def test_check_passes_on_random_architectures(arch):
+    module = generated(arch)
+    for seed in range(3):
+        report = check_module(module, seed=seed)
+        assert report.passed, "\n" + report.table()
+
+
+# ----------------------------------------------- flat losses: exact zero gradients
+def kill(params, layer, unit):
+    """Make a relu unit dead for every input: a very negative bias."""
+    params[f"W{layer}"][unit] *= 0.01
+    params[f"b{layer}"][unit] = -50.0
+
+
+ZERO_CASES = {  # arch, the unit made dead, entries whose gradient is then exactly 0
+    "dead width-1 relu output, constant loss term: every gradient 0": (
+        (2, ((3, "tanh"), (1, "relu")), "offset_mse"), (2, 0),
+        (("W1", (0, 1)), ("b1", (2,)), ("W2", (0, 2)), ("b2", (0,)))),
+    "dead width-1 hidden relu layer": (
+        (2, ((1, "relu"), (2, "identity")), "l1"), (1, 0),
+        (("W1", (0, 0)), ("b1", (0,)), ("W2", (1, 0)))),
+    "dead relu output unit, constant loss term": (
+        (3, ((4, "tanh"), (2, "relu")), "offset_mse"), (2, 0), (("W2", (0, 1)), ("b2", (0,)))),
+    "dead hidden relu unit": (
+        (3, ((3, "relu"), (2, "identity")), "mse"), (1, 1), (("W1", (1, 2)), ("W2", (1, 1)))),
+    "hinge term 0 for one output": (
+        (3, ((4, "elu"), (2, "identity")), "hinge_sq"), (2, 1), (("W2", (1, 3)), ("b2", (1,)))),
+}
+
+
+@pytest.mark.parametrize("arch, dead, zeros", ZERO_CASES.values(), ids=ZERO_CASES.keys())
+def test_exactly_zero_gradients_pass(arch, dead, zeros):
+    module = generated(arch)
+    params, inputs, targets = random_problem(module, seed=1)
+    kill(params, *dead)
+    gradients = module.gradients(params, inputs, targets)
+    base_loss = module.loss(params, inputs, targets)
+    magnitude = loss_magnitude(module, params, inputs, targets)
+    for name, position in zeros:
+        assert gradients[name][position] == 0.0
+        losses = stencil_losses(module, params, inputs, targets, name, position, STEP)
+        assert estimate(losses, base_loss, magnitude, STEP).derivative == 0.0
+    report = check_module(module, params=params, batch=(inputs, targets))
+    assert report.passed, "\n" + report.table()
+    assert report.skipped == 0
+
+
+@pytest.mark.parametrize("constant", [0.0, 1.0, 1e6])
+def test_differences_first_stencil_of_a_flat_loss_is_zero(constant):
+    """Equal losses give exactly 0 whatever their size (the loss of a dead unit)."""
+    for value in constant + np.random.default_rng(0).normal(0.0, 1.0, 50):
+        assert estimate((value,) * 4, value, abs(value), STEP).derivative == 0.0
+
+
+# --------------------------------------------------------------- kinks near the point
+def near_kink(module, arch, offset, seed=2):
+    """Sample 0's pre-activation in every unit of layer 1 sits ``offset`` from the
+    activation's kink; for the kinked losses, its residual sits ``offset`` from the
+    loss's kink (0 for l1 and hinge, 1 for Huber)."""
+    params, inputs, targets = random_problem(module, seed)
+    kink = KINK_AT.get(arch[1][0][1], 0.0)
+    params["b1"] = kink + offset - inputs[0] @ params["W1"].T
+    residual_kink = {"l1": 0.0, "hinge_sq": 0.0, "huber": 1.0}.get(arch[2])
+    if residual_kink is not None:
+        targets[0] = module.forward(params, inputs[:1])[0] - residual_kink - offset
+    return params, inputs, targets
+
+
+KINK_CASES = {
+    "relu, L1": (3, ((3, "relu"), (2, "identity")), "l1"),
+    "abs/max/min, Huber": (2, ((3, "absolute"), (2, "leaky_max"), (2, "capped"), (1, "identity")),
+                           "huber"),
+    "min(x, 1), mse": (2, ((3, "capped"), (2, "identity")), "mse"),
+    "leaky_relu, hinge": (3, ((2, "leaky_relu"), (2, "identity")), "hinge_sq"),
+    "elu (C1 at its kink), mse": (3, ((3, "elu"), (1, "identity")), "mse"),
+}
+
+
+@pytest.mark.parametrize("arch", KINK_CASES.values(), ids=KINK_CASES.keys())
+def test_stencils_across_a_kink_are_rechecked_not_failed(arch):
+    module = generated(arch)
+    params, inputs, targets = near_kink(module, arch, NEAR)
+    report = check_module(module, params=params, batch=(inputs, targets))
+    assert report.passed, "\n" + report.table()
+    assert report.rechecked > 0 and report.skipped == 0, "\n" + report.table()
+    assert f"{report.rechecked} entries re-checked with a smaller step" in report.table()
+
+
+def test_a_unit_on_its_kink_is_skipped_and_counted():
+    """A relu unit with zero weights and bias has z = 0 for every sample: its bias
+    and weights have no derivative there, at any step (the loss has a corner)."""
+    arch = KINK_CASES["relu, L1"]
+    module = generated(arch)
+    params, inputs, targets = random_problem(module, seed=4)
+    params["W1"][0], params["b1"][0] = 0.0, 0.0
+    report = check_module(module, params=params, batch=(inputs, targets))
+    assert report.passed, "\n" + report.table()
+    rows = rows_by_name(report)
+    assert (rows["W1"].skipped, rows["b1"].skipped) == (arch[0], 1)
+    assert report.skipped == arch[0] + 1
+    assert re.search(rf"; {report.skipped} skipped: the point sits on a kink", report.table())
+
+
+# ------------------------------------------------------------- the PyTorch oracle
+TORCH_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+    "elu": torch.nn.functional.elu,
+    "absolute": torch.abs,
+    "leaky_max": lambda z: torch.maximum(z, 0.1 * z),
+    "capped": lambda z: torch.clamp(z, max=1.0),
+}
+TORCH_LOSSES = {  # per output
+    "mse": lambda a, y: 0.5 * (a - y) ** 2,
+    "l1": lambda a, y: torch.abs(a - y),
+    "huber": lambda a, y: (torch.clamp(torch.abs(a - y), max=1.0) ** 2 / 2
+                           + torch.clamp(torch.abs(a - y) - 1.0, min=0.0)),
+    "offset_mse": lambda a, y: (a - y) ** 2 + 3.0,
+    "hinge_sq": lambda a, y: torch.clamp(a - y, min=0.0) ** 2,
+}
+
+
+def torch_gradients(arch, params, inputs, targets):
+    _, layers, loss = arch
+    leaves = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True)
+              for name, value in params.items()}
+    a = torch.tensor(inputs, dtype=torch.float64)
+    for index, (_, activation) in enumerate(layers, 1):
+        a = TORCH_ACTIVATIONS[activation](a @ leaves[f"W{index}"].T + leaves[f"b{index}"])
+    y = torch.tensor(targets, dtype=torch.float64)
+    TORCH_LOSSES[loss](a, y).sum(dim=1).mean().backward()
+    return {name: leaf.grad.numpy() for name, leaf in leaves.items()}
+
+
+@pytest.mark.parametrize("case", ["relu, L1", "abs/max/min, Huber"])
+def test_kinked_gradients_agree_with_pytorch(case):
+    """The gradients that the check passes at points near kinks are right."""
+    arch = KINK_CASES[case]
+    module = generated(arch)
+    params, inputs, targets = near_kink(module, arch, NEAR)
+    derived = module.gradients(params, inputs, targets)
+    expected = torch_gradients(arch, params, inputs, targets)
+    for name in params:
+        scale = max(float(np.max(np.abs(expected[name]))), 1e-300)
+        assert np.max(np.abs(derived[name] - expected[name])) <= 1e-12 * scale, name
+    assert check_module(module, params=params, batch=(inputs, targets)).passed
+
+
+# --------------------------------------------------------- deliberately wrong gradients
+def wrong(gradients, corrupt):
+    """``gradients`` with one entry corrupted by ``corrupt(grads)``."""
+    def wrapped(*args, **kwargs):
+        grads = {name: value.copy() for name, value in gradients(*args, **kwargs).items()}
+        corrupt(grads)
+        return grads
+    return wrapped
+
+
+def add_to_w1(grads):
+    grads["W1"][0, 0] += 1e-3
+
+
+def flip_largest_w1(grads):
+    position = np.unravel_index(np.argmax(np.abs(grads["W1"])), grads["W1"].shape)
+    grads["W1"][position] *= -1.0
+
+
+def relative_1e5_on_output_bias(grads):
+    last = max(name for name in grads if name.startswith("b"))
+    grads[last][0] *= 1.0 + 1e-5
+
+
+def flip_kinked_bias(grads):  # b1[0]: near_kink puts its stencil across the kink
+    grads["b1"][0] *= -1.0
+
+
+def relative_1e5_on_kinked_bias(grads):
+    grads["b1"][0] *= 1.0 + 1e-5
+
+
+WRONG = {"W1[0, 0] + 1e-3": (add_to_w1, "W1"), "largest W1 sign flipped": (flip_largest_w1, "W1"),
+         "output bias x (1 + 1e-5)": (relative_1e5_on_output_bias, None),
+         "b1[0] sign flipped, at a kink": (flip_kinked_bias, "b1"),
+         "b1[0] x (1 + 1e-5), at a kink": (relative_1e5_on_kinked_bias, "b1")}
+
+
+@pytest.mark.parametrize("corrupt, name", WRONG.values(), ids=WRONG.keys())
+@pytest.mark.parametrize("arch", [KINK_CASES["relu, L1"], KINK_CASES["abs/max/min, Huber"],
+                                  RANDOM[1]], ids=str)
+def test_a_wrong_gradient_entry_fails(monkeypatch, arch, corrupt, name):
+    module = generated(arch)
+    params, inputs, targets = near_kink(module, arch, NEAR)
+    right = check_module(module, params=params, batch=(inputs, targets))
+    assert right.passed, "\n" + right.table()
+    monkeypatch.setattr(module, "gradients", wrong(module.gradients, corrupt))
+    report = check_module(module, params=params, batch=(inputs, targets))
+    assert not report.passed, "\n" + report.table()
+    name = name or f"b{len(arch[1])}"
+    failing = [row.name for row in report.rows if row.relative_error > report.tolerance]
+    assert failing == [name], "\n" + report.table()
+
+
+def test_a_wrong_entry_fails_where_every_gradient_is_zero(monkeypatch):
+    """With a dead output unit the loss is flat in every entry: a gradient entry of
+    1e-3 there is wrong, and the noise floor (scaled to the loss) must not hide it."""
+    arch, dead, _ = ZERO_CASES["dead width-1 relu output, constant loss term: every gradient 0"]
+    module = generated(arch)
+    params, inputs, targets = random_problem(module, seed=1)
+    kill(params, *dead)
+    monkeypatch.setattr(module, "gradients", wrong(module.gradients, add_to_w1))
+    report = check_module(module, params=params, batch=(inputs, targets))
+    assert [row.name for row in report.rows if row.relative_error > report.tolerance] == ["W1"]
