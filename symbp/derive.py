@@ -366,9 +366,10 @@ def _width_mapping(mapping: tuple) -> dict:
             for e in (LAYER - 1, LAYER, LAYER + 1, OUTPUT)}
 
 
-def _formula(name, layer, batch, index, free, tensors) -> Formula:
+def _formula(name, layer, batch, index, free, tensors, like=None) -> Formula:
+    """A formula from its index form; a constant one takes the shape of ``like``."""
     index = _tidy_index(index)
-    matrix = forms.to_matrix(index, free, tensors)
+    matrix = forms.to_matrix(index, free, tensors, like)
     return Formula(name, layer, batch, free, matrix, tensors, lambda: index)
 
 
@@ -464,11 +465,11 @@ def output_delta(activation: Activation, derivative: ActivationDerivative | None
     loss_sum = sp.Sum(loss.expr.subs({A: at(out_b["a"], m), Y: at(y_b, m)}), (m, 0, n_out - 1))
     dl_da = sum_out(sp.diff(loss_sum, at(out_b["a"], k)))
     if activation.is_softmax:
-        da_dz = _softmax_jacobian(out_b["z"], out_b["a"], at, n_out)
+        delta = _softmax_delta(dl_da, out_b, at, n_out)
     else:  # f'(z_k) stays opaque while summing (Sum would fold a Piecewise around deltas)
         da_dz = sp.diff(_UNDEFINED_F(at(out_b["z"], k)), at(out_b["z"], j)).replace(
             lambda e: isinstance(e, sp.Derivative), lambda e: _OUTPUT_FPRIME(at(out_b["z"], k)))
-    delta = sum_out(sp.Sum(dl_da * da_dz, (k, 0, n_out - 1)))
+        delta = sum_out(sp.Sum(dl_da * da_dz, (k, 0, n_out - 1)))
     if not activation.is_softmax:
         delta = delta.replace(
             lambda e: isinstance(e, AppliedUndef) and e.func == _OUTPUT_FPRIME,
@@ -478,7 +479,27 @@ def output_delta(activation: Activation, derivative: ActivationDerivative | None
         delta = delta.replace(lambda e: _is_target_sum(e, y_b), lambda e: sp.Integer(1))
     free = (s, j) if batch else (j,)
     return _formula("delta", OUTPUT, batch, delta, free,
-                    tensor_table(*out.values(), y_tensor))
+                    tensor_table(*out.values(), y_tensor), like=out["a"])
+
+
+def _softmax_delta(dl_da, out_b, at, n_out):
+    """``delta_j = sum_k g_k da_k/dz_j`` with ``g = dl/da`` held as a named quantity
+    while summing, so that collecting terms gives ``a_j (g_j - sum_k a_k g_k)`` for
+    any loss; ``g`` is substituted afterwards and constants leave the sums (for
+    cross-entropy ``sum_k a_k g_k = -sum_k y_k``)."""
+    g_b = _real_base("g")
+    jacobian = _softmax_jacobian(out_b["z"], out_b["a"], at, n_out)
+    delta = sp.factor_terms(sum_out(sp.Sum(at(g_b, k) * jacobian, (k, 0, n_out - 1))))
+    delta = delta.replace(lambda e: isinstance(e, sp.Indexed) and e.base == g_b,
+                          lambda e: dl_da.xreplace({k: e.indices[-1]}))
+    return delta.replace(lambda e: isinstance(e, sp.Sum), _constants_out_of_sum)
+
+
+def _constants_out_of_sum(total: sp.Sum) -> sp.Expr:
+    (index, *_), = total.limits
+    factors = sp.Mul.make_args(total.function)
+    constant = sp.Mul(*[f for f in factors if not f.has(index)])
+    return constant * total.func(sp.Mul(*[f for f in factors if f.has(index)]), *total.limits)
 
 
 def _softmax_jacobian(z_b, a_b, at, n_out):

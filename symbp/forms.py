@@ -213,19 +213,23 @@ def canonical_elementwise(expr: sp.Expr, tensors) -> Elementwise:
             mapping[old] = symbol
         pairs.append((symbol, tensor))
     expr = expr.xreplace(mapping)
-    used = expr.free_symbols
-    return Elementwise(expr, tuple((s, t) for s, t in pairs if s in used))
+    used = [(s, t) for s, t in pairs if s in expr.free_symbols]
+    # a constant keeps one tensor, whose shape it takes (delta^(L) = 1 for the loss a)
+    return Elementwise(expr, tuple(used or pairs[:1]))
 
 
 # ---------------------------------------------------- index -> matrix reading
-def to_matrix(expr: sp.Expr, free: tuple, tensors: dict) -> object:
+def to_matrix(expr: sp.Expr, free: tuple, tensors: dict, like: Tensor | None = None) -> object:
     """Read an index expression with ``free`` indices as a matrix tree.
 
     ``tensors`` maps each IndexedBase label to its :class:`Tensor`. ``free``
     has one index (a column vector, or a batch row index is part of it) or two
-    (a matrix, rows first).
+    (a matrix, rows first). An expression without indices (a constant) is read
+    as that constant in the shape of the tensor ``like``.
     """
     want = (free[0], free[1] if len(free) > 1 else ONE)
+    if not expr.has(sp.Indexed) and like is not None:
+        return canonical_elementwise(expr, [(sp.Dummy(), like)])
     node, sig = _Reader(tensors).read(sp.expand(expr) if expr.is_Add else expr, want)
     return _orient(node, sig, want)
 
@@ -262,9 +266,18 @@ class _Reader:
         return Leaf(tensor), (indices if len(indices) == 2 else (indices[0], ONE))
 
     def add(self, expr, want=None):
-        parts = [self.read(term, want) for term in expr.args]
-        sig = parts[0][1]
-        return Add(tuple(_orient(node, s, sig) for node, s in parts)), sig
+        """Terms without a sum are read together (``a - y``, one elementwise node); a
+        per-sample or per-row scalar (``a^T g``) broadcasts over the other terms."""
+        plain = [term for term in expr.args if not term.has(sp.Sum)]
+        terms = [term for term in expr.args if term.has(sp.Sum)]
+        if len(plain) > 1 and _single_index_set(sp.Add(*plain)):
+            terms.insert(0, sp.Add(*plain))
+        else:
+            terms = plain + terms
+        parts = [self.read(term, want) for term in terms]
+        sig = max((s for _, s in parts), key=lambda s: sum(i != ONE for i in s))
+        return Add(tuple(node if _broadcasts(s, sig) and set(s) != set(sig)
+                         else _orient(node, s, sig) for node, s in parts)), sig
 
     def mul(self, expr, want=None):
         scalar = sp.Mul(*[f for f in expr.args if not f.has(sp.Indexed)])
@@ -298,14 +311,16 @@ class _Reader:
         factors = list(body.args) if isinstance(body, sp.Mul) else [body]
         scalar = sp.Mul(*[f for f in factors if not f.has(k)])
         with_k = [f for f in factors if f.has(k)]
-        if len(with_k) > 2 or (len(with_k) == 2 and _shared_free_index(with_k, k)):
+        if len(with_k) == 2 and _shared_free_index(with_k, k):
             with_k = [sp.Mul(*with_k)]  # a row-wise product: elementwise, then summed
+        elif len(with_k) > 2:
+            with_k = _quantity_and_rest(with_k, k)
         parts = [self.read(f) for f in with_k]
         if len(parts) == 1:
             parts.append((Ones(_ones_length(expr)), (k, ONE)))
         node, sig = min((self._contract(x, y, k) for x, y in (parts, parts[::-1])),
                         key=lambda c: (want is not None and tuple(c[1]) != tuple(want),
-                                       _transposes(c[0])))
+                                       _transposes(c[0]), not _transposes_a_leaf(c[0])))
         return (node if scalar == 1 else Scale(scalar, node)), sig
 
     @staticmethod
@@ -338,6 +353,17 @@ class _Reader:
         return node, (indices if len(indices) == 2 else (indices[0], ONE))
 
 
+def _quantity_and_rest(factors, k) -> list:
+    """``a_k g_k h_k`` as ``[a_k, g_k h_k]`` (read as ``a^T (g ⊙ h)``) when that is one
+    product of two factors, else one elementwise factor."""
+    leaf = next((f for f in factors if isinstance(f, sp.Indexed)), None)
+    rest = [f for f in factors if f is not leaf]
+    if leaf is None or _shared_free_index([leaf, sp.Mul(*rest)], k) \
+            or not _single_index_set(sp.Mul(*rest)):
+        return [sp.Mul(*factors)]
+    return [leaf, sp.Mul(*rest)]
+
+
 def _shared_free_index(factors, k) -> bool:
     """Do two factors share an index besides the summed ``k`` (a batch row ``s``)?"""
     first, second = ({i for item in f.atoms(sp.Indexed) for i in item.indices} - {k}
@@ -363,6 +389,12 @@ def _transposes(node) -> int:
     return 0
 
 
+def _transposes_a_leaf(node) -> bool:
+    """``a^T g`` reads better than ``g^T a``."""
+    return isinstance(node, MatMul) and isinstance(node.left, Transpose) \
+        and isinstance(node.left.arg, Leaf)
+
+
 def _single_index_set(expr) -> bool:
     return len({tuple(i.indices) for i in expr.atoms(sp.Indexed)}) == 1
 
@@ -375,15 +407,10 @@ def _ones_length(expr: sp.Sum) -> str:
 def _hadamard(left, right):
     items = (left.args if isinstance(left, Hadamard) else (left,)) + (
         right.args if isinstance(right, Hadamard) else (right,))
-    return Hadamard(tuple(sorted(items, key=lambda item: not _has_matmul(item))))
-
-
-def _has_matmul(node) -> bool:
-    if isinstance(node, MatMul):
-        return True
-    if isinstance(node, (Transpose, Scale)):
-        return _has_matmul(node.arg)
-    return isinstance(node, (Hadamard, Add)) and any(_has_matmul(a) for a in node.args)
+    # a matrix product first (``(Delta W) ⊙ f'``): code computes it into the result;
+    # then plain quantities (``a ⊙ (g - a^T g)``)
+    return Hadamard(tuple(sorted(items, key=lambda item: (not isinstance(item, MatMul),
+                                                          not isinstance(item, Leaf)))))
 
 
 # ------------------------------------------------------------- evaluation

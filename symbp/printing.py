@@ -185,8 +185,15 @@ class _TreePrinter:
         return f"{self.factor(node.left)} {self.factor(node.right)}"
 
     def factor(self, node) -> str:
-        """A matrix product's operand: products chain without parentheses."""
-        return self.print(node) if isinstance(node, forms.MatMul) else self.group(node)
+        """A matrix product's operand: products chain without parentheses; an
+        elementwise product is grouped (``(A ⊙ G) 1``)."""
+        if isinstance(node, forms.MatMul):
+            return self.print(node)
+        if isinstance(node, forms.Elementwise) and isinstance(node.expr, sp.Mul) \
+                and len([f for f in node.expr.args if not f.is_number]) > 1:
+            text = self.print(node)
+            return rf"\left({text}\right)" if self.latex else f"({text})"
+        return self.group(node)
 
     def _Hadamard(self, node):
         joiner = r" \odot " if self.latex else " ⊙ "
@@ -203,6 +210,9 @@ class _TreePrinter:
         return f"{factor} {self.factor(node.arg)}"
 
     def _Elementwise(self, node):
+        if node.expr.is_number and self.latex:  # a constant vector: c times the ones
+            ones = r"\mathbf{1}"
+            return {1: ones, -1: "-" + ones}.get(node.expr, f"{sp.latex(node.expr)} {ones}")
         names = {s: self.name(t) for s, t in node.tensors}
         if self.latex:
             return _ScalarLatex(names).doprint(node.expr)

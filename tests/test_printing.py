@@ -180,9 +180,14 @@ def test_signs_are_printed_as_operators(rendered, fmt):
     assert not re.search(r"-\s*1\s*[(\\]", text), text
 
 
-def test_softmax_mse_output_delta_reads_as_a_difference():
-    text = render(derived(*NETWORKS["softmax-mse"]), "text")
-    assert "- Y*A^(L) - (A^(L)**2 1) ⊙ A^(L)" in text
+def test_softmax_mse_output_delta_is_compact():
+    """a ⊙ (g - a^T g) with g = a - y: one row sum, not four terms and two sums."""
+    derivation = derived(*NETWORKS["softmax-mse"])
+    text, latex = render(derivation, "text"), render(derivation, "latex")
+    assert "delta^(L) = a^(L) ⊙ (a^(L) - y - (a^(L))^T (a^(L) - y))" in text
+    assert "Delta^(L) = A^(L) ⊙ (A^(L) - Y - (A^(L)*(A^(L) - Y)) 1)" in text
+    assert (r"\delta^{(L)} &= a^{(L)} \odot \left(a^{(L)} - y - \left(a^{(L)}\right)^{\top} "
+            r"\left(a^{(L)} - y\right)\right)") in latex
 
 
 def test_odot_never_joins_a_scalar_constant():
