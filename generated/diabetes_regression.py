@@ -62,11 +62,6 @@ def _softmax(z, out=None):
     return out
 
 
-def _log_softmax(z):
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 def _as_rows(X, dtype=None):
     X = np.asarray(X, dtype=dtype or DTYPE)
     return X.reshape(1, -1) if X.ndim == 1 else X
@@ -150,7 +145,7 @@ def loss(params, X, Y):
 
 def _mean_loss(Y, z3, a3):
     """The mean over rows of the per-sample loss, from the output layer's z and a."""
-    return float(np.mean(np.sum((0.5)*(a3 - Y)**2, axis=1)))
+    return float(((0.5)*(a3 - Y)**2).sum()) / Y.shape[0]
 
 
 # ----------------------------------------------------------- backward pass
@@ -236,27 +231,31 @@ class _Optimizer:
     """sgd, momentum (0.9, as torch.optim.SGD) or adam (0.9, 0.999, 1e-8, as
     torch.optim.Adam), updating params in place.
 
-    `update` uses the gradient arrays it is given as scratch space.
+    `update` takes gradients that `_backprop` scaled by `gradient_scale(rows)` and
+    uses them as scratch space.
     """
 
     def __init__(self, name, params, learning_rate):
         if name not in ("sgd", "momentum", "adam"):
             raise ValueError(f"unknown optimizer {name!r}")
         self.name, self.learning_rate, self.steps = name, learning_rate, 0
-        self.first = {key: np.zeros_like(value) for key, value in params.items()}
-        self.second = {key: np.zeros_like(value) for key, value in params.items()}
+        state = name != "sgd"  # momentum keeps `first` (the velocity), adam both moments
+        self.first = {key: np.zeros_like(value) for key, value in params.items() if state}
+        self.second = {key: np.zeros_like(value) for key, value in params.items() if state}
+
+    def gradient_scale(self, rows):
+        """1/B, or for sgd lr/B: its step is the scaled gradient itself."""
+        return (self.learning_rate if self.name == "sgd" else 1.0) / rows
 
     def update(self, params, grads):
         self.steps += 1
         for key, grad in grads.items():
-            if self.name == "sgd":
-                grad *= self.learning_rate
-            elif self.name == "momentum":
+            if self.name == "momentum":
                 velocity = self.first[key]
                 velocity *= 0.9
                 velocity += grad
                 np.multiply(velocity, self.learning_rate, out=grad)
-            else:  # as torch.optim.Adam: step = lr m^ / (sqrt(v^) + 1e-8), bias-corrected m^, v^
+            elif self.name == "adam":  # as torch.optim.Adam: step = lr m^ / (sqrt(v^) + 1e-8), bias-corrected m^, v^
                 first, second = self.first[key], self.second[key]
                 first *= 0.9
                 first += 0.1 * grad
@@ -305,7 +304,8 @@ def train(params, X, Y, *, state=None, epochs=None, batch_size=None, learning_ra
             rows = order[start:start + batch_size]
             X_batch, Y_batch = X[rows], Y[rows]
             work = _workspace(params, len(rows))
-            output = _backprop(params, X_batch, Y_batch, 1.0 / len(rows), work, work["grads"])
+            output = _backprop(params, X_batch, Y_batch, updater.gradient_scale(len(rows)),
+                               work, work["grads"])
             total += len(rows) * _mean_loss(Y_batch, *output)
             updater.update(params, work["grads"])
         history.append(total / X.shape[0])

@@ -402,6 +402,9 @@ def _layer_code(formulas, units: int, is_output: bool, keeps_z: bool) -> LayerCo
     )
 
 
+LOG_A = sp.Symbol("log_a", real=True)  # log(a{L}) of a softmax output, from _log_softmax
+
+
 def loss_expression(network) -> sp.Expr:
     """The per-element loss in terms of ``a{L}``, ``Y`` and stable logarithms."""
     depth = network.depth
@@ -409,7 +412,7 @@ def loss_expression(network) -> sp.Expr:
     expr = network.loss_definition.expr
     a_name, z = sp.Symbol(f"a{depth}", real=True), sp.Symbol(f"z{depth}", real=True)
     if activation.is_softmax:
-        expr = expr.subs(sp.log(A), sp.Symbol("log_a", real=True))
+        expr = expr.subs(sp.log(A), LOG_A)
     else:
         expr = expr.replace(
             lambda e: isinstance(e, sp.log) and e.args[0].has(A),
@@ -452,6 +455,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "task": network.task,
         "loss_name": network.loss,
         "loss_code": Code(loss_code),
+        "uses_log_a": loss.has(LOG_A),
         "forward_names": Code(", ".join(["a0"] + [name for layer in layers for name in (
             [f"z{layer.index}"] if layer.keeps_z else []) + [f"a{layer.index}"]])),
         "output_names": Code(f"z{network.depth}, a{network.depth}"),

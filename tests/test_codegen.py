@@ -409,3 +409,19 @@ def test_train_refuses_empty_data():
     module = history_module()
     with pytest.raises(ValueError, match="no rows"):
         module.train(module.init_params(0), np.zeros((0, 4)), np.zeros((0, 3)), epochs=1)
+
+
+@pytest.mark.parametrize("spread", [1.0, 2000.0])  # 2000: softmax probabilities underflow to 0
+def test_cross_entropy_is_exact_with_and_without_underflow(spread):
+    module = history_module()
+    rng = np.random.default_rng(6)
+    params = module.init_params(0)
+    params["W2"] *= spread
+    X = rng.normal(0.0, 1.0, (9, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 9)]
+    z = np.tanh(X @ params["W1"].T + params["b1"]) @ params["W2"].T + params["b2"]
+    log_softmax = z - np.logaddexp.reduce(z, axis=1, keepdims=True)  # independent oracle
+    expected = float(np.mean(-np.sum(Y * log_softmax, axis=1)))
+    if spread > 1:
+        assert np.min(module.forward(params, X)) == 0.0  # the case log(a) cannot handle
+    assert module.loss(params, X, Y) == pytest.approx(expected, rel=1e-12)
