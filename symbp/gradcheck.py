@@ -19,16 +19,18 @@ that does not depend on it) gives exactly 0, where the expanded
 
 Rounding. Each ``L_k`` is rounded to within a few ulps of the loss's
 magnitude ``|L|`` (the mean absolute per-sample loss at the point, so that
-samples whose losses cancel cannot hide it); the stencil divides that by
-``h``, so its estimate is uncertain by ``noise(h) = 1.5 ROUNDING_ULPS eps |L| /
-h``. (Over the sweep of tests/test_gradcheck_sweep.py the error is at most
-1.4 ``eps |L| / h``; ``ROUNDING_ULPS = 16`` leaves a margin of about 17.) An
-entry's relative error is ``|g - fd| / max(|g|, |fd|, noise(h) / tolerance)``:
-a gradient too small for the stencil to resolve to the tolerance is held to
-the stencil's absolute resolution ``noise(h)`` instead, and a gradient of
-exactly 0 passes when the loss does not move. A fixed floor such as 1e-12
-would turn rounding into relative errors of order 1 wherever a gradient is
-0 (or a constant term makes ``|L|`` large), and would not scale with the loss.
+samples whose losses cancel cannot hide it), and a stencil divides that by
+``h``: the estimate is uncertain by ``noise(h) = 1.5 ROUNDING_ULPS eps |L| / h``,
+the difference of its two half-stencils (below) by ``8 ROUNDING_ULPS eps |L| /
+h``. Over the sweep of tests/test_gradcheck_sweep.py, at steps 1e-4 to 1e-7,
+the first error is at most 1.5 ``eps |L| / h`` and the second 10, so
+``ROUNDING_ULPS = 16`` leaves a margin of more than 12. An entry's relative
+error is ``|g - fd| / max(|g|, |fd|, noise(h) / tolerance)``: a gradient too
+small for the stencil to resolve to the tolerance is held to the stencil's
+absolute resolution ``noise(h)`` instead, and a gradient of exactly 0 passes
+when the loss does not move. A fixed floor such as 1e-12 would turn rounding
+into relative errors of order 1 wherever a gradient is 0 (the more so when a
+constant term makes ``|L|`` large), and would not scale with the loss.
 
 Kinks (relu, leaky_relu and elu at 0, ``abs``, ``max``, ``min``, Huber's
 joint: any non-smooth point of the loss). A stencil that reaches across one
@@ -41,9 +43,10 @@ derivative to a tenth of the tolerance or the rounding noise: a kink within
 ``2h`` moves the estimate, and neither test alone sees every kink). An entry
 passes when a smooth estimate agrees with the gradient. Otherwise the step is
 divided by 10, up to ``SMALLER_STEPS`` times: when a smooth estimate has
-settled and still disagrees with the gradient, the entry fails (a wrong
-gradient fails this way, at a kink or not, since some step does not cross
-it); an entry passed or failed below ``STEP`` is counted as re-checked. An
+settled, it decides (to the tolerance or the noise of the two steps), and a
+wrong gradient fails this way, at a kink or not, since some step does not
+cross it; an entry that passes only with a step below ``STEP`` is counted as
+re-checked. An
 entry that no step resolves (the point sits on a kink, within ``2 STEP /
 10**SMALLER_STEPS`` of it, where the loss has no derivative) is skipped and
 counted, never failed.
@@ -72,7 +75,7 @@ class ParameterCheck:
     total: int
     max_abs_gradient: float
     relative_error: float  # the largest over the entries not skipped (0.0 if none)
-    rechecked: int = 0  # entries decided with a step smaller than STEP
+    rechecked: int = 0  # entries that passed only with a step smaller than STEP
     skipped: int = 0  # entries at a kink: no step gave a settled estimate
 
 
@@ -108,15 +111,14 @@ class CheckReport:
         return "\n".join(lines)
 
     def _kink_note(self) -> str:
-        if not (self.rechecked or self.skipped):
-            return ""
-        smallest = STEP / 10**SMALLER_STEPS
-        note = (f"; {self.rechecked} entries re-checked with a smaller step (their stencil "
-                f"crossed a kink or did not resolve the loss)")
+        notes = []
+        if self.rechecked:
+            notes.append(f"{self.rechecked} entries re-checked with a smaller step (their "
+                         "stencil crossed a kink or did not resolve the loss)")
         if self.skipped:
-            note += (f"; {self.skipped} skipped: the point sits on a kink of the loss (the "
-                     f"estimate did not settle down to h = {smallest:.0e})")
-        return note
+            notes.append(f"{self.skipped} skipped: the point sits on a kink of the loss (no "
+                         f"step down to h = {STEP / 10**SMALLER_STEPS:.0e} resolves it)")
+        return "".join(f"; {note}" for note in notes)
 
 
 @dataclass(frozen=True)
@@ -201,22 +203,21 @@ def settled(coarse: Estimate, fine: Estimate, tolerance) -> bool:
 def check_entry(estimate_at, derived, tolerance) -> EntryCheck:
     """Decide one entry; ``estimate_at(step)`` is the stencil's :class:`Estimate`
     at that step. See the module docstring for the rule."""
-    step = STEP
-    coarse = estimate_at(step)
-    for _ in range(SMALLER_STEPS):
+    steps = [STEP / 10**k for k in range(SMALLER_STEPS + 1)]
+    coarse = estimate_at(STEP)
+    for step, finer in zip(steps, steps[1:] + [None], strict=True):
         error = relative_error(derived, coarse.derivative, coarse.noise, tolerance)
         if error <= tolerance and smooth(coarse, tolerance):
             return EntryCheck(error, rechecked=step < STEP, skipped=False)
-        fine = estimate_at(step / 10)
+        if finer is None:
+            break
+        fine = estimate_at(finer)
         if smooth(coarse, tolerance) and settled(coarse, fine, tolerance):
             # the coarse estimate resolves the loss, up to what the finer step can tell
             error = relative_error(derived, coarse.derivative, coarse.noise + fine.noise,
                                    tolerance)
-            return EntryCheck(error, rechecked=True, skipped=False)
-        step, coarse = step / 10, fine
-    error = relative_error(derived, coarse.derivative, coarse.noise, tolerance)
-    if error <= tolerance and smooth(coarse, tolerance):
-        return EntryCheck(error, rechecked=True, skipped=False)
+            return EntryCheck(error, rechecked=error <= tolerance, skipped=False)
+        coarse = fine
     return EntryCheck(float("nan"), rechecked=False, skipped=True)
 
 
