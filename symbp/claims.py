@@ -30,11 +30,18 @@ and ``\\nabla_{W^{(l)}} L``).
 
 Anything else raises :class:`ClaimParseError`, a
 :class:`~symbp.errors.SymbpError` carrying the 1-based ``column`` and the
-list of what was ``expected`` there. Parsing never evaluates anything.
+list of what was ``expected`` there; every error of Lark's becomes one. So do
+the limits that keep every later step bounded: at most :data:`MAX_LENGTH`
+characters, a parse tree at most :data:`MAX_DEPTH` levels deep (brackets,
+operator chains, stacked superscripts; checked without recursion),
+constants of at most :data:`MAX_DIGITS` digits, however they are combined, and
+derivatives of order at most :data:`MAX_ORDER`.
+Parsing never evaluates anything.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -42,7 +49,9 @@ from functools import lru_cache
 from symbp.errors import SymbpError
 
 MAX_LENGTH = 2000
-MAX_NESTING = 40
+MAX_DEPTH = 50  # levels of the parse tree
+MAX_DIGITS = 300  # of any constant a claim can produce
+MAX_ORDER = 2  # of a derivative
 MAX_EXPONENT = 12
 
 GRAMMAR = r"""
@@ -186,6 +195,14 @@ class ClaimParseError(SymbpError):
         self.column = column
         self.expected = list(expected)
         self.text = text
+
+
+def printable(text: str) -> str:
+    """``text`` safe to echo on a terminal, one character for each (so that a caret
+    still points at its column): whitespace becomes a space, and control, format,
+    surrogate and unassigned characters become ``?``."""
+    return "".join(" " if char.isspace() else "?" if unicodedata.category(char)[0] == "C"
+                   else char for char in text)
 
 
 # ---------------------------------------------------------------------- AST
@@ -410,25 +427,91 @@ def parse_claim(text: str) -> Claim:
         stripped = stripped[:-1].rstrip()
     if not stripped.strip():
         raise ClaimParseError("empty claim", 1, ["a claim such as \\delta^{(l)} = ..."], text)
-    _check_nesting(stripped, text)
     tree = _lark_parse(stripped, text)
-    return Claim(tuple(_Builder(text).build(side) for side in tree.children), text)
+    _check_depth(tree, text)
+    claim = Claim(tuple(_Builder(text).build(side) for side in tree.children), text)
+    _check_constants(claim)
+    _check_derivative_order(claim)
+    return claim
 
 
-def _check_nesting(text: str, original: str) -> None:
-    depth = 0
-    for position, char in enumerate(text):
-        if char in "({[":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise ClaimParseError(f"brackets nested deeper than {MAX_NESTING}",
-                                      position + 1, text=original)
-        elif char in ")}]":
-            depth = max(depth - 1, 0)
+def _check_depth(tree, original: str) -> None:
+    """Refuse a parse tree deeper than :data:`MAX_DEPTH` (brackets, operators, superscripts),
+    walked without recursion, so that nothing after the parser can exhaust the stack."""
+    from lark import Tree
+
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ClaimParseError(f"the claim is nested deeper than {MAX_DEPTH} levels "
+                                  "(brackets, operators or superscripts)", _column(node),
+                                  text=original)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def _check_constants(claim: Claim) -> None:
+    """Refuse a claim whose numbers can reach more than :data:`MAX_DIGITS` digits
+    (``9^{12}`` nested, a 400-digit literal): float64 cannot check them, and SymPy
+    would spend minutes on their integers."""
+    for side in claim.sides:
+        node, digits = _largest_constant(side)
+        if digits > MAX_DIGITS:
+            raise ClaimParseError(
+                f"the numbers here reach about 10^{digits}, beyond the {MAX_DIGITS} digits "
+                "that symbp checks (float64)", node.span[0] + 1, text=claim.text)
+
+
+def _largest_constant(node: Node) -> tuple[Node, int]:
+    """``(the first node whose constants exceed MAX_DIGITS, or node; a bound on the digits
+    of the rational constants that ``node`` can produce)``."""
+    if isinstance(node, Num):
+        return node, len(str(node.value.numerator)) + len(str(node.value.denominator))
+    parts = [_largest_constant(child) for _, child in children(node)]
+    worst = next((part for part in parts if part[1] > MAX_DIGITS), None)
+    if worst is not None:
+        return worst
+    digits = [d for _, d in parts] or [1]
+    if isinstance(node, Power):
+        bound = digits[0] * abs(node.exponent)
+    elif isinstance(node, Apply) and node.func.power:
+        bound = digits[0] * node.func.power
+    elif isinstance(node, (Add, Sub)):
+        bound = max(digits) + 1
+    else:  # products and quotients add their digits
+        bound = sum(digits)
+    return node, bound
+
+
+def _check_derivative_order(claim: Claim) -> None:
+    """Refuse derivatives of order above :data:`MAX_ORDER` (``\\frac{d}{dz}`` applied to
+    ``f''``, twenty nested ``\\frac{d}{dz}``): each order multiplies SymPy's terms."""
+    for side in claim.sides:
+        for _, node in walk(side):
+            order = _derivative_order(node)
+            if order > MAX_ORDER:
+                raise ClaimParseError(f"a derivative of order {order}; at most a second "
+                                      "derivative is supported", node.span[0] + 1,
+                                      text=claim.text)
+
+
+def _derivative_order(node: Node) -> int:
+    """The highest derivative order on any path from ``node`` down."""
+    inner = max([_derivative_order(child) for _, child in children(node)] or [0])
+    if isinstance(node, Deriv):
+        return inner + 1
+    if isinstance(node, Apply):
+        return inner + node.func.order
+    return inner
 
 
 def _lark_parse(text: str, original: str):
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+    from lark.exceptions import (
+        UnexpectedCharacters,
+        UnexpectedEOF,
+        UnexpectedInput,
+        UnexpectedToken,
+    )
 
     try:
         return _parser().parse(text)
@@ -455,6 +538,11 @@ def _lark_parse(text: str, original: str):
         expected = _describe(exc.expected)
         raise ClaimParseError(f"unexpected end of the claim; expected {_join(expected)}",
                               len(text.rstrip()) + 1, expected, original) from None
+    except UnexpectedInput as exc:  # any other input error Lark may raise
+        column = getattr(exc, "column", 1)
+        column = column if isinstance(column, int) and column > 0 else 1
+        raise ClaimParseError(f"cannot read the claim here ({exc.__class__.__name__})",
+                              min(column, len(text) + 1), text=original) from None
 
 
 def _command_at(text: str, position: int) -> str:

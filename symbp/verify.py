@@ -45,6 +45,7 @@ own (symbolically and at several points).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,6 +68,7 @@ BATCH_ROWS = 4
 SCALAR_POINTS = (0.5, -1.3, 2.1, -0.4, 1.7, -2.6, 0.9, 3.1)
 I, J = sp.Symbol("i", integer=True), sp.Symbol("j", integer=True)  # noqa: E741 (entry indices)
 B_SYMBOL = sp.Symbol("B", integer=True, positive=True)
+SYMBOLIC_NODES, SYMBOLIC_POWER, SYMBOLIC_NESTING = 80, 12, 3  # beyond: numbers only
 _MATH_FUNCTIONS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "cosh": sp.cosh,
                    "sinh": sp.sinh, "sech": sp.sech, "sin": sp.sin, "cos": sp.cos}
 _ACTIVATION_LATEX = {"sigmoid": r"\sigma", "tanh": r"\tanh"}
@@ -112,16 +114,19 @@ class Verdict:
         return data
 
     def __str__(self) -> str:
+        """The report, each line safe to print (no control characters from the claim)."""
+        return "\n".join(C.printable(line) for line in self._report_lines())
+
+    def _report_lines(self) -> list[str]:
         where = f"line {self.line}: " if self.line is not None else ""
         lines = [f"{where}{self.verdict}: {' '.join(self.claim.split())}"]
         if self.verdict == "cannot parse":
             lines.append(f"  at column {self.column}: {self.summary}")
             lines.append("    " + self.claim.replace("\n", " "))
             lines.append("    " + " " * max((self.column or 1) - 1, 0) + "^")
-            return "\n".join(lines)
+            return lines
         if self.verdict == "correct":
-            lines += [f"  {item}" for item in self.evidence]
-            return "\n".join(lines)
+            return lines + [f"  {item}" for item in self.evidence]
         lines.append(f"  {self.summary}")
         if self.likely_mistake:
             lines.append(f"  likely mistake: {self.likely_mistake}")
@@ -134,7 +139,7 @@ class Verdict:
             lines.append(f"  correct: {self.correct}")
         if self.correct_at_layer and self.correct_at_layer != self.correct:
             lines.append(f"  at that layer: {self.correct_at_layer}")
-        return "\n".join(lines)
+        return lines
 
 
 def _counterexample_lines(example: dict) -> list[str]:
@@ -194,7 +199,10 @@ def verify_many(claims, network=None) -> list[Verdict]:
 def verify_file(path, network=None) -> list[Verdict]:
     """Verify every claim of a ``.tex`` or text file (see :func:`read_claims`)."""
     text = read_user_text(path)
-    claims = read_claims(text)
+    try:
+        claims = read_claims(text)
+    except SymbpError as error:
+        raise SymbpError(f"{path}: {error}") from None
     if not claims:
         raise SymbpError(f"{path}: no claims found (one claim per line, or align rows)")
     return verify_many(claims, network)
@@ -220,31 +228,92 @@ def _as_network(network):
 
 
 # ----------------------------------------------------------------- claim files
-_MATH_BLOCK = re.compile(
-    r"\\begin\{(align\*?|aligned|equation\*?|gather\*?|multline\*?|eqnarray\*?)\}(.*?)"
-    r"\\end\{\1\}|\\\[(.*?)\\\]|\$\$(.*?)\$\$", re.S)
+MAX_CLAIMS = 200  # per file: a derivation has a few dozen rows, and each claim takes time
+_MATH_ENVIRONMENTS = frozenset({"align", "align*", "aligned", "equation", "equation*",
+                                "gather", "gather*", "multline", "multline*", "eqnarray",
+                                "eqnarray*"})
+# Row breaks (consumed first, so that "\\[2pt]" is no "\["), environments, \[ \], $$.
+_DELIMITER = re.compile(r"\\\\|\\begin\{([A-Za-z]+\*?)\}|\\end\{([A-Za-z]+\*?)\}|\\\[|\\\]|\$\$")
+_COMMENT = re.compile(r"(?<!\\)%[^\n]*")
 _DROP = re.compile(r"\\(label|tag)\*?\{[^}]*\}|\\(nonumber|notag)\b")
+_ROW_SPACING = re.compile(r"\s*\[\s*-?[\d.]+\s*(pt|em|ex|mm|cm|in|bp|mu)\s*\]")  # \\[2pt]
 
 
 def read_claims(text: str) -> list[tuple[int, str]]:
     """``(line, claim)`` pairs: one claim per row of each ``align`` (or other math)
     block; without math blocks, one claim per non-empty line. ``%`` starts a comment
-    and a row that starts with ``=`` continues the previous row's left-hand side."""
-    text = re.sub(r"(?<!\\)%[^\n]*", "", text)
-    rows = []
-    blocks = list(_MATH_BLOCK.finditer(text))
+    and a row that starts with ``=`` continues the previous row's left-hand side.
+
+    The text is read in one left-to-right scan (time linear in its length). A math
+    block that is never closed, a closer without its opener, and more than
+    :data:`MAX_CLAIMS` claims are a :class:`~symbp.errors.SymbpError` naming the line."""
+    text = _COMMENT.sub("", text)
+    line_of = _line_finder(text)
+    blocks = _math_blocks(text, line_of)
     if blocks:
-        for block in blocks:
-            group = next(n for n in (2, 3, 4) if block.group(n) is not None)
-            position = block.start(group)
-            for row in re.split(r"\\\\", block.group(group)):
-                lead = len(row) - len(row.lstrip())
-                rows.append((text.count("\n", 0, position + lead) + 1, row))
-                position += len(row) + 2
+        rows = [row for start, end in blocks for row in _block_rows(text, start, end, line_of)]
     else:
-        for number, row in enumerate(text.splitlines(), 1):
-            if not row.strip().startswith("#"):
-                rows.append((number, row))
+        rows = [(number, row) for number, row in enumerate(text.splitlines(), 1)
+                if not row.strip().startswith("#")]
+    claims = _claim_rows(rows)
+    if len(claims) > MAX_CLAIMS:
+        raise SymbpError(f"line {claims[MAX_CLAIMS][0]}: more than {MAX_CLAIMS} claims "
+                         f"(symbp verify checks at most {MAX_CLAIMS} per file)")
+    return claims
+
+
+def _line_finder(text: str):
+    """``position -> 1-based line number``, by bisection over the newlines."""
+    newlines = [match.start() for match in re.finditer("\n", text)]
+    return lambda position: bisect.bisect_left(newlines, position) + 1
+
+
+def _math_blocks(text: str, line_of) -> list[tuple[int, int]]:
+    """``(start, end)`` of the body of each math block. Inside a block only its own
+    closer counts, as in LaTeX (no nesting of display math)."""
+    blocks, opener, closer = [], None, None
+    for match in _DELIMITER.finditer(text):
+        token = match.group(0)
+        if opener is None:
+            role, partner = _delimiter_role(match)
+            if role == "open":
+                opener, closer = match, partner
+            elif role == "close":
+                raise SymbpError(f"line {line_of(match.start())}: {token} without {partner}")
+        elif token == closer:
+            blocks.append((opener.end(), match.start()))
+            opener = None
+    if opener is not None:
+        raise SymbpError(f"line {line_of(opener.start())}: {opener.group(0)} is never closed "
+                         f"(no {closer} follows)")
+    return blocks
+
+
+def _delimiter_role(match) -> tuple[str | None, str | None]:
+    """``("open", its closer)``, ``("close", its opener)`` or ``(None, None)`` (a row
+    break, or an environment that is not display math)."""
+    token, begin, end = match.group(0), match.group(1), match.group(2)
+    if begin in _MATH_ENVIRONMENTS:
+        return "open", f"\\end{{{begin}}}"
+    if end in _MATH_ENVIRONMENTS:
+        return "close", f"\\begin{{{end}}}"
+    return {"\\[": ("open", "\\]"), "\\]": ("close", "\\["),
+            "$$": ("open", "$$")}.get(token, (None, None))
+
+
+def _block_rows(text: str, start: int, end: int, line_of):
+    """``(line, row)`` for the ``\\\\``-separated rows of one block body."""
+    position = start
+    for number, row in enumerate(text[start:end].split("\\\\")):
+        spacing = _ROW_SPACING.match(row) if number else None
+        body = row[spacing.end():] if spacing else row
+        lead = len(row) - len(body.lstrip())
+        yield line_of(position + lead), body
+        position += len(row) + 2
+
+
+def _claim_rows(rows) -> list[tuple[int, str]]:
+    """Drop labels and markup; a row starting with ``=`` reuses the previous left side."""
     claims, previous_lhs = [], None
     for line, row in rows:
         row = _DROP.sub("", row).replace("\n", " ").strip().strip("$").strip()
@@ -345,8 +414,7 @@ class _Context:
             raise C.ClaimParseError("the batch form covers \\Delta^{(l)}, dL/dW and dL/db only",
                                     1)
         if layer < self.depth:
-            return forms.MatMul(forms.Transpose(forms.Leaf(forms.Tensor("W", layer + 1))),
-                                forms.Leaf(forms.Tensor("delta", layer + 1)))
+            return _at_layer(_upstream_gradient(self.derivation.general["delta"].matrix), layer)
         return _loss_gradient_tree(self.network, self.depth)
 
     def general_tree(self, target: _Target):
@@ -356,16 +424,35 @@ class _Context:
         general = self.derivation.general
         prefix = "batch_" if target.batch else ""
         ref = target.layer
-        if ref.var == "L" and ref.offset == 0 and target.kind == "delta":
+        output = ref.var == "L" and ref.offset == 0
+        if output and target.kind == "delta":
             return general[prefix + "delta_output"]
+        if output and target.kind == "da":
+            return _loss_gradient_tree(self.network, OUTPUT)
         if target.kind == "da":
-            tree = forms.MatMul(forms.Transpose(forms.Leaf(forms.Tensor("W", forms.LAYER + 1))),
-                                forms.Leaf(forms.Tensor("delta", forms.LAYER + 1)))
+            tree = _upstream_gradient(general["delta"].matrix)
         else:
             tree = general[prefix + target.kind].matrix
         base = forms.LAYER if ref.var == "l" else OUTPUT
-        value = base + ref.offset
-        return forms.map_tensors(tree, lambda t: forms.Leaf(t.at_layer(value)))
+        return _at_layer(tree, base + ref.offset)
+
+
+def _upstream_gradient(delta_tree):
+    """``d loss / d a^{(l)}`` from the engine's hidden ``delta^{(l)} = d loss / d z^{(l)}``.
+
+    The engine derives ``delta^{(l)}`` with the activation's derivative as an opaque
+    factor ``f_l'``; setting that factor to 1 is the same derivation for ``a = z``,
+    where ``d loss / d z`` is ``d loss / d a`` (it leaves ``(W^{(l+1)})^T delta^{(l+1)}``)."""
+    def without_fprime(tensor):
+        return forms.Elementwise(sp.Integer(1)) if tensor.letter == "fprime" \
+            else forms.Leaf(tensor)
+
+    return forms.map_tensors(delta_tree, without_fprime)
+
+
+def _at_layer(tree, layer):
+    """A general-layer tree with ``l`` replaced by ``layer`` (an int or ``L + k``)."""
+    return forms.map_tensors(tree, lambda t: forms.Leaf(t.at_layer(layer)))
 
 
 def _loss_gradient_tree(network, depth):
@@ -1341,18 +1428,26 @@ def _close(claim, truth) -> bool:
     return bool(np.allclose(claim, truth, rtol=RTOL, atol=RTOL * scale))
 
 
-def _symbolic_ok(rhs) -> bool:
-    """Skip SymPy for claims whose entries would blow up (nested large powers)."""
-    def weight(node) -> int:
-        inner = max([weight(child) for _, child in C.children(node)] or [1])
-        if isinstance(node, C.Power):
-            return inner * abs(node.exponent)
-        if isinstance(node, C.Apply) and node.func.power:
-            return inner * node.func.power
-        return inner
+def _symbolic_ok(node) -> bool:
+    """Is SymPy worth trying on this side of a claim? Its time grows fast with nested
+    powers and nested functions (rewriting ``tanh(tanh(...))`` in ``exp`` quadruples the
+    expression per level); a larger side is decided on the numbers alone."""
+    if sum(1 for _ in C.walk(node)) > SYMBOLIC_NODES:
+        return False
+    power, nesting = _growth(node)
+    return power <= SYMBOLIC_POWER and nesting <= SYMBOLIC_NESTING
 
-    size = sum(1 for _ in C.walk(rhs))
-    return size <= 80 and weight(rhs) <= 12
+
+def _growth(node) -> tuple[int, int]:
+    """``(product of the nested exponents, depth of nested function applications)``."""
+    inner = [_growth(child) for _, child in C.children(node)] or [(1, 0)]
+    power, nesting = max(p for p, _ in inner), max(n for _, n in inner)
+    if isinstance(node, C.Power):
+        power *= abs(node.exponent)
+    if isinstance(node, C.Apply):
+        power *= node.func.power or 1
+        nesting += 1
+    return power, nesting
 
 
 # ------------------------------------------------------------ variants
@@ -1596,9 +1691,10 @@ def _verify_scalar(claim: C.Claim, network) -> Verdict:
     converter = _ScalarConverter(claim, symbol, network)
     sides = [converter.convert(side) for side in claim.sides]
     lhs = sides[0]
+    symbolic = all(_symbolic_ok(side) for side in claim.sides)
     verdict = None
     for rhs in sides[1:]:
-        verdict = _decide_scalar(claim, lhs, rhs, symbol, network)
+        verdict = _decide_scalar(claim, lhs, rhs, symbol, network, symbolic)
         if not verdict.ok:
             return verdict
     return verdict
@@ -1704,16 +1800,17 @@ class _ScalarConverter:
         return expr.subs(_x(), self.convert(node.arg))
 
 
-def _decide_scalar(claim, lhs, rhs, symbol, network) -> Verdict:
+def _decide_scalar(claim, lhs, rhs, symbol, network, try_symbolic: bool) -> Verdict:
+    """Numbers decide; SymPy, when ``try_symbolic``, adds evidence and the difference."""
     verdict = Verdict("incorrect", claim.text, lhs=C.to_latex(claim.lhs))
-    truth_latex = _scalar_truth_latex(claim.lhs, lhs, symbol, network)
+    truth_latex = _scalar_truth_latex(claim.lhs, lhs, symbol, network, try_symbolic)
     verdict.correct = f"{C.to_latex(claim.lhs)} = {truth_latex}"
     points, failures = _scalar_points(lhs, rhs, symbol)
     symbolic = None
     difference = None
     try:
-        diff = (rhs - lhs).rewrite(sp.exp)
-        if sp.count_ops(diff) < 120:
+        diff = (rhs - lhs).rewrite(sp.exp) if try_symbolic else None
+        if diff is not None and sp.count_ops(diff) < 120:
             simplified = sp.simplify(diff)
             symbolic = simplified == 0
             difference = simplified
@@ -1782,7 +1879,7 @@ def _scalar_points(lhs, rhs, symbol):
     return points, failures
 
 
-def _scalar_truth_latex(lhs_node, lhs, symbol, network) -> str:
+def _scalar_truth_latex(lhs_node, lhs, symbol, network, try_symbolic: bool) -> str:
     """The left-hand side simplified; for an activation's derivative also in terms of f."""
     from symbp.derive import activation_derivative
     from symbp.registry import BUILTIN_ACTIVATIONS, A
@@ -1794,7 +1891,7 @@ def _scalar_truth_latex(lhs_node, lhs, symbol, network) -> str:
             and lhs_node.arg.func.order == 0 and not lhs_node.arg.func.power:
         applied = lhs_node.arg
     try:
-        plain = sp.simplify(lhs) if sp.count_ops(lhs) < 120 else lhs
+        plain = sp.simplify(lhs) if try_symbolic and sp.count_ops(lhs) < 120 else lhs
     except Exception:
         plain = lhs
     text = sp.latex(plain)

@@ -7,15 +7,16 @@ Contract (CONVENTIONS §4)::
 
 prints one verdict per claim (``correct``, ``incorrect`` with the evidence,
 or ``cannot parse`` with the column) and exits 0 when every claim is
-correct, 1 when one is incorrect, 2 when one cannot be parsed or on bad
-usage. ``--json`` prints one JSON object: a single claim's verdict, or
+correct, 1 when one is incorrect, 2 when one cannot be parsed (the verdicts
+on stdout, and one line ``symbp: error: cannot parse ...`` with the first such
+claim's column on stderr) or on bad usage. ``--json`` prints one JSON object: a single claim's verdict, or
 ``{"verdict": <overall>, "claims": [...]}`` for several. Only argparse is
 imported at start-up; lark, SymPy and NumPy are imported when the command runs.
 """
 
 from __future__ import annotations
 
-EXIT_CORRECT, EXIT_INCORRECT, EXIT_UNPARSED = 0, 1, 2
+EXIT_CORRECT, EXIT_INCORRECT = 0, 1  # 2 is the command line's for every SymbpError
 
 
 def register(subparsers) -> None:
@@ -56,7 +57,27 @@ def run(args) -> int:
         verdicts = checker.verify_many(claims, network)
     _print(verdicts, args.json, checker)
     status = checker.overall(verdicts)
-    return {"correct": EXIT_CORRECT, "incorrect": EXIT_INCORRECT}.get(status, EXIT_UNPARSED)
+    if status == "cannot parse":
+        raise SymbpError(_unparsed_message(verdicts))
+    return {"correct": EXIT_CORRECT, "incorrect": EXIT_INCORRECT}[status]
+
+
+def _unparsed_message(verdicts) -> str:
+    """The one error line for claims that cannot be parsed: the first, and how many more."""
+    from symbp.claims import printable
+
+    unparsed = [v for v in verdicts if v.verdict == "cannot parse"]
+    first = unparsed[0]
+    if first.line is not None:
+        where = f"line {first.line}"
+    elif len(verdicts) > 1:
+        where = f"claim {verdicts.index(first) + 1}"
+    else:
+        where = "the claim"
+    message = f"cannot parse {where}, column {first.column}: {printable(first.summary)}"
+    if len(unparsed) > 1:
+        message += f" (and {len(unparsed) - 1} more that cannot be parsed)"
+    return message
 
 
 def _print(verdicts, as_json: bool, checker) -> None:
