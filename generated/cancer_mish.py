@@ -36,7 +36,8 @@ SPEC = {'name': 'cancer_mish',
               'learning_rate': 0.05,
               'batch_size': 32,
               'epochs': 50,
-              'seed': 0}}
+              'seed': 0,
+              'weight_decay': 0.0}}
 LAYER_SIZES = (30, 16, 1)
 DTYPE = np.float64
 TASK = 'binary'

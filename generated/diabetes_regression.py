@@ -38,7 +38,8 @@ SPEC = {'name': 'diabetes_regression',
               'learning_rate': 0.01,
               'batch_size': 32,
               'epochs': 200,
-              'seed': 0}}
+              'seed': 0,
+              'weight_decay': 0.0}}
 LAYER_SIZES = (10, 16, 8, 1)
 DTYPE = np.float64
 TASK = 'regression'

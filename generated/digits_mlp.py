@@ -36,7 +36,8 @@ SPEC = {'name': 'digits_mlp',
               'learning_rate': 0.1,
               'batch_size': 32,
               'epochs': 30,
-              'seed': 0}}
+              'seed': 0,
+              'weight_decay': 0.0}}
 LAYER_SIZES = (64, 32, 10)
 DTYPE = np.float64
 TASK = 'classification'

@@ -613,6 +613,14 @@ def derive(network, check: bool = True) -> Derivation:
     Results are cached per spec content, so generating and training in one
     process derive once.
     """
+    if not network.is_mlp:  # until the graph engine (symbp.engine) prints and generates them
+        from symbp.errors import SpecError
+
+        layer = next((n for n, item in enumerate(network.layers, 1) if item.type != "dense"),
+                     None)
+        where = f"layers[{layer}].type" if layer else "training.weight_decay"
+        raise SpecError(f"{where}: this symbp derives, prints and generates dense layers "
+                        "without weight decay only")
     key = (repr(network.to_dict()), check)
     if key not in _DERIVED:
         _DERIVED[key] = _derive(network, check)

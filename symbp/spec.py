@@ -23,6 +23,7 @@ from pathlib import Path
 
 from symbp.errors import SpecError
 from symbp.files import read_user_text
+from symbp.ops.base import REQUIRED
 from symbp.registry import (
     BUILTIN_ACTIVATIONS,
     BUILTIN_LOSSES,
@@ -39,9 +40,9 @@ TRAINING_DEFAULTS = {
     "batch_size": 32,
     "epochs": 30,
     "seed": 0,
+    "weight_decay": 0.0,
 }
 _TOP_KEYS = {"name", "inputs", "loss", "activations", "losses", "layers", "training"}
-_LAYER_KEYS = {"units", "activation"}
 MAX_UNITS = 1_000_000
 MAX_LAYERS = 500
 MAX_PARAMETERS = 100_000_000  # 800 MB of float64 weights: beyond what NumPy on a CPU trains
@@ -49,11 +50,49 @@ MAX_LEARNING_RATE = 1e3
 
 
 @dataclass(frozen=True)
+class Layer:
+    """One ``[[layers]]`` table: its ``type`` (a key of :data:`symbp.ops.LAYER_TYPES`),
+    its options with defaults filled in, and its optional ``name``."""
+
+    type: str
+    options: dict
+    name: str | None = None
+
+    @property
+    def units(self) -> int | None:
+        return self.options.get("units")
+
+    @property
+    def activation(self) -> str | None:
+        return self.options.get("activation")
+
+    def to_dict(self) -> dict:
+        table = {} if self.type == "dense" else {"type": self.type}
+        table.update(self.options)
+        if self.name is not None:
+            table["name"] = self.name
+        return table
+
+
+@dataclass(frozen=True)
 class Dense:
     """One dense layer: ``units`` outputs followed by ``activation``."""
 
     units: int
-    activation: str
+    activation: str = "identity"
+    name: str | None = None
+
+    type = "dense"
+
+    @property
+    def options(self) -> dict:
+        return {"units": self.units, "activation": self.activation}
+
+    def to_dict(self) -> dict:
+        table = dict(self.options)
+        if self.name is not None:
+            table["name"] = self.name
+        return table
 
 
 @dataclass
@@ -69,21 +108,19 @@ class Network:
     training: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.layers = [_as_dense(layer, index) for index, layer in enumerate(self.layers, 1)]
         self.training = {**TRAINING_DEFAULTS, **_check_training(self.training)}
         _check_identifier(self.name, "name")
         _check_count(self.inputs, "inputs")
-        if not self.layers:
+        if not isinstance(self.layers, list) or not self.layers:
             raise SpecError("layers: a network needs at least one layer")
         if len(self.layers) > MAX_LAYERS:
             raise SpecError(f"layers: {len(self.layers)} layers, more than the {MAX_LAYERS} "
                             "symbp supports")
         self._activations = _resolve_activations(self.activations)
         self._losses = _resolve_losses(self.losses)
-        for index, layer in enumerate(self.layers, 1):
-            _check_count(layer.units, f"layers[{index}].units")
-            self.activation_of(index)  # raises for unknown names
+        self.layers = self._check_layers(self.layers)
         self._check_parameter_count()
+        self._check_graph()
         self._check_softmax_placement()
         self._check_loss_fits_output()
 
@@ -94,16 +131,29 @@ class Network:
 
     @property
     def widths(self) -> list[int]:
-        """``[n_0, n_1, ..., n_L]``."""
-        return [self.inputs] + [layer.units for layer in self.layers]
+        """``[n_0, n_1, ..., n_L]``: the features of the input and of each layer's output."""
+        widths = [self.inputs]
+        for layer in self.layers:
+            widths.append(layer.units if layer.type == "dense" else widths[-1])
+        return widths
+
+    @property
+    def is_mlp(self) -> bool:
+        """Dense layers only, and no weight decay."""
+        return all(layer.type == "dense" for layer in self.layers) and \
+            not self.training["weight_decay"]
 
     def activation_of(self, layer: int) -> Activation:
         """The activation of layer ``layer`` (1-based)."""
-        name = self.layers[layer - 1].activation
+        return self.activation_named(self.layers[layer - 1].activation,
+                                     f"layers[{layer}].activation")
+
+    def activation_named(self, name: str, where: str = "activation") -> Activation:
+        """A built-in or custom activation by name; unknown names are a SpecError at ``where``."""
         found = self._activations.get(name) or BUILTIN_ACTIVATIONS.get(name)
         if found is None:
             raise SpecError(
-                f"layers[{layer}].activation: unknown activation '{name}' "
+                f"{where}: unknown activation '{name}' "
                 f"(built-in: {', '.join(BUILTIN_ACTIVATIONS)}; or define it under [activations])"
             )
         return found
@@ -119,9 +169,14 @@ class Network:
         return found
 
     @property
+    def output_activation(self) -> str | None:
+        """The activation of the last layer (None when the last layer has none)."""
+        return self.layers[-1].activation
+
+    @property
     def task(self) -> str:
         """``classification`` (softmax), ``binary`` (sigmoid) or ``regression``."""
-        output = self.layers[-1].activation
+        output = self.output_activation
         return {"softmax": "classification", "sigmoid": "binary"}.get(output, "regression")
 
     def to_dict(self) -> dict:
@@ -131,16 +186,38 @@ class Network:
             data["activations"] = dict(self.activations)
         if self.losses:
             data["losses"] = dict(self.losses)
-        data["layers"] = [{"units": d.units, "activation": d.activation} for d in self.layers]
+        data["layers"] = [layer.to_dict() for layer in self.layers]
         data["training"] = dict(self.training)
         return data
 
     @property
     def parameter_count(self) -> int:
-        widths = self.widths
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True))
+        widths, count = self.widths, 0
+        for layer, fan_in, fan_out in zip(self.layers, widths[:-1], widths[1:], strict=True):
+            if layer.type == "dense":
+                count += (fan_in + 1) * fan_out
+            elif layer.type in ("layer_norm", "batch_norm"):
+                count += 2 * fan_out
+        return count
 
     # ----- validation -----
+    def _check_layers(self, layers) -> list:
+        checked, names = [], {"input"}
+        for index, layer in enumerate(layers, 1):
+            checked.append(_as_layer(layer, index, self))
+            name = checked[-1].name
+            if name is not None:
+                if name in names:
+                    raise SpecError(f"layers[{index}].name: '{name}' is already used")
+                names.add(name)
+        return checked
+
+    def _check_graph(self):
+        """Build the graph once: each op checks what it reads (a residual's source)."""
+        from symbp.ops.network import build_graph
+
+        build_graph(self, "train")
+
     def _check_parameter_count(self):
         if self.parameter_count > MAX_PARAMETERS:
             raise SpecError(f"layers: the network has {self.parameter_count:,} parameters, "
@@ -148,11 +225,11 @@ class Network:
 
     def _check_softmax_placement(self):
         for index in range(1, self.depth):
-            if self.activation_of(index).is_softmax:
+            if self.layers[index - 1].activation == "softmax":
                 raise SpecError(
                     f"layers[{index}].activation: softmax is only allowed on the output layer"
                 )
-        if self.activation_of(self.depth).is_softmax and self.layers[-1].units < 2:
+        if self.output_activation == "softmax" and self.widths[-1] < 2:
             raise SpecError(
                 f"layers[{self.depth}].units: a softmax over 1 unit is the constant 1, so its "
                 "loss and gradients are identically 0; use 2 or more units, or one sigmoid "
@@ -161,7 +238,7 @@ class Network:
 
     def _check_loss_fits_output(self):
         loss = self.loss_definition
-        output = self.layers[-1].activation
+        output = self.output_activation
         if loss.output_activation and output != loss.output_activation:
             hint = {"cross_entropy": "; for a sigmoid output use 'bce'",
                     "bce": "; for a softmax output use 'cross_entropy'"}.get(loss.name, "")
@@ -171,21 +248,40 @@ class Network:
             )
 
 
-def _as_dense(layer, index: int) -> Dense:
-    if isinstance(layer, Dense):
-        return layer
-    if isinstance(layer, dict):
-        unknown = set(layer) - _LAYER_KEYS
-        if unknown:
-            raise SpecError(f"layers[{index}]: unknown key '{sorted(unknown)[0]}' "
-                            f"(allowed: {', '.join(sorted(_LAYER_KEYS))})")
-        for key in sorted(_LAYER_KEYS):
-            if key not in layer:
-                raise SpecError(f"layers[{index}].{key}: missing")
-        if not isinstance(layer["activation"], str):
-            raise SpecError(f"layers[{index}].activation: expected a string")
-        return Dense(layer["units"], layer["activation"])
-    raise SpecError(f"layers[{index}]: expected a table with units and activation")
+def _as_layer(layer, index: int, network: Network) -> Layer:
+    """A validated :class:`Layer` from a table, a :class:`Dense` or a :class:`Layer`."""
+    from symbp.ops import LAYER_TYPES
+
+    if isinstance(layer, (Dense, Layer)):
+        table = {"type": layer.type, **layer.options}
+        if layer.name is not None:
+            table["name"] = layer.name
+    elif isinstance(layer, dict):
+        table = dict(layer)
+    else:
+        raise SpecError(f"layers[{index}]: expected a table with a type and its keys")
+    kind = table.pop("type", "dense")
+    if kind not in LAYER_TYPES:
+        raise SpecError(f"layers[{index}].type: unknown layer type {kind!r} "
+                        f"(one of {', '.join(LAYER_TYPES)})")
+    name = table.pop("name", None)
+    if name is not None:
+        _check_identifier(name, f"layers[{index}].name")
+        if name == "input":
+            raise SpecError(f"layers[{index}].name: 'input' names the network's input")
+    options = LAYER_TYPES[kind].options
+    unknown = set(table) - set(options)
+    if unknown:
+        allowed = ", ".join(["type", "name", *options])
+        raise SpecError(f"layers[{index}]: unknown key '{sorted(unknown)[0]}' for a {kind} "
+                        f"layer (allowed: {allowed})")
+    checked = {}
+    for key, option in options.items():
+        where = f"layers[{index}].{key}"
+        if key not in table and option.default is REQUIRED:
+            raise SpecError(f"{where}: missing")
+        checked[key] = option.check(table.get(key, option.default), where, network)
+    return Layer(kind, checked, name)
 
 
 def _check_identifier(name, where: str):
@@ -242,6 +338,9 @@ def _check_training(table, field=lambda key: f"training.{key}") -> dict:
             _check_count(value, where)
         if key == "seed" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise SpecError(f"{where}: expected a non-negative integer, got {value!r}")
+        if key == "weight_decay" and (isinstance(value, bool) or not isinstance(
+                value, (int, float)) or not 0 <= value < MAX_LEARNING_RATE):
+            raise SpecError(f"{where}: expected a number >= 0, got {value!r}")
     return dict(table)
 
 

@@ -599,7 +599,7 @@ def test_threads_get_their_own_work_arrays():
 
 def test_train_defaults_come_from_the_spec():
     module = generated(TRAINING_ARCH, training=TRAINING_SPEC)
-    assert module.SPEC["training"] == dict(TRAINING_SPEC)
+    assert module.SPEC["training"] == {**dict(TRAINING_SPEC), "weight_decay": 0.0}
     X, Y, _ = synthetic_classification(seed=1)
     defaults, explicit = module.init_params(0), module.init_params(0)
     history = module.train(defaults, X, Y)

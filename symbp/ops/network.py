@@ -1,0 +1,28 @@
+"""A validated network spec as a graph: its layers' ops in order, then the objective.
+
+Contract: :func:`build_graph` returns the :class:`~symbp.ops.base.Builder` whose
+``graph`` holds the input ``X`` (``a^{(0)}``, shape ``(B, n_0)``), each layer's
+tensors from its layer type's ``build``, the targets ``Y`` and the loss ``L``
+(:mod:`symbp.ops.objective`), in ``"train"`` or ``"eval"`` mode, and whose
+``sizes`` map every width symbol to the spec's value.
+"""
+
+from __future__ import annotations
+
+from symbp.engine.graph import Tensor
+from symbp.ops.base import BATCH, LAYER_TYPES, Builder, width
+from symbp.ops.objective import add_objective
+
+
+def build_graph(network, mode: str = "train") -> Builder:
+    builder = Builder(mode, network)
+    builder.sizes[width(0)] = network.inputs
+    inputs = builder.graph.add(Tensor("X", (BATCH, width(0)), "input", latex="X"))
+    builder.previous = builder.named["input"] = inputs
+    for index, layer in enumerate(network.layers, 1):
+        builder.layer = index
+        builder.previous = LAYER_TYPES[layer.type].build(builder, layer)
+        if layer.name is not None:
+            builder.named[layer.name] = builder.previous
+    add_objective(builder, network.loss_definition, network.training["weight_decay"])
+    return builder
