@@ -231,3 +231,44 @@ def test_a_graph_reads_any_earlier_tensor():
 def test_tensor_roles_are_checked():
     with pytest.raises(ValueError):
         Tensor("q", (), "nonsense")
+
+
+# ------------------------------------------------------- simplified derivations
+def test_simplified_gradients_still_match_torch():
+    from symbp.engine.derivation import derive_graph
+
+    network = Network(inputs=4, layers=CASES["everything"], loss="cross_entropy",
+                      training={"weight_decay": 0.01})
+    derivation = derive_graph(network)  # self-checked against finite differences
+    assert derivation.gradient_of("a6") is None  # dL/da^(L) was inlined into softmax's VJP
+    builder = derivation.train
+    arrays, sizes = given_arrays(builder, np.random.default_rng(5))
+    values = run(builder.graph, arrays, sizes, derivation.gradients)
+    unsimplified = run(builder.graph, arrays, sizes, backward(builder.graph))
+    for gradient in derivation.gradients:
+        if gradient.of.role == "parameter":
+            np.testing.assert_allclose(values[gradient.adjoint.name],
+                                       unsimplified[gradient.adjoint.name], rtol=1e-12,
+                                       atol=1e-14)
+
+
+@pytest.mark.parametrize("output, loss", [("softmax", "cross_entropy"), ("sigmoid", "bce")])
+def test_output_delta_of_the_matching_loss_is_a_minus_y_over_b(output, loss):
+    from symbp.engine.derivation import derive_graph
+
+    derivation = derive_graph(Network(inputs=3, layers=[Dense(4, "tanh"), Dense(2, output)],
+                                      loss=loss))
+    delta = derivation.gradient_of("z2").expr
+    a, Y = (derivation.graph.tensors[name].entry() for name in ("a2", "Y"))
+    assert sp.simplify(delta - (a - Y) / BATCH) == 0
+    assert not delta.has(sp.Sum)
+
+
+def test_a_statistic_read_backwards_removes_a_zero_path():
+    """Layer norm's μ reaches σ² too, through sum_k (x_k - μ) = 0: no such term is left."""
+    from symbp.engine.derivation import derive_graph
+
+    derivation = derive_graph(Network(inputs=3, layers=[Dense(4, "tanh"), {"type": "layer_norm"},
+                                                        Dense(2, "sigmoid")], loss="bce"))
+    mu_gradient = derivation.gradient_of("mu2").expr
+    assert not mu_gradient.has(sp.IndexedBase("g_sigma22", real=True))

@@ -1,12 +1,13 @@
 """NumPy evaluation of index expressions, equations and gradients (for checks and tests).
 
-Contract: :func:`evaluate` computes an index expression from arrays of the
-tensors it reads and integer values of its sizes, returning the array and
-the index each of its axes carries; a ``Sum`` of a product becomes one
-``np.einsum``, everything elementwise one ``lambdify``'d NumPy function of
-broadcast operands. :func:`run` evaluates a graph's equations in forward
-order and then its gradients, into one dict of arrays by tensor name. It is
-a direct reading of the index notation, independent of the code generator.
+Contract: :func:`compile_expression` turns an index expression into a
+function of the arrays it reads (by tensor name) that returns the value and
+the index each of its axes carries; it is built once per expression and
+sizes: a ``Sum`` of a product becomes one ``np.einsum``, each elementwise
+part one ``lambdify``'d NumPy function of broadcast operands. :func:`run`
+evaluates a graph's equations in forward order and then its gradients, into
+one dict of arrays by tensor name. It is a direct reading of the index
+notation, independent of the code generator.
 """
 
 from __future__ import annotations
@@ -21,58 +22,71 @@ import sympy as sp
 from symbp.engine.indices import FREE
 
 MODULES = [{"erf": np.vectorize(math.erf, otypes=[float])}, np]
+_PLACEHOLDERS = sp.symbols("p0:256", real=True)
+
+
+def compile_expression(expr: sp.Expr, sizes: dict, scalars: frozenset = frozenset()):
+    """``(function(arrays) -> array, indices)``; ``scalars`` names the rank-0 tensors."""
+    return _compile(sp.sympify(expr), tuple(sorted(sizes.items(), key=str)), scalars)
 
 
 @lru_cache(maxsize=None)
-def _elementwise_function(expr: sp.Expr, symbols: tuple):
-    return sp.lambdify(symbols, expr, modules=MODULES)
-
-
-def evaluate(expr: sp.Expr, arrays: dict, sizes: dict) -> tuple:
-    """``(array, indices)`` of ``expr``; ``arrays`` by tensor name, ``sizes`` Symbol -> int."""
+def _compile(expr, sizes: tuple, scalars: frozenset):
     if isinstance(expr, sp.Indexed):
         indices = tuple(expr.indices)
         if len(set(indices)) != len(indices) or not all(isinstance(i, sp.Symbol) for i in indices):
             raise NotImplementedError(f"index pattern {indices}")
-        return np.asarray(arrays[expr.base.label.name]), indices
-    if isinstance(expr, sp.Symbol) and expr.name in arrays:
-        return np.asarray(arrays[expr.name]), ()
+        name = expr.base.label.name
+        return (lambda arrays: arrays[name]), indices
+    if isinstance(expr, sp.Symbol) and expr.name in scalars:
+        name = expr.name
+        return (lambda arrays: arrays[name]), ()
     if isinstance(expr, sp.Sum):
-        return _sum(expr, arrays, sizes)
+        return _compile_sum(expr, sizes, scalars)
     table = []
-    skeleton = _placeholders(sp.sympify(expr).xreplace(sizes), arrays, table)
-    parts = [evaluate(part, arrays, sizes) for _, part in table]
+    skeleton = _placeholders(expr.xreplace(dict(sizes)), scalars, table)
+    parts = [_compile(part, sizes, scalars) for _, part in table]
     target = _union([indices for _, indices in parts])
-    symbols = tuple(symbol for symbol, _ in table)
-    function = _elementwise_function(skeleton, symbols)
-    return np.asarray(function(*[_align(a, i, target) for a, i in parts])), target
+    function = sp.lambdify([symbol for symbol, _ in table], skeleton, modules=MODULES)
+    plans = [(part, _alignment(indices, target)) for part, indices in parts]
+
+    def elementwise(arrays):
+        return function(*[_apply(plan, part(arrays)) for part, plan in plans])
+
+    return elementwise, target
 
 
-def _placeholders(expr, arrays: dict, table: list):
+def _placeholders(expr, scalars: frozenset, table: list):
     """``expr`` with each outermost sum and each tensor entry replaced by a new symbol."""
     if isinstance(expr, (sp.Sum, sp.Indexed)) or (
-            isinstance(expr, sp.Symbol) and expr.name in arrays):
-        symbol = sp.Dummy()
+            isinstance(expr, sp.Symbol) and expr.name in scalars):
+        symbol = _PLACEHOLDERS[len(table)]
         table.append((symbol, expr))
         return symbol
     if not expr.args:
         return expr
-    return expr.func(*[_placeholders(arg, arrays, table) for arg in expr.args])
+    return expr.func(*[_placeholders(arg, scalars, table) for arg in expr.args])
 
 
-def _sum(expr: sp.Sum, arrays: dict, sizes: dict) -> tuple:
+def _compile_sum(expr: sp.Sum, sizes: tuple, scalars: frozenset):
     summed = [index for index, _, _ in expr.limits]
-    parts = [evaluate(f, arrays, sizes) for f in sp.Mul.make_args(expr.function)]
+    parts = [_compile(f, sizes, scalars) for f in sp.Mul.make_args(expr.function)]
     every = _union([indices for _, indices in parts])
     kept = tuple(i for i in every if i not in summed)
     letters = dict(zip(every, string.ascii_letters, strict=False))
     subscripts = ",".join("".join(letters[i] for i in indices) for _, indices in parts)
-    result = np.einsum(f"{subscripts}->{''.join(letters[i] for i in kept)}",
-                       *[np.asarray(a, dtype=float) for a, _ in parts])
+    subscripts += "->" + "".join(letters[i] for i in kept)
+    count = 1
     for index, low, high in expr.limits:
         if index not in every:  # the summand does not vary with it: a count
-            result = result * int(sp.sympify(high - low + 1).xreplace(sizes))
-    return result, kept
+            count *= int(sp.sympify(high - low + 1).xreplace(dict(sizes)))
+    functions = [part for part, _ in parts]
+
+    def total(arrays):
+        result = np.einsum(subscripts, *[np.asarray(f(arrays), dtype=float) for f in functions])
+        return result * count if count != 1 else result
+
+    return total, kept
 
 
 def _union(index_lists) -> tuple:
@@ -82,33 +96,40 @@ def _union(index_lists) -> tuple:
     return tuple(seen)
 
 
-def _align(array, indices: tuple, target: tuple) -> np.ndarray:
-    """``array`` (axes ``indices``) transposed and reshaped to broadcast against ``target``."""
-    array = np.asarray(array, dtype=float)
+def _alignment(indices: tuple, target: tuple):
+    """How to transpose and reshape an array with axes ``indices`` to broadcast to ``target``."""
     if not indices:
-        return array
+        return None
     order = [indices.index(i) for i in target if i in indices]
-    moved = np.transpose(array, order)
-    shape, sizes = [], iter(moved.shape)
-    for index in target:
-        shape.append(next(sizes) if index in indices else 1)
-    return moved.reshape(shape)
+    expand = tuple(n for n, i in enumerate(target) if i not in indices)
+    return order, expand
 
 
-def as_tensor(array, indices: tuple, tensor, sizes: dict) -> np.ndarray:
-    """The value of ``tensor`` (axes ``FREE[:rank]``) from an evaluated expression."""
-    free = FREE[:tensor.rank]
+def _apply(plan, array):
+    if plan is None:
+        return array
+    order, expand = plan
+    moved = np.transpose(np.asarray(array, dtype=float), order)
+    return np.expand_dims(moved, expand) if expand else moved
+
+
+def value_of(expr, tensor, arrays: dict, sizes: dict, scalars: frozenset) -> np.ndarray:
+    """The value of ``tensor`` (axes ``FREE[:rank]``) defined by ``expr``."""
+    function, indices = compile_expression(expr, sizes, scalars)
+    array = np.asarray(function(arrays), dtype=float)
     shape = tuple(int(sp.sympify(d).xreplace(sizes)) for d in tensor.shape)
-    return np.broadcast_to(_align(array, indices, free) if indices else array, shape).copy()
+    if indices:
+        array = _apply(_alignment(indices, FREE[:tensor.rank]), array)
+    return np.broadcast_to(array, shape).copy()
 
 
 def run(graph, given: dict, sizes: dict, gradients=()) -> dict:
     """Every tensor of ``graph`` (and every gradient's adjoint) from the ``given`` arrays."""
+    scalars = frozenset(t.name for t in graph.tensors.values() if t.rank == 0)
     values = dict(given)
     for equation in graph.equations:
-        values[equation.out.name] = as_tensor(*evaluate(equation.expr, values, sizes),
-                                              equation.out, sizes)
+        values[equation.out.name] = value_of(equation.expr, equation.out, values, sizes, scalars)
     for gradient in gradients:
-        values[gradient.adjoint.name] = as_tensor(*evaluate(gradient.expr, values, sizes),
-                                                  gradient.adjoint, sizes)
+        values[gradient.adjoint.name] = value_of(gradient.expr, gradient.adjoint, values, sizes,
+                                                 scalars)
     return values

@@ -1,0 +1,111 @@
+"""Simplification of derived gradients: inline the small ones, use what the graph guarantees.
+
+Contract: :func:`simplify` takes the gradients of :func:`symbp.engine.backward.backward`
+and returns an equal list, in the same order, where
+
+- a gradient without a sum that exactly one other gradient reads (the loss's
+  ``dL/da^{(L)}``, a residual's or dropout's pass-through) is substituted into
+  that reader and dropped, which is how ``-y/a`` of cross-entropy meets
+  softmax's ``a ⊙ (g - a·g)`` and cancels;
+- every expression is contracted again (constants out of sums), and each sum
+  the graph knows the value of is replaced by it: the graph's identities (the
+  targets' rows sum to one when the loss declares it) and the definitions of
+  named statistics read backwards (``sum_k x_{s,k} = n μ_s`` where
+  ``μ_s = (1/n) sum_k x_{s,k}``);
+- of the contracted form and its expansion, the one with fewer operations is kept.
+
+Nothing here knows an op by name; every step is an exact rewrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy as sp
+
+from symbp.engine.indices import FREE, canonical, contract
+
+
+def simplify(graph, gradients: list) -> list:
+    identities = _identities(graph)
+    readers = _reader_counts(gradients)
+    inlined, kept = {}, []
+    for gradient in gradients:
+        expr = _substitute(gradient.expr, inlined)
+        expr = tidy(expr, identities)
+        name = gradient.adjoint.name
+        if readers.get(name) == 1 and not expr.has(sp.Sum) and gradient.of.role == "value":
+            inlined[name] = expr
+            continue
+        kept.append(replace(gradient, expr=expr))
+    return kept
+
+
+def tidy(expr: sp.Expr, identities: list) -> sp.Expr:
+    expr = _apply_identities(contract(expr), identities)
+    candidates = [expr, sp.expand(expr)] if _small(expr) else [expr]
+    if not expr.has(sp.Sum):
+        candidates.append(sp.factor(expr))
+    best = min(candidates, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
+    return canonical(best)
+
+
+def _small(expr: sp.Expr, limit: int = 200) -> bool:
+    return sp.count_ops(expr) <= limit
+
+
+def _reader_counts(gradients) -> dict:
+    counts = {}
+    for gradient in gradients:
+        names = {e.base.label.name for e in gradient.expr.atoms(sp.Indexed)}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _substitute(expr: sp.Expr, inlined: dict) -> sp.Expr:
+    """Each entry ``g_X[J]`` of an inlined gradient replaced by its expression at ``J``."""
+    if not inlined:
+        return expr
+    return expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base.label.name in inlined,
+        lambda e: inlined[e.base.label.name].xreplace(dict(zip(FREE, e.indices, strict=False))))
+
+
+def _identities(graph) -> list:
+    """``(sum pattern with Wild free indices, wilds, value)`` for every known sum."""
+    known = list(graph.identities)
+    for equation in graph.equations:
+        coefficient, rest = equation.expr.as_coeff_Mul()
+        if isinstance(rest, sp.Sum) or (isinstance(rest, sp.Mul) and _one_sum_times_constant(rest)):
+            total = next(f for f in sp.Mul.make_args(rest) if isinstance(f, sp.Sum))
+            factor = coefficient * sp.Mul(*[f for f in sp.Mul.make_args(rest) if f is not total])
+            known.append((total, equation.out.entry() / factor))
+    patterns = []
+    for total, value in known:
+        wilds = {index: sp.Wild(f"w{n}") for n, index in enumerate(FREE)
+                 if total.has(index)}
+        patterns.append((canonical(total).xreplace(wilds), wilds, value))
+    return patterns
+
+
+def _one_sum_times_constant(expr: sp.Mul) -> bool:
+    factors = sp.Mul.make_args(expr)
+    sums = [f for f in factors if isinstance(f, sp.Sum)]
+    return len(sums) == 1 and all(not f.has(sp.Indexed) for f in factors if f is not sums[0])
+
+
+def _apply_identities(expr: sp.Expr, patterns: list) -> sp.Expr:
+    if not patterns:
+        return expr
+
+    def known(total):
+        shape = canonical(total)
+        for pattern, wilds, value in patterns:
+            found = shape.match(pattern)
+            if found is not None and all(isinstance(found.get(w), sp.Symbol)
+                                         for w in wilds.values()):
+                return value.xreplace({index: found[w] for index, w in wilds.items()})
+        return total
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), known)
