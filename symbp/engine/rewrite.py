@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symbp.derive import activation_derivative  # the scalar f' search; moves here with the switch
 from symbp.engine.indices import FREE, canonical, contract
 from symbp.registry import A, X
+
+__all__ = ["activation_derivative", "in_named_tensors"]
 
 OUTPUT = sp.IndexedBase("T0", real=True)
 SEED = sp.IndexedBase("G", real=True)
@@ -48,8 +51,6 @@ def _elementwise_input(definition: sp.Expr, rank: int):
 
 
 def _elementwise(vjp, definition, input_base, rank, op):
-    from symbp.derive import activation_derivative
-
     free = FREE[:rank]
     forward = definition.xreplace({input_base[free]: X})
     derivative = activation_derivative(op, forward)
