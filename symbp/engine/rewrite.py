@@ -8,7 +8,7 @@ equal to it that reads the output ``T0`` instead of recomputing it:
 - an elementwise definition ``T0[I] = f(T1[I])``: ``f'`` is ``sympy.diff`` of
   ``f``, rewritten in terms of ``f``'s output where that is exact and cheaper
   (``tanh' = 1 - a^2``; the search and its numeric guard are
-  :func:`symbp.derive.activation_derivative`);
+  :func:`symbp.engine.activation.activation_derivative`);
 - a normalised definition ``T0[I] = u(T1[I]) / S`` with ``S`` a sum (softmax):
   ``S`` is held as an opaque symbol, each ``u(T1[J])`` is replaced by
   ``T0[J] S`` (the definition solved for ``u``), and the result is accepted
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbp.derive import activation_derivative  # the scalar f' search; moves here with the switch
+from symbp.engine.activation import activation_derivative
 from symbp.engine.indices import FREE, canonical, contract
 from symbp.registry import A, X
 
