@@ -270,5 +270,36 @@ def test_a_statistic_read_backwards_removes_a_zero_path():
 
     derivation = derive_graph(Network(inputs=3, layers=[Dense(4, "tanh"), {"type": "layer_norm"},
                                                         Dense(2, "sigmoid")], loss="bce"))
-    mu_gradient = derivation.gradient_of("mu2").expr
-    assert not mu_gradient.has(sp.IndexedBase("g_sigma22", real=True))
+    assert derivation.gradient_of("mu2") is None  # inlined into the input's gradient
+    read = {e.base.label.name for e in derivation.gradient_of("a1").expr.atoms(sp.Indexed)}
+    assert "mu2" not in read and "a1" not in read  # x − μ was read back as σ x̂
+
+
+@pytest.mark.parametrize("kind, count, axis", [("layer_norm", sp.Symbol("n_{1}", integer=True,
+                                                                           positive=True), 1),
+                                               ("batch_norm", BATCH, 0)])
+def test_normalization_input_gradient_is_the_textbook_form(kind, count, axis):
+    """(1/σ)(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), g = γ ⊙ dL/da: reached by simplification
+    (statistics inlined, x − μ read back as σ x̂, sum_k (x_k − μ) = 0), means over the
+    features for layer norm and over the batch for batch norm."""
+    from symbp.engine.derivation import derive_graph
+
+    derivation = derive_graph(Network(inputs=3, layers=[Dense(4, "tanh"), {"type": kind},
+                                                        Dense(2, "sigmoid")], loss="bce"))
+    tensors = derivation.graph.tensors
+    g, xhat, sigma2 = (sp.IndexedBase("g_xhat2", real=True), tensors["xhat2"].base,
+                       tensors["sigma22"].base)
+    i0, i1, k = FREE[0], FREE[1], BOUND[0]
+
+    def at(base, row, column):
+        return base[row, column]
+
+    def mean(body):
+        return sp.Sum(body, (k, 0, count - 1)) / count
+
+    row = (lambda base: at(base, i0, k)) if axis == 1 else (lambda base: at(base, k, i1))
+    stat = sigma2[i0] if axis == 1 else sigma2[i1]
+    expected = (g[i0, i1] - mean(row(g)) - xhat[i0, i1] * mean(row(g) * row(xhat))) / \
+        sp.sqrt(stat + sp.Float(1e-5))
+    assert sp.simplify(derivation.gradient_of("a1").expr - expected) == 0
+    assert {g.of.name for g in derivation.gradients}.isdisjoint({"mu2", "sigma22"})

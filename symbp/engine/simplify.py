@@ -27,40 +27,82 @@ from symbp.engine.indices import FREE, canonical, contract
 
 
 def simplify(graph, gradients: list) -> list:
-    identities = _identities(graph)
-    readers = _reader_counts(gradients)
+    identities, named = _identities(graph), _named_quotients(graph)
+    tidied = [replace(g, expr=tidy(g.expr, identities, named)) for g in gradients]
+    readers = _readers(tidied)
     inlined, kept = {}, []
-    for gradient in gradients:
-        expr = _substitute(gradient.expr, inlined)
-        expr = tidy(expr, identities)
-        name = gradient.adjoint.name
-        if readers.get(name) == 1 and not expr.has(sp.Sum) and gradient.of.role == "value":
-            inlined[name] = expr
+    for gradient in tidied:
+        expr = gradient.expr
+        if inlined:
+            expr = tidy(_substitute(expr, inlined), identities, named)
+        if _inlinable(gradient, expr, readers, tidied):
+            inlined[gradient.adjoint.name] = expr
             continue
         kept.append(replace(gradient, expr=expr))
     return kept
 
 
-def tidy(expr: sp.Expr, identities: list) -> sp.Expr:
-    expr = _apply_identities(contract(expr), identities)
+def _inlinable(gradient, expr, readers: dict, gradients: list) -> bool:
+    """Read by exactly one other gradient, and either free of sums, or a statistic (a
+    lower rank than its reader's) that the reader reads outside any sum of its own."""
+    name = gradient.adjoint.name
+    if gradient.of.role != "value" or len(readers.get(name, ())) != 1:
+        return False
+    if not expr.has(sp.Sum):
+        return True
+    (reader,) = readers[name]
+    reader = next(g for g in gradients if g.adjoint.name == reader)
+    inside_sums = any(_reads(total, name) for total in reader.expr.atoms(sp.Sum))
+    return gradient.of.rank < reader.of.rank and not inside_sums
+
+
+def tidy(expr: sp.Expr, identities: list, named: list = ()) -> sp.Expr:
+    expr = _apply_identities(contract(_read_quotients(expr, named)), identities)
     candidates = [expr, sp.expand(expr)] if _small(expr) else [expr]
     if not expr.has(sp.Sum):
         candidates.append(sp.factor(expr))
+    else:
+        candidates.append(sp.factor_terms(expr))
     best = min(candidates, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
     return canonical(best)
+
+
+def _named_quotients(graph) -> list:
+    """``(pattern, replacement)`` for each definition ``t = N / D`` whose numerator is a
+    sum of terms (``x̂ = (x - μ) / sqrt(σ² + eps)``): ``N`` reads as ``t D``."""
+    rewrites = []
+    for equation in graph.equations:
+        numerator, denominator = equation.expr.as_numer_denom()
+        if not isinstance(numerator, sp.Add) or denominator == 1 or equation.expr.has(sp.Sum):
+            continue
+        wilds = {index: sp.Wild(f"w{n}") for n, index in enumerate(FREE)
+                 if equation.expr.has(index)}
+        rewrites.append((numerator.xreplace(wilds),
+                         (equation.out.entry() * denominator).xreplace(wilds)))
+    return rewrites
+
+
+def _read_quotients(expr: sp.Expr, named) -> sp.Expr:
+    for pattern, replacement in named:
+        expr = expr.replace(pattern, replacement)
+    return expr
+
+
+def _reads(expr: sp.Expr, name: str) -> bool:
+    return any(e.base.label.name == name for e in expr.atoms(sp.Indexed))
 
 
 def _small(expr: sp.Expr, limit: int = 200) -> bool:
     return sp.count_ops(expr) <= limit
 
 
-def _reader_counts(gradients) -> dict:
-    counts = {}
+def _readers(gradients) -> dict:
+    """Adjoint name -> the names of the gradients whose expressions read it."""
+    readers = {}
     for gradient in gradients:
-        names = {e.base.label.name for e in gradient.expr.atoms(sp.Indexed)}
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-    return counts
+        for name in {e.base.label.name for e in gradient.expr.atoms(sp.Indexed)}:
+            readers.setdefault(name, []).append(gradient.adjoint.name)
+    return readers
 
 
 def _substitute(expr: sp.Expr, inlined: dict) -> sp.Expr:
