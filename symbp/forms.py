@@ -13,7 +13,15 @@ numerically for its self-check (:func:`evaluate`) and turns into NumPy code
 
 Leaves are :class:`Tensor` objects naming a quantity of the notation
 (``W``, ``b``, ``z``, ``a``, ``delta``, ``y``, ``fprime``) at a layer; the
-layer is a SymPy expression (``l``, ``l+1``, ``L``) or an integer.
+layer is a SymPy expression (``l``, ``l+1``, ``L``) or an integer. Any other
+hashable object with a ``latex`` name and a ``code`` (or ``name``) may stand
+for a leaf too (the graph engine's tensors, the printer's quantities):
+:func:`code_of` is the name values are looked up by.
+
+Broadcasting follows NumPy: a vector read along the rows of a matrix (a
+bias ``b_i`` in ``Z_{s,i}``, a per-feature statistic ``μ_i``) is an
+:class:`AsRow` leaf (shape ``(1, n)``), a vector read along its columns (a
+per-row statistic ``μ_s``) stays a column ``(B, 1)``.
 """
 
 from __future__ import annotations
@@ -27,10 +35,16 @@ import sympy as sp
 
 ONE = sp.Symbol("ONE")
 
-# lambdify's modules: NumPy has no erf, the standard library's is exact to float64.
+def _heaviside(x, at_zero=0.5):
+    return np.heaviside(x, at_zero)
+
+
+# lambdify's modules: NumPy has no erf, the standard library's is exact to float64;
+# Heaviside (from max/min/abs) as np.heaviside, not a Piecewise whose conditions
+# lambdify would simplify (seconds for a Huber loss).
 # The module object rather than "numpy": lambdify then reads its namespace instead
 # of running ``from numpy import *``, which imports numpy.f2py (~90 ms).
-NUMPY_MODULES = [{"erf": np.vectorize(math.erf, otypes=[float])}, np]
+NUMPY_MODULES = [{"erf": np.vectorize(math.erf, otypes=[float]), "Heaviside": _heaviside}, np]
 
 
 @lru_cache(maxsize=None)
@@ -93,6 +107,27 @@ class Tensor:
 
 
 LAYER = sp.Symbol("l", integer=True, positive=True)
+
+
+def code_of(tensor) -> str:
+    """The name a leaf's value is looked up by: ``tensor.code``, else ``tensor.name``."""
+    code = getattr(tensor, "code", None)
+    return code if code is not None else tensor.name
+
+
+@dataclass(frozen=True)
+class AsRow:
+    """A vector laid along the rows of a matrix (a row ``(1, n)`` that NumPy broadcasts)."""
+
+    tensor: object
+
+    @property
+    def latex(self) -> str:
+        return self.tensor.latex
+
+    @property
+    def code(self) -> str:
+        return code_of(self.tensor) + "_row"
 
 
 # ---------------------------------------------------------------------- nodes
@@ -207,8 +242,8 @@ def canonical_elementwise(expr: sp.Expr, tensors) -> Elementwise:
     for symbol, tensor in tensors:
         by_tensor.setdefault(tensor, []).append(symbol)
     mapping, pairs = {}, []
-    for tensor in sorted(by_tensor, key=lambda t: t.code):
-        symbol = sp.Symbol(tensor.code, real=True)
+    for tensor in sorted(by_tensor, key=code_of):
+        symbol = sp.Symbol(code_of(tensor), real=True)
         for old in by_tensor[tensor]:
             mapping[old] = symbol
         pairs.append((symbol, tensor))
@@ -276,8 +311,7 @@ class _Reader:
             terms = plain + terms
         parts = [self.read(term, want) for term in terms]
         sig = max((s for _, s in parts), key=lambda s: sum(i != ONE for i in s))
-        return Add(tuple(node if _broadcasts(s, sig) and set(s) != set(sig)
-                         else _orient(node, s, sig) for node, s in parts)), sig
+        return Add(tuple(_fit(node, s, sig) for node, s in parts)), sig
 
     def mul(self, expr, want=None):
         scalar = sp.Mul(*[f for f in expr.args if not f.has(sp.Indexed)])
@@ -297,6 +331,10 @@ class _Reader:
                 node = _hadamard(node, other)
             elif _broadcasts(sig, other_sig):
                 node, sig = _hadamard(other, node), other_sig
+            elif _along_rows(other_sig, sig):
+                node = _hadamard(node, _as_row(other))
+            elif _along_rows(sig, other_sig):
+                node, sig = _hadamard(_as_row(node), other), other_sig
             elif sig[1] == ONE and other_sig[1] == ONE:
                 node, sig = MatMul(node, Transpose(other)), (sig[0], other_sig[0])
             else:
@@ -341,14 +379,19 @@ class _Reader:
         if not indexed:
             raise NotMatrixForm("a scalar where a vector was expected")
         index_sets = {tuple(item.indices) for item in indexed}
-        if len(index_sets) != 1:
+        indices = max(index_sets, key=len)
+        if len(indices) == 2 and not index_sets <= {indices, indices[:1], indices[1:]}:
             raise NotMatrixForm(f"an elementwise function of mixed indices {index_sets}")
-        indices = index_sets.pop()
+        if len(indices) < 2 and len(index_sets) != 1:
+            raise NotMatrixForm(f"an elementwise function of mixed indices {index_sets}")
         tensors, mapping = [], {}
         for item in indexed:
             symbol = sp.Dummy()
             mapping[item] = symbol
-            tensors.append((symbol, self.tensors[item.base.label]))
+            tensor = self.tensors[item.base.label]
+            if len(indices) == 2 and tuple(item.indices) == indices[1:]:
+                tensor = AsRow(tensor)  # a per-column vector broadcast along the rows
+            tensors.append((symbol, tensor))
         node = canonical_elementwise(expr.xreplace(mapping), tensors)
         return node, (indices if len(indices) == 2 else (indices[0], ONE))
 
@@ -369,6 +412,31 @@ def _shared_free_index(factors, k) -> bool:
     first, second = ({i for item in f.atoms(sp.Indexed) for i in item.indices} - {k}
                      for f in factors)
     return bool(first & second)
+
+
+def _fit(node, sig, want):
+    """``node`` (indices ``sig``) as a term of a sum with indices ``want``."""
+    if _broadcasts(sig, want) and set(sig) != set(want):
+        return node
+    if _along_rows(sig, want):
+        return _as_row(node)
+    return _orient(node, sig, want)
+
+
+def _along_rows(small, big) -> bool:
+    """A vector indexed by a matrix's column index (a bias ``b_i`` in ``Z_{s,i}``)."""
+    return small[1] == ONE and big[1] != ONE and small[0] == big[1]
+
+
+def _as_row(node):
+    """A column read along the rows: its leaves as :class:`AsRow` where it is elementwise."""
+    if isinstance(node, Leaf):
+        return Leaf(AsRow(node.tensor))
+    if isinstance(node, Elementwise) and not any(isinstance(t, AsRow) for _, t in node.tensors):
+        return canonical_elementwise(node.expr, [(s, AsRow(t)) for s, t in node.tensors])
+    if isinstance(node, Scale):
+        return Scale(node.factor, _as_row(node.arg))
+    return Transpose(node)
 
 
 def _broadcasts(small, big) -> bool:
@@ -420,7 +488,7 @@ def evaluate(node, values: dict) -> np.ndarray:
     Per-sample vectors are columns ``(n, 1)``; batch quantities are ``(B, n)``.
     """
     if isinstance(node, Leaf):
-        return values[node.tensor.code]
+        return _value(node.tensor, values)
     if isinstance(node, Ones):
         return np.ones((values["__ones__"][node.length], 1))
     if isinstance(node, Transpose):
@@ -438,8 +506,16 @@ def evaluate(node, values: dict) -> np.ndarray:
         return float(node.factor.subs(values["__scalars__"])) * evaluate(node.arg, values)
     if isinstance(node, Elementwise):
         symbols = [s for s, _ in node.tensors]
-        function = numeric_function(tuple(symbols), node.expr)
-        args = [values[t.code] for _, t in node.tensors]
+        expr = node.expr.subs(values.get("__scalars__", {})) if node.expr.free_symbols - set(
+            symbols) else node.expr  # a size such as 1/B inside the expression
+        function = numeric_function(tuple(symbols), expr)
+        args = [_value(t, values) for _, t in node.tensors]
         shape = np.broadcast_shapes(*[arg.shape for arg in args]) if args else (1, 1)
         return np.broadcast_to(np.asarray(function(*args), dtype=float), shape)
     raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+
+def _value(tensor, values: dict) -> np.ndarray:
+    if isinstance(tensor, AsRow):
+        return np.reshape(values[code_of(tensor.tensor)], (1, -1))
+    return values[code_of(tensor)]
