@@ -223,6 +223,10 @@ class Network:
             raise SpecError(f"layers: the network has {self.parameter_count:,} parameters, "
                             f"more than the {MAX_PARAMETERS:,} symbp supports")
 
+    def _describe_output(self) -> str:
+        last = self.layers[-1]
+        return f"'{last.activation}'" if last.activation else f"a {last.type} layer"
+
     def _check_softmax_placement(self):
         for index in range(1, self.depth):
             if self.layers[index - 1].activation == "softmax":
@@ -244,7 +248,7 @@ class Network:
                     "bce": "; for a softmax output use 'cross_entropy'"}.get(loss.name, "")
             raise SpecError(
                 f"loss: '{loss.name}' needs a {loss.output_activation} output layer, "
-                f"layers[{self.depth}] is '{output}'{hint}"
+                f"layers[{self.depth}] is {self._describe_output()}{hint}"
             )
 
 

@@ -91,7 +91,7 @@ def _canonical_key(consumer: Equation, wrt: Tensor, seed):
         rename[seed], back[sp.IndexedBase("G", real=True)] = sp.IndexedBase("G", real=True), seed
         rename[seed.label] = sp.IndexedBase("G", real=True).label
         back[sp.IndexedBase("G", real=True).label] = seed.label
-    sizes = sorted(_sizes(consumer), key=sp.default_sort_key)
+    sizes = _sizes(consumer)
     for position, size in enumerate(sizes):
         symbol = sp.Symbol(f"N{position}", integer=True, positive=True)
         rename[size], back[symbol] = symbol, size
@@ -102,12 +102,16 @@ def _canonical_key(consumer: Equation, wrt: Tensor, seed):
     return key, back
 
 
-def _sizes(consumer: Equation) -> set:
-    found = set()
-    for expr in (consumer.expr, *consumer.out.shape,
-                 *[d for t in consumer.inputs for d in t.shape]):
-        found |= {s for s in sp.sympify(expr).free_symbols
-                  if isinstance(s, sp.Symbol) and s.is_integer and s.is_positive}
+def _sizes(consumer: Equation) -> list:
+    """The size symbols a consumer uses, in order of first appearance in the shapes (so
+    that alike layers at any depth get the same canonical names)."""
+    found = []
+    for expr in (*consumer.out.shape, *[d for t in consumer.inputs for d in t.shape],
+                 consumer.expr):
+        for symbol in sorted(sp.sympify(expr).free_symbols, key=sp.default_sort_key):
+            if isinstance(symbol, sp.Symbol) and symbol.is_integer and symbol.is_positive \
+                    and symbol not in found:
+                found.append(symbol)
     return found
 
 

@@ -78,14 +78,26 @@ def _named_quotients(graph) -> list:
         wilds = {index: sp.Wild(f"w{n}") for n, index in enumerate(FREE)
                  if equation.expr.has(index)}
         rewrites.append((numerator.xreplace(wilds),
-                         (equation.out.entry() * denominator).xreplace(wilds)))
+                         (equation.out.entry() * denominator).xreplace(wilds),
+                         len(numerator.args), _bases(numerator)))
     return rewrites
 
 
 def _read_quotients(expr: sp.Expr, named) -> sp.Expr:
-    for pattern, replacement in named:
-        expr = expr.replace(pattern, replacement)
+    """Each sum of terms that is a named quotient's numerator, replaced (a cheap
+    structural filter first: the same number of terms over the same tensors)."""
+    for pattern, replacement, terms, bases in named:
+        def rewrite(candidate, pattern=pattern, replacement=replacement):
+            found = candidate.match(pattern)
+            return candidate if found is None else replacement.xreplace(found)
+
+        expr = expr.replace(lambda e, terms=terms, bases=bases: isinstance(e, sp.Add)
+                            and len(e.args) == terms and _bases(e) == bases, rewrite)
     return expr
+
+
+def _bases(expr: sp.Expr) -> frozenset:
+    return frozenset(e.base.label.name for e in expr.atoms(sp.Indexed))
 
 
 def _reads(expr: sp.Expr, name: str) -> bool:
