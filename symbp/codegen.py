@@ -27,8 +27,8 @@ read back as the original string; the output is always valid UTF-8. Any
 other type (``None``, a bool, a list, a macro's output) is refused with a
 ``TypeError``, so a template that renders something unforeseen fails loudly
 instead of printing it. A template that needs a value as a Python literal
-writes ``{{ value | literal }}`` (``repr``, a valid literal for every str,
-int, float and tuple of them).
+writes ``{{ value | literal }}`` (made of ``repr``, a valid literal for
+every str, int, finite float, bool and None, and containers of them).
 """
 
 from __future__ import annotations
@@ -316,18 +316,21 @@ def render_slot(value) -> str:
 
 
 def literal(value) -> Code:
-    """The Jinja filter ``literal``: ``value`` as a Python literal (``repr``)."""
+    """The Jinja filter ``literal``: ``value`` as a Python literal, made of ``repr``s
+    (by ``pprint``, which wraps long lines)."""
     if not _is_literal(value):
-        raise TypeError(f"no safe literal for a {type(value).__name__}")
-    return Code(repr(value))
+        raise TypeError(f"no safe literal for {value!r}")
+    return Code(pprint.pformat(value, width=88, sort_dicts=False))
 
 
 def _is_literal(value) -> bool:
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return all(_is_literal(item) for item in value)
+    if isinstance(value, dict):
+        return all(_is_literal(key) and _is_literal(item) for key, item in value.items())
     if isinstance(value, float):
-        return np.isfinite(value)  # repr(nan) is not a literal
-    return isinstance(value, (str, int))
+        return bool(np.isfinite(value))  # repr(nan) is not a literal
+    return value is None or isinstance(value, (str, int))  # int includes bool
 
 
 # --------------------------------------------------------------- the context
@@ -445,8 +448,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "version": __version__,
         "name": network.name,
         "spec_name": spec_name or f"{network.name}.toml",
-        # a literal made of reprs, which are valid literals for every str, int and float
-        "spec": Code(pprint.pformat(network.to_dict(), width=88, sort_dicts=False)),
+        "spec": network.to_dict(),
         "widths": tuple(widths),
         "param_names": tuple(f"{kind}{n}" for n in range(1, network.depth + 1)
                              for kind in ("W", "b")),
@@ -461,7 +463,6 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "output_names": Code(f"z{network.depth}, a{network.depth}"),
         "dtype": dtype,
         "dtype_code": Code(f"np.{dtype}"),  # one of DTYPES, checked by generate_source
-        "training": network.training,
         "architecture": " -> ".join([str(widths[0])] + [
             f"{layer.units} ({layer.activation})" for layer in network.layers]),
         "dW_formula": matrix_text(derivation.layers[0].batch_dW.matrix),

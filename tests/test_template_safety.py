@@ -79,8 +79,10 @@ def test_render_slot_passes_code_and_numbers_and_refuses_other_types():
 
 def test_literal_filter():
     assert literal(("W1", "b1")) == "('W1', 'b1')"
-    assert ast.literal_eval(literal(HOSTILE["surrogate"])) == HOSTILE["surrogate"]
-    for value in (float("nan"), [1], None, (1, object())):
+    nested = {"name": HOSTILE["surrogate"], "layers": [{"units": 3, "rate": 0.5}],
+              "flags": (True, None), HOSTILE["triple-quote"]: HOSTILE["newline"] * 20}
+    assert ast.literal_eval(literal(nested)) == nested
+    for value in (float("nan"), float("inf"), {1, 2}, (1, object()), {"a": [b"x"]}):
         with pytest.raises(TypeError):
             literal(value)
 
@@ -108,8 +110,10 @@ def hostile_copy(value, text: str, slots: list, key: str = ""):
     if isinstance(value, str):
         slots.append((key, f"TAG{len(slots)}_{text}"))
         return slots[-1][1]
-    if isinstance(value, dict):
-        return {name: hostile_copy(item, text, slots, name) for name, item in value.items()}
+    if isinstance(value, dict):  # keys too: custom activation and loss names are keys
+        return {hostile_copy(name, text, slots, f"{name} (key)"): hostile_copy(item, text,
+                                                                              slots, name)
+                for name, item in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(hostile_copy(item, text, slots, key) for item in value)
     if dataclasses.is_dataclass(value):
@@ -135,32 +139,39 @@ def import_file(path: Path):
 def test_hostile_strings_in_every_slot_stay_text(kind, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     slots: list = []
-    # SPEC is a literal made by repr (Code); the training settings are not rendered
-    context = hostile_copy(real_context(kind), HOSTILE[name], slots)
-    fields = {field for field, _ in slots}
+    spec_slots: list = []  # the strings of SPEC, which is compared as a whole below
+    context = {variable: hostile_copy(value, HOSTILE[name],
+                                      spec_slots if variable == "spec" else slots, variable)
+               for variable, value in real_context(kind).items()}
+    fields = {field for field, _ in slots + spec_slots}
     assert {"name", "spec_name", "version", "dtype", "task", "loss_name", "architecture",
-            "activation", "delta_formula", "dW_formula"} <= fields
+            "activation", "delta_formula", "dW_formula", "optimizer",
+            {"classification": "mish", "binary": "squared"}[kind],  # expression text
+            {"classification": "mish (key)", "binary": "squared (key)"}[kind]} <= fields
     source = render(context)
     path = tmp_path / "hostile_module.py"
     path.write_bytes(source.encode("utf-8"))  # strict UTF-8
     module = import_file(path)
     assert not (tmp_path / "PWNED").exists()
-    strings = dict(slots)
+    strings = {}  # the text of each field (its first slot: the layers repeat theirs)
+    for field, text in slots:
+        strings.setdefault(field, text)
     for field in ("name", "spec_name", "dtype", "architecture"):  # read back exactly
         assert strings[field] in module.__doc__, field
     assert module.TASK == strings["task"]
+    assert module.SPEC == context["spec"]  # activation and loss expressions included
     # every string slot is rendered somewhere (as text or as a literal), except the
-    # one that is only compared and the training settings, which are data for SPEC
+    # one that is only compared
     unrendered = {field for field, text in slots
                   if inert_text(text) not in source and repr(text) not in source}
-    assert unrendered <= {"init_scale", *real_context(kind)["training"]}
+    assert unrendered <= {"init_scale"}
 
 
 def test_code_slots_hold_code():
     """The code that reaches the template is Code: a plain string there would be
     rendered as text (and break the module), so the hostile test covers them all."""
     context = real_context("classification")
-    for name in ("spec", "loss_code", "forward_names", "output_names", "dtype_code"):
+    for name in ("loss_code", "forward_names", "output_names", "dtype_code"):
         assert isinstance(context[name], Code), name
     for layer in context["layers"]:
         assert isinstance(layer.forward, Code) and isinstance(layer.dW, Code)
