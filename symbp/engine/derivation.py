@@ -108,7 +108,11 @@ def self_check(derivation: GraphDerivation, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     point = random_point(graph, sizes, rng, derivation.network.loss_definition)
     with np.errstate(all="ignore"):
-        values = run(graph, point, sizes, derivation.gradients)
+        try:
+            values = run(graph, point, sizes, derivation.gradients)
+        except (ValueError, IndexError, KeyError) as exc:  # e.g. a gradient of the wrong shape
+            raise InternalError(f"self-check failed: the derived gradients cannot be "
+                                f"evaluated ({exc.__class__.__name__}: {exc})") from None
         for gradient in derivation.gradients:
             if gradient.of.role == "parameter":
                 _check_parameter(graph, sizes, point, values[gradient.adjoint.name],
