@@ -102,10 +102,12 @@ class ReferenceStepper:
         return common.copy_params(self.mlp.params)
 
 
-def make_stepper(name, params0, batch_size, dtype, lr, X, Y, module=None):
+def make_stepper(name, params0, batch_size, dtype, lr, X, Y, module=None, baseline=None):
     params = common.copy_params(params0)
     if name == "generated":
         return GeneratedStepper(module, params)
+    if name == "baseline":  # an earlier generated module (--baseline-dir)
+        return GeneratedStepper(baseline, params)
     if name == "reference":
         return ReferenceStepper(params, batch_size, dtype)
     if name == "sklearn":
@@ -483,6 +485,12 @@ def parse_args(argv=None):
         help="command used instead of 'python -m symbp' to generate code "
         "(split like a shell would), e.g. 'symbp'",
     )
+    ap.add_argument(
+        "--baseline-dir",
+        metavar="DIR",
+        help="also time the modules that an earlier symbp generated into DIR (as "
+        "bench_mlp_<shape>_<dtype>.py, the names this script writes) as peer 'baseline'",
+    )
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -567,13 +575,18 @@ def main(argv=None) -> int:
                         failures += [f"{label}: {m}" for m in probs]
                         module = None
 
+                baseline = None
+                if args.baseline_dir:
+                    tag = f"{common.shape_name(sizes).replace('-', '_')}_{dtype}"
+                    path = Path(args.baseline_dir) / f"bench_mlp_{tag}.py"
+                    baseline = common.import_module_from_path(path, f"baseline_{tag}")
                 names = [
                     p
                     for p in PEER_ORDER
                     if p in wanted
                     and (p != "generated" or module is not None)
                     and (p not in avail or avail[p] is None)
-                ]
+                ] + (["baseline"] if baseline is not None else [])
 
                 # -- correctness: one step from params0, against the reference --
                 ref = make_stepper("reference", params0, B, dt, lr, X, Y)
@@ -592,7 +605,7 @@ def main(argv=None) -> int:
                     try:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
-                            s = make_stepper(name, params0, B, dt, lr, X, Y, module)
+                            s = make_stepper(name, params0, B, dt, lr, X, Y, module, baseline)
                             s.step(X, Y, lr)
                         after = s.numpy_params()
                         bad_dt = [k for k, v in after.items() if v.dtype != dt]
@@ -622,7 +635,8 @@ def main(argv=None) -> int:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     for name in names:
-                        steppers[name] = make_stepper(name, params0, B, dt, lr, X, Y, module)
+                        steppers[name] = make_stepper(name, params0, B, dt, lr, X, Y, module,
+                                                      baseline)
                     samples, n_steps = time_interleaved(steppers, X, Y, lr, repeats, target_s)
                 med = {n: statistics.median(v) for n, v in samples.items()}
                 baseline = "generated" if "generated" in med else "reference"
@@ -675,7 +689,7 @@ def main(argv=None) -> int:
         workdir.cleanup()
 
     # ---- summary tables ----
-    present = [p for p in PEER_ORDER if any(p in r["median_s"] for r in time_rows)]
+    present = [p for p in PEER_ORDER + ["baseline"] if any(p in r["median_s"] for r in time_rows)]
     baseline_label = "generated" if "generated" in present else "reference"
     print("## Median time per training step (ms), interleaved\n")
     if baseline_label != "generated":

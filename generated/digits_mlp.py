@@ -3,17 +3,19 @@
 Network: 64 -> 32 (tanh) -> 10 (softmax); loss: cross_entropy, mean over the batch.
 dtype: float64. Regenerate with `symbp generate digits_mlp.toml`; do not edit.
 
-Backpropagation as derived by symbp (batch form, rows are samples, L is the
-mean of the per-sample loss over the B rows of a batch):
+The backward pass as derived by symbp, in index notation (i0 is the row of a
+batch, k0, k1 summation indices, g_t = dL/dt for the objective L):
 
-    Delta^(2) = A^(2) - Y
-    Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)
-    dL/dW^(l) = 1/B (Delta^(l))^T A^(l - 1)
-    dL/db^(l) = 1/B (Delta^(l))^T 1
-    W^(l) <- W^(l) - eta dL/dW^(l)
+    g_z2 = -(Y[i0, i1] - a2[i0, i1])/B
+    g_b2 = Sum(g_z2[k0, i0], (k0, 0, B - 1))
+    g_W2 = Sum(a1[k0, i1]*g_z2[k0, i0], (k0, 0, B - 1))
+    g_a1 = Sum(W2[k0, i1]*g_z2[i0, k0], (k0, 0, n_{2} - 1))
+    g_z1 = (1 - a1[i0, i1]**2)*g_a1[i0, i1]
+    g_b1 = Sum(g_z1[k0, i0], (k0, 0, B - 1))
+    g_W1 = Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))
 
 In the code the 1/B factor (and, in train_step, the learning rate) is applied
-once, to Delta^(2): everything after it is linear in Delta^(2).
+once, to the terms that read no other gradient: everything else is linear in them.
 Usage: `python digits_mlp.py --data FILE.npz` (arrays X and y), or import it.
 """
 
@@ -42,6 +44,8 @@ LAYER_SIZES = (64, 32, 10)
 DTYPE = np.float64
 TASK = 'classification'
 PARAM_NAMES = ('W1', 'b1', 'W2', 'b2')
+PARAM_SHAPES = {'W1': (32, 64), 'b1': (32,), 'W2': (10, 32), 'b2': (10,)}
+STATE_SHAPES = {}
 
 
 # ----------------------------------------------------------------- helpers
@@ -78,77 +82,93 @@ def _as_rows(X, dtype=None):
 
 # -------------------------------------------------------------- parameters
 def init_params(seed=0, dtype=DTYPE):
-    """W{l} of shape (n_l, n_{l-1}) and b{l} of shape (n_l,): Glorot or He uniform."""
+    """The parameters of every layer: weights Glorot or He uniform, biases and shifts
+    zeros, normalization gains ones."""
     rng = np.random.default_rng(seed)
     params = {}
-    limit = np.sqrt(6.0 / (LAYER_SIZES[0] + LAYER_SIZES[1]))
-    params["W1"] = rng.uniform(-limit, limit, (LAYER_SIZES[1], LAYER_SIZES[0])).astype(dtype)
-    params["b1"] = np.zeros(LAYER_SIZES[1], dtype=dtype)
-    limit = np.sqrt(6.0 / (LAYER_SIZES[1] + LAYER_SIZES[2]))
-    params["W2"] = rng.uniform(-limit, limit, (LAYER_SIZES[2], LAYER_SIZES[1])).astype(dtype)
-    params["b2"] = np.zeros(LAYER_SIZES[2], dtype=dtype)
+    limit = np.sqrt(6.0 / (64 + 32))  # glorot uniform
+    params["W1"] = rng.uniform(-limit, limit, (32, 64)).astype(dtype)
+    params["b1"] = np.zeros((32,), dtype=dtype)
+    limit = np.sqrt(6.0 / (32 + 10))  # glorot uniform
+    params["W2"] = rng.uniform(-limit, limit, (10, 32)).astype(dtype)
+    params["b2"] = np.zeros((10,), dtype=dtype)
     return params
 
 
-def save_params(params, path):
-    """Save the parameters to the .npz file `path` (exactly that name), atomically:
-    a temporary file beside it is written, then renamed over it."""
+def init_state(dtype=DTYPE):
+    """The running statistics of each batch_norm layer (mean 0, variance 1): this network has none."""
+    return {}
+
+
+def save_params(params, path, state=None):
+    """Save the parameters (and the running statistics `state`, if given) to the
+    .npz file `path` (exactly that name), atomically: a temporary file beside it is
+    written, then renamed over it."""
+    arrays = {name: params[name] for name in PARAM_NAMES}
+    if state is not None:
+        arrays.update({name: state[name] for name in STATE_SHAPES})
     handle, temporary = tempfile.mkstemp(prefix=".params.", suffix=".npz",
                                          dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **{name: params[name] for name in PARAM_NAMES})
+            np.savez(stream, **arrays)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
-def load_params(path, dtype=DTYPE):
-    """Load parameters saved by save_params, checking names and shapes."""
+def load_params(path, dtype=DTYPE, *, state=None):
+    """Load parameters saved by save_params, checking names and shapes; with a dict
+    `state`, the saved running statistics are loaded into it too."""
+    names = PARAM_SHAPES if state is None else {**PARAM_SHAPES, **STATE_SHAPES}
     with np.load(path, allow_pickle=False) as data:
-        params = {name: np.asarray(data[name], dtype=dtype) for name in PARAM_NAMES}
-    for layer in range(1, len(LAYER_SIZES)):
-        for name, expected in ((f"W{layer}", (LAYER_SIZES[layer], LAYER_SIZES[layer - 1])),
-                               (f"b{layer}", (LAYER_SIZES[layer],))):
-            if params[name].shape != expected:
-                raise ValueError(f"{name} has shape {params[name].shape}, expected {expected}")
-    return params
+        missing = [name for name in names if name not in data.files]
+        if missing:
+            raise ValueError(f"{path}: no array {missing[0]}")
+        arrays = {name: np.asarray(data[name], dtype=dtype) for name in names}
+    for name, expected in names.items():
+        if arrays[name].shape != expected:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, expected {expected}")
+    if state is not None:
+        state.update({name: arrays.pop(name) for name in STATE_SHAPES})
+    return arrays
 
 
 # ------------------------------------------------------------ forward pass
 def _forward(params, X, work=None):
-    """The forward pass: the activations from a0 = X to a2, with the pre-activations
-    that the backward pass or the loss read. With `work` (see `_workspace`) each
-    array is written into a preallocated work array; without it each one is new."""
+    """The forward pass, keeping what the backward pass
+    and the loss read. With `work` (see `_workspace`) arrays are written into
+    preallocated work arrays; without it each one is new."""
     work = {} if work is None else work
-    a0 = _as_rows(X, params["W1"].dtype)
-    # layer 1: z1 = a0 W1^T + b1, a1 = tanh(z1)
-    z1 = np.matmul(a0, params["W1"].T, out=work.get("z1"))
+    # layer 1: dense
+    z1 = np.matmul(X, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.tanh(z1, out=z1)
-    # layer 2: z2 = a1 W2^T + b2, a2 = softmax(z2)
+    # layer 2: dense
     z2 = np.matmul(a1, params["W2"].T, out=work.get("z2"))
     z2 += params["b2"]
     a2 = _softmax(z2, out=work.get("a2"))
-    return a0, a1, z2, a2
+    return a1, z2, a2
 
 
-def forward(params, X):
+def forward(params, X, *, state=None, training=False, masks=None):
     """The prediction a^(L) for the rows of X, shape (B, 10)."""
+    X = _as_rows(X, params["W1"].dtype)
     return _forward(params, X)[-1]
 
 
-def loss(params, X, Y):
-    """The batch loss: the mean over rows of the per-sample cross_entropy loss."""
-    Y = _as_rows(Y, params["W1"].dtype)
-    return _mean_loss(Y, *_forward(params, X)[-2:])
+def loss(params, X, Y, *, state=None, training=False, masks=None):
+    """The objective: the mean over rows of the per-sample cross_entropy loss."""
+    X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
+    return _objective(params, Y, *_forward(params, X)[-2:])
 
 
-def _mean_loss(Y, z2, a2):
-    """The mean over rows of the per-sample loss, from the output layer's z and a."""
+def _objective(params, Y, z2, a2):
+    """The objective from the output layer's arrays (and the weights, for decay)."""
     log_a = _log_softmax(z2, a2)
-    return float((-Y*log_a).sum()) / Y.shape[0]
+    total = float((-Y*log_a).sum()) / Y.shape[0]
+    return total
 
 
 # ----------------------------------------------------------- backward pass
@@ -156,10 +176,11 @@ def _work_arrays(params, rows):
     """New work arrays for a batch of `rows` rows, in the parameters' dtype."""
     dtype = params["W1"].dtype
     work = {"grads": {name: np.empty_like(params[name]) for name in PARAM_NAMES}}
-    for layer in range(1, len(LAYER_SIZES)):
-        work[f"z{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
-        work[f"delta{layer}"] = np.empty((rows, LAYER_SIZES[layer]), dtype)
-    work["a2"] = np.empty((rows, LAYER_SIZES[2]), dtype)
+    work["z1"] = np.empty((rows, 32), dtype)
+    work["z2"] = np.empty((rows, 10), dtype)
+    work["a2"] = np.empty((rows, 10), dtype)
+    work["delta2"] = np.empty((rows, 10), dtype)
+    work["delta1"] = np.empty((rows, 32), dtype)
     return work
 
 
@@ -178,47 +199,51 @@ def _workspace(params, rows):
     return cache[key]
 
 
-def gradients(params, X, Y):
-    """Exact gradients of `loss` with respect to every parameter (same keys as params)."""
+def gradients(params, X, Y, *, masks=None):
+    """Exact gradients of the training-mode `loss` with respect to every parameter (same keys as params)."""
     X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
     work = _work_arrays(params, X.shape[0])  # new arrays: nothing is kept after the call
-    _backprop(params, X, Y, 1.0 / X.shape[0], work, work["grads"])
+    _backprop(params, X, Y, 1.0, work, work["grads"])
     return work["grads"]
 
 
-def _backprop(params, X, Y, scale, work, grads):
-    """Write `scale` times B times the gradients into `grads` (scale = 1/B gives
-    dL/dparam), every intermediate into the work arrays `work`. Returns the output
-    layer's z and a of this forward pass (what `_mean_loss` reads)."""
-    a0, a1, z2, a2 = _forward(params, X, work)
-    # Delta^(2) = A^(2) - Y
-    delta2 = np.subtract(a2, Y, out=work["delta2"])
+def _backprop(params, X, Y, rate, work, grads):
+    """Write `rate` times the gradients into `grads` (rate = 1 gives dL/dparam, the
+    learning rate the steps of gradient descent), every intermediate into the work
+    arrays `work`. Returns the output layer's arrays of this forward pass (what
+    `_objective` reads)."""
+    a1, z2, a2 = _forward(params, X, work)
+    B = X.shape[0]
+    scale = rate / B
+    # dL/dz2
+    delta2 = np.subtract(a2, Y, out=work.get("delta2"))
     delta2 *= scale
-    # dL/dW^(2) = 1/B (Delta^(2))^T A^(1); dL/db^(2) = 1/B (Delta^(2))^T 1
-    np.matmul(delta2.T, a1, out=grads["W2"])
+    # dL/db2
     np.sum(delta2, axis=0, out=grads["b2"])
-    # Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)
-    W2 = params["W2"]
-    delta1 = np.matmul(delta2, W2, out=work["delta1"])
+    # dL/dW2
+    np.matmul(delta2.T, a1, out=grads["W2"])
+    # dL/dz1
+    delta1 = np.matmul(delta2, params["W2"], out=work.get("delta1"))
     delta1 *= 1 - a1**2
-    # dL/dW^(1) = 1/B (Delta^(1))^T A^(0); dL/db^(1) = 1/B (Delta^(1))^T 1
-    np.matmul(delta1.T, a0, out=grads["W1"])
+    # dL/db1
     np.sum(delta1, axis=0, out=grads["b1"])
+    # dL/dW1
+    np.matmul(delta1.T, X, out=grads["W1"])
     return z2, a2
 
 
-def predict(params, X):
+def predict(params, X, *, state=None):
     """Class labels: the most probable class of each row."""
-    return np.argmax(forward(params, X), axis=1)
+    return np.argmax(forward(params, X, state=state), axis=1)
 
 
 # ------------------------------------------------------------------ training
-def train_step(params, X, Y, learning_rate):
+def train_step(params, X, Y, learning_rate, *, state=None, masks=None):
     """One plain gradient-descent step on a batch, in place."""
     X, Y = _as_rows(X, params["W1"].dtype), _as_rows(Y, params["W1"].dtype)
     work = _workspace(params, X.shape[0])
     steps = work["grads"]
-    _backprop(params, X, Y, learning_rate / X.shape[0], work, steps)
+    _backprop(params, X, Y, learning_rate, work, steps)
     for name in PARAM_NAMES:
         params[name] -= steps[name]
 
@@ -227,7 +252,7 @@ class _Optimizer:
     """sgd, momentum (0.9, as torch.optim.SGD) or adam (0.9, 0.999, 1e-8, as
     torch.optim.Adam), updating params in place.
 
-    `update` takes gradients that `_backprop` scaled by `gradient_scale(rows)` and
+    `update` takes gradients that `_backprop` scaled by `gradient_rate()` and
     uses them as scratch space.
     """
 
@@ -239,9 +264,9 @@ class _Optimizer:
         self.first = {key: np.zeros_like(value) for key, value in params.items() if state}
         self.second = {key: np.zeros_like(value) for key, value in params.items() if state}
 
-    def gradient_scale(self, rows):
-        """1/B, or for sgd lr/B: its step is the scaled gradient itself."""
-        return (self.learning_rate if self.name == "sgd" else 1.0) / rows
+    def gradient_rate(self):
+        """1, or for sgd the learning rate: its step is the scaled gradient itself."""
+        return self.learning_rate if self.name == "sgd" else 1.0
 
     def update(self, params, grads):
         self.steps += 1
@@ -300,9 +325,9 @@ def train(params, X, Y, *, state=None, epochs=None, batch_size=None, learning_ra
             rows = order[start:start + batch_size]
             X_batch, Y_batch = X[rows], Y[rows]
             work = _workspace(params, len(rows))
-            output = _backprop(params, X_batch, Y_batch, updater.gradient_scale(len(rows)),
-                               work, work["grads"])
-            total += len(rows) * _mean_loss(Y_batch, *output)
+            output = _backprop(params, X_batch, Y_batch, updater.gradient_rate(), work,
+                               work["grads"])
+            total += len(rows) * _objective(params, Y_batch, *output)
             updater.update(params, work["grads"])
         history.append(total / X.shape[0])
         if verbose:
@@ -401,8 +426,8 @@ def _check_output(path, force):
         raise _BadInput(f"--save {path}: directory {directory} is not writable")
 
 
-def _accuracy(params, X, Y):
-    return np.mean(predict(params, X) == np.argmax(Y, axis=1))
+def _accuracy(params, X, Y, state):
+    return np.mean(predict(params, X, state=state) == np.argmax(Y, axis=1))
 
 
 def main(argv=None):
@@ -425,14 +450,14 @@ def main(argv=None):
         X, Y = _training_data(args.data)
         if args.save is not None:
             _check_output(args.save, args.force)
-        params = init_params(args.seed)
-        train(params, X, Y, epochs=args.epochs, batch_size=args.batch_size,
+        params, state = init_params(args.seed), init_state()
+        train(params, X, Y, state=state, epochs=args.epochs, batch_size=args.batch_size,
               learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
               verbose=True)
-        print(f"training accuracy {_accuracy(params, X, Y):.4f}")
+        print(f"training accuracy {_accuracy(params, X, Y, state):.4f}")
         if args.save is not None:
             try:
-                save_params(params, args.save)
+                save_params(params, args.save, state)
             except OSError as exc:
                 raise _BadInput(f"--save {args.save}: cannot write ({exc.strerror})") from None
     except _BadInput as exc:

@@ -75,7 +75,7 @@ def test_single_call_activations_write_into_work_arrays():
     assert 'np.maximum(z1, 0.0, out=work.get("a1"))' in forward_pass  # relu' reads z1
     assert "np.logaddexp(0.0, z2, out=z2)" in forward_pass  # softplus' reads only a2
     assert "np.tanh(z3, out=z3)" in forward_pass
-    assert '_expit(z4, out=work.get("a4"))' in forward_pass  # the loss reads z4
+    assert "_expit(z4, out=z4)" in forward_pass  # mse reads a4 only: z4 is not kept
 
 
 def test_printer_piecewise_is_np_where():
@@ -188,16 +188,16 @@ def function_text(text: str, name: str) -> str:
 
 
 def test_docstring_shows_the_derived_formulas():
+    """The docstring lists the engine's gradients in backward order, in index notation."""
     module = load_module(source())
     doc = module.__doc__
-    assert "Delta^(3) = A^(3) - Y" in doc
-    assert "Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)" in doc
-    assert "dL/dW^(l) = 1/B (Delta^(l))^T A^(l - 1)" in doc
+    assert "g_z3 = -(Y[i0, i1] - a3[i0, i1])/B" in doc  # softmax + cross-entropy
+    assert "g_W1 = Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))" in doc
+    assert doc.index("g_z3 = ") < doc.index("g_z2 = ") < doc.index("g_z1 = ")
     assert "5 -> 4 (tanh) -> 3 (sigmoid) -> 6 (softmax)" in doc
     gradients = backward_function(source())
-    assert "# Delta^(3) = A^(3) - Y" in gradients
-    assert gradients.index("# Delta^(3)") < gradients.index("# Delta^(2)") \
-        < gradients.index("# Delta^(1)")
+    assert gradients.index("# dL/dz3") < gradients.index("# dL/dz2") \
+        < gradients.index("# dL/dz1")
 
 
 def test_generated_names():

@@ -124,7 +124,8 @@ def hostile_copy(value, text: str, slots: list, key: str = ""):
 
 
 def render(context: dict) -> str:
-    return codegen._template_environment().get_template("module.py.j2").render(**context)
+    environment = codegen.environment(codegen.template_directory())
+    return environment.get_template("module.py.j2").render(**context)
 
 
 def import_file(path: Path):
@@ -145,7 +146,7 @@ def test_hostile_strings_in_every_slot_stay_text(kind, name, tmp_path, monkeypat
                for variable, value in real_context(kind).items()}
     fields = {field for field, _ in slots + spec_slots}
     assert {"name", "spec_name", "version", "dtype", "task", "loss_name", "architecture",
-            "activation", "delta_formula", "dW_formula", "optimizer",
+            "formulas", "optimizer",
             {"classification": "mish", "binary": "squared"}[kind],  # expression text
             {"classification": "mish (key)", "binary": "squared (key)"}[kind]} <= fields
     source = render(context)
@@ -164,19 +165,19 @@ def test_hostile_strings_in_every_slot_stay_text(kind, name, tmp_path, monkeypat
     # one that is only compared
     unrendered = {field for field, text in slots
                   if inert_text(text) not in source and repr(text) not in source}
-    assert unrendered <= {"init_scale"}
+    assert not unrendered
 
 
 def test_code_slots_hold_code():
     """The code that reaches the template is Code: a plain string there would be
     rendered as text (and break the module), so the hostile test covers them all."""
     context = real_context("classification")
-    for name in ("loss_code", "forward_names", "output_names", "dtype_code"):
+    for name in ("kept", "loss_reads", "loss_return", "dtype_code"):
         assert isinstance(context[name], Code), name
-    for layer in context["layers"]:
-        assert isinstance(layer.forward, Code) and isinstance(layer.dW, Code)
-        assert isinstance(layer.db, Code)
-        assert all(isinstance(line, Code) for line in layer.delta_lines)
+    for name in ("forward_lines", "backward_lines", "loss_lines", "init_lines", "state_lines",
+                 "updates"):
+        assert all(isinstance(line, Code) for line in context[name]), name
+    assert all(isinstance(shape, Code) for _, shape in context["buffers"])
 
 
 # -------------------------------------------------- symbp generate on hostile names

@@ -1,0 +1,422 @@
+"""The forward and backward passes of a derived graph, as NumPy statements.
+
+Contract: :func:`build_passes` takes a :class:`~symbp.engine.derivation.GraphDerivation`
+and returns :class:`Passes`: the statements of the training forward pass (batch
+statistics, dropout masks from ``masks`` or none), of the evaluation forward
+pass when it differs, of the running-statistics updates (``Graph.updates``), of
+the backward pass (one per derived gradient, in the engine's order), and the
+objective. Every statement is compiled from the engine's index expressions by
+:mod:`symbp.codegen.arrays`; the only forms chosen here are numerical (the
+row-shifted ``_softmax``, stable logarithms of the output in the loss).
+
+Buffers: a tensor computed by a call with ``out=`` writes into ``work.get(name)``
+(a work array when the caller passes them, else a new array); an elementwise
+activation writes into its input's array when nothing else reads the input.
+An adjoint read once, as a factor of the one gradient that reads it, is
+computed into that gradient's array (``delta1 = delta2 @ W2; delta1 *= 1 - a1**2``).
+Seed terms of the backward pass (terms that read no adjoint: the output delta,
+weight decay) are multiplied by ``rate`` (``scale = rate/B`` where the term
+holds ``1/B``): ``rate = 1`` gives the gradients, the learning rate the steps
+of plain gradient descent. A statement that reads a dropout mask has a branch
+without masks (the mask replaced by its keep probability: no dropout).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from symbp.codegen.arrays import Term, aligned, compile_index, writes
+from symbp.codegen.printer import print_expr
+from symbp.codegen.safety import Code
+from symbp.engine.indices import FREE
+from symbp.ops.base import BATCH
+from symbp.registry import A, X, Y
+
+RATE = sp.Symbol("rate", positive=True)
+SCALE = sp.Symbol("scale", positive=True)  # rate / B
+LOG_A = sp.Symbol("log_a", real=True)  # log(a{L}) of a softmax output, from _log_softmax
+ACTIVATION_OPS = ("identity",)  # besides the network's activation names
+
+
+@dataclass
+class Passes:
+    forward: list  # Code lines of the training forward pass
+    eval_forward: list | None  # of the evaluation pass, None when it is the same
+    updates: list  # Code lines updating `state`
+    backward: list
+    kept: tuple  # names the forward pass returns (what backward and the loss read)
+    eval_kept: tuple
+    loss_lines: list  # Code lines computing `total`: the objective
+    loss_reads: tuple  # names the loss reads (output z, a)
+    buffers: dict  # work-array name -> shape code
+    uses_log_a: bool
+    layer_comments: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ naming
+def variable(tensor) -> str:
+    """The code that holds ``tensor``'s array in the generated functions."""
+    name = tensor.name
+    if tensor.role == "parameter":
+        return f'params["{name}"]'
+    if tensor.role == "state":
+        return f'state["{name}"]'
+    if tensor.role == "mask":
+        return f'masks["{name}"]'
+    if name.startswith("g_"):
+        of = name[2:]
+        if re.fullmatch(r"z\d+", of):
+            return "delta" + of[1:]
+        return name
+    return name
+
+
+def _grad_target(name: str) -> str:
+    return f'grads["{name[2:]}"]'
+
+
+class _Namer:
+    def __init__(self, graph, adjoints):
+        self.tensors = {**graph.tensors, **{t.name: t for t in adjoints}}
+
+    def __call__(self, name: str) -> str:
+        return variable(self.tensors[name])
+
+
+# --------------------------------------------------------------- statements
+_NUMBER = r"-?\d+\.\d*(e-?\d+)?"
+_UFUNC_CALL = re.compile(rf"(np\.(?P<ufunc>\w+)|_expit|_softmax)\(({_NUMBER}, )?"
+                         rf"(?P<arg>\w+)(, {_NUMBER})?\)")
+
+
+def _single_call(code: str):
+    """The argument of ``code`` when it is one ufunc call on one array (``np.tanh(z1)``)."""
+    call = _UFUNC_CALL.fullmatch(code)
+    if call is None or (call["ufunc"] and not isinstance(getattr(np, call["ufunc"], None),
+                                                         np.ufunc)):
+        return None
+    return call["arg"]
+
+
+class _Writer:
+    """Statements that compute tensors into variables, with buffer bookkeeping."""
+
+    def __init__(self, names, sizes, shapes):
+        self.names, self.sizes, self.shapes = names, sizes, shapes
+        self.buffers: dict = {}
+        self.owned: set = set()  # variables that hold an array of their own
+
+    def expression(self, expr: sp.Expr, rank: int) -> sp.Expr:
+        return sp.sympify(expr).xreplace(self.sizes)
+
+    def term(self, expr, rank: int) -> Term:
+        return compile_index(self.expression(expr, rank), self.names, FREE[:rank])
+
+    def buffer(self, name: str) -> str:
+        self.buffers[name] = self.shapes[name]
+        return f'work.get("{name}")'
+
+    def assign(self, name: str, expr: sp.Expr, rank: int, out_hint: str | None = None) -> list:
+        """Statements binding variable ``name`` to ``expr`` (rank ``rank``)."""
+        target = FREE[:rank]
+        expr = self.expression(expr, rank)
+        whole = compile_index(expr, self.names, target)
+        if whole.call is None and whole.atomic and whole.axes == target:
+            self.owned.discard(name)
+            return [f"{name} = {whole.code}"]  # another name for the same array
+        lines = self._into(f"{name} =", name, expr, rank, lambda: self.buffer(name))
+        if lines is not None:
+            self.owned.add(name)
+            return lines
+        argument = _single_call(whole.code) if whole.axes == target else None
+        if argument is not None:
+            out = out_hint(argument) if out_hint else self.buffer(name)
+            self.owned.add(name)
+            return [f"{name} = {whole.code[:-1]}, out={out})"]
+        self.owned.add(name)
+        return [f"{name} = {_bare(whole, target)}"]
+
+    def store(self, out: str, expr: sp.Expr, rank: int) -> list:
+        """Statements writing ``expr`` into the existing array ``out`` (a gradient)."""
+        target = FREE[:rank]
+        expr = self.expression(expr, rank)
+        lines = self._into("", out, expr, rank, lambda: out)
+        if lines is not None:
+            return lines
+        return [f"{out}[...] = {_bare(compile_index(expr, self.names, target), target)}"]
+
+    def _into(self, bind: str, name: str, expr, rank, out) -> list | None:
+        """``name`` computed by a call with ``out=`` and then updated in place, or None."""
+        target = FREE[:rank]
+        for combine, pieces in (("+=", sp.Add.make_args(expr)), ("*=", sp.Mul.make_args(expr))):
+            if len(pieces) < 2 and combine == "*=" and not isinstance(expr, sp.Sum):
+                pieces = (expr,)
+            for position, piece in enumerate(pieces):
+                call = self._call(piece, rank, out)
+                if call is None:
+                    continue
+                rest = pieces[:position] + pieces[position + 1:]
+                first = f"{bind} {call}".strip()
+                if not rest:
+                    return [first]
+                other = (sp.Add if combine == "+=" else sp.Mul)(*rest)
+                numerator, denominator = sp.fraction(other)
+                if combine == "*=" and numerator == 1:
+                    combine, other = "/=", denominator
+                term = compile_index(other, self.names, target)
+                return [first, f"{name} {combine} {_bare(term, target)}"]
+        return None
+
+    def _call(self, piece, rank, out) -> str | None:
+        target = FREE[:rank]
+        term = compile_index(piece, self.names, target)
+        if term.call is not None and term.axes == target:
+            return writes(term, out())
+        difference = _difference(piece)
+        if difference is not None:
+            left, right = (compile_index(p, self.names, target) for p in difference)
+            if left.axes == target and left.call is None and left.atomic:
+                return f"np.subtract({left.code}, {aligned(right, target)}, out={out()})"
+        return None
+
+
+def _bare(term: Term, target: tuple) -> str:
+    """The code of ``term`` aligned to ``target``, without parentheses when it needs none."""
+    return term.code if term.axes == target else aligned(term, target)
+
+
+def _difference(expr):
+    """``(u, v)`` when ``expr`` is exactly ``u - v`` for two tensor entries."""
+    if not (expr.is_Add and len(expr.args) == 2):
+        return None
+    positive = [t for t in expr.args if isinstance(t, sp.Indexed)]
+    negative = [-t for t in expr.args if isinstance(-t, sp.Indexed)]
+    if len(positive) == 1 and len(negative) == 1:
+        return positive[0], negative[0]
+    return None
+
+
+# --------------------------------------------------------------- the passes
+def _shapes(tensors, sizes) -> dict:
+    shapes = {}
+    for tensor in tensors:
+        dims = [("rows" if d == BATCH else str(int(sp.sympify(d).xreplace(sizes))))
+                for d in tensor.shape]
+        shapes[variable(tensor)] = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+    return shapes
+
+
+def _mask_keeps(network) -> dict:
+    """mask{l} -> its keep probability (1 - rate), exactly as the dropout op has it."""
+    return {f"mask{index}": 1 - sp.nsimplify(layer.options["rate"])
+            for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
+
+
+def _without_masks(expr, keeps):
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in keeps,
+                        lambda e: keeps[e.base.label.name])
+
+
+def _reads_mask(expr, keeps) -> bool:
+    return any(e.base.label.name in keeps for e in expr.atoms(sp.Indexed))
+
+
+def _branch(writer, keeps, expr, emit) -> list:
+    """``emit(expr)``, with an ``if masks is None`` branch when ``expr`` reads a mask."""
+    if not _reads_mask(expr, keeps):
+        return emit(expr)
+    plain = emit(_without_masks(expr, keeps))
+    owned_plain = set(writer.owned)
+    masked = emit(expr)
+    writer.owned &= owned_plain
+    return (["if masks is None:"] + ["    " + line for line in plain]
+            + ["else:"] + ["    " + line for line in masked])
+
+
+def _readers(graph, gradients, loss_reads) -> dict:
+    """Tensor name -> how many equations, gradients and the loss read it."""
+    counts: dict = {}
+    for expr in [e.expr for e in graph.equations if e.op != "objective"] + [
+            g.expr for g in gradients] + [value for _, value in graph.updates]:
+        for name in {i.base.label.name for i in expr.atoms(sp.Indexed)}:
+            counts[name] = counts.get(name, 0) + 1
+    for name in loss_reads:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _forward_lines(writer, graph, network, readers, keeps, activations) -> list:
+    lines = []
+    layer = None
+    for equation in graph.equations:
+        if equation.op == "objective":
+            continue
+        if equation.layer != layer:
+            layer = equation.layer
+            lines.append(f"# layer {layer}: {network.layers[layer - 1].type}")
+        name, rank = variable(equation.out), equation.out.rank
+        source = equation.inputs[0] if equation.inputs else None
+        in_place = (source is not None and variable(source) in writer.owned
+                    and readers.get(source.name, 0) <= 1 and source.shape == equation.out.shape)
+
+        def hint(argument, in_place=in_place, name=name):
+            return argument if in_place else writer.buffer(name)
+
+        if equation.op == "softmax":
+            argument = variable(source)
+            lines.append(f"{name} = _softmax({argument}, out={hint(argument)})")
+            writer.owned.add(name)
+            continue
+        if equation.op in activations:
+            expr = activations[equation.op].expr.xreplace({X: sp.Symbol(variable(source),
+                                                                       real=True)})
+            code = print_expr(expr)
+            argument = _single_call(code)
+            if code == variable(source):
+                lines.append(f"{name} = {code}")
+                writer.owned.discard(name)
+            elif argument is not None:
+                lines.append(f"{name} = {code[:-1]}, out={hint(argument)})")
+                writer.owned.add(name)
+            else:
+                lines.append(f"{name} = {code}")
+                writer.owned.add(name)
+            continue
+        lines += _branch(writer, keeps, equation.expr,
+                         lambda expr, name=name, rank=rank: writer.assign(name, expr, rank))
+    return lines
+
+
+def _inline_single_readers(gradients) -> list:
+    """Adjoints read once, as a factor of the one gradient that reads them, go into it."""
+    expressions = {g.adjoint.name: g.expr for g in gradients}
+    kept = []
+    for position, gradient in enumerate(gradients):
+        name = gradient.adjoint.name
+        entry = gradient.adjoint.entry()
+        later = [g for g in gradients[position + 1:] if expressions[g.adjoint.name].has(
+            gradient.adjoint.base)]
+        if gradient.of.role != "parameter" and len(later) == 1:
+            reader = later[0].adjoint.name
+            factors = sp.Mul.make_args(expressions[reader])
+            if entry in factors and expressions[reader].count(gradient.adjoint.base) == 1:
+                expressions[reader] = expressions[reader].xreplace({entry: expressions[name]})
+                continue
+        kept.append(gradient)
+    return [(g, expressions[g.adjoint.name]) for g in kept]
+
+
+def _seeded(expr) -> sp.Expr:
+    """``expr`` with each term that reads no adjoint multiplied by the step ``rate``."""
+    terms = []
+    for term in sp.Add.make_args(expr):
+        if any(i.base.label.name.startswith("g_") for i in term.atoms(sp.Indexed)):
+            terms.append(term)
+        elif not (term * BATCH).has(BATCH):
+            terms.append(SCALE * (term * BATCH))
+        else:
+            terms.append(RATE * term)
+    return sp.Add(*terms)
+
+
+def _backward_lines(writer, gradients, keeps) -> list:
+    lines = []
+    for gradient, expr in _inline_single_readers(gradients):
+        expr = _seeded(expr)
+        name, rank = gradient.adjoint.name, gradient.adjoint.rank
+        lines.append(f"# dL/d{gradient.of.name}")
+        if gradient.of.role == "parameter":
+            target = _grad_target(name)
+            lines += _branch(writer, keeps, expr,
+                             lambda e, t=target, r=rank: writer.store(t, e, r))
+        else:
+            var = variable(gradient.adjoint)
+            lines += _branch(writer, keeps, expr,
+                             lambda e, v=var, r=rank: writer.assign(v, e, r))
+    return lines
+
+
+def _log_of_output(argument: sp.Expr, output: sp.Expr) -> sp.Expr:
+    """``log(g(a))`` with ``a = f(z)`` substituted, expanded so nothing takes ``log(0)``."""
+    composed = sp.simplify(argument.subs(A, output))
+    return sp.expand_log(sp.log(composed), force=True)
+
+
+def _loss_lines(writer, graph, network, activations):
+    """The objective: the stable per-sample loss summed over the batch over B, plus decay."""
+    loss = graph.loss
+    equation = graph.definition(loss.name)
+    output = next(e for e in reversed(graph.equations) if e.op != "objective")
+    a_name = variable(output.out)
+    expr = network.loss_definition.expr
+    reads = [a_name]
+    uses_log_a = False
+    if output.op == "softmax" and expr.has(sp.log(A)):
+        expr = expr.subs(sp.log(A), LOG_A)
+        uses_log_a = True
+        reads.insert(0, variable(output.inputs[0]))
+    elif output.op in activations and expr.has(sp.log):
+        source = sp.Symbol(variable(output.inputs[0]), real=True)
+        activation = activations[output.op].expr.subs(X, source)
+        expr = expr.replace(lambda e: isinstance(e, sp.log) and e.args[0].has(A),
+                            lambda e: _log_of_output(e.args[0], activation))
+        reads.insert(0, str(source))
+    per_sample = print_expr(expr.subs({A: sp.Symbol(a_name, real=True),
+                                       Y: sp.Symbol("Y", real=True)}))
+    lines = [f"total = float(({per_sample}).sum()) / Y.shape[0]"]
+    for term in sp.Add.make_args(equation.expr):
+        if not term.has(graph.tensors["Y"].base):
+            code = compile_index(writer.expression(term, 0), writer.names, ()).code
+            lines.append(f"total += float({code})")
+    return lines, tuple(dict.fromkeys(reads)), uses_log_a
+
+
+def build_passes(derivation) -> Passes:
+    network = derivation.network
+    graph, sizes = derivation.graph, derivation.sizes
+    activations = {e.op: network.activation_named(e.op) for e in graph.equations
+                   if e.op not in ("dense", "softmax", "layer_norm", "batch_norm", "normalize",
+                                   "affine", "residual", "dropout", "objective")}
+    adjoints = [g.adjoint for g in derivation.gradients]
+    names = _Namer(graph, adjoints)
+    every = list(graph.tensors.values()) + adjoints + list(derivation.eval.graph.tensors.values())
+    writer = _Writer(names, sizes, _shapes(every, sizes))
+    keeps = _mask_keeps(network)
+    loss_lines, loss_reads, uses_log_a = _loss_lines(writer, graph, network, activations)
+    readers = _readers(graph, derivation.gradients, loss_reads)
+    forward = _forward_lines(writer, graph, network, readers, keeps, activations)
+    read_back = {i.base.label.name for g in derivation.gradients for i in g.expr.atoms(sp.Indexed)}
+    read_back |= {i.base.label.name for _, v in graph.updates for i in v.atoms(sp.Indexed)}
+    kept = tuple(variable(t) for t in graph.tensors.values()
+                 if t.role == "value" and t.name in read_back and t.name not in loss_reads)
+    kept = tuple(dict.fromkeys(kept + loss_reads))
+    updates = []
+    for state, value in graph.updates:
+        code = compile_index(writer.expression(value, state.rank), names, FREE[:state.rank])
+        updates.append(f"{variable(state)}[...] = {_bare(code, FREE[:state.rank])}")
+    backward = _backward_lines(writer, derivation.gradients, keeps)
+    eval_forward, eval_kept = None, kept
+    if [(e.out.name, e.expr) for e in derivation.eval.graph.equations] != [
+            (e.out.name, e.expr) for e in graph.equations]:
+        eval_writer = _Writer(names, sizes, writer.shapes)
+        eval_graph = derivation.eval.graph
+        eval_readers = _readers(eval_graph, [], loss_reads)
+        eval_forward = _forward_lines(eval_writer, eval_graph, network, eval_readers, {},
+                                      activations)
+        eval_kept = loss_reads
+    return Passes(
+        forward=[Code(line) for line in forward],
+        eval_forward=None if eval_forward is None else [Code(line) for line in eval_forward],
+        updates=[Code(line) for line in updates],
+        backward=[Code(line) for line in backward], kept=kept, eval_kept=eval_kept,
+        loss_lines=[Code(line) for line in loss_lines], loss_reads=loss_reads,
+        buffers=dict(sorted(writer.buffers.items(), key=lambda item: _order(item[0], every))),
+        uses_log_a=uses_log_a)
+
+
+def _order(name: str, tensors) -> int:
+    return next((p for p, t in enumerate(tensors) if variable(t) == name), len(tensors))
