@@ -9,7 +9,11 @@ input and output sizes), trains with the spec's ``[training]`` settings
 as ``loss`` and ``val_loss``: the train loss of an epoch is the generated
 ``train``'s history, the mean of the minibatch losses during that epoch (no
 extra pass over the training set); the test loss is ``loss()`` on the whole
-test set after the epoch. :func:`plot_losses` saves the curves with
+test set after the epoch. Networks with running statistics (batch norm) train
+with a ``state`` that the generated ``train`` updates; the test loss and the
+metrics are taken in evaluation mode with it (running statistics, no dropout),
+and the result carries it (``TrainingResult.state``, to be saved with the
+parameters). :func:`plot_losses` saves the curves with
 matplotlib, written atomically.
 """
 
@@ -28,6 +32,7 @@ from symbp.errors import SymbpError
 @dataclass
 class TrainingResult:
     params: dict
+    state: dict  # the running statistics (empty without batch norm)
     train_loss: list  # per epoch: the mean minibatch loss during the epoch
     test_loss: list  # per epoch: the loss on the test set after the epoch
     metric_name: str
@@ -53,11 +58,12 @@ def train_on_data(network, source: str, *, epochs=None, learning_rate=None, batc
                            task=network.task, seed=settings["seed"])
     module = load_module(generate_source(network, dtype))
     params = module.init_params(settings["seed"], dtype=getattr(np, dtype))
+    state = module.init_state(getattr(np, dtype))
     test_loss = []
     epochs_total = settings["epochs"]
 
     def after_epoch(epoch, current, train_value):
-        test_loss.append(module.loss(current, dataset.X_test, dataset.Y_test))
+        test_loss.append(module.loss(current, dataset.X_test, dataset.Y_test, state=state))
         if epoch == 1 or epoch == epochs_total or epoch % max(1, epochs_total // 10) == 0:
             print(f"epoch {epoch:4d}/{epochs_total}  train loss {train_value:.4f}"
                   f"  test loss {test_loss[-1]:.4f}", file=out, flush=True)
@@ -68,15 +74,17 @@ def train_on_data(network, source: str, *, epochs=None, learning_rate=None, batc
           f"{epochs_total} epochs", file=out, flush=True)
     start = time.perf_counter()
     train_loss = module.train(
-        params, dataset.X_train, dataset.Y_train, epochs=epochs_total,
+        params, dataset.X_train, dataset.Y_train, state=state, epochs=epochs_total,
         batch_size=settings["batch_size"], learning_rate=settings["learning_rate"],
         optimizer=settings["optimizer"], seed=settings["seed"], callback=after_epoch)
     seconds = time.perf_counter() - start
-    name, train_value = metric(dataset, module.forward(params, dataset.X_train), split="train")
-    _, test_value = metric(dataset, module.forward(params, dataset.X_test), split="test")
+    name, train_value = metric(dataset, module.forward(params, dataset.X_train, state=state),
+                               split="train")
+    _, test_value = metric(dataset, module.forward(params, dataset.X_test, state=state),
+                           split="test")
     print(f"final {name}: train {train_value:.4f}, test {test_value:.4f} "
           f"({seconds:.2f} s)", file=out, flush=True)
-    return TrainingResult(params, train_loss, test_loss, name, train_value, test_value, seconds)
+    return TrainingResult(params, state, train_loss, test_loss, name, train_value, test_value, seconds)
 
 
 def plot_losses(result: TrainingResult, path: str, title: str, force: bool = False) -> None:

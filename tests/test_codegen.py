@@ -425,3 +425,174 @@ def test_cross_entropy_is_exact_with_and_without_underflow(spread):
     if spread > 1:
         assert np.min(module.forward(params, X)) == 0.0  # the case log(a) cannot handle
     assert module.loss(params, X, Y) == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------- graphs: every op of the engine
+GRAPH_CASES = {
+    "layer_norm": ([Dense(5, "relu"), {"type": "layer_norm"}, Dense(3, "softmax")],
+                   "cross_entropy"),
+    "batch_norm": ([Dense(5, "identity"), {"type": "batch_norm", "eps": 1e-3},
+                    {"type": "activation", "activation": "tanh"}, Dense(2, "sigmoid")], "bce"),
+    "residual": ([Dense(4, "tanh", name="h"), Dense(4, "tanh"), {"type": "residual", "from": "h"},
+                  Dense(3, "softmax")], "cross_entropy"),
+    "residual_from_input": ([Dense(4, "softplus"), {"type": "residual", "from": "input"},
+                             Dense(2)], "mse"),
+    "dropout": ([Dense(6, "relu"), {"type": "dropout", "rate": 0.25}, Dense(3, "softmax")],
+                "cross_entropy"),
+    "everything": ([Dense(6, "tanh", name="h"), {"type": "batch_norm"},
+                    {"type": "dropout", "rate": 0.2}, {"type": "residual", "from": "h"},
+                    {"type": "layer_norm"}, Dense(3, "softmax")], "cross_entropy"),
+}
+
+
+def graph_network(case: str, weight_decay: float = 0.0) -> Network:
+    layers, loss_name = GRAPH_CASES[case]
+    return Network(inputs=4, layers=layers, loss=loss_name, name=f"graph_{case}",
+                   training={"weight_decay": weight_decay, "batch_size": 4, "epochs": 2})
+
+
+@lru_cache(maxsize=None)
+def graph_module(case: str, weight_decay: float = 0.0, dtype: str = "float64"):
+    return load_module(generate_source(graph_network(case, weight_decay), dtype))
+
+
+def graph_point(module, network, rows: int, seed: int, dtype=np.float64):
+    """Random parameters (moved off their initial values), data, targets and masks."""
+    rng = np.random.default_rng(seed)
+    params = module.init_params(seed, dtype=dtype)
+    for name in params:
+        params[name] = (params[name] + rng.normal(0.0, 0.5, params[name].shape)).astype(dtype)
+    X = rng.normal(0.0, 1.0, (rows, network.inputs)).astype(dtype)
+    outputs = network.widths[-1]
+    if network.loss == "cross_entropy":
+        Y = np.eye(outputs)[rng.integers(0, outputs, rows)]
+    elif network.loss == "bce":
+        Y = (rng.random((rows, outputs)) > 0.5).astype(float)
+    else:
+        Y = rng.normal(0.0, 1.0, (rows, outputs))
+    masks = {f"mask{index}": (rng.random((rows, network.widths[index])) > layer.options["rate"])
+             .astype(dtype)
+             for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
+    return params, X, Y.astype(dtype), masks
+
+
+def reference_values(network, params, X, Y, masks, state):
+    """Every tensor and gradient by the engine's own NumPy reading of the index notation."""
+    from symbp.engine.derivation import derive_graph
+    from symbp.engine.numeric import run
+    from symbp.ops.base import BATCH
+
+    derivation = derive_graph(network)
+    given = {**params, **masks, **state, "X": X, "Y": Y}
+    return run(derivation.graph, given, {**derivation.sizes, BATCH: len(X)},
+               derivation.gradients)
+
+
+@pytest.mark.parametrize("case", sorted(GRAPH_CASES))
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_graph_gradients_equal_the_engine_reference(case, weight_decay, seed):
+    network = graph_network(case, weight_decay)
+    module = graph_module(case, weight_decay)
+    params, X, Y, masks = graph_point(module, network, 5, seed)
+    expected = reference_values(network, params, X, Y, masks, module.init_state())
+    grads = module.gradients(params, X, Y, masks=masks)
+    assert set(grads) == set(params)
+    for name, value in grads.items():
+        reference = expected[f"g_{name}"]
+        scale = max(np.abs(reference).max(), 1e-3)  # a bias before batch norm: exactly ~0
+        assert np.abs(value - reference).max() <= 1e-12 * scale, name
+    assert module.loss(params, X, Y, training=True, masks=masks) == pytest.approx(
+        float(expected["L"]), rel=1e-13)
+
+
+@pytest.mark.parametrize("case", sorted(GRAPH_CASES))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_graph_module_runs_in_its_dtype(case, dtype):
+    network = graph_network(case, 0.01)
+    module = graph_module(case, 0.01, dtype)
+    kind = np.dtype(dtype)
+    params, X, Y, masks = graph_point(module, network, 6, 3, kind)
+    state = module.init_state()
+    assert set(state) == {t for t in module.STATE_SHAPES}
+    outputs = [module.forward(params, X, state=state),
+               module.forward(params, X, training=True, masks=masks or None),
+               module.predict(params, X, state=state)]
+    assert outputs[0].dtype == kind and outputs[1].dtype == kind
+    assert np.isfinite(module.loss(params, X, Y, state=state))
+    grads = module.gradients(params, X, Y, masks=masks or None)
+    assert all(grads[name].dtype == kind and grads[name].shape == params[name].shape
+               for name in params)
+    history = module.train(params, X, Y, state=state, epochs=3, batch_size=4, seed=1)
+    assert len(history) == 3 and all(np.isfinite(history))
+    assert all(value.dtype == kind for value in [*params.values(), *state.values()])
+    module.train_step(params, X, Y, 0.1, state=state, masks=masks or None)
+    assert all(value.dtype == kind for value in params.values())
+
+
+def test_without_masks_training_mode_has_no_dropout():
+    """``masks=None``: dropout is the identity (not a mask of ones scaled by 1/keep)."""
+    network = graph_network("dropout")
+    module = graph_module("dropout")
+    params, X, Y, masks = graph_point(module, network, 5, 4)
+    assert np.array_equal(module.forward(params, X, training=True), module.forward(params, X))
+    ones = {name: np.ones_like(mask) for name, mask in masks.items()}
+    scaled = module.forward(params, X, training=True, masks=ones)
+    assert not np.allclose(scaled, module.forward(params, X))  # the masked branch scales
+    reference = reference_values(network, params, X, Y,
+                                 {name: m * 0.75 for name, m in ones.items()}, {})
+    for name, value in module.gradients(params, X, Y).items():  # mask = keep: identity
+        assert np.allclose(value, reference[f"g_{name}"], rtol=1e-12, atol=1e-15), name
+
+
+def test_running_statistics_follow_the_graph_updates_and_drive_eval_mode():
+    network = graph_network("batch_norm")
+    module = graph_module("batch_norm")
+    params, X, Y, _ = graph_point(module, network, 7, 5)
+    state = module.init_state()
+    before = {name: value.copy() for name, value in state.items()}
+    expected = reference_values(network, params, X, Y, {}, before)
+    module.train_step(params, X, Y, 0.0, state=state)  # learning rate 0: only the state moves
+    from symbp.engine.derivation import derive_graph
+    from symbp.engine.numeric import value_of
+    from symbp.ops.base import BATCH
+
+    derivation = derive_graph(network)
+    sizes = {**derivation.sizes, BATCH: len(X)}
+    for tensor, update in derivation.graph.updates:
+        new = value_of(update, tensor, {**expected, **before}, sizes, frozenset({"L"}))
+        assert np.allclose(state[tensor.name], new, rtol=1e-13, atol=0), tensor.name
+    # eval mode reads the running statistics: different state, different output
+    assert not np.allclose(module.forward(params, X, state=state),
+                           module.forward(params, X, state=before))
+    assert np.array_equal(module.forward(params, X), module.forward(params, X, state=before))
+
+
+def test_state_is_saved_and_loaded_with_the_parameters(tmp_path):
+    module = graph_module("everything")
+    params = module.init_params(2)
+    state = {name: value + 0.5 for name, value in module.init_state().items()}
+    path = str(tmp_path / "p.npz")
+    module.save_params(params, path, state)
+    loaded_state = {}
+    loaded = module.load_params(path, state=loaded_state)
+    assert set(loaded) == set(params) and set(loaded_state) == set(state)
+    assert all(np.array_equal(loaded[k], params[k]) for k in params)
+    assert all(np.array_equal(loaded_state[k], state[k]) for k in state)
+    assert set(module.load_params(path)) == set(params)  # without `state`: the parameters
+    module.save_params(params, path)  # saved without state: asking for it is an error
+    with pytest.raises(ValueError, match="no array mean2"):
+        module.load_params(path, state={})
+
+
+def test_a_plain_mlp_takes_the_new_keywords_and_ignores_them():
+    module = load_module(source())
+    rng = np.random.default_rng(8)
+    params = module.init_params(0)
+    X, Y = rng.normal(0.0, 1.0, (4, 5)), np.eye(6)[rng.integers(0, 6, 4)]
+    assert module.init_state() == {}
+    assert np.array_equal(module.forward(params, X, state={}, training=True, masks=None),
+                          module.forward(params, X))
+    assert module.loss(params, X, Y, training=True) == module.loss(params, X, Y)
+    first, second = module.gradients(params, X, Y), module.gradients(params, X, Y, masks=None)
+    assert all(np.array_equal(first[k], second[k]) for k in first)

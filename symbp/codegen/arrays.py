@@ -16,6 +16,7 @@ into an existing array (``out=``) when it has one.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
@@ -110,7 +111,7 @@ def _compile_sum(expr: sp.Sum, names, want: tuple) -> Term:
     if len(factors) == 1:
         (factor,) = factors
         axis = tuple(factor.axes.index(a) for a in summed)
-        operand = factor.code if factor.atomic else f"({factor.code})"
+        operand = factor.code  # a call's argument needs no parentheses
         remaining = tuple(a for a in factor.axes if a not in summed)
         if not remaining:
             return Term(f"np.sum({operand})", ())
@@ -152,7 +153,7 @@ def _einsum(factors, kept) -> Term:
     letters = dict(zip(every, string.ascii_lowercase, strict=False))
     subscripts = ",".join("".join(letters[a] for a in f.axes) for f in factors)
     subscripts += "->" + "".join(letters[a] for a in kept)
-    operands = [f.code if f.atomic else f"({f.code})" for f in factors]
+    operands = [f.code for f in factors]
     return Term(f"np.einsum({subscripts!r}, {', '.join(operands)})", kept,
                 ("einsum", subscripts, operands))
 
@@ -176,7 +177,23 @@ def _compile_elementwise(expr: sp.Expr, names, want: tuple) -> Term:
     operands = {symbol: Operand(aligned(part, target), real=True)
                 for (symbol, _), part in zip(table, parts, strict=True)}
     code = print_expr(skeleton.xreplace(operands))
-    return Term(code, target, atomic=code.isidentifier())
+    return Term(code, target, atomic=atomic(code))
+
+
+def atomic(code: str) -> bool:
+    """Whether ``code`` is usable as an operand without parentheses: a name, a number,
+    a call or a parenthesised whole."""
+    if code.isidentifier() or re.fullmatch(r"\d+(\.\d*)?(e-?\d+)?", code):
+        return True
+    opening = re.match(r"[\w.]*\(", code)
+    if opening is None:
+        return False
+    depth = 0
+    for position in range(opening.end() - 1, len(code)):
+        depth += {"(": 1, ")": -1}.get(code[position], 0)
+        if depth == 0:
+            return position == len(code) - 1
+    return False
 
 
 def _placeholders(expr: sp.Expr, table: list) -> sp.Expr:

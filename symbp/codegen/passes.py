@@ -186,7 +186,7 @@ class _Writer:
 
 def _bare(term: Term, target: tuple) -> str:
     """The code of ``term`` aligned to ``target``, without parentheses when it needs none."""
-    return term.code if term.axes == target else aligned(term, target)
+    return term.code if term.axes in (target, ()) else aligned(term, target)
 
 
 def _difference(expr):

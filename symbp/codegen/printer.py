@@ -148,6 +148,15 @@ def stable(expr: sp.Expr) -> sp.Expr:
 
 def print_expr(expr: sp.Expr) -> str:
     """``expr`` as NumPy code in its stable form; fractions print as floats (``1.25*a``)."""
-    expr = stable(expr)
-    fractions = {r: sp.Float(r) for r in expr.atoms(sp.Rational) if not r.is_Integer}
-    return CodePrinter().doprint(expr.xreplace(fractions))
+    return CodePrinter().doprint(_floats(stable(expr)))
+
+
+def _floats(expr: sp.Expr) -> sp.Expr:
+    """Fractions as floats, except exponents (``x**(1/2)`` stays ``np.sqrt(x)``)."""
+    if isinstance(expr, sp.Rational) and not expr.is_Integer:
+        return sp.Float(expr)
+    if isinstance(expr, sp.Pow):
+        return sp.Pow(_floats(expr.base), expr.exp)
+    if not expr.args or not isinstance(expr, sp.Expr):
+        return expr
+    return expr.func(*[_floats(arg) for arg in expr.args])
