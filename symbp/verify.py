@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -1433,8 +1434,10 @@ def _close(claim, truth) -> bool:
 
 def _symbolic_ok(node) -> bool:
     """Is SymPy worth trying on this side of a claim? Its time grows fast with nested
-    powers and nested functions (rewriting ``tanh(tanh(...))`` in ``exp`` quadruples the
-    expression per level); a larger side is decided on the numbers alone."""
+    powers, with constants inside functions (its polynomial algorithms read ``e^{999}``
+    and ``\\exp(999 z)`` as the 999th power of ``e`` or ``e^z``) and with nested functions
+    (rewriting ``tanh(tanh(...))`` in ``exp`` quadruples the expression per level); a
+    larger side is decided on the numbers alone."""
     if sum(1 for _ in C.walk(node)) > SYMBOLIC_NODES:
         return False
     power, nesting = _growth(node)
@@ -1442,15 +1445,34 @@ def _symbolic_ok(node) -> bool:
 
 
 def _growth(node) -> tuple[int, int]:
-    """``(product of the nested exponents, depth of nested function applications)``."""
+    """``(the degree SymPy's polynomials may see: nested exponents times the constants
+    inside functions, depth of nested function applications)``."""
     inner = [_growth(child) for _, child in C.children(node)] or [(1, 0)]
     power, nesting = max(p for p, _ in inner), max(n for _, n in inner)
     if isinstance(node, C.Power):
         power *= abs(node.exponent)
     if isinstance(node, C.Apply):
-        power *= node.func.power or 1
+        power *= (node.func.power or 1) * _scale(node.arg)
         nesting += 1
-    return power, nesting
+    return min(power, SYMBOLIC_POWER + 1), nesting
+
+
+def _scale(node) -> int:
+    """How large the constants of ``node`` get as multipliers (``9 \\cdot 9 z`` -> 81,
+    ``z/2`` -> 2), capped just above :data:`SYMBOLIC_POWER`."""
+    if isinstance(node, C.Num):
+        value = max(abs(node.value.numerator), node.value.denominator)
+    elif isinstance(node, C.Apply):
+        value = 1  # a function's own constants count where it is applied
+    else:
+        scales = [_scale(child) for _, child in C.children(node)] or [1]
+        if isinstance(node, (C.Add, C.Sub)):
+            value = max(scales)
+        elif isinstance(node, C.Power):
+            value = scales[0] ** min(abs(node.exponent), SYMBOLIC_POWER + 1)
+        else:
+            value = math.prod(scales)
+    return min(value, SYMBOLIC_POWER + 1)
 
 
 # ------------------------------------------------------------ variants

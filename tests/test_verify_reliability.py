@@ -237,6 +237,39 @@ def test_nested_functions_in_a_scalar_claim_are_decided_on_the_numbers(depth):
     assert verdict.verdict == "incorrect" and verdict.counterexample
 
 
+MISH_SPEC = """\
+inputs = 2
+loss = "mse"
+
+[activations]
+mish = "x*tanh(log(1 + exp(x)))"
+
+[[layers]]
+units = 3
+activation = "mish"
+
+[[layers]]
+units = 2
+activation = "identity"
+"""
+
+
+@pytest.mark.parametrize("claim, network", [
+    (r"\delta^{(l)} = e^{999} \delta^{(l)}", "mish"),  # SymPy's factor: a degree-999 polynomial
+    (r"\delta^{(l)} = \tanh(9 \cdot 9 \cdot 9 z^{(l)}) \odot \delta^{(l)}", "mish"),
+    (r"\sigma'(z) = \exp(999 z)", None),
+    (r"\sigma'(z) = \tanh(300 z)", None),
+])
+def test_constants_inside_functions_are_decided_on_the_numbers(tmp_path, claim, network):
+    spec = None
+    if network:
+        spec = tmp_path / "mish.toml"
+        spec.write_text(MISH_SPEC, encoding="utf-8")
+    verdict = verify(claim, spec)
+    assert verdict.verdict == "incorrect" and verdict.counterexample
+    assert verdict.difference is None  # SymPy was not asked
+
+
 def test_a_nested_but_correct_scalar_claim_rests_on_the_points():
     verdict = verify(r"\frac{d}{dz}\tanh(\tanh(\tanh(\tanh(z)))) = "
                      r"\tanh'(\tanh(\tanh(\tanh(z)))) \tanh'(\tanh(\tanh(z))) "
