@@ -1,15 +1,22 @@
-"""Numeric gradient check of a generated module.
+"""Numeric gradient check of a generated module, for any graph.
 
-Contract: :func:`check_module` compares the generated module's ``gradients``
-with fourth-order central finite differences of its ``loss`` in float64, on
-random inputs and valid targets, for every parameter entry or a random subset
-of ``max_entries`` per parameter (the count is reported), at the module's
-initial parameters with random biases or at parameters the caller gives. It
-uses only the module's public interface (``init_params``, ``loss``,
-``gradients``, ``LAYER_SIZES``, ``TASK``): the module is the thing being
-checked. :class:`CheckReport` gives, per parameter, the largest relative
-error, how many entries needed a smaller step and how many were skipped at a
-kink; ``symbp check`` prints the table and exits 1 when any entry fails.
+Contract: :func:`check_module` compares the generated module's
+``gradients(params, X, Y, masks=...)`` with fourth-order central finite
+differences of its training-mode objective ``loss(params, X, Y, state=...,
+training=True, masks=...)`` in float64: the whole batch's objective, since
+batch normalization couples the rows of a batch. The point is random inputs
+and valid targets, the state of ``init_state()``, and dropout masks drawn
+once (each unit kept with probability ``1 - rate``) and held fixed, so that
+the objective is a smooth function of the parameters. Every parameter entry
+is checked, or a random subset of ``max_entries`` per parameter (the count is
+reported), at the module's initial parameters with random offsets on the
+constant-initialised ones (biases, gains and shifts: ``b``, ``gamma``,
+``beta``) or at parameters the caller gives. It uses only the module's public
+interface (CONVENTIONS §5: ``SPEC``, ``init_params``, ``init_state``,
+``loss``, ``gradients``): the module is the thing being checked.
+:class:`CheckReport` gives, per parameter, the largest relative error, how
+many entries needed a smaller step and how many were skipped at a kink;
+``symbp check`` prints the table and exits 1 when any entry fails.
 
 The stencil. With ``L_k`` the loss at ``theta + k h``, the derivative is
 ``(8 (L_1 - L_-1) - (L_2 - L_-2)) / (12 h)``: the differences are taken
@@ -19,7 +26,11 @@ that does not depend on it) gives exactly 0, where the expanded
 
 Rounding. Each ``L_k`` is rounded to within a few ulps of the loss's
 magnitude ``|L|`` (the mean absolute per-sample loss at the point, so that
-samples whose losses cancel cannot hide it), and a stencil divides that by
+samples whose losses cancel cannot hide it: each sample's loss alone, in
+evaluation mode, since a batch-coupled per-sample loss is not observable
+through the interface; at least the training objective's own ``|L|``, which
+is that mean whenever the per-sample losses are non-negative, and without
+batch norm or dropout the two modes agree), and a stencil divides that by
 ``h``: the estimate is uncertain by ``noise(h) = 1.5 ROUNDING_ULPS eps |L| / h``,
 the difference of its two half-stencils (below) by ``8 ROUNDING_ULPS eps |L| /
 h``. Over the sweep of tests/test_gradcheck_sweep.py, at steps 1e-4 to 1e-7,
@@ -55,8 +66,11 @@ counted, never failed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+from symbp.spec import network_from_dict
 
 TOLERANCE = 1e-7
 STEP = 1e-4
@@ -107,7 +121,8 @@ class CheckReport:
                          f"{row.rechecked:>9} {row.skipped:>7}  {verdict}")
         summary = "passed" if self.passed else "FAILED"
         lines.append(f"gradient check {summary} (tolerance {self.tolerance:.0e}, float64, "
-                     f"4th-order central differences, h = {STEP:.0e}){self._kink_note()}")
+                     f"4th-order central differences of the training objective, h = {STEP:.0e})"
+                     f"{self._kink_note()}")
         return "\n".join(lines)
 
     def _kink_note(self) -> str:
@@ -126,39 +141,6 @@ class EntryCheck:
     relative_error: float  # nan when skipped
     rechecked: bool
     skipped: bool
-
-
-def random_batch(module, rng, batch: int = CHECK_BATCH):
-    """Random inputs and valid targets for the module's task."""
-    sizes = module.LAYER_SIZES
-    inputs = rng.normal(0.0, 1.0, (batch, sizes[0]))
-    if module.TASK == "classification":
-        targets = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
-    elif module.TASK == "binary":
-        targets = rng.integers(0, 2, (batch, sizes[-1])).astype(float)
-    else:
-        targets = rng.normal(0.0, 1.0, (batch, sizes[-1]))
-    return inputs, targets
-
-
-def loss_magnitude(module, params, inputs, targets) -> float:
-    """The mean absolute per-sample loss: the scale of the loss's rounding error."""
-    return float(np.mean([abs(module.loss(params, inputs[i:i + 1], targets[i:i + 1]))
-                          for i in range(len(inputs))]))
-
-
-def stencil_losses(module, params, inputs, targets, name, position, step) -> tuple:
-    """The loss at the entry shifted by ``2h, h, -h, -2h`` (the entry is restored)."""
-    value = params[name]
-    original = value[position]
-    losses = []
-    try:
-        for offset in (2, 1, -1, -2):
-            value[position] = original + offset * step
-            losses.append(module.loss(params, inputs, targets))
-    finally:
-        value[position] = original
-    return tuple(losses)
 
 
 @dataclass(frozen=True)
@@ -224,22 +206,56 @@ def check_entry(estimate_at, derived, tolerance) -> EntryCheck:
 @dataclass(frozen=True)
 class CheckPoint:
     """Where the check runs: the module, its parameters (float64, shifted one entry
-    at a time and restored), one batch, its loss and the loss's magnitude."""
+    at a time and restored), one batch, its dropout masks (fixed) and its state."""
     module: object
     params: dict
     inputs: np.ndarray
     targets: np.ndarray
-    base_loss: float
-    magnitude: float
+    masks: dict
+    state: dict
 
-    def estimate_at(self, name, position, step) -> Estimate:
-        losses = stencil_losses(self.module, self.params, self.inputs, self.targets, name,
-                                position, step)
-        return estimate(losses, self.base_loss, self.magnitude, step)
+    def objective(self, rows=slice(None), training=True) -> float:
+        """The module's ``loss`` at the current parameters: by default the training
+        objective of the whole batch; ``rows`` and ``training`` pick a sub-batch
+        and the mode (masks apply to whole batches only)."""
+        masks = self.masks if training else None
+        return self.module.loss(self.params, self.inputs[rows], self.targets[rows],
+                                state=self.state, training=training, masks=masks)
+
+    def gradients(self) -> dict:
+        return self.module.gradients(self.params, self.inputs, self.targets, masks=self.masks)
+
+    @cached_property
+    def base_loss(self) -> float:
+        return self.objective()
+
+    @cached_property
+    def magnitude(self) -> float:
+        """The scale of the objective's rounding error (see the module docstring)."""
+        rows = [abs(self.objective(slice(row, row + 1), training=False))
+                for row in range(len(self.inputs))]
+        return max(float(np.mean(rows)), abs(self.objective()))
+
+    def stencil_losses(self, name, position, step) -> tuple:
+        """The objective at the entry shifted by ``2h, h, -h, -2h`` (then restored)."""
+        value = self.params[name]
+        original = value[position]
+        losses = []
+        try:
+            for offset in (2, 1, -1, -2):
+                value[position] = original + offset * step
+                losses.append(self.objective())
+        finally:
+            value[position] = original
+        return tuple(losses)
 
 
 def check_parameter(point: CheckPoint, name, positions, derived, tolerance) -> ParameterCheck:
-    entries = [check_entry(lambda step, position=position: point.estimate_at(name, position, step),
+    def estimate_at(position, step):
+        return estimate(point.stencil_losses(name, position, step), point.base_loss,
+                        point.magnitude, step)
+
+    entries = [check_entry(lambda step, position=position: estimate_at(position, step),
                            float(derived[position]), tolerance)
                for position in positions]
     errors = [entry.relative_error for entry in entries if not entry.skipped]
@@ -249,28 +265,59 @@ def check_parameter(point: CheckPoint, name, positions, derived, tolerance) -> P
                           skipped=sum(entry.skipped for entry in entries))
 
 
+# ------------------------------------------------------------- the random point
+def random_point(module, rng, batch: int = CHECK_BATCH) -> tuple:
+    """Random inputs, valid targets for the network's task, and dropout masks of
+    each dropout layer's output shape (kept with probability ``1 - rate``)."""
+    network = network_from_dict(module.SPEC)
+    inputs = rng.normal(0.0, 1.0, (batch, *np.atleast_1d(network.inputs)))
+    outputs = network.widths[-1]
+    if network.task == "classification":
+        targets = np.eye(outputs)[rng.integers(0, outputs, batch)]
+    elif network.task == "binary":
+        targets = rng.integers(0, 2, (batch, outputs)).astype(float)
+    else:
+        targets = rng.normal(0.0, 1.0, (batch, outputs))
+    return inputs, targets, dropout_masks(network, batch, rng)
+
+
+def dropout_masks(network, batch: int, rng) -> dict:
+    return {f"mask{index}": (rng.random((batch, network.widths[index]))
+                             >= layer.options["rate"]).astype(float)
+            for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
+
+
+def shifted_params(module, seed, rng) -> dict:
+    """``init_params(seed)`` with random offsets on the constant-initialised
+    parameters (biases, gains, shifts), so that their errors cannot hide."""
+    params = module.init_params(seed, dtype=np.float64)
+    for name in params:
+        if name.startswith(("b", "gamma")):
+            params[name] += rng.normal(0.0, 0.1, params[name].shape)
+    return params
+
+
 def check_module(module, seed: int = 0, max_entries: int = 200,
                  tolerance: float = TOLERANCE, params: dict | None = None,
-                 batch: tuple | None = None) -> CheckReport:
-    """Check ``module.gradients`` at ``params`` on ``batch`` (inputs, targets).
-    By default the parameters are ``init_params(seed)`` with random non-zero
-    biases, so that bias errors cannot hide, and the batch is random (from
-    ``seed``); what the caller gives is copied, never changed."""
+                 batch: tuple | None = None, masks: dict | None = None) -> CheckReport:
+    """Check ``module.gradients`` at ``params`` on ``batch`` (inputs, targets) with
+    dropout ``masks``. By default the parameters are :func:`shifted_params` and
+    the batch and masks are random (from ``seed``); what the caller gives is
+    copied, never changed."""
     rng = np.random.default_rng(seed)
     if params is None:
-        params = module.init_params(seed, dtype=np.float64)
-        for name in params:
-            if name.startswith("b"):
-                params[name] += rng.normal(0.0, 0.1, params[name].shape)
+        params = shifted_params(module, seed, rng)
     else:
         params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
     if batch is None:
-        inputs, targets = random_batch(module, rng)
+        inputs, targets, drawn = random_point(module, rng)
     else:
         inputs, targets = (np.array(array, dtype=np.float64) for array in batch)
-    gradients = module.gradients(params, inputs, targets)
-    point = CheckPoint(module, params, inputs, targets, module.loss(params, inputs, targets),
-                       loss_magnitude(module, params, inputs, targets))
+        drawn = dropout_masks(network_from_dict(module.SPEC), len(inputs), rng)
+    if masks is not None:
+        drawn = {name: np.array(mask, dtype=np.float64) for name, mask in masks.items()}
+    point = CheckPoint(module, params, inputs, targets, drawn, module.init_state())
+    gradients = point.gradients()
     rows = []
     for name, value in params.items():
         positions = list(np.ndindex(value.shape))

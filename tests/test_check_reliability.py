@@ -26,7 +26,7 @@ import torch
 
 from symbp import codegen
 from symbp.cli import main
-from symbp.gradcheck import STEP, check_module, estimate, loss_magnitude, stencil_losses
+from symbp.gradcheck import STEP, CheckPoint, check_module, estimate
 from symbp.spec import Dense, Network
 
 ACTIVATIONS = {"absolute": "abs(x)", "leaky_max": "max(x, 0.1*x)", "capped": "min(x, 1)"}
@@ -69,8 +69,8 @@ def random_problem(module, seed):
     for name in params:
         if name.startswith("b"):
             params[name] += rng.normal(0.0, 0.3, params[name].shape)
-    inputs = rng.normal(0.0, 1.0, (8, module.LAYER_SIZES[0]))
-    targets = rng.normal(0.0, 1.0, (8, module.LAYER_SIZES[-1]))
+    inputs = rng.normal(0.0, 1.0, (8, module.SPEC["inputs"]))
+    targets = rng.normal(0.0, 1.0, (8, module.SPEC["layers"][-1]["units"]))
     return params, inputs, targets
 
 
@@ -197,13 +197,12 @@ def test_exactly_zero_gradients_pass(arch, dead, zeros):
     module = generated(arch)
     params, inputs, targets = random_problem(module, seed=1)
     kill(params, *dead)
-    gradients = module.gradients(params, inputs, targets)
-    base_loss = module.loss(params, inputs, targets)
-    magnitude = loss_magnitude(module, params, inputs, targets)
+    point = CheckPoint(module, params, inputs, targets, masks={}, state=module.init_state())
+    gradients = point.gradients()
     for name, position in zeros:
         assert gradients[name][position] == 0.0
-        losses = stencil_losses(module, params, inputs, targets, name, position, STEP)
-        assert estimate(losses, base_loss, magnitude, STEP).derivative == 0.0
+        losses = point.stencil_losses(name, position, STEP)
+        assert estimate(losses, point.base_loss, point.magnitude, STEP).derivative == 0.0
     report = check_module(module, params=params, batch=(inputs, targets))
     assert report.passed, "\n" + report.table()
     assert report.skipped == 0
@@ -376,3 +375,98 @@ def test_a_wrong_entry_fails_where_every_gradient_is_zero(monkeypatch):
     monkeypatch.setattr(module, "gradients", wrong(module.gradients, add_to_w1))
     report = check_module(module, params=params, batch=(inputs, targets))
     assert [row.name for row in report.rows if row.relative_error > report.tolerance] == ["W1"]
+
+
+# ------------------------------------------------------- any graph (issue 10)
+# The checker on modules that are right by construction: the §5 interface over
+# torch.nn with autograd gradients (tests/torch_reference.py), for graphs whose
+# objective couples the rows of a batch (batch norm) or depends on dropout masks.
+GRAPHS = {
+    "batch_norm": ([Dense(5, "identity"), {"type": "batch_norm", "eps": 1e-3},
+                    {"type": "activation", "activation": "tanh"}, Dense(2, "sigmoid")], "bce"),
+    "dropout": ([Dense(6, "relu"), {"type": "dropout", "rate": 0.4}, Dense(3, "softmax")],
+                "cross_entropy"),
+    "layer_norm, residual from input": ([Dense(4, "softplus"), {"type": "layer_norm"},
+                                         {"type": "residual", "from": "input"}, Dense(2)], "mse"),
+    "everything, weight decay": ([Dense(6, "tanh", name="h"), {"type": "batch_norm"},
+                                  {"type": "dropout", "rate": 0.2},
+                                  {"type": "residual", "from": "h"}, {"type": "layer_norm"},
+                                  Dense(3, "softmax")], "cross_entropy"),
+}
+
+
+def torch_module(case, weight_decay=0.0):
+    from torch_reference import TorchModule
+
+    layers, loss = GRAPHS[case]
+    return TorchModule(Network(inputs=4, layers=layers, loss=loss, name="graph",
+                               training={"weight_decay": weight_decay}))
+
+
+@pytest.mark.parametrize("case", GRAPHS)
+def test_check_passes_on_graphs_of_every_op(case):
+    module = torch_module(case, weight_decay=0.05)
+    for seed in range(2):
+        report = check_module(module, seed=seed)
+        assert report.passed, "\n" + report.table()
+
+
+def eval_mode_gradients(module):
+    """Gradients of the evaluation-mode objective (running statistics, no dropout)."""
+    def gradients(params, X, Y, *, masks=None):
+        module._run(params, X, Y, module.init_state(), False, None).backward()
+        return module.net.gradients()
+    return gradients
+
+
+def maskless_gradients(module):
+    """Gradients that ignore the masks they are given (another dropout draw)."""
+    right = module.gradients
+    return lambda params, X, Y, *, masks=None: right(params, X, Y, masks=None)
+
+
+def relative_1e5_on_gamma(module):
+    return wrong(module.gradients, lambda grads: grads.__setitem__(
+        "gamma2", grads["gamma2"] * np.where(np.arange(grads["gamma2"].size) == 1, 1 + 1e-5, 1)))
+
+
+def without_weight_decay(module):
+    """The gradients of the same network without its weight-decay term."""
+    from torch_reference import TorchModule
+
+    network = module.network
+    return TorchModule(Network(inputs=network.inputs, layers=network.layers, loss=network.loss,
+                               name=network.name)).gradients
+
+
+WRONG_GRAPH_GRADIENTS = {  # case, wrong gradients, the parameters that must fail (None: some)
+    "batch norm in eval mode": ("batch_norm", eval_mode_gradients, None),
+    "dropout masks not held fixed": ("dropout", maskless_gradients, None),
+    "gamma2[1] x (1 + 1e-5)": ("everything, weight decay", relative_1e5_on_gamma, ["gamma2"]),
+    "weight decay left out": ("everything, weight decay", without_weight_decay, ["W1", "W6"]),
+}
+
+
+@pytest.mark.parametrize("case, corrupt, failing", WRONG_GRAPH_GRADIENTS.values(),
+                         ids=WRONG_GRAPH_GRADIENTS.keys())
+def test_wrong_graph_gradients_fail(monkeypatch, case, corrupt, failing):
+    module = torch_module(case, weight_decay=0.05)
+    monkeypatch.setattr(module, "gradients", corrupt(module))
+    report = check_module(module)
+    assert not report.passed, "\n" + report.table()
+    if failing is not None:
+        assert [row.name for row in report.rows if row.relative_error > report.tolerance] == \
+            failing, "\n" + report.table()
+
+
+def test_given_masks_are_held_fixed():
+    """A mask of zeros cuts every path through the dropout layer: the gradients of
+    the layers before it and of the weights after it are exactly 0, and the check
+    passes with the given masks."""
+    module = torch_module("dropout")
+    masks = {"mask2": np.zeros((8, 6))}
+    report = check_module(module, masks=masks)
+    assert report.passed, "\n" + report.table()
+    rows = rows_by_name(report)
+    assert rows["W1"].max_abs_gradient == rows["b1"].max_abs_gradient == 0.0
+    assert rows["W3"].max_abs_gradient == 0.0 < rows["b3"].max_abs_gradient  # a2 = 0
