@@ -6,7 +6,12 @@ mse, bce and cross_entropy losses; the wrong claims cover the usual mistakes.
 """
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +38,7 @@ NETWORKS = {
                                        Dense(2, "softmax")], loss="cross_entropy"),
 }
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_mlp.toml"
 RECURSION = r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) \odot f'(z^{(l)})"
 TUTORIAL = r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)} + b^{(l+1)}) \odot f'(z^{(l)})"
 
@@ -213,6 +219,88 @@ def test_spec_path_is_accepted(tmp_path):
                     '[[layers]]\nunits = 2\nactivation = "identity"\n')
     assert verify(RECURSION, str(spec)).ok
     assert verify(r"\delta^{(L)} = a^{(L)} - y", spec).ok
+
+
+# ------------------------------------------------- the truth: the graph engine
+GENERAL = [  # the general-layer formula of the verdict, from a concrete layer of the engine's
+    ("tanh_ce", RECURSION, r"\delta^{(l)} = \left(\left(W^{(l + 1)}\right)^{\top} "
+                           r"\delta^{(l + 1)}\right) \odot f_{l}'\left(z^{(l)}\right)"),
+    ("tanh_ce", r"\Delta^{(l)} = (\Delta^{(l+1)} W^{(l+1)}) \odot f'(Z^{(l)})",
+     r"\Delta^{(l)} = \left(\Delta^{(l + 1)} W^{(l + 1)}\right) \odot f_{l}'\left(Z^{(l)}\right)"),
+    ("relu_bce", r"\delta^{(L-1)} = ((W^{(L)})^T \delta^{(L)}) \odot f'(z^{(L-1)})",
+     r"\delta^{(L-1)} = \left(\left(W^{(L)}\right)^{\top} \delta^{(L)}\right) "
+     r"\odot f_{L - 1}'\left(z^{(L - 1)}\right)"),
+    ("sig_mse", r"\delta^{(L)} = a^{(L)} - y",
+     r"\delta^{(L)} = a^{(L)} \odot \left(1 - a^{(L)}\right) \odot \left(a^{(L)} - y\right)"),
+    ("mixed", r"\frac{\partial L}{\partial W^{(l)}} = \delta^{(l)} (a^{(l-1)})^T",
+     r"\frac{\partial \ell}{\partial W^{(l)}} = \delta^{(l)} \left(a^{(l - 1)}\right)^{\top}"),
+    ("mixed", r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{B} (\Delta^{(l)})^T \mathbf{1}",
+     r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{B} \left(\Delta^{(l)}\right)^{\top} "
+     r"\mathbf{1}"),
+    ("tanh_ce", r"\frac{\partial L}{\partial a^{(L)}} = -y / a^{(L)}",
+     r"\frac{\partial \ell}{\partial a^{(L)}} = \frac{- y}{a^{(L)}}"),
+    ("relu_bce", r"\delta^{(2)} = 0",
+     r"\delta^{(2)} = \left(\left(W^{(3)}\right)^{\top} \delta^{(3)}\right) \odot "
+     r"\left(1 - e^{- a^{(2)}}\right)"),
+]
+
+
+@pytest.mark.parametrize("key, claim, correct", GENERAL)
+def test_the_correct_formula_is_the_engines(key, claim, correct):
+    assert verify(claim, NETWORKS[key]).correct == correct
+
+
+def test_softmax_jacobian_is_the_engines_vjp():
+    """softmax'(z) in a claim is the Jacobian: here against its textbook form."""
+    from symbp.verify.truth import softmax, softmax_jacobian
+
+    z = np.array([[0.3], [-1.2], [2.0], [0.1]])
+    s = softmax(z, axis=0)
+    assert np.allclose(s, np.exp(z) / np.exp(z).sum(), rtol=1e-14)
+    assert np.allclose(softmax_jacobian(s), np.diagflat(s) - s @ s.T, rtol=1e-13, atol=1e-16)
+    claim = r"\delta^{(L)} = \operatorname{softmax}'(z^{(L)}) \frac{\partial \ell}{\partial a^{(L)}}"
+    assert verify(claim, NETWORKS["tanh_ce"]).ok
+    assert not verify(claim.replace(r"\frac{\partial \ell}{\partial a^{(L)}}", "y"),
+                      NETWORKS["tanh_ce"]).ok
+
+
+LAYER_NORM = """\
+inputs = 4
+loss = "cross_entropy"
+[[layers]]
+units = 5
+activation = "tanh"
+[[layers]]
+type = "layer_norm"
+[[layers]]
+units = 3
+activation = "softmax"
+"""
+
+
+@pytest.mark.parametrize("spec, field", [
+    (LAYER_NORM, "layers[2]: symbp verify checks claims about networks of dense layers"),
+    (LAYER_NORM.replace('type = "layer_norm"', 'type = "dropout"\nrate = 0.5'), "layers[2]"),
+    ('inputs = 3\nloss = "mse"\n[[layers]]\nunits = 2\n[training]\nweight_decay = 0.01\n',
+     "training.weight_decay"),
+])
+def test_networks_verify_cannot_map_are_one_error_line(spec, field, tmp_path, capsys):
+    path = tmp_path / "net.toml"
+    path.write_text(spec)
+    with pytest.raises(SymbpError, match=re.escape(field)):
+        verify(RECURSION, path)
+    assert main(["verify", str(path), "--claim", r"\delta^{(L)} = a^{(L)} - y"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("symbp: error: ") and field in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and not captured.out
+    assert main(["verify", str(path), "--claim", r"\tanh'(z) = 1 - \tanh^2(z)"]) == 0
+
+
+def test_verify_does_not_read_the_old_pattern_engine():
+    blocked = ("import sys; sys.modules['symbp.derive'] = None; "
+               "sys.modules['symbp.selfcheck'] = None; from symbp.verify import verify; "
+               f"raise SystemExit(0 if verify({RECURSION!r}, {str(EXAMPLE)!r}).ok else 1)")
+    assert subprocess.run([sys.executable, "-c", blocked], check=False).returncode == 0
 
 
 # ------------------------------------------------------------------ files

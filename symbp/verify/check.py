@@ -9,9 +9,9 @@ It raises :class:`~symbp.errors.SymbpError` only for bad usage (a network
 claim without a network, a generic-layer claim on a network without the
 layers it speaks about).
 
-The truth always comes from the derivation engine (:func:`symbp.derive.derive`
-and its self-checked matrix trees), never from formulas written here. A
-claim is decided in this order:
+The truth always comes from the graph engine (its self-checked gradients,
+read in the notation of claims by :mod:`symbp.verify.truth`), never from
+formulas written here. A claim is decided in this order:
 
 1. **Layers.** A claim about the generic layer ``l`` must hold at every
    layer it applies to: every hidden layer for ``\\delta^{(l)}``,
@@ -45,7 +45,6 @@ own (symbolically and at several points).
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import re
@@ -61,8 +60,10 @@ from symbp import claims as C
 from symbp import forms
 from symbp.errors import SymbpError
 from symbp.files import read_user_text
+from symbp.verify import truth as T
+from symbp.verify.claim_files import read_claims
+from symbp.verify.verdict import Verdict, unparsed
 
-VERDICTS = ("correct", "incorrect", "cannot parse")
 SEEDS = (11, 23, 37)
 RTOL = 1e-7
 PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
@@ -77,96 +78,6 @@ _MATH_FUNCTIONS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "cosh": sp.cos
 _ACTIVATION_LATEX = {"sigmoid": r"\sigma", "tanh": r"\tanh"}
 
 
-# ------------------------------------------------------------------ verdict
-@dataclass
-class Verdict:
-    """The answer for one claim; ``str(verdict)`` is the human-readable report."""
-
-    verdict: str
-    claim: str
-    summary: str = ""
-    lhs: str | None = None
-    correct: str | None = None  # the true formula, LaTeX, for the claim's layer(s)
-    correct_at_layer: str | None = None  # the same at the layer of the counterexample
-    shape: str | None = None  # the shape mismatch, if any
-    counterexample: dict | None = None
-    difference: str | None = None  # claim - truth, simplified, LaTeX
-    mistakes: list = field(default_factory=list)  # variants that match the truth
-    evidence: list = field(default_factory=list)  # how a correct claim was established
-    layers: list = field(default_factory=list)  # the layers checked
-    column: int | None = None  # for cannot parse
-    expected: list = field(default_factory=list)
-    line: int | None = None  # in a --file
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict == "correct"
-
-    @property
-    def likely_mistake(self) -> str | None:
-        return self.mistakes[0] if self.mistakes else None
-
-    def to_dict(self) -> dict:
-        data = {"verdict": self.verdict, "claim": self.claim, "summary": self.summary}
-        for key in ("line", "lhs", "layers", "shape", "likely_mistake", "mistakes",
-                    "counterexample", "difference", "correct", "correct_at_layer",
-                    "evidence", "column", "expected"):
-            value = getattr(self, key)
-            if value not in (None, [], {}):
-                data[key] = value
-        return data
-
-    def __str__(self) -> str:
-        """The report, each line safe to print (no control characters from the claim)."""
-        return "\n".join(C.printable(line) for line in self._report_lines())
-
-    def _report_lines(self) -> list[str]:
-        where = f"line {self.line}: " if self.line is not None else ""
-        lines = [f"{where}{self.verdict}: {' '.join(self.claim.split())}"]
-        if self.verdict == "cannot parse":
-            lines.append(f"  at column {self.column}: {self.summary}")
-            lines.append("    " + self.claim.replace("\n", " "))
-            lines.append("    " + " " * max((self.column or 1) - 1, 0) + "^")
-            return lines
-        if self.verdict == "correct":
-            return lines + [f"  {item}" for item in self.evidence]
-        lines.append(f"  {self.summary}")
-        if self.likely_mistake:
-            lines.append(f"  likely mistake: {self.likely_mistake}")
-            lines += [f"  also matches: {m}" for m in self.mistakes[1:]]
-        if self.counterexample:
-            lines += ["  " + line for line in _counterexample_lines(self.counterexample)]
-        if self.difference:
-            lines.append(f"  claim - truth = {self.difference}")
-        if self.correct:
-            lines.append(f"  correct: {self.correct}")
-        if self.correct_at_layer and self.correct_at_layer != self.correct:
-            lines.append(f"  at that layer: {self.correct_at_layer}")
-        return lines
-
-
-def _counterexample_lines(example: dict) -> list[str]:
-    lines = [f"counterexample: {example['where']}"]
-    for name, value in example.get("point", {}).items():
-        lines.append(f"  {name} = {_short(value)}")
-    lines.append(f"  claim gives {_short(example['claim'])}")
-    lines.append(f"  truth is    {_short(example['truth'])}")
-    return lines
-
-
-def _short(value) -> str:
-    array = np.asarray(value, dtype=float)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    return np.array2string(array, precision=4, suppress_small=True, separator=", ",
-                           max_line_width=200).replace("\n", "")
-
-
-def _unparsed(text: str, error: C.ClaimParseError) -> Verdict:
-    return Verdict("cannot parse", text, summary=error.reason, column=error.column,
-                   expected=error.expected)
-
-
 # ----------------------------------------------------------------- entry points
 def verify(claim: str, network=None) -> Verdict:
     """Decide one claim; ``network`` is a Network, a spec path, or None for scalar claims."""
@@ -174,7 +85,7 @@ def verify(claim: str, network=None) -> Verdict:
     try:
         parsed = C.parse_claim(claim)
     except C.ClaimParseError as error:
-        return _unparsed(claim if isinstance(claim, str) else repr(claim), error)
+        return unparsed(claim if isinstance(claim, str) else repr(claim), error)
     try:
         target = _target_of(parsed.lhs)
         if target is None:
@@ -185,7 +96,7 @@ def verify(claim: str, network=None) -> Verdict:
                 "give the network spec (symbp verify SPEC --claim ...)")
         return _NetworkCheck(parsed, target, _Context.of(network)).run()
     except C.ClaimParseError as error:
-        return _unparsed(claim, error)
+        return unparsed(claim, error)
 
 
 def verify_many(claims, network=None) -> list[Verdict]:
@@ -211,15 +122,6 @@ def verify_file(path, network=None) -> list[Verdict]:
     return verify_many(claims, network)
 
 
-def overall(verdicts) -> str:
-    """One verdict for several: ``cannot parse`` beats ``incorrect`` beats ``correct``."""
-    names = {v.verdict for v in verdicts}
-    for name in ("cannot parse", "incorrect"):
-        if name in names:
-            return name
-    return "correct"
-
-
 def _as_network(network):
     if network is None or hasattr(network, "depth"):
         return network
@@ -228,107 +130,6 @@ def _as_network(network):
 
         return load_spec(network)
     raise SymbpError(f"network: expected a Network or a spec path, got {type(network).__name__}")
-
-
-# ----------------------------------------------------------------- claim files
-MAX_CLAIMS = 100  # per file: a derivation has a few dozen rows, and each claim takes time
-_MATH_ENVIRONMENTS = frozenset({"align", "align*", "aligned", "equation", "equation*",
-                                "gather", "gather*", "multline", "multline*", "eqnarray",
-                                "eqnarray*"})
-# Row breaks (consumed first, so that "\\[2pt]" is no "\["), environments, \[ \], $$.
-_DELIMITER = re.compile(r"\\\\|\\begin\{([A-Za-z]+\*?)\}|\\end\{([A-Za-z]+\*?)\}|\\\[|\\\]|\$\$")
-_COMMENT = re.compile(r"(?<!\\)%[^\n]*")
-_DROP = re.compile(r"\\(label|tag)\*?\{[^}]*\}|\\(nonumber|notag)\b")
-_ROW_SPACING = re.compile(r"\s*\[\s*-?[\d.]+\s*(pt|em|ex|mm|cm|in|bp|mu)\s*\]")  # \\[2pt]
-
-
-def read_claims(text: str) -> list[tuple[int, str]]:
-    """``(line, claim)`` pairs: one claim per row of each ``align`` (or other math)
-    block; without math blocks, one claim per non-empty line. ``%`` starts a comment
-    and a row that starts with ``=`` continues the previous row's left-hand side.
-
-    The text is read in one left-to-right scan (time linear in its length). A math
-    block that is never closed, a closer without its opener, and more than
-    :data:`MAX_CLAIMS` claims are a :class:`~symbp.errors.SymbpError` naming the line."""
-    text = _COMMENT.sub("", text)
-    line_of = _line_finder(text)
-    blocks = _math_blocks(text, line_of)
-    if blocks:
-        rows = [row for start, end in blocks for row in _block_rows(text, start, end, line_of)]
-    else:
-        rows = [(number, row) for number, row in enumerate(text.splitlines(), 1)
-                if not row.strip().startswith("#")]
-    claims = _claim_rows(rows)
-    if len(claims) > MAX_CLAIMS:
-        raise SymbpError(f"line {claims[MAX_CLAIMS][0]}: more than {MAX_CLAIMS} claims "
-                         f"(symbp verify checks at most {MAX_CLAIMS} per file)")
-    return claims
-
-
-def _line_finder(text: str):
-    """``position -> 1-based line number``, by bisection over the newlines."""
-    newlines = [match.start() for match in re.finditer("\n", text)]
-    return lambda position: bisect.bisect_left(newlines, position) + 1
-
-
-def _math_blocks(text: str, line_of) -> list[tuple[int, int]]:
-    """``(start, end)`` of the body of each math block. Inside a block only its own
-    closer counts, as in LaTeX (no nesting of display math)."""
-    blocks, opener, closer = [], None, None
-    for match in _DELIMITER.finditer(text):
-        token = match.group(0)
-        if opener is None:
-            role, partner = _delimiter_role(match)
-            if role == "open":
-                opener, closer = match, partner
-            elif role == "close":
-                raise SymbpError(f"line {line_of(match.start())}: {token} without {partner}")
-        elif token == closer:
-            blocks.append((opener.end(), match.start()))
-            opener = None
-    if opener is not None:
-        raise SymbpError(f"line {line_of(opener.start())}: {opener.group(0)} is never closed "
-                         f"(no {closer} follows)")
-    return blocks
-
-
-def _delimiter_role(match) -> tuple[str | None, str | None]:
-    """``("open", its closer)``, ``("close", its opener)`` or ``(None, None)`` (a row
-    break, or an environment that is not display math)."""
-    token, begin, end = match.group(0), match.group(1), match.group(2)
-    if begin in _MATH_ENVIRONMENTS:
-        return "open", f"\\end{{{begin}}}"
-    if end in _MATH_ENVIRONMENTS:
-        return "close", f"\\begin{{{end}}}"
-    return {"\\[": ("open", "\\]"), "\\]": ("close", "\\["),
-            "$$": ("open", "$$")}.get(token, (None, None))
-
-
-def _block_rows(text: str, start: int, end: int, line_of):
-    """``(line, row)`` for the ``\\\\``-separated rows of one block body."""
-    position = start
-    for number, row in enumerate(text[start:end].split("\\\\")):
-        spacing = _ROW_SPACING.match(row) if number else None
-        body = row[spacing.end():] if spacing else row
-        lead = len(row) - len(body.lstrip())
-        yield line_of(position + lead), body
-        position += len(row) + 2
-
-
-def _claim_rows(rows) -> list[tuple[int, str]]:
-    """Drop labels and markup; a row starting with ``=`` reuses the previous left side."""
-    claims, previous_lhs = [], None
-    for line, row in rows:
-        row = _DROP.sub("", row).replace("\n", " ").strip().strip("$").strip()
-        if not row:
-            continue
-        bare = row.replace("&", "").strip()
-        if bare.startswith("=") and previous_lhs is not None:
-            row = previous_lhs + " " + bare
-        else:
-            previous_lhs = bare.split("=", 1)[0].strip() if "=" in bare else None
-        claims.append((line, row))
-    return claims
 
 
 # ---------------------------------------------------------------- the target
@@ -370,14 +171,12 @@ class _Context:
     def of(cls, network) -> "_Context":
         key = repr(sorted(network.to_dict().items(), key=lambda kv: kv[0]))
         if key not in cls._cache:
-            from symbp.derive import derive
-
-            cls._cache[key] = cls(network, derive(network))
+            cls._cache[key] = cls(network, T.Truth.of(network))
         return cls._cache[key]
 
-    def __init__(self, network, derivation):
+    def __init__(self, network, truth: T.Truth):
         self.network = network
-        self.derivation = derivation
+        self.truth = truth
         self.depth = network.depth
         depth = self.depth
         self.width_sets = [("the spec's widths", list(network.widths)),
@@ -410,100 +209,42 @@ class _Context:
         return self._trees[key]
 
     def _make_tree(self, kind, layer, batch):
-        prefix = "batch_" if batch else ""
-        if kind in ("delta", "dW", "db"):
-            return getattr(self.derivation.layers[layer - 1], prefix + kind).matrix
-        if batch:
-            raise C.ClaimParseError("the batch form covers \\Delta^{(l)}, dL/dW and dL/db only",
-                                    1)
-        if layer < self.depth:
-            return _at_layer(_upstream_gradient(self.derivation.general["delta"].matrix), layer)
-        return _loss_gradient_tree(self.network, self.depth)
+        _no_batch_da(kind, batch)
+        try:
+            return self.truth.tree(kind, layer, batch)
+        except T.NotMapped as error:
+            raise SymbpError(f"symbp verify cannot read the derived {kind} of layer {layer} "
+                             f"in the notation of claims: {error}") from None
 
-    def general_tree(self, target: _Target):
-        """The engine's formula for the target's own layer expression (``l``, ``l+1``, ``L``)."""
-        from symbp.derive import OUTPUT
-
-        general = self.derivation.general
-        prefix = "batch_" if target.batch else ""
+    def general_tree(self, target: _Target, layer: int):
+        """The engine's formula at ``layer`` for the target's own layer expression
+        (``l``, ``l+1``, ``L``)."""
         ref = target.layer
-        output = ref.var == "L" and ref.offset == 0
-        if output and target.kind == "delta":
-            return general[prefix + "delta_output"]
-        if output and target.kind == "da":
-            return _loss_gradient_tree(self.network, OUTPUT)
-        if target.kind == "da":
-            tree = _upstream_gradient(general["delta"].matrix)
-        else:
-            tree = general[prefix + target.kind].matrix
-        base = forms.LAYER if ref.var == "l" else OUTPUT
-        return _at_layer(tree, base + ref.offset)
+        base = (T.LAYER if ref.var == "l" else T.OUTPUT) + ref.offset
+        try:
+            return self.truth.general_tree(target.kind, layer, target.batch, base)
+        except T.NotMapped:
+            return self.truth_tree(target.kind, layer, target.batch)
 
 
-def _upstream_gradient(delta_tree):
-    """``d loss / d a^{(l)}`` from the engine's hidden ``delta^{(l)} = d loss / d z^{(l)}``.
-
-    The engine derives ``delta^{(l)}`` with the activation's derivative as an opaque
-    factor ``f_l'``; setting that factor to 1 is the same derivation for ``a = z``,
-    where ``d loss / d z`` is ``d loss / d a`` (it leaves ``(W^{(l+1)})^T delta^{(l+1)}``)."""
-    def without_fprime(tensor):
-        return forms.Elementwise(sp.Integer(1)) if tensor.letter == "fprime" \
-            else forms.Leaf(tensor)
-
-    return forms.map_tensors(delta_tree, without_fprime)
-
-
-def _at_layer(tree, layer):
-    """A general-layer tree with ``l`` replaced by ``layer`` (an int or ``L + k``)."""
-    return forms.map_tensors(tree, lambda t: forms.Leaf(t.at_layer(layer)))
-
-
-def _loss_gradient_tree(network, depth):
-    """``d loss / d a^{(L)}`` by ``sympy.diff`` of the loss's forward definition."""
-    from symbp.registry import A, Y
-
-    loss = network.loss_definition
-    a_symbol, y_symbol = sp.Symbol(f"a{depth}", real=True), sp.Symbol("Y", real=True)
-    expr = sp.diff(loss.expr, A).subs({A: a_symbol, Y: y_symbol})
-    return forms.canonical_elementwise(expr, [(a_symbol, forms.Tensor("a", depth)),
-                                              (y_symbol, forms.Tensor("y"))])
+def _no_batch_da(kind: str, batch: bool) -> None:
+    if batch and kind == "da":
+        raise C.ClaimParseError("the batch form covers \\Delta^{(l)}, dL/dW and dL/db only", 1)
 
 
 class _Instance:
-    """One random network instance: parameters, a forward pass and the true deltas."""
+    """One random network instance: parameters, the forward pass and the truth (the
+    engine's gradients evaluated there)."""
 
     def __init__(self, ctx: _Context, label: str, widths: list, seed: int, batch: bool):
-        from symbp.selfcheck import forward_rows, random_instance
-
-        network = ctx.network
         self.ctx, self.label, self.widths, self.seed, self.batch = ctx, label, widths, seed, batch
         rows = BATCH_ROWS if batch else 1
-        rng = np.random.default_rng(seed)
-        params, inputs, targets = random_instance(network, widths, rows, rng)
-        values = dict(params)
-        for name, value in forward_rows(network, params, inputs).items():
-            values[name] = value if batch else value.T
-        values["Y"] = targets if batch else targets.T
-        for layer in range(1, ctx.depth + 1):
-            values[f"b{layer}"] = params[f"b{layer}"][:, None]
-        values["__ones__"] = {"B": rows, "n_{L}": widths[-1],
-                              **{f"n_{{{n}}}": w for n, w in enumerate(widths)}}
-        values["__scalars__"] = {B_SYMBOL: rows}
-        self.values = values
+        self.values = ctx.truth.instance(widths, seed, rows)
         self.B = rows if batch else PER_SAMPLE_B
-        with np.errstate(all="ignore"):
-            for layer in range(ctx.depth, 0, -1):
-                values[f"delta{layer}"] = forms.evaluate(
-                    ctx.truth_tree("delta", layer, batch), values)
-        self._truth = {}
 
     def truth(self, kind: str, layer: int) -> np.ndarray:
-        key = (kind, layer)
-        if key not in self._truth:
-            with np.errstate(all="ignore"):
-                self._truth[key] = np.asarray(forms.evaluate(
-                    self.ctx.truth_tree(kind, layer, self.batch), self.values), dtype=float)
-        return self._truth[key]
+        _no_batch_da(kind, self.batch)
+        return self.values["truth", kind, layer]
 
     def describe(self) -> str:
         widths = ", ".join(str(w) for w in self.widths)
@@ -800,14 +541,14 @@ class _Eval:
             return Val(np.diagflat(arg.array), arg.rows, arg.rows, text)
         activation, layer = self.check.function_of(node, self.l_value, self.inst)
         if activation is not None and activation.is_softmax:
-            return self._softmax(node, func, arg, layer, text)
+            return self._softmax(node, func, arg, text)
         forward = activation.expr if activation is not None else _MATH_FUNCTIONS[func.name](
             _x())
         expr = _derivative(func.name if activation is None else activation.name, forward,
                            func.order)
         if func.power is not None:
             expr = expr ** func.power
-        array = np.asarray(forms.numeric_function((_x(),), expr)(arg.array), dtype=float)
+        array = np.asarray(_numeric((_x(),), expr)(arg.array), dtype=float)
         array = array * np.ones_like(arg.array)
         entry = None
         if self.symbolic and arg.entry is not None:
@@ -816,7 +557,7 @@ class _Eval:
 
     def _function_entry(self, node, func, forward, expr, arg):
         """Entry of f(arg); f^{(m)}(z^{(m)}) is read as a^{(m)} (and f' in terms of a)."""
-        from symbp.derive import activation_derivative
+        from symbp.engine.activation import activation_derivative
 
         own = self.check.own_layer(node.arg, forward, self.l_value)
         if own is None or func.order > 1:
@@ -833,19 +574,10 @@ class _Eval:
             value = derivative.best.subs({A: a_entry, _x(): arg.entry})
         return value ** func.power if func.power is not None else value
 
-    def _softmax(self, node, func, arg, layer, text):
-        from symbp.selfcheck import activate
-
+    def _softmax(self, node, func, arg, text):
         if arg.scalar or (not self.inst.batch and not arg.cols.one):
             raise _ShapeError(f"softmax takes a vector, {arg.text} is {arg.shape_text}")
-        activation = self.ctx.activation(layer) if layer else None
-        softmax = activation if activation is not None and activation.is_softmax else None
-        if softmax is None:
-            from symbp.registry import BUILTIN_ACTIVATIONS
-
-            softmax = BUILTIN_ACTIVATIONS["softmax"]
-        axis = 1 if self.inst.batch else 0
-        s = activate(softmax, arg.array, axis=axis)
+        s = T.softmax(arg.array, axis=1 if self.inst.batch else 0)
         if func.order == 0:
             entry = None
             own = self.check.own_layer(node.arg, None, self.l_value)
@@ -858,8 +590,22 @@ class _Eval:
         if self.inst.batch or func.order > 1 or func.power is not None:
             raise _ShapeError(f"{text}: the derivative of softmax is a Jacobian matrix per "
                               "sample, not an elementwise factor")
-        jacobian = np.diagflat(s) - s @ s.T
-        return Val(jacobian, arg.rows, arg.rows, text)
+        return Val(T.softmax_jacobian(s), arg.rows, arg.rows, text)
+
+
+@lru_cache(maxsize=None)
+def _numeric(variables: tuple, expr: sp.Expr):
+    """A cached float64 NumPy function of ``expr``."""
+    from symbp.engine.numeric import MODULES
+
+    return sp.lambdify(variables, expr, modules=MODULES)
+
+
+def _latex(tree) -> str:
+    """The LaTeX of a matrix tree, as symbp prints it."""
+    from symbp.printing import matrix_latex
+
+    return matrix_latex(tree)
 
 
 @lru_cache(maxsize=None)
@@ -878,7 +624,7 @@ def _x():
 @lru_cache(maxsize=None)
 def _derivative(name: str, forward: sp.Expr, order: int) -> sp.Expr:
     """``f``, ``f'`` (from the engine's :func:`activation_derivative`) or ``f''``."""
-    from symbp.derive import activation_derivative
+    from symbp.engine.activation import activation_derivative
 
     if order == 0:
         return forward
@@ -918,9 +664,7 @@ def _forms_entry(node, ctx: _Context, batch: bool, registry: dict):
     if isinstance(node, forms.MatMul):
         left, rows, inner = _forms_entry(node.left, ctx, batch, registry)
         right, _, cols = _forms_entry(node.right, ctx, batch, registry)
-        from symbp.printing import matrix_latex
-
-        entry = _product_entry(left, right, Dim(0, "", inner), registry, matrix_latex(node))
+        entry = _product_entry(left, right, Dim(0, "", inner), registry, _latex(node))
         return entry, rows, cols
     if isinstance(node, (forms.Hadamard, forms.Add)):
         parts = [_forms_entry(arg, ctx, batch, registry) for arg in node.args]
@@ -1339,17 +1083,12 @@ class _NetworkCheck:
             return None
 
     def _general_latex(self) -> str:
-        from symbp.printing import matrix_latex
-
         if self.target.layer.var is None:
             return self._concrete_latex(self.target.layer.offset)
-        tree = self.ctx.general_tree(self.target)
-        return matrix_latex(getattr(tree, "matrix", tree))
+        return _latex(self.ctx.general_tree(self.target, self.bindings[0][1]))
 
     def _concrete_latex(self, layer: int) -> str:
-        from symbp.printing import matrix_latex
-
-        return matrix_latex(self.ctx.truth_tree(self.target.kind, layer, self.batch))
+        return _latex(self.ctx.truth_tree(self.target.kind, layer, self.batch))
 
     def _counterexample(self, rhs, point: _Point) -> dict:
         inst = point.inst
@@ -1671,8 +1410,8 @@ def _which_derivative(hand: list) -> str | None:
         try:
             expr = sp.Mul(*[_hand_sympy(factor, activation.expr) for factor in hand])
             with np.errstate(all="ignore"):
-                got = forms.numeric_function((_x(),), expr)(points) * np.ones_like(points)
-                want = forms.numeric_function((_x(),), _derivative(
+                got = _numeric((_x(),), expr)(points) * np.ones_like(points)
+                want = _numeric((_x(),), _derivative(
                     name, activation.expr, 1))(points) * np.ones_like(points)
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             continue
@@ -1881,8 +1620,8 @@ def _scalar_points(lhs, rhs, symbol):
     """``(points where both are defined, failures)`` as ``(x, truth, claim)`` triples."""
     points, failures = [], []
     try:
-        f = forms.numeric_function((symbol,), lhs)
-        g = forms.numeric_function((symbol,), rhs)
+        f = _numeric((symbol,), lhs)
+        g = _numeric((symbol,), rhs)
     except Exception:
         return points, [(SCALAR_POINTS[0], float("nan"), float("nan"))]
     for x in SCALAR_POINTS + (0.3, 0.7, 1.2, 2.5):
@@ -1906,7 +1645,7 @@ def _scalar_points(lhs, rhs, symbol):
 
 def _scalar_truth_latex(lhs_node, lhs, symbol, network, try_symbolic: bool) -> str:
     """The left-hand side simplified; for an activation's derivative also in terms of f."""
-    from symbp.derive import activation_derivative
+    from symbp.engine.activation import activation_derivative
     from symbp.registry import BUILTIN_ACTIVATIONS, A
 
     applied = None

@@ -1,0 +1,369 @@
+"""The truth of a network claim: the engine's gradients, read in the notation of claims.
+
+Contract: :meth:`Truth.of` takes a plain MLP (dense layers, no weight decay) and reads the
+gradients of :func:`~symbp.engine.derivation.derive_graph` (the batch graph,
+self-checked) in the notation claims are written in (CONVENTIONS §1):
+``delta`` (``d loss / d z^{(m)}``), ``dW``, ``db`` and ``da``
+(``d loss / d a^{(m)}``) at a concrete layer ``m``, per sample (column
+vectors) or for a batch (rows). :meth:`Truth.tree` is that formula as a
+:mod:`symbp.forms` matrix tree (:func:`symbp.forms.to_matrix`),
+:meth:`Truth.general_tree` the same formula for a layer expression (``l``,
+``l+1``, ``L``), :meth:`Truth.instance` the values of every quantity of the
+notation and of the truth at a random point. Any other network is a
+:class:`~symbp.errors.SymbpError` naming the layer or the field: claims about
+other ops are not mapped yet.
+
+Every step from the engine's gradients to a claim's quantity is a
+substitution; no derivative is written here:
+
+- the engine differentiates the batch objective ``L = (1/B) sum_s loss_s``, so
+  its ``dL/dZ^{(m)}`` (``g_z{m}``) is ``Delta^{(m)} / B`` with ``Delta^{(m)}``
+  the rows of the per-sample deltas: every ``g_z{m}`` is replaced by
+  ``Delta^{(m)} / B``, and the batch delta is ``B`` times the engine's;
+- every other gradient the formula reads (``g_a{m}``) is replaced by its own
+  expression, so that a formula reads ``W``, ``b``, ``z``, ``a``, ``y`` and the
+  deltas only (a gradient the engine inlined is the sum over its consumers of
+  the engine's VJPs);
+- per sample is the batch of one: ``B = 1``, a sum over the batch is its one
+  term, and the row index is dropped;
+- a general formula is a concrete layer's with each layer ``n`` written
+  ``base + (n - m)``; a hidden delta keeps ``f_l'`` opaque: the engine's VJP
+  of layer ``m``'s activation is linear in its seed ``g_a{m}``, and its
+  coefficient (read off by differentiating in the seed) prints as ``f_l'``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from symbp import forms
+from symbp.engine.indices import FREE, canonical
+from symbp.errors import SymbpError
+from symbp.ops.base import BATCH
+
+KINDS = ("delta", "dW", "db", "da")
+LAYER = sp.Symbol("l", integer=True, positive=True)  # the general layer of a claim
+OUTPUT = sp.Symbol("L", integer=True, positive=True)  # the output layer
+_OF = {"delta": "z", "dW": "W", "db": "b", "da": "a"}
+# The deltas' bases are named Delta{m}: SymPy orders a product's factors by name, and a
+# capital sorts before x and a, so to_matrix reads an outer product as delta x^T.
+_NAMED = re.compile(r"(W|b|z|a|Delta|fprime)(\d+)")
+_WIDTH = re.compile(r"n_\{(\d+)\}")
+_ROW_KINDS = ("delta", "da")  # their engine form has the batch row as first index
+WEIGHT_SCALE, BIAS_SCALE = 0.7, 0.3  # random points: tanh and sigmoid layers do not saturate
+
+
+class NotMapped(Exception):
+    """An engine expression with no reading in the notation of claims."""
+
+
+def _base(name: str) -> sp.IndexedBase:
+    return sp.IndexedBase(name, real=True)
+
+
+class Truth:
+    """The engine's derivation of one network, read in claims' notation (cached per spec)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def of(cls, network) -> "Truth":
+        key = repr(network.to_dict())
+        if key not in cls._cache:
+            _require_mlp(network)
+            from symbp.engine.derivation import derive_graph
+
+            cls._cache[key] = cls(derive_graph(network))
+        return cls._cache[key]
+
+    def __init__(self, derivation):
+        self.derivation = derivation
+        self.network = derivation.network
+        self.graph = derivation.graph
+        self.depth = self.network.depth
+        (self._input,), (self._target,) = ([t.name for t in self.graph.given(role)]
+                                           for role in ("input", "target"))
+        batch = {t.name for t in self.graph.tensors.values() if t.shape[:1] == (BATCH,)}
+        self._batch_names = frozenset(batch | {f"{letter}{m}" for letter in ("Delta", "fprime")
+                                               for m in range(1, self.depth + 1)})
+        self._notation = {}
+
+    # ----------------------------------------------------------- formulas
+    def tree(self, kind: str, layer: int, batch: bool):
+        """The matrix tree of ``kind`` at the concrete ``layer``."""
+        return self._tree(self.expression(kind, layer, batch), kind, layer, batch)
+
+    def general_tree(self, kind: str, layer: int, batch: bool, base: sp.Expr):
+        """The formula of ``kind`` at ``layer`` written for the layer expression ``base``."""
+        expr = self._general_expression(kind, layer, batch)
+        tree = self._tree(expr, kind, layer, batch)
+        return forms.map_tensors(tree, lambda t: forms.Leaf(_relabel(t, layer, base)))
+
+    def expression(self, kind: str, layer: int, batch: bool) -> sp.Expr:
+        """The index expression of ``kind`` at ``layer`` in claims' tensors (see the
+        module docstring); its free indices are :meth:`free`'s."""
+        key = (kind, layer, batch)
+        if key not in self._notation:
+            engine = self._engine_expression(kind, layer)
+            self._notation[key] = self._read(engine, kind, batch)
+        return self._notation[key]
+
+    def _engine_expression(self, kind: str, layer: int) -> sp.Expr:
+        return self._gradient(self._name(kind, layer))
+
+    def _general_expression(self, kind: str, layer: int, batch: bool) -> sp.Expr:
+        if kind == "delta" and layer < self.depth:
+            opaque = self._opaque_fprime(layer)
+            if opaque is not None:
+                return self._read(opaque, kind, batch)
+        return self.expression(kind, layer, batch)
+
+    def _opaque_fprime(self, layer: int) -> sp.Expr | None:
+        """``g_a{m} * fprime{m}``: the activation's VJP with its coefficient held opaque,
+        or None where the VJP is not one elementwise coefficient times its seed."""
+        gradient = self.derivation.gradient_of(f"z{layer}")
+        if gradient is None or len(gradient.paths) != 1:
+            return None
+        consumer, contribution = gradient.paths[0]
+        seed = _base(f"g_{consumer.out.name}")[FREE[:2]]
+        coefficient = sp.diff(contribution, seed)
+        if coefficient.has(seed.base) or sp.expand(contribution - coefficient * seed) != 0:
+            return None
+        return _base(f"fprime{layer}")[FREE[:2]] * seed
+
+    def _name(self, kind: str, layer: int) -> str:
+        if kind == "da" and layer == 0:
+            return self._input
+        return f"{_OF[kind]}{layer}"
+
+    def _gradient(self, name: str) -> sp.Expr:
+        """The engine's gradient of tensor ``name``; an inlined one as the sum of the
+        engine's VJPs over its consumers."""
+        gradient = self.derivation.gradient_of(name)
+        if gradient is not None:
+            return gradient.expr
+        from symbp.engine.backward import vjp
+
+        tensor = self.graph.tensors[name]
+        return sp.Add(*[vjp(consumer, tensor) for consumer in self.graph.consumers(name)])
+
+    def _read(self, engine: sp.Expr, kind: str, batch: bool) -> sp.Expr:
+        expr = _constants_out_of_sums(canonical(self._deltas_only(engine)))
+        if kind == "delta":
+            expr = sp.factor_terms(BATCH * expr)  # B (g/B - e^{-a} g/B) = (1 - e^{-a}) g
+        return expr if batch else _one_sample(expr, kind, self._batch_names)
+
+    def _deltas_only(self, expr: sp.Expr) -> sp.Expr:
+        """``g_z{m} -> Delta{m} / B``; every other gradient by its own expression."""
+        def swap(entry):
+            name = entry.base.label.name[2:]
+            if re.fullmatch(r"z\d+", name):
+                return _base(f"Delta{name[1:]}")[entry.indices] / BATCH
+            return self._deltas_only(_at(self._gradient(name), entry.indices))
+
+        return expr.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base.label.name.startswith("g_"), swap)
+
+    def free(self, kind: str, batch: bool) -> tuple:
+        if kind in _ROW_KINDS:
+            return FREE[:2] if batch else FREE[1:2]
+        return FREE[:2] if kind == "dW" else FREE[:1]
+
+    def _tree(self, expr: sp.Expr, kind: str, layer: int, batch: bool):
+        tensors = {item.base.label: self._leaf(item.base.label.name, batch)
+                   for item in expr.atoms(sp.Indexed)}
+        like = {"dW": forms.Tensor("W", layer), "db": forms.Tensor("b", layer)}.get(
+            kind, forms.Tensor("a", layer, batch))
+        try:
+            return forms.to_matrix(expr, self.free(kind, batch), tensors, like)
+        except forms.NotMatrixForm as error:
+            raise NotMapped(str(error)) from None
+
+    def _leaf(self, name: str, batch: bool) -> forms.Tensor:
+        tensor = self.graph.tensors.get(name)
+        if tensor is not None and tensor.role == "input":
+            return forms.Tensor("a", 0, batch)
+        if tensor is not None and tensor.role == "target":
+            return forms.Tensor("y", None, batch)
+        match = _NAMED.fullmatch(name)
+        if match is None:
+            raise NotMapped(f"the engine's tensor {name} has no name in claims")
+        letter = {"Delta": "delta"}.get(match.group(1), match.group(1))
+        return forms.Tensor(letter, int(match.group(2)), batch and letter not in "Wb")
+
+    # ------------------------------------------------------------- numbers
+    def instance(self, widths: list, seed: int, rows: int) -> dict:
+        """Every quantity at a random point, by its name in claims (``W1``, ``b1`` as
+        a column, ``a0`` for x, ``z1``, ``a1``, ``Y``, ``delta1``), per sample
+        (``rows == 1``: columns) or as ``rows`` rows; ``("truth", kind, m)`` holds
+        the truth of ``kind`` at layer ``m``, in the same layout."""
+        sizes = {symbol: widths[int(_WIDTH.fullmatch(symbol.name).group(1))]
+                 for symbol in self.derivation.sizes}
+        sizes[BATCH] = rows
+        given = self._random_point(widths, rows, np.random.default_rng(seed))
+        from symbp.engine.numeric import run, value_of
+
+        with np.errstate(all="ignore"):
+            arrays = run(self.graph, given, sizes, self.derivation.gradients)
+            for layer in range(self.depth + 1):
+                name = self._name("da", layer)
+                if f"g_{name}" not in arrays:
+                    tensor = self.graph.tensors[name]
+                    arrays[f"g_{name}"] = value_of(self._gradient(name), tensor, arrays, sizes,
+                                                   frozenset({self.graph.loss.name}))
+        return self._in_notation(arrays, rows)
+
+    def _random_point(self, widths, rows, rng) -> dict:
+        given = {}
+        for layer in range(1, len(widths)):
+            given[f"W{layer}"] = rng.normal(0, WEIGHT_SCALE, (widths[layer], widths[layer - 1]))
+            given[f"b{layer}"] = rng.normal(0, BIAS_SCALE, widths[layer])
+        given[self._input] = rng.normal(0, 1, (rows, widths[0]))
+        given[self._target] = _targets(
+            self.network, (rows, widths[-1]), rng)
+        return given
+
+    def _in_notation(self, arrays: dict, rows: int) -> dict:
+        layout = (lambda array: array) if rows > 1 else (lambda array: array.T)
+        values = {"a0": layout(arrays[self._input]),
+                  "Y": layout(arrays[self._target])}
+        for m in range(1, self.depth + 1):
+            values[f"W{m}"] = arrays[f"W{m}"]
+            values[f"b{m}"] = arrays[f"b{m}"][:, None]
+            values[f"z{m}"], values[f"a{m}"] = layout(arrays[f"z{m}"]), layout(arrays[f"a{m}"])
+            values[f"delta{m}"] = layout(rows * arrays[f"g_z{m}"])
+            values["truth", "delta", m] = values[f"delta{m}"]
+            values["truth", "dW", m] = arrays[f"g_W{m}"]
+            values["truth", "db", m] = arrays[f"g_b{m}"][:, None]
+        for m in range(self.depth + 1):
+            values["truth", "da", m] = layout(arrays[f"g_{self._name('da', m)}"])
+        return values
+
+
+def _require_mlp(network) -> None:
+    """Claims are mapped for dense layers without weight decay; anything else is named."""
+    for number, layer in enumerate(network.layers, 1):
+        if layer.type != "dense":
+            raise SymbpError(
+                f"layers[{number}]: symbp verify checks claims about networks of dense layers; "
+                f"this network has a {layer.type} layer (claims about {layer.type} are not "
+                "supported yet)")
+    if network.training["weight_decay"]:
+        raise SymbpError(
+            "training.weight_decay: symbp verify checks claims about networks without weight "
+            "decay (claims about the weight-decay term are not supported yet)")
+
+
+def _targets(network, shape, rng) -> np.ndarray:
+    """Valid targets for the loss: rows that sum to one, values in (0, 1), or any."""
+    loss = network.loss_definition
+    if loss.targets_sum_to_one:
+        raw = rng.uniform(0.1, 1.0, shape)
+        return raw / raw.sum(axis=1, keepdims=True)
+    if network.task == "binary" or loss.name == "bce":
+        return rng.uniform(0.05, 0.95, shape)
+    return rng.normal(0, 1, shape)
+
+
+def _at(expr: sp.Expr, indices: tuple) -> sp.Expr:
+    """``expr`` (in ``FREE``) at ``indices``; its bound indices renamed first, so none is
+    captured."""
+    bound = {limit[0] for total in expr.atoms(sp.Sum) for limit in total.limits}
+    fresh = {k: sp.Dummy(k.name, integer=True, nonnegative=True) for k in bound}
+    return expr.xreplace(fresh).xreplace(dict(zip(FREE, indices, strict=False)))
+
+
+def _constants_out_of_sums(expr: sp.Expr) -> sp.Expr:
+    """``sum_k c x_k = c sum_k x_k`` for each factor ``c`` without a bound index."""
+    def pull(total):
+        bound = {limit[0] for limit in total.limits}
+        factors = sp.Mul.make_args(total.function)
+        constant = sp.Mul(*[f for f in factors if not f.free_symbols & bound])
+        varying = sp.Mul(*[f for f in factors if f.free_symbols & bound])
+        return constant * sp.Sum(varying, *total.limits)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), pull)
+
+
+def _one_sample(expr: sp.Expr, kind: str, batch_names: frozenset) -> sp.Expr:
+    """The batch of one: ``B = 1``, one-term sums, the row index dropped."""
+    expr = expr.xreplace({BATCH: sp.Integer(1)})
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), _single_terms)
+    if kind in _ROW_KINDS:
+        expr = expr.xreplace({FREE[0]: sp.Integer(0)})
+
+    def drop_row(entry):
+        if entry.indices[0] != 0:
+            raise NotMapped(f"{entry} couples the rows of a batch")
+        return _base(entry.base.label.name)[entry.indices[1:]]
+
+    return expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base.label.name in batch_names, drop_row)
+
+
+def _single_terms(total: sp.Sum) -> sp.Expr:
+    body, kept = total.function, []
+    for index, low, high in total.limits:
+        if low == high:
+            body = body.xreplace({index: low})
+        else:
+            kept.append((index, low, high))
+    return sp.Sum(body, *kept) if kept else body
+
+
+def _relabel(tensor: forms.Tensor, layer: int, base: sp.Expr) -> forms.Tensor:
+    """Layer ``n`` of a formula at ``layer`` as ``base + (n - layer)``."""
+    if tensor.layer is None:
+        return tensor
+    return replace(tensor, layer=base + (int(tensor.layer) - layer))
+
+
+# ------------------------------------------------------------------- softmax
+@lru_cache(maxsize=None)
+def _softmax_op():
+    """The engine's softmax op on a ``(B, n)`` input: its equation and input tensor."""
+    from symbp.engine.graph import Tensor
+    from symbp.ops.base import Builder, width
+    from symbp.ops.elementwise import activate
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    builder = Builder("train", None)
+    builder.previous = builder.graph.add(Tensor("z", (BATCH, width(0)), "input"))
+    builder.layer = 1
+    out = activate(builder, BUILTIN_ACTIVATIONS["softmax"])
+    return builder.graph.definition(out.name), builder.previous
+
+
+def softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    """The softmax op's forward definition along ``axis`` (at ``z - max z``: it is
+    shift-invariant, and so no exponential overflows)."""
+    from symbp.engine.numeric import value_of
+    from symbp.ops.base import width
+
+    rows = np.moveaxis(np.asarray(z, dtype=float), axis, -1)
+    rows = rows - rows.max(axis=-1, keepdims=True)
+    equation, source = _softmax_op()
+    flat = rows.reshape(-1, rows.shape[-1])
+    sizes = {width(0): flat.shape[1], BATCH: flat.shape[0]}
+    value = value_of(equation.expr, equation.out, {source.name: flat}, sizes, frozenset())
+    return np.moveaxis(value.reshape(rows.shape), -1, axis)
+
+
+def softmax_jacobian(s: np.ndarray) -> np.ndarray:
+    """``d softmax_r / d z_c`` at the output ``s`` (a column): the engine's VJP of the
+    softmax op, seeded with each unit vector in turn (row ``r`` is seed ``e_r``)."""
+    from symbp.engine.backward import adjoint, vjp
+    from symbp.engine.numeric import value_of
+    from symbp.ops.base import width
+
+    equation, source = _softmax_op()
+    n = s.shape[0]
+    arrays = {equation.out.name: np.tile(s[:, 0], (n, 1)),
+              adjoint(equation.out).name: np.eye(n)}
+    sizes = {width(0): n, BATCH: n}
+    return value_of(vjp(equation, source), source, arrays, sizes, frozenset())
