@@ -1,4 +1,4 @@
-"""Verify hand derivations: is a gradient formula right, and where does it go wrong?
+"""Deciding one claim: is a gradient formula right, and where does it go wrong?
 
 Contract: :func:`verify` takes one claim in the LaTeX of :mod:`symbp.claims`
 (``lhs = rhs``, per sample, column vectors, CONVENTIONS §1) and, for claims
@@ -7,7 +7,8 @@ path). It returns a :class:`Verdict` whose ``verdict`` is ``correct``,
 ``incorrect`` or ``cannot parse``; it never raises for a malformed claim.
 It raises :class:`~symbp.errors.SymbpError` only for bad usage (a network
 claim without a network, a generic-layer claim on a network without the
-layers it speaks about).
+layers it speaks about) and for a network whose claims are not mapped yet
+(a layer that is not dense, weight decay: :mod:`symbp.verify.truth`).
 
 The truth always comes from the graph engine (its self-checked gradients,
 read in the notation of claims by :mod:`symbp.verify.truth`), never from

@@ -109,12 +109,9 @@ class Truth:
         module docstring); its free indices are :meth:`free`'s."""
         key = (kind, layer, batch)
         if key not in self._notation:
-            engine = self._engine_expression(kind, layer)
+            engine = self._gradient(self._name(kind, layer))
             self._notation[key] = self._read(engine, kind, batch)
         return self._notation[key]
-
-    def _engine_expression(self, kind: str, layer: int) -> sp.Expr:
-        return self._gradient(self._name(kind, layer))
 
     def _general_expression(self, kind: str, layer: int, batch: bool) -> sp.Expr:
         if kind == "delta" and layer < self.depth:
@@ -224,8 +221,7 @@ class Truth:
             given[f"W{layer}"] = rng.normal(0, WEIGHT_SCALE, (widths[layer], widths[layer - 1]))
             given[f"b{layer}"] = rng.normal(0, BIAS_SCALE, widths[layer])
         given[self._input] = rng.normal(0, 1, (rows, widths[0]))
-        given[self._target] = _targets(
-            self.network, (rows, widths[-1]), rng)
+        given[self._target] = _targets(self.network, (rows, widths[-1]), rng)
         return given
 
     def _in_notation(self, arrays: dict, rows: int) -> dict:
