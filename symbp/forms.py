@@ -436,6 +436,8 @@ def _as_row(node):
         return canonical_elementwise(node.expr, [(s, AsRow(t)) for s, t in node.tensors])
     if isinstance(node, Scale):
         return Scale(node.factor, _as_row(node.arg))
+    if isinstance(node, (Hadamard, Add)):
+        return type(node)(tuple(_as_row(arg) for arg in node.args))
     return Transpose(node)
 
 

@@ -1,0 +1,108 @@
+"""Printable rows: a quantity's formula in matrix form (where there is one) and index form.
+
+Contract: a :class:`Row` holds a quantity's name, its aligned LaTeX lines
+``(lhs, relation, rhs)``, a plain-text line, its index form and its SymPy
+string; a :class:`Section` a title and rows. A :class:`View` holds the names
+(:mod:`symbp.printing.names`) of one view of a graph. :func:`formula_row`
+prints an index expression in a view: the matrix form from
+:func:`symbp.forms.to_matrix` when every tensor has rank <= 2 and the
+expression has a matrix reading, then the index form with readable letters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symbp import forms
+from symbp.engine.indices import FREE
+from symbp.ops.base import BATCH
+from symbp.printing.matrix import matrix_latex, matrix_text
+from symbp.printing.names import quantities, readable
+from symbp.printing.scalar import ScalarLatex, ScalarText
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    lines: tuple  # ((lhs, relation, rhs), ...) LaTeX
+    text: str = ""
+    index: str = ""  # LaTeX of the index form
+    sympy: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    rows: tuple
+
+
+@dataclass
+class View:
+    """The names of one view (``batch`` or ``sample``) of a graph and its gradients."""
+
+    name: str
+    quantities: dict
+    scalars: dict = field(default_factory=dict)  # rank-0 stand-ins (a sample's statistics)
+
+    @classmethod
+    def of(cls, graph, gradients, name: str) -> View:
+        table = quantities(graph, gradients, name)
+        scalars = {}
+        if name == "sample":
+            tensors = [*graph.tensors.values(), *[g.adjoint for g in gradients]]
+            scalars = {t.base.label: table[t.base.label] for t in tensors
+                       if t.rank == 1 and t.shape[0] == BATCH}
+        return cls(name, table, scalars)
+
+    def names(self, latex: bool = True) -> dict:
+        return {s: (q.latex if latex else q.text) for s, q in self.scalars.items()}
+
+
+def matrix_form(expr: sp.Expr, rank: int, view: View):
+    """The matrix tree of ``expr`` in ``view``, or None if it has no rank <= 2 reading."""
+    if not 0 < rank <= 2 or any(len(e.indices) > 2 for e in expr.atoms(sp.Indexed)):
+        return None
+    try:
+        return forms.to_matrix(expr, FREE[:rank], view.quantities)
+    except forms.NotMatrixForm:
+        return None
+
+
+def index_form(target, expr: sp.Expr, shape: tuple, view: View) -> tuple:
+    """``(lhs, rhs, text)`` of the index form, with readable index letters."""
+    named, letters = readable(expr, shape)
+    lhs = target.entry(("," if target.comma else "").join(letters)) if shape else target.latex
+    rhs = ScalarLatex(view.names(), view.quantities).doprint(named)
+    text_lhs = target.text_entry(",".join(letters)) if shape else target.text
+    text = f"{text_lhs} = {ScalarText(view.names(False), view.quantities).doprint(named)}"
+    return lhs, rhs, text
+
+
+def formula_row(name: str, target, expr: sp.Expr, shape: tuple, view: View,
+                relation: str = "=", extra: tuple = ()) -> Row:
+    """A quantity in matrix form (where there is one) and index form; ``extra`` lines
+    (another view's matrix form) follow the matrix form."""
+    node = matrix_form(expr, len(shape), view)
+    index_lhs, index_rhs, index_text = index_form(target, expr, shape, view)
+    lines = []
+    text = index_text.replace(" = ", f" {_text_relation(relation)} ", 1)
+    if node is not None:
+        rhs = matrix_latex(node, view.scalars)
+        lines.append((target.latex, relation, rhs))
+        text = f"{target.text} {_text_relation(relation)} {matrix_text(node, view.scalars)}"
+    lines += list(extra)
+    if node is None or index_rhs != lines[0][2]:
+        lines.append((index_lhs, relation, index_rhs))
+    return Row(name, tuple(lines), text, f"{index_lhs} {relation} {index_rhs}", sp.srepr(expr))
+
+
+def _text_relation(relation: str) -> str:
+    return {r"\leftarrow": "<-", r"\mathrel{+}=": "+="}.get(relation, relation)
+
+
+def matrix_line(target, expr, rank, view: View):
+    """The ``(lhs, =, rhs)`` matrix line of ``expr`` in ``view``, or None."""
+    node = matrix_form(expr, rank, view)
+    return None if node is None else (target.latex, "=", matrix_latex(node, view.scalars))

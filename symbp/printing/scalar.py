@@ -1,0 +1,233 @@
+"""LaTeX and plain text of scalar and index expressions, in the notation's names.
+
+Contract: :class:`ScalarLatex` prints an expression whose tensor entries are
+``Indexed`` (index forms: ``W^{(1)}_{ik}``, ``\\frac{\\partial L}{\\partial
+z^{(1)}_{s,i}}``, sums as ``\\sum_{k}``) or whose symbols stand for whole
+tensors (the elementwise parts of a matrix form, where a product of tensors
+is ``\\odot`` and scalar constants multiply plainly in front). Sums print
+with their positive terms first and a negative term as a difference
+(``a - y``, never ``-y + a`` or ``+ -``). :class:`ScalarText` is the same in
+plain text. Neither shows SymPy internals.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+
+def print_add_positive_first(printer, expr) -> str:
+    """A sum with its positive terms first (``a - y``, not ``-y + a``), for any printer;
+    among them, the terms with a sum first (``sum_k W_ik x_k + b_i``)."""
+    terms = sorted(expr.as_ordered_terms(),
+                   key=lambda t: (t.could_extract_minus_sign(), not t.has(sp.Sum)))
+    text = printer._print(terms[0])
+    for term in terms[1:]:
+        if term.could_extract_minus_sign():
+            text += " - " + printer.parenthesize(-term, PRECEDENCE["Add"])
+            continue
+        printed = printer._print(term)  # a term whose own print leads with a minus
+        text += f" - {printed[1:].lstrip()}" if printed.startswith("-") else f" + {printed}"
+    return text
+
+
+def _subscript(printer, expr, comma: bool) -> str:
+    return ("," if comma else "").join(printer._print(i) for i in expr.indices)
+
+
+def negated_sum(expr: sp.Expr) -> sp.Expr:
+    """``-(y - a)`` as the sum ``a - y`` (the same value, read without a leading minus)."""
+    coefficient, rest = expr.as_coeff_Mul()
+    if coefficient < 0 and isinstance(rest, sp.Add):
+        return sp.Mul(-coefficient, sp.Add(*[-term for term in rest.args]), evaluate=False)
+    return expr
+
+
+class ScalarLatex(LatexPrinter):
+    """LaTeX with ``names`` for symbols and ``quantities`` (by label) for tensor entries.
+
+    With ``odot``, the symbols in ``names`` stand for whole tensors: a product of
+    them is ``\\odot``, and every other factor (a number, a size ``B``) is a scalar
+    that multiplies plainly, in front.
+    """
+
+    def __init__(self, names: dict | None = None, quantities: dict | None = None,
+                 odot: bool = False):
+        super().__init__({"symbol_names": names or {}, "mul_symbol": None})
+        self.quantities = quantities or {}
+        self.odot = odot
+        self.tensors = set(names or {})
+
+    def _is_scalar(self, factor) -> bool:
+        return not factor.has(sp.Indexed) and not (factor.free_symbols & self.tensors)
+
+    def _print_Indexed(self, expr):
+        quantity = self.quantities.get(expr.base.label)
+        if quantity is None:
+            return f"{self._print(expr.base.label)}_{{{_subscript(self, expr, False)}}}"
+        return quantity.entry(_subscript(self, expr, quantity.comma))
+
+    def _print_Float(self, expr):
+        mantissa, _, exponent = f"{float(expr):.15g}".partition("e")
+        if not exponent:
+            return mantissa
+        power = f"10^{{{int(exponent)}}}"
+        return power if mantissa == "1" else rf"{mantissa} \cdot {power}"
+
+    def _print_Sum(self, expr):
+        body = expr.function
+        if body.could_extract_minus_sign():
+            return "- " + self._print(sp.Sum(-body, *expr.limits))
+        text = self._print(body)
+        if isinstance(body, sp.Add):
+            text = rf"\left({text}\right)"
+        sums = " ".join(rf"\sum_{{{self._print(limit[0])}}}" for limit in reversed(expr.limits))
+        return f"{sums} {text}"
+
+    def _print_Add(self, expr, order=None):
+        return print_add_positive_first(self, expr)
+
+    def _print_Pow(self, expr):
+        base, exponent = expr.as_base_exp()
+        if exponent == -1 or not isinstance(base, (sp.Symbol, sp.Indexed)):
+            return super()._print_Pow(expr)
+        text = self._print(base)
+        if "^" in text or r"\frac" in text:
+            return f"\\left({text}\\right)^{{{self._print(exponent)}}}"
+        return super()._print_Pow(expr)
+
+    def _print_Mul(self, expr):
+        numerator, denominator = sp.fraction(expr)
+        if denominator != 1 and not denominator.has(sp.Sum):
+            if numerator.could_extract_minus_sign() and not isinstance(numerator, sp.Add):
+                flipped = negated_sum(numerator)
+                if flipped is numerator:
+                    return "- " + self._print(-expr)
+                numerator = flipped
+            if not numerator.is_number and (self._is_scalar(denominator) or self._print(
+                    numerator).startswith(r"\frac")):
+                return self._scalar_fraction(numerator, denominator)
+            return rf"\frac{{{self._print(numerator)}}}{{{self._print(denominator)}}}"
+        if not self.odot:
+            return self._index_product(expr)
+        coefficient, factors = expr.as_coeff_mul()
+        constants = [f for f in factors if self._is_scalar(f)]
+        factors = [f for f in factors if not self._is_scalar(f)]
+        if constants:  # scalar constants multiply plainly, in front
+            scalar = sp.Mul(coefficient, *constants)
+            text = super()._print_Mul(scalar) if isinstance(scalar, sp.Mul) else \
+                self._print(scalar)
+            if not factors:
+                return text
+            rest = factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
+            return f"{text} {self._wrap(rest)}"
+        if len(factors) < 2:
+            return super()._print_Mul(expr)
+        body = r" \odot ".join(self._wrap(f) for f in factors)
+        if coefficient == 1:
+            return body
+        if coefficient == -1:
+            return "- " + body
+        return f"{self._print(coefficient)} {body}"
+
+    def _index_product(self, expr) -> str:
+        """A product of entries with the gradients' first (``delta_i a_j``)."""
+        coefficient, factors = expr.as_coeff_mul()
+        if sum(isinstance(f, sp.Indexed) for f in factors) < 2:
+            return super()._print_Mul(expr)
+        ordered = sorted(factors, key=lambda f: not self._is_gradient(f))
+        text = " ".join(self._wrap(f) for f in ordered)
+        if coefficient == 1:
+            return text
+        if coefficient == -1:
+            return "- " + text
+        return f"{self._print(coefficient)} {text}"
+
+    def _is_gradient(self, factor) -> bool:
+        quantity = self.quantities.get(factor.base.label) if isinstance(
+            factor, sp.Indexed) else None
+        return quantity is not None and quantity.gradient
+
+    def _scalar_fraction(self, numerator, denominator) -> str:
+        """``(c x) / d`` with ``c``, ``d`` scalars as ``\frac{c}{d} x``."""
+        factors = sp.Mul.make_args(numerator)
+        scalar = sp.Mul(*[f for f in factors if self._is_scalar(f)])
+        rest = sp.Mul(*[f for f in factors if not self._is_scalar(f)])
+        sign = ""
+        if scalar.could_extract_minus_sign():
+            sign, scalar = "- ", -scalar
+        text = self._wrap(rest)
+        if text.startswith("- "):
+            sign, text = ("" if sign else "- "), text[2:]
+        return rf"{sign}\frac{{{self._print(scalar)}}}{{{self._print(denominator)}}} {text}"
+
+    def _wrap(self, factor):
+        text = self._print(factor)
+        if isinstance(factor, sp.Add) or (isinstance(factor, sp.Mul) and factor.args[0] != 1
+                                          and factor.as_coeff_Mul()[1].is_Add):
+            return rf"\left({text}\right)"
+        return text
+
+
+class ScalarText(StrPrinter):
+    """Plain text with ``names`` for symbols and ``quantities`` for tensor entries; with
+    ``odot`` (the symbols in ``names`` are whole tensors) a product of tensors is ``⊙``."""
+
+    printmethod = "_symbp_text"  # not Indexed._sympystr: entries print with their names
+
+    def __init__(self, names: dict | None = None, quantities: dict | None = None,
+                 odot: bool = False):
+        super().__init__()
+        self.names = names or {}
+        self.quantities = quantities or {}
+        self.odot = odot
+        self.tensors = set(names or {}) if odot else set()
+
+    def _print_Mul(self, expr):
+        numerator, denominator = sp.fraction(expr)
+        if denominator != 1 and not denominator.has(sp.Indexed) and \
+                not (denominator.free_symbols & self.tensors) and not numerator.is_number:
+            flipped = negated_sum(numerator) if not isinstance(numerator, sp.Add) else numerator
+            body = self._print(flipped)
+            if isinstance(flipped, sp.Add) or " " in body:
+                body = f"({body})"
+            return f"(1/{self.parenthesize(denominator, PRECEDENCE['Mul'])}) {body}"
+        factors = sp.Mul.make_args(expr)
+        tensors = [f for f in factors if f.free_symbols & self.tensors]
+        if len(tensors) < 2:
+            return super()._print_Mul(expr)
+        scalars = sp.Mul(*[f for f in factors if f not in tensors])
+        body = " ⊙ ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in tensors)
+        if scalars == 1:
+            return body
+        if scalars == -1:
+            return "-" + body
+        return f"{self.parenthesize(scalars, PRECEDENCE['Mul'])} {body}"
+
+    def _print_Symbol(self, expr):
+        return self.names.get(expr, expr.name.replace("{", "").replace("}", ""))
+
+    def _print_Indexed(self, expr):
+        quantity = self.quantities.get(expr.base.label)
+        indices = ",".join(self._print(i) for i in expr.indices)
+        if quantity is None:
+            return f"{expr.base.label}[{indices}]"
+        return quantity.text_entry(indices)
+
+    def _print_Sum(self, expr):
+        text = self._print(expr.function)
+        for limit in expr.limits:
+            text = f"sum_{self._print(limit[0])}({text})"
+        return text
+
+    def _print_Piecewise(self, expr):
+        parts = [f"{self._print(value)} if {self._print(cond)}" for value, cond in expr.args
+                 if cond != sp.true]
+        parts += [f"{self._print(value)} otherwise" for value, cond in expr.args
+                  if cond == sp.true]
+        return "(" + ", ".join(parts) + ")"
+
+    def _print_Add(self, expr, order=None):
+        return print_add_positive_first(self, expr)
