@@ -9,8 +9,10 @@ prints one verdict per claim (``correct``, ``incorrect`` with the evidence,
 or ``cannot parse`` with the column) and exits 0 when every claim is
 correct, 1 when one is incorrect, 2 when one cannot be parsed (the verdicts
 on stdout, and one line ``symbp: error: cannot parse ...`` with the first such
-claim's column on stderr) or on bad usage. ``--json`` prints one JSON object: a single claim's verdict, or
-``{"verdict": <overall>, "claims": [...]}`` for several. Only argparse is
+claim's column on stderr) or on bad usage, which includes a network whose
+claims are not mapped yet (a layer that is not dense, weight decay: one line
+naming the field). ``--json`` prints one JSON object: a single claim's
+verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several. Only argparse is
 imported at start-up; lark, SymPy and NumPy are imported when the command runs.
 """
 
