@@ -3,20 +3,20 @@
 Network: 10 -> 16 (relu) -> 8 (softplus) -> 1 (identity); loss: mse, mean over the batch.
 dtype: float64. Regenerate with `symbp generate diabetes_regression.toml`; do not edit.
 
-The backward pass as derived by symbp, in index notation (i0 is the row of a
-batch, k0, k1 summation indices, g_t = dL/dt for the objective L):
+The backward pass as derived by symbp (batch form: rows are samples, L is the
+objective, Delta^(l) = dL/dZ^(l)), in the order the code computes it:
 
-    g_z3 = (-Y[i0, i1] + a3[i0, i1])/B
-    g_b3 = Sum(g_z3[k0, i0], (k0, 0, B - 1))
-    g_W3 = Sum(a2[k0, i1]*g_z3[k0, i0], (k0, 0, B - 1))
-    g_a2 = Sum(W3[k0, i1]*g_z3[i0, k0], (k0, 0, n_{3} - 1))
-    g_z2 = g_a2[i0, i1] - exp(-a2[i0, i1])*g_a2[i0, i1]
-    g_b2 = Sum(g_z2[k0, i0], (k0, 0, B - 1))
-    g_W2 = Sum(a1[k0, i1]*g_z2[k0, i0], (k0, 0, B - 1))
-    g_a1 = Sum(W2[k0, i1]*g_z2[i0, k0], (k0, 0, n_{2} - 1))
-    g_z1 = Piecewise((1, z1[i0, i1] > 0), (0, True))*g_a1[i0, i1]
-    g_b1 = Sum(g_z1[k0, i0], (k0, 0, B - 1))
-    g_W1 = Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))
+    Delta^(3) = (1/B) (A^(3) - Y)
+    dL/db^(3) = (Delta^(3))^T 1
+    dL/dW^(3) = (Delta^(3))^T A^(2)
+    dL/dA^(2) = Delta^(3) W^(3)
+    Delta^(2) = dL/dA^(2) - dL/dA^(2) ⊙ exp(-A^(2))
+    dL/db^(2) = (Delta^(2))^T 1
+    dL/dW^(2) = (Delta^(2))^T A^(1)
+    dL/dA^(1) = Delta^(2) W^(2)
+    Delta^(1) = dL/dA^(1) ⊙ (1 if Z^(1) > 0, 0 otherwise)
+    dL/db^(1) = (Delta^(1))^T 1
+    dL/dW^(1) = (Delta^(1))^T X
 
 In the code the 1/B factor (and, in train_step, the learning rate) is applied
 once, to the terms that read no other gradient: everything else is linear in them.
@@ -139,15 +139,15 @@ def _forward(params, X, work=None):
     and the loss read. With `work` (see `_workspace`) arrays are written into
     preallocated work arrays; without it each one is new."""
     work = {} if work is None else work
-    # layer 1: dense
+    # layer 1: dense, 16 units
     z1 = np.matmul(X, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.maximum(z1, 0.0, out=work.get("a1"))
-    # layer 2: dense
+    # layer 2: dense, 8 units
     z2 = np.matmul(a1, params["W2"].T, out=work.get("z2"))
     z2 += params["b2"]
     a2 = np.logaddexp(0.0, z2, out=z2)
-    # layer 3: dense
+    # layer 3: dense, 1 units
     z3 = np.matmul(a2, params["W3"].T, out=work.get("z3"))
     z3 += params["b3"]
     a3 = z3

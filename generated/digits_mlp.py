@@ -3,16 +3,16 @@
 Network: 64 -> 32 (tanh) -> 10 (softmax); loss: cross_entropy, mean over the batch.
 dtype: float64. Regenerate with `symbp generate digits_mlp.toml`; do not edit.
 
-The backward pass as derived by symbp, in index notation (i0 is the row of a
-batch, k0, k1 summation indices, g_t = dL/dt for the objective L):
+The backward pass as derived by symbp (batch form: rows are samples, L is the
+objective, Delta^(l) = dL/dZ^(l)), in the order the code computes it:
 
-    g_z2 = -(Y[i0, i1] - a2[i0, i1])/B
-    g_b2 = Sum(g_z2[k0, i0], (k0, 0, B - 1))
-    g_W2 = Sum(a1[k0, i1]*g_z2[k0, i0], (k0, 0, B - 1))
-    g_a1 = Sum(W2[k0, i1]*g_z2[i0, k0], (k0, 0, n_{2} - 1))
-    g_z1 = (1 - a1[i0, i1]**2)*g_a1[i0, i1]
-    g_b1 = Sum(g_z1[k0, i0], (k0, 0, B - 1))
-    g_W1 = Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))
+    Delta^(2) = (1/B) (A^(2) - Y)
+    dL/db^(2) = (Delta^(2))^T 1
+    dL/dW^(2) = (Delta^(2))^T A^(1)
+    dL/dA^(1) = Delta^(2) W^(2)
+    Delta^(1) = dL/dA^(1) ⊙ (1 - A^(1)**2)
+    dL/db^(1) = (Delta^(1))^T 1
+    dL/dW^(1) = (Delta^(1))^T X
 
 In the code the 1/B factor (and, in train_step, the learning rate) is applied
 once, to the terms that read no other gradient: everything else is linear in them.
@@ -141,11 +141,11 @@ def _forward(params, X, work=None):
     and the loss read. With `work` (see `_workspace`) arrays are written into
     preallocated work arrays; without it each one is new."""
     work = {} if work is None else work
-    # layer 1: dense
+    # layer 1: dense, 32 units
     z1 = np.matmul(X, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.tanh(z1, out=z1)
-    # layer 2: dense
+    # layer 2: dense, 10 units
     z2 = np.matmul(a1, params["W2"].T, out=work.get("z2"))
     z2 += params["b2"]
     a2 = _softmax(z2, out=work.get("a2"))

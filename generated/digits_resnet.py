@@ -4,30 +4,30 @@ Network: 64 -> 128 (relu) -> batch_norm -> dropout 0.1 -> 128 (relu) -> layer_no
 plus weight decay 0.0001/2 times the sum of the squared weights.
 dtype: float64. Regenerate with `symbp generate digits_resnet.toml`; do not edit.
 
-The backward pass as derived by symbp, in index notation (i0 is the row of a
-batch, k0, k1 summation indices, g_t = dL/dt for the objective L):
+The backward pass as derived by symbp (batch form: rows are samples, L is the
+objective, Delta^(l) = dL/dZ^(l)), in the order the code computes it:
 
-    g_z7 = -(Y[i0, i1] - a7[i0, i1])/B
-    g_b7 = Sum(g_z7[k0, i0], (k0, 0, B - 1))
-    g_W7 = W7[i0, i1]/10000 + Sum(a6[k0, i1]*g_z7[k0, i0], (k0, 0, B - 1))
-    g_a6 = Sum(W7[k0, i1]*g_z7[i0, k0], (k0, 0, n_{7} - 1))
-    g_a5 = g_a6[i0, i1]
-    g_beta5 = Sum(g_a5[k0, i0], (k0, 0, B - 1))
-    g_gamma5 = Sum(g_a5[k0, i0]*xhat5[k0, i0], (k0, 0, B - 1))
-    g_xhat5 = g_a5[i0, i1]*gamma5[i1]
-    g_a4 = (g_xhat5[i0, i1] - xhat5[i0, i1]*Sum(g_xhat5[i0, k0]*xhat5[i0, k0], (k0, 0, n_{4} - 1))/n_{4} - Sum(g_xhat5[i0, k0], (k0, 0, n_{4} - 1))/n_{4})/sqrt(sigma25[i0] + 1.0e-5)
-    g_z4 = Piecewise((1, z4[i0, i1] > 0), (0, True))*g_a4[i0, i1]
-    g_b4 = Sum(g_z4[k0, i0], (k0, 0, B - 1))
-    g_W4 = W4[i0, i1]/10000 + Sum(a3[k0, i1]*g_z4[k0, i0], (k0, 0, B - 1))
-    g_a3 = Sum(W4[k0, i1]*g_z4[i0, k0], (k0, 0, n_{4} - 1))
-    g_a2 = 10*g_a3[i0, i1]*mask3[i0, i1]/9
-    g_beta2 = Sum(g_a2[k0, i0], (k0, 0, B - 1))
-    g_gamma2 = Sum(g_a2[k0, i0]*xhat2[k0, i0], (k0, 0, B - 1))
-    g_xhat2 = g_a2[i0, i1]*gamma2[i1]
-    g_a1 = g_a6[i0, i1] + g_xhat2[i0, i1]/sqrt(sigma22[i1] + 1.0e-5) - xhat2[i0, i1]*Sum(g_xhat2[k0, i1]*xhat2[k0, i1], (k0, 0, B - 1))/(B*sqrt(sigma22[i1] + 1.0e-5)) - Sum(g_xhat2[k0, i1], (k0, 0, B - 1))/(B*sqrt(sigma22[i1] + 1.0e-5))
-    g_z1 = Piecewise((1, z1[i0, i1] > 0), (0, True))*g_a1[i0, i1]
-    g_b1 = Sum(g_z1[k0, i0], (k0, 0, B - 1))
-    g_W1 = W1[i0, i1]/10000 + Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))
+    Delta^(7) = (1/B) (A^(7) - Y)
+    dL/db^(7) = (Delta^(7))^T 1
+    dL/dW^(7) = (Delta^(7))^T A^(6) + (1/10000) W^(7)
+    dL/dA^(6) = Delta^(7) W^(7)
+    dL/dA^(5) = dL/dA^(6)
+    dL/dbeta^(5) = (dL/dA^(5))^T 1
+    dL/dgamma^(5) = (dL/dA^(5) ⊙ Xhat^(5))^T 1
+    dL/dXhat^(5) = gamma^(5) ⊙ dL/dA^(5)
+    dL/dA^(4) = (dL/dXhat^(5) - 1/n_4 dL/dXhat^(5) 1 - 1/n_4 (((dL/dXhat^(5) ⊙ Xhat^(5)) 1) ⊙ Xhat^(5))) ⊙ 1/sqrt(sigma2^(5) + 1.0e-5)
+    Delta^(4) = dL/dA^(4) ⊙ (1 if Z^(4) > 0, 0 otherwise)
+    dL/db^(4) = (Delta^(4))^T 1
+    dL/dW^(4) = (Delta^(4))^T A^(3) + (1/10000) W^(4)
+    dL/dA^(3) = Delta^(4) W^(4)
+    dL/dA^(2) = (1/9) (10 dL/dA^(3) ⊙ M^(3))
+    dL/dbeta^(2) = (dL/dA^(2))^T 1
+    dL/dgamma^(2) = (dL/dA^(2) ⊙ Xhat^(2))^T 1
+    dL/dXhat^(2) = gamma^(2) ⊙ dL/dA^(2)
+    dL/dA^(1) = dL/dXhat^(2) ⊙ 1/sqrt(sigma2^(2) + 1.0e-5) + dL/dA^(6) - 1/B (1^T dL/dXhat^(2) ⊙ 1/sqrt(sigma2^(2) + 1.0e-5)) - 1/B (Xhat^(2) ⊙ 1/sqrt(sigma2^(2) + 1.0e-5) ⊙ 1^T (dL/dXhat^(2) ⊙ Xhat^(2)))
+    Delta^(1) = dL/dA^(1) ⊙ (1 if Z^(1) > 0, 0 otherwise)
+    dL/db^(1) = (Delta^(1))^T 1
+    dL/dW^(1) = (Delta^(1))^T X + (1/10000) W^(1)
 
 In the code the 1/B factor (and, in train_step, the learning rate) is applied
 once, to the terms that read no other gradient: everything else is linear in them.
@@ -174,7 +174,7 @@ def _forward(params, X, work=None, masks=None, state=None):
     statistics are updated from this batch (as torch BatchNorm1d in training mode)."""
     work = {} if work is None else work
     B = X.shape[0]
-    # layer 1: dense
+    # layer 1: dense, 128 units
     z1 = np.matmul(X, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.maximum(z1, 0.0, out=work.get("a1"))
@@ -186,12 +186,12 @@ def _forward(params, X, work=None, masks=None, state=None):
     xhat2 = np.subtract(a1, mu2, out=work.get("xhat2"))
     xhat2 /= np.sqrt(sigma22 + 1e-05)
     a2 = params["beta2"] + params["gamma2"]*xhat2
-    # layer 3: dropout
+    # layer 3: dropout, rate 0.1
     if masks is None:
         a3 = a2
     else:
         a3 = 1.1111111111111112*a2*masks["mask3"]
-    # layer 4: dense
+    # layer 4: dense, 128 units
     z4 = np.matmul(a3, params["W4"].T, out=work.get("z4"))
     z4 += params["b4"]
     a4 = np.maximum(z4, 0.0, out=work.get("a4"))
@@ -205,7 +205,7 @@ def _forward(params, X, work=None, masks=None, state=None):
     a5 = params["beta5"] + params["gamma5"]*xhat5
     # layer 6: residual
     a6 = a1 + a5
-    # layer 7: dense
+    # layer 7: dense, 10 units
     z7 = np.matmul(a6, params["W7"].T, out=work.get("z7"))
     z7 += params["b7"]
     a7 = _softmax(z7, out=work.get("a7"))
@@ -218,7 +218,7 @@ def _forward(params, X, work=None, masks=None, state=None):
 def _forward_eval(params, X, state):
     """The forward pass in evaluation mode (running statistics, no dropout)."""
     work = {}
-    # layer 1: dense
+    # layer 1: dense, 128 units
     z1 = np.matmul(X, params["W1"].T, out=work.get("z1"))
     z1 += params["b1"]
     a1 = np.maximum(z1, 0.0, out=z1)
@@ -226,9 +226,9 @@ def _forward_eval(params, X, state):
     xhat2 = np.subtract(a1, state["mean2"], out=work.get("xhat2"))
     xhat2 /= np.sqrt(state["var2"] + 1e-05)
     a2 = params["beta2"] + params["gamma2"]*xhat2
-    # layer 3: dropout
+    # layer 3: dropout, rate 0.1
     a3 = a2
-    # layer 4: dense
+    # layer 4: dense, 128 units
     z4 = np.matmul(a3, params["W4"].T, out=work.get("z4"))
     z4 += params["b4"]
     a4 = np.maximum(z4, 0.0, out=z4)
@@ -242,7 +242,7 @@ def _forward_eval(params, X, state):
     a5 = params["beta5"] + params["gamma5"]*xhat5
     # layer 6: residual
     a6 = a1 + a5
-    # layer 7: dense
+    # layer 7: dense, 10 units
     z7 = np.matmul(a6, params["W7"].T, out=work.get("z7"))
     z7 += params["b7"]
     a7 = _softmax(z7, out=work.get("a7"))

@@ -188,12 +188,12 @@ def function_text(text: str, name: str) -> str:
 
 
 def test_docstring_shows_the_derived_formulas():
-    """The docstring lists the engine's gradients in backward order, in index notation."""
+    """The docstring lists the engine's gradients in backward order, in matrix form."""
     module = load_module(source())
     doc = module.__doc__
-    assert "g_z3 = -(Y[i0, i1] - a3[i0, i1])/B" in doc  # softmax + cross-entropy
-    assert "g_W1 = Sum(X[k0, i1]*g_z1[k0, i0], (k0, 0, B - 1))" in doc
-    assert doc.index("g_z3 = ") < doc.index("g_z2 = ") < doc.index("g_z1 = ")
+    assert "Delta^(3) = (1/B) (A^(3) - Y)" in doc  # softmax + cross-entropy
+    assert "dL/dW^(1) = (Delta^(1))^T X" in doc
+    assert doc.index("Delta^(3) = ") < doc.index("Delta^(2) = ") < doc.index("Delta^(1) = ")
     assert "5 -> 4 (tanh) -> 3 (sigmoid) -> 6 (softmax)" in doc
     gradients = backward_function(source())
     assert gradients.index("# dL/dz3") < gradients.index("# dL/dz2") \

@@ -257,7 +257,7 @@ def _forward_lines(writer, graph, network, readers, keeps, activations) -> list:
             continue
         if equation.layer != layer:
             layer = equation.layer
-            lines.append(f"# layer {layer}: {network.layers[layer - 1].type}")
+            lines.append(f"# layer {layer}: {_layer_summary(network.layers[layer - 1])}")
         name, rank = variable(equation.out), equation.out.rank
         source = equation.inputs[0] if equation.inputs else None
         in_place = (source is not None and variable(source) in writer.owned
@@ -289,6 +289,15 @@ def _forward_lines(writer, graph, network, readers, keeps, activations) -> list:
         lines += _branch(writer, keeps, equation.expr,
                          lambda expr, name=name, rank=rank: writer.assign(name, expr, rank))
     return lines
+
+
+def _layer_summary(layer) -> str:
+    """The layer's type and sizes: symbp's own words and numbers only (no spec text)."""
+    if layer.type == "dense":
+        return f"dense, {int(layer.options['units'])} units"
+    if layer.type == "dropout":
+        return f"dropout, rate {float(layer.options['rate'])!r}"
+    return layer.type
 
 
 def _inline_single_readers(gradients) -> list:

@@ -19,6 +19,7 @@ from symbp import __version__
 from symbp.codegen.passes import build_passes
 from symbp.codegen.safety import Code, literal, render_slot
 from symbp.engine.derivation import derive_graph
+from symbp.printing.rows import View, formula_row
 
 
 def _shape(tensor, sizes) -> tuple:
@@ -67,8 +68,11 @@ def _architecture(network) -> str:
 
 
 def _formulas(derivation) -> list:
-    """The derived backward pass, one text line per gradient, as the engine has it."""
-    return [f"{g.adjoint.name} = {sp.sstr(g.expr)}" for g in derivation.gradients]
+    """The derived backward pass, one text line per gradient in the order the code computes
+    them (matrix form where there is one, else index form), as :mod:`symbp.printing` has it."""
+    view = View.of(derivation.graph, derivation.gradients, "batch")
+    return [formula_row(g.adjoint.name, view.quantities[g.adjoint.base.label], g.expr,
+                        g.adjoint.shape, view).text for g in derivation.gradients]
 
 
 def _masks(derivation) -> list:
