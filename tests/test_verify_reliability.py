@@ -217,6 +217,14 @@ def test_hostile_claims_cannot_be_parsed_with_a_column(spec, text, reason):
     out.encode("utf-8")  # printable: no lone surrogate reaches stdout
 
 
+@pytest.mark.parametrize("ones", [r"\mathbf{1} \mathbf{1}^T", r"\mathbf{1}^T \mathbf{1}"])
+def test_ones_of_no_known_length_cannot_be_parsed(spec, ones):
+    """Both were read as the scalar 1, so that 1 1^T delta = delta was called correct."""
+    status, out, err = run(["verify", str(spec), "--claim", rf"\delta^{{(l)}} = {ones} \delta^{{(l)}}"])
+    assert status == 2 and "the length of \\mathbf{1} cannot be told" in err
+    assert "column 16" in err
+
+
 def test_lark_errors_are_the_cannot_parse_line_with_the_column(spec):
     status, out, err = run(["verify", str(spec), "--claim", r"\delta^{(l)} = (W^{(l+1)}"])
     assert status == 2 and "at column 26" in out

@@ -499,6 +499,10 @@ class _Eval:
         if left.ones == "row" and not right.scalar:  # 1^T M
             left = Val(np.ones((1, right.array.shape[0])), ONE, right.rows, left.text,
                        entry=sp.Integer(1))
+        if left.ones and right.ones:  # 1 1^T, 1^T 1: no operand says how long the ones are
+            raise C.ClaimParseError(f"{text}: the length of \\mathbf{{1}} cannot be told here; "
+                                    "write it next to the vector or matrix it sums",
+                                    node.span[0] + 1, text=self.claim.text)
         if left.scalar or right.scalar:
             return self._elementwise(node, left, right, "multiplied", np.multiply,
                                      lambda u, v: u * v)
