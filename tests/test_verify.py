@@ -238,7 +238,7 @@ GENERAL = [  # the general-layer formula of the verdict, from a concrete layer o
      r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{B} \left(\Delta^{(l)}\right)^{\top} "
      r"\mathbf{1}"),
     ("tanh_ce", r"\frac{\partial L}{\partial a^{(L)}} = -y / a^{(L)}",
-     r"\frac{\partial \ell}{\partial a^{(L)}} = \frac{- y}{a^{(L)}}"),
+     r"\frac{\partial \ell}{\partial a^{(L)}} = - \frac{y}{a^{(L)}}"),
     ("relu_bce", r"\delta^{(2)} = 0",
      r"\delta^{(2)} = \left(\left(W^{(3)}\right)^{\top} \delta^{(3)}\right) \odot "
      r"\left(1 - e^{- a^{(2)}}\right)"),

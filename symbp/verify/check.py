@@ -608,7 +608,7 @@ def _numeric(variables: tuple, expr: sp.Expr):
 
 def _latex(tree) -> str:
     """The LaTeX of a matrix tree, as symbp prints it."""
-    from symbp.printing import matrix_latex
+    from symbp.printing.matrix import matrix_latex
 
     return matrix_latex(tree)
 
