@@ -54,10 +54,10 @@ SPEC = {'name': 'digits_resnet',
             {'type': 'layer_norm', 'eps': 1e-05},
             {'type': 'residual', 'from': 'h'},
             {'units': 10, 'activation': 'softmax'}],
- 'training': {'optimizer': 'momentum',
-              'learning_rate': 0.01,
+ 'training': {'optimizer': 'adam',
+              'learning_rate': 0.001,
               'batch_size': 32,
-              'epochs': 40,
+              'epochs': 20,
               'seed': 0,
               'weight_decay': 0.0001}}
 LAYER_SIZES = (64, 128, 128, 128, 128, 128, 128, 10)

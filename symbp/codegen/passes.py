@@ -24,7 +24,7 @@ without masks (the mask replaced by its keep probability: no dropout).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
@@ -39,7 +39,6 @@ from symbp.registry import A, X, Y
 RATE = sp.Symbol("rate", positive=True)
 SCALE = sp.Symbol("scale", positive=True)  # rate / B
 LOG_A = sp.Symbol("log_a", real=True)  # log(a{L}) of a softmax output, from _log_softmax
-ACTIVATION_OPS = ("identity",)  # besides the network's activation names
 
 
 @dataclass
@@ -49,12 +48,10 @@ class Passes:
     updates: list  # Code lines updating `state`
     backward: list
     kept: tuple  # names the forward pass returns (what backward and the loss read)
-    eval_kept: tuple
     loss_lines: list  # Code lines computing `total`: the objective
     loss_reads: tuple  # names the loss reads (output z, a)
     buffers: dict  # work-array name -> shape code
     uses_log_a: bool
-    layer_comments: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ naming
@@ -110,11 +107,9 @@ class _Writer:
         self.buffers: dict = {}
         self.owned: set = set()  # variables that hold an array of their own
 
-    def expression(self, expr: sp.Expr, rank: int) -> sp.Expr:
+    def expression(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with every width symbol replaced by its size (``B`` stays a name)."""
         return sp.sympify(expr).xreplace(self.sizes)
-
-    def term(self, expr, rank: int) -> Term:
-        return compile_index(self.expression(expr, rank), self.names, FREE[:rank])
 
     def buffer(self, name: str) -> str:
         self.buffers[name] = self.shapes[name]
@@ -123,7 +118,7 @@ class _Writer:
     def assign(self, name: str, expr: sp.Expr, rank: int, out_hint: str | None = None) -> list:
         """Statements binding variable ``name`` to ``expr`` (rank ``rank``)."""
         target = FREE[:rank]
-        expr = self.expression(expr, rank)
+        expr = self.expression(expr)
         whole = compile_index(expr, self.names, target)
         if whole.call is None and whole.atomic and whole.axes == target:
             self.owned.discard(name)
@@ -143,7 +138,7 @@ class _Writer:
     def store(self, out: str, expr: sp.Expr, rank: int) -> list:
         """Statements writing ``expr`` into the existing array ``out`` (a gradient)."""
         target = FREE[:rank]
-        expr = self.expression(expr, rank)
+        expr = self.expression(expr)
         lines = self._into("", out, expr, rank, lambda: out)
         if lines is not None:
             return lines
@@ -379,7 +374,7 @@ def _loss_lines(writer, graph, network, activations):
     lines = [f"total = float(({per_sample}).sum()) / Y.shape[0]"]
     for term in sp.Add.make_args(equation.expr):
         if not term.has(graph.tensors["Y"].base):
-            code = compile_index(writer.expression(term, 0), writer.names, ()).code
+            code = compile_index(writer.expression(term), writer.names, ()).code
             lines.append(f"total += float({code})")
     return lines, tuple(dict.fromkeys(reads)), uses_log_a
 
@@ -405,10 +400,10 @@ def build_passes(derivation) -> Passes:
     kept = tuple(dict.fromkeys(kept + loss_reads))
     updates = []
     for state, value in graph.updates:
-        code = compile_index(writer.expression(value, state.rank), names, FREE[:state.rank])
+        code = compile_index(writer.expression(value), names, FREE[:state.rank])
         updates.append(f"{variable(state)}[...] = {_bare(code, FREE[:state.rank])}")
     backward = _backward_lines(writer, derivation.gradients, keeps)
-    eval_forward, eval_kept = None, kept
+    eval_forward = None
     if [(e.out.name, e.expr) for e in derivation.eval.graph.equations] != [
             (e.out.name, e.expr) for e in graph.equations]:
         eval_writer = _Writer(names, sizes, writer.shapes)
@@ -416,12 +411,11 @@ def build_passes(derivation) -> Passes:
         eval_readers = _readers(eval_graph, [], loss_reads)
         eval_forward = _forward_lines(eval_writer, eval_graph, network, eval_readers, {},
                                       activations)
-        eval_kept = loss_reads
     return Passes(
         forward=[Code(line) for line in forward],
         eval_forward=None if eval_forward is None else [Code(line) for line in eval_forward],
         updates=[Code(line) for line in updates],
-        backward=[Code(line) for line in backward], kept=kept, eval_kept=eval_kept,
+        backward=[Code(line) for line in backward], kept=kept,
         loss_lines=[Code(line) for line in loss_lines], loss_reads=loss_reads,
         buffers=dict(sorted(writer.buffers.items(), key=lambda item: _order(item[0], every))),
         uses_log_a=uses_log_a)
