@@ -207,7 +207,7 @@ def cmd_train(args) -> int:
         plot_losses(result, args.plot, f"{network.name} on {args.data}", force=args.force)
         print(f"wrote {args.plot}")
     if args.save is not None:
-        _save_params(result.params, args.save, args.force)
+        _save_params({**result.params, **result.state}, args.save, args.force)
         print(f"wrote {args.save}")
     return EXIT_OK
 

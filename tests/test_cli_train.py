@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from symbp.cli import main
+from symbp.codegen import generate_source, load_module
 from symbp.data import load_dataset
 from symbp.spec import load_spec
 
@@ -141,8 +142,8 @@ def test_check_examples_pass(capsys, spec):
     lines = out.strip().splitlines()
     assert lines[0].split()[0] == "parameter"
     names = [line.split()[0] for line in lines[1:-1]]
-    depth = len(load_spec(spec).layers)
-    assert names == [f"{kind}{n}" for n in range(1, depth + 1) for kind in ("W", "b")]
+    module = load_module(generate_source(load_spec(spec)))
+    assert names == list(module.PARAM_NAMES)  # every parameter of every layer, in order
     assert all(line.split()[-1] == "ok" for line in lines[1:-1])
     assert "passed" in lines[-1]
 

@@ -319,3 +319,19 @@ def test_self_check_rejects_a_wrong_gradient(sigmoid_mse, name, change):
 
 def test_self_check_accepts_the_derived_gradients(sigmoid_mse):
     self_check(sigmoid_mse, seed=3)
+
+
+def test_self_check_survives_a_point_where_the_forward_pass_is_inaccurate():
+    """Two dropouts amplify activations 16-fold: at the first random point a sigmoid
+    output saturates to 1.0 and log(1 - a) in the objective loses every digit, so finite
+    differences there are wrong; the gradient (a - y)/B is right, and the check retries
+    at smaller parameters instead of calling it an internal error."""
+    from symbp.spec import Dense, Network
+
+    network = Network(inputs=3, layers=[
+        Dense(3, "sigmoid"), Dense(3, "silu"), {"type": "dropout", "rate": 0.6444671666432088},
+        {"type": "dropout", "rate": 0.8238421084414568},
+        {"type": "activation", "activation": "leaky_relu"}, Dense(3, "sigmoid")],
+        loss="bce", training={"weight_decay": 0.1})
+    derivation = derive_graph(network)
+    assert derivation.gradient_of("z6") is not None
