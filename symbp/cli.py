@@ -129,14 +129,14 @@ def _register_later_commands(commands):
 
 
 def cmd_derive(args) -> int:
-    from symbp.derive import derive
+    from symbp.engine.derivation import derive_graph
     from symbp.printing import render
     from symbp.spec import load_spec
 
     if args.standalone and args.format != "latex":
         raise SymbpError("--standalone: only with --format latex")
     network = load_spec(args.spec)
-    text = render(derive(network), args.format, standalone=args.standalone)
+    text = render(derive_graph(network), args.format, standalone=args.standalone)
     emit(text, args.output, args.force)
     return EXIT_OK
 

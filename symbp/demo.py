@@ -28,7 +28,7 @@ def _heading(text: str) -> None:
 
 def run_demo(output_dir: str | None = None, epochs: int | None = None) -> int:
     from symbp.codegen import generate_source, load_module
-    from symbp.derive import derive
+    from symbp.engine.derivation import derive_graph
     from symbp.files import write_atomic
     from symbp.gradcheck import check_module
     from symbp.printing import render
@@ -42,7 +42,7 @@ def run_demo(output_dir: str | None = None, epochs: int | None = None) -> int:
     spec = example_path()
     network = load_spec(spec)
     _heading(f"1. derive: the gradients of {spec.name}")
-    print(render(derive(network), "text"), end="")
+    print(render(derive_graph(network), "text"), end="")
     print(f"(LaTeX: symbp derive {spec} --format latex)")
 
     _heading("2. generate: a standalone NumPy module")

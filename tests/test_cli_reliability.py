@@ -226,12 +226,12 @@ def test_one_unit_softmax_is_refused(capsys, workspace):
 
 # ---------------------------------------------------------- internal errors
 def test_an_unexpected_exception_is_one_internal_error_line(capsys, workspace, monkeypatch):
-    from symbp import derive
+    from symbp.engine import derivation
 
     def broken(*args, **kwargs):
         raise ValueError("something\nbroke")
 
-    monkeypatch.setattr(derive, "derive", broken)
+    monkeypatch.setattr(derivation, "derive_graph", broken)
     code, out, err = cli(capsys, "derive", "S.toml")
     assert code == 3
     assert err.splitlines() == ["symbp: internal error: ValueError: something broke"]
