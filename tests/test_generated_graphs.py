@@ -324,15 +324,7 @@ def test_the_sweep_covers_every_op_activation_and_loss():
     assert "input" in sources and len(sources) > 1
 
 
-ENGINE_SELF_CHECK_FALSE_POSITIVE = pytest.mark.xfail(  # symbp check: exit 3
-    strict=True,
-    reason="derive_graph's self-check fails a gradient that is 0 in exact arithmetic (beta2 "
-           "before a batch norm: a shift the batch norm removes) on finite-difference rounding")
-SWEEP_PARAMS = [pytest.param(seed, marks=[ENGINE_SELF_CHECK_FALSE_POSITIVE] if seed == 1 else [])
-                for seed in SWEEP]
-
-
-@pytest.mark.parametrize("seed", SWEEP_PARAMS)
+@pytest.mark.parametrize("seed", SWEEP)
 def test_random_graphs_match_torch_and_pass_the_check(seed):
     module, network = generated(seed)
     assert_gradients_match(module, network, seed)
@@ -353,7 +345,7 @@ def toml_text(network: Network) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("key", [*CASES, *SWEEP_PARAMS[:4]])
+@pytest.mark.parametrize("key", [*CASES, *SWEEP[:4]])
 def test_symbp_check_passes(tmp_path, capsys, key):
     network = random_network(key) if isinstance(key, int) else case_network(key)
     path = tmp_path / "graph.toml"
