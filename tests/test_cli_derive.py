@@ -121,7 +121,119 @@ def test_format_json(capsys, spec):
     for quantity in quantities:
         assert {"name", "latex", "sympy"} <= set(quantity), quantity
     names = {q["name"] for q in quantities}
-    assert {"layer1_dW", "layer2_delta", "dW", "delta"} <= names
+    assert {"g_W1", "g_z2", "sample_g_z1", "output_delta", "delta", "dW"} <= names
+    assert {g["name"] for g in payload["gradients"]} == {"g_z2", "g_W2", "g_b2", "g_a1", "g_z1",
+                                                         "g_W1", "g_b1"}
+
+
+README_LATEX = (  # the README's worked example: the general layer of examples/digits_mlp.toml
+    r"\delta^{(L)} &= a^{(L)} - y",
+    r"\delta^{(l)} &= \left(\left(W^{(l + 1)}\right)^{\top} \delta^{(l + 1)}\right) \odot "
+    r"f_{l}'\left(z^{(l)}\right)",
+    r"\delta^{(l)}_{i} &= f_{l}'\left(z^{(l)}_{i}\right) \sum_{k} \delta^{(l + 1)}_{k} "
+    r"W^{(l + 1)}_{ki}",
+    r"\frac{\partial \ell}{\partial W^{(l)}} &= \delta^{(l)} \left(a^{(l - 1)}\right)^{\top}",
+    r"\frac{\partial \ell}{\partial W^{(l)}_{ij}} &= \delta^{(l)}_{i} a^{(l - 1)}_{j}",
+    r"\frac{\partial \ell}{\partial b^{(l)}} &= \delta^{(l)}",
+    r"\Delta^{(L)} &= \frac{1}{B} \left(A^{(L)} - Y\right)",
+    r"\frac{\partial L}{\partial W^{(l)}} &= \left(\Delta^{(l)}\right)^{\top} A^{(l - 1)}",
+)
+README_TEXT = (
+    "delta^(L) = a^(L) - y",
+    "delta^(l) = ((W^(l + 1))^T delta^(l + 1)) ⊙ f_l'(z^(l))",
+    "dl/dW^(l) = delta^(l) (a^(l - 1))^T",
+    "dl/db^(l) = delta^(l)",
+    "delta^(1) = ((W^(2))^T delta^(2)) ⊙ (1 - a^(1)**2)",
+    "Delta^(1) = (Delta^(2) W^(2)) ⊙ (1 - A^(1)**2)",
+)
+
+
+def test_digits_example_prints_what_the_readme_shows(capsys):
+    status, out, err = derive_output(capsys, DIGITS)
+    assert status == 0 and err == ""
+    lines = [line.removesuffix(r" \\") for line in out.splitlines()]
+    for line in README_LATEX:
+        assert line in lines, line
+    status, out, _ = derive_output(capsys, DIGITS, "--format", "text")
+    assert status == 0
+    lines = [line.strip() for line in out.splitlines()]
+    for line in README_TEXT:
+        assert line in lines, line
+
+
+GRAPH_SPECS = {  # every layer type of CONVENTIONS §3 the engine takes, and weight decay
+    "layer_norm_residual": """
+        name = "layer_norm_residual"
+        inputs = 3
+        loss = "cross_entropy"
+        [[layers]]
+        units = 4
+        activation = "gelu"
+        name = "h"
+        [[layers]]
+        type = "layer_norm"
+        [[layers]]
+        type = "residual"
+        from = "h"
+        [[layers]]
+        units = 2
+        activation = "softmax"
+    """,
+    "batch_norm_dropout_decay": """
+        name = "batch_norm_dropout_decay"
+        inputs = 3
+        loss = "mse"
+        [[layers]]
+        units = 4
+        [[layers]]
+        type = "batch_norm"
+        momentum = 0.2
+        [[layers]]
+        type = "activation"
+        activation = "elu"
+        [[layers]]
+        type = "dropout"
+        rate = 0.5
+        [[layers]]
+        units = 2
+        [training]
+        weight_decay = 0.001
+    """,
+}
+OPS = {"layer_norm_residual": ("dense", "gelu", "layer_norm", "normalize", "affine", "residual",
+                               "softmax", "objective"),
+       "batch_norm_dropout_decay": ("dense", "batch_norm", "normalize", "affine", "elu",
+                                    "dropout", "identity", "objective")}
+
+
+@pytest.mark.parametrize("key", sorted(GRAPH_SPECS))
+def test_every_layer_type_derives_in_every_format(capsys, write_spec, key):
+    path = write_spec(GRAPH_SPECS[key], f"{key}.toml")
+    status, latex, err = derive_output(capsys, path)
+    assert status == 0 and err == ""
+    for op in OPS[key]:
+        assert f"% Backward formulas of the op {op} " in latex, op
+    assert "% Backward pass (training mode" in latex
+    status, text, _ = derive_output(capsys, path, "--format", "text")
+    assert status == 0 and "\\" not in text and "Backward pass" in text
+    status, markdown, _ = derive_output(capsys, path, "--format", "markdown")
+    assert status == 0 and markdown.startswith(f"# Gradients of `{key}`")
+    status, out, _ = derive_output(capsys, path, "--format", "json")
+    assert status == 0
+    gradients = {g["of"] for g in json.loads(out)["gradients"]}
+    parameters = {"W1", "b1", "W4", "b4", "gamma2", "beta2"} if key.startswith("layer") \
+        else {"W1", "b1", "W5", "b5", "gamma2", "beta2"}
+    assert parameters <= gradients
+
+
+def test_standalone_output_compiles(capsys, spec, tmp_path, pdflatex):
+    target = tmp_path / "grads.tex"
+    status, _, _ = derive_output(capsys, spec, "--standalone", "-o", target)
+    assert status == 0
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error",
+                             "-no-shell-escape", target.name], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
 
 
 def test_standalone(capsys, spec):

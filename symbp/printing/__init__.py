@@ -20,12 +20,14 @@ from __future__ import annotations
 import sympy as sp
 
 from symbp.printing import formats
+from symbp.printing.matrix import matrix_latex, matrix_text
 from symbp.printing.rows import Row, Section
 from symbp.printing.sections import Document
 
 FORMATS = ("latex", "markdown", "text", "json")
 
-__all__ = ["FORMATS", "Row", "Section", "document", "render", "repr_latex"]
+__all__ = ["FORMATS", "Row", "Section", "document", "matrix_latex", "matrix_text", "render",
+           "repr_latex"]
 
 
 def _graph_derivation(derivation):

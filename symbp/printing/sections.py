@@ -175,10 +175,9 @@ class Document:
             groups[consumer.layer] = groups.get(consumer.layer, 0) + contribution
         parts, index_parts, texts = [], [], []
         rank = gradient.of.rank
-        before = self.raw[:self.raw.index(gradient)]
         for _, contribution in sorted(groups.items(), reverse=True):
-            # simplified with the gradients before it, so what it reads is what is printed
-            expr = simplify(self.graph, [*before, replace(gradient, expr=contribution)])[-1].expr
+            (path,) = simplify(self.graph, [replace(gradient, expr=self._printed(contribution))])
+            expr = path.expr
             node = matrix_form(expr, rank, self.batch)
             named, _ = readable(expr, gradient.of.shape)
             index_parts.append(ScalarLatex({}, self.batch.quantities).doprint(named))
@@ -195,6 +194,20 @@ class Document:
                    f"{target.text} = " + " + ".join(f"({t})" if " + " in t or " - " in t
                                                      else t for t in texts),
                    f"{index_lhs} = {index}", sp.srepr(gradient.expr))
+
+    def _printed(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` reading only printed gradients: each one the engine inlined is replaced
+        by its derived expression (recursively)."""
+        raw = {g.adjoint.name: g.expr for g in self.raw}
+
+        def inlined(e):
+            return isinstance(e, sp.Indexed) and e.base.label.name in raw \
+                and e.base.label.name not in self.kept
+
+        while expr.has(*[e for e in expr.atoms(sp.Indexed) if inlined(e)]):
+            expr = expr.replace(inlined, lambda e: raw[e.base.label.name].xreplace(
+                dict(zip(FREE, e.indices, strict=False))))
+        return expr
 
     def _sample_gradients(self) -> dict:
         readable_names, found = set(), {}
