@@ -38,9 +38,16 @@ def _graph_derivation(derivation):
     return derive_graph(derivation.network)
 
 
+_DOCUMENTS: dict = {}  # id -> (derivation, sections): each derivation is arranged once
+
+
 def document(derivation) -> list:
     """Every section symbp prints for a derivation, in reading order."""
-    return Document(_graph_derivation(derivation)).sections()
+    derivation = _graph_derivation(derivation)
+    cached = _DOCUMENTS.get(id(derivation))
+    if cached is None or cached[0] is not derivation:
+        cached = _DOCUMENTS[id(derivation)] = (derivation, Document(derivation).sections())
+    return cached[1]
 
 
 def render(derivation, fmt: str = "latex", standalone: bool = False) -> str:

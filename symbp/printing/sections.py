@@ -126,19 +126,27 @@ class Document:
             count = len(contributions.get(equation.out.name, ()))
             if count and count > best.get(equation.op, (None, 0))[1]:
                 best[equation.op] = (equation, count)
-        return [self._op_section(equation, contributions[equation.out.name])
-                for equation, _ in best.values()]
+        chosen = [(equation, contributions[equation.out.name]) for equation, _ in best.values()]
+        simplified = iter(self._simplified([item for _, items in chosen for item in items]))
+        return [self._op_section(equation, [(g, next(simplified)) for g, _ in items])
+                for equation, items in chosen]
 
-    def _op_section(self, equation, contributions) -> Section:
+    def _simplified(self, items: list) -> list:
+        """Each ``(gradient, expression)``'s expression simplified by the engine, in one call
+        (each under a name of its own, so none is inlined into another)."""
+        renamed = [replace(gradient, adjoint=replace(gradient.adjoint, name=f"vjp{n}"),
+                           expr=expr) for n, (gradient, expr) in enumerate(items)]
+        return [g.expr for g in simplify(self.graph, renamed)]
+
+    def _op_section(self, equation, vjps) -> Section:
         rows = []
-        for gradient, contribution in contributions:
+        for gradient, vjp in vjps:
+            if vjp == 0:  # a path the graph's identities cancel (the sum of x - mean)
+                continue
             several = len(self.graph.consumers(gradient.of.name)) > 1
             target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
-            (vjp,) = simplify(self.graph, [replace(gradient, expr=contribution)])
-            if vjp.expr == 0:  # a path the graph's identities cancel (sum of x - mean)
-                continue
             rows.append(formula_row(
-                f"vjp_{equation.out.name}_{gradient.of.name}", target, vjp.expr,
+                f"vjp_{equation.out.name}_{gradient.of.name}", target, vjp,
                 gradient.of.shape, self.batch, r"\mathrel{+}=" if several else "="))
         where = "the objective" if equation.out.role == "loss" else \
             f"{equation.out.name} of layer {equation.layer}"
@@ -151,10 +159,14 @@ class Document:
     # ----- the backward pass
     def backward_pass(self) -> Section:
         rows = []
+        several = [g for g in self.raw if g.of.role == "value" and self._paths_of_layers(g) > 1]
+        groups = [(g, self._printed(path)) for g in several for path in self._paths(g)]
+        simplified = iter(self._simplified(groups))
+        paths = {g.adjoint.name: [next(simplified) for _ in self._paths(g)] for g in several}
         for gradient in self.raw:
             name = gradient.adjoint.name
-            if gradient.of.role == "value" and self._paths_of_layers(gradient) > 1:
-                rows.append(self._paths_row(gradient))
+            if name in paths:
+                rows.append(self._paths_row(gradient, paths[name]))
             shown = self.shown.get(name)
             if shown is not None:
                 target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
@@ -168,16 +180,19 @@ class Document:
     def _paths_of_layers(gradient) -> int:
         return len({consumer.layer for consumer, _ in gradient.paths})
 
-    def _paths_row(self, gradient) -> Row:
-        """A tensor read by several layers: its gradient as the sum of each layer's path."""
+    @staticmethod
+    def _paths(gradient) -> list:
+        """The contributions of each consuming layer, the last layer's first."""
         groups = {}
         for consumer, contribution in gradient.paths:
             groups[consumer.layer] = groups.get(consumer.layer, 0) + contribution
+        return [groups[layer] for layer in sorted(groups, reverse=True)]
+
+    def _paths_row(self, gradient, paths: list) -> Row:
+        """A tensor read by several layers: its gradient as the sum of each layer's path."""
         parts, index_parts, texts = [], [], []
         rank = gradient.of.rank
-        for _, contribution in sorted(groups.items(), reverse=True):
-            (path,) = simplify(self.graph, [replace(gradient, expr=self._printed(contribution))])
-            expr = path.expr
+        for expr in paths:
             node = matrix_form(expr, rank, self.batch)
             named, _ = readable(expr, gradient.of.shape)
             index_parts.append(ScalarLatex({}, self.batch.quantities).doprint(named))
