@@ -38,7 +38,6 @@ from torch_reference import OUTPUT_OF_LOSS, TorchNetwork
 
 from symbp import codegen
 from symbp.cli import main
-from symbp.gradcheck import check_module
 from symbp.spec import Dense, Network, load_spec
 
 TOLERANCE64 = 1e-9
@@ -79,14 +78,11 @@ def case_network(case) -> Network:
 
 
 @lru_cache(maxsize=None)
-def _generated(key, dtype):
+def generated(key, dtype="float64"):
+    """The generated module of a case (a name, or a sweep seed) and its network
+    (cached: each generation derives)."""
     network = random_network(key) if isinstance(key, int) else case_network(key)
     return codegen.load_module(codegen.generate_source(network, dtype)), network
-
-
-def generated(key, dtype="float64"):
-    """The generated module and its network (cached: each generation derives)."""
-    return _generated(key, dtype)
 
 
 # ------------------------------------------------------------------ the point
@@ -115,8 +111,9 @@ def point(module, network, seed=0):
     return params, X, Y, masks, state
 
 
-def oracle(network, params, state=None, dtype=torch.float64):
-    net = TorchNetwork(network, dtype)
+def oracle(network, params, state=None):
+    """The torch.nn network (float64) at ``params`` and running statistics ``state``."""
+    net = TorchNetwork(network)
     net.load({name: np.asarray(value, dtype=np.float64) for name, value in
               {**params, **(state or {})}.items()})
     return net
@@ -325,11 +322,9 @@ def test_the_sweep_covers_every_op_activation_and_loss():
 
 
 @pytest.mark.parametrize("seed", SWEEP)
-def test_random_graphs_match_torch_and_pass_the_check(seed):
+def test_random_graphs_match_torch(seed):
     module, network = generated(seed)
     assert_gradients_match(module, network, seed)
-    report = check_module(module, seed=seed)
-    assert report.passed, "\n" + report.table()
 
 
 # ------------------------------------------------------------- symbp check
@@ -345,7 +340,7 @@ def toml_text(network: Network) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("key", [*CASES, *SWEEP[:4]])
+@pytest.mark.parametrize("key", [*CASES, *SWEEP])
 def test_symbp_check_passes(tmp_path, capsys, key):
     network = random_network(key) if isinstance(key, int) else case_network(key)
     path = tmp_path / "graph.toml"
