@@ -45,7 +45,9 @@ class Document:
         self.batch = View.of(self.graph, self.raw, "batch")
         self.sample = View.of(self.graph, self.raw, "sample")
         self.adjoints = {g.adjoint.name: g.adjoint for g in self.raw}
-        self.shown = display_gradients(self.graph, derivation.gradients)
+        self.several = {g.adjoint.name for g in self.raw
+                        if g.of.role == "value" and self._paths_of_layers(g) > 1}
+        self.shown = display_gradients(self.graph, derivation.gradients, self.several)
         self.samples = self._sample_gradients()
 
     def sections(self) -> list:
@@ -159,14 +161,15 @@ class Document:
     # ----- the backward pass
     def backward_pass(self) -> Section:
         rows = []
-        several = [g for g in self.raw if g.of.role == "value" and self._paths_of_layers(g) > 1]
+        several = [g for g in self.raw if g.adjoint.name in self.several]
         groups = [(g, self._printed(path)) for g in several for path in self._paths(g)]
         simplified = iter(self._simplified(groups))
         paths = {g.adjoint.name: [next(simplified) for _ in self._paths(g)] for g in several}
         for gradient in self.raw:
             name = gradient.adjoint.name
-            if name in paths:
+            if name in paths:  # its definition: the sum of its paths
                 rows.append(self._paths_row(gradient, paths[name]))
+                continue
             shown = self.shown.get(name)
             if shown is not None:
                 target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
@@ -265,11 +268,12 @@ class Document:
         return Section("Gradient descent step (learning rate eta)", tuple(rows))
 
 
-def display_gradients(graph, gradients) -> dict:
+def display_gradients(graph, gradients, several: set = frozenset()) -> dict:
     """Each gradient's expression as printed: a gradient whose one reader is a dense layer's
     pre-activation gradient (``dL/da^{(l)}`` into ``Delta^{(l)}``) is substituted into it,
     so the printed delta reads ``((W^{(l+1)})^T delta^{(l+1)}) ⊙ f'``; that gradient is then
-    not printed on its own."""
+    not printed on its own. The gradients in ``several`` (printed as the sum of their
+    paths) stay named."""
     readers = {}
     for gradient in gradients:
         for name in {e.base.label.name for e in gradient.expr.atoms(sp.Indexed)}:
@@ -279,7 +283,8 @@ def display_gradients(graph, gradients) -> dict:
         expr = gradient.expr
         for name in {e.base.label.name for e in expr.atoms(sp.Indexed)}:
             source = next((g for g in gradients if g.adjoint.name == name), None)
-            if source is None or len(readers.get(name, [])) != 1 or not _dense_pre(graph, gradient):
+            if source is None or name in several or len(readers.get(name, [])) != 1 \
+                    or not _dense_pre(graph, gradient):
                 continue
             expr = expr.replace(
                 lambda e, n=name: isinstance(e, sp.Indexed) and e.base.label.name == n,
