@@ -125,11 +125,27 @@ def value_of(expr, tensor, arrays: dict, sizes: dict, scalars: frozenset) -> np.
 
 def run(graph, given: dict, sizes: dict, gradients=()) -> dict:
     """Every tensor of ``graph`` (and every gradient's adjoint) from the ``given`` arrays."""
-    scalars = frozenset(t.name for t in graph.tensors.values() if t.rank == 0)
     values = dict(given)
-    for equation in graph.equations:
-        values[equation.out.name] = value_of(equation.expr, equation.out, values, sizes, scalars)
-    for gradient in gradients:
-        values[gradient.adjoint.name] = value_of(gradient.expr, gradient.adjoint, values, sizes,
-                                                 scalars)
+    for tensor, function, indices, shape in program(graph, sizes, tuple(gradients)):
+        array = np.asarray(function(values), dtype=float)
+        if indices:
+            array = _apply(_alignment(indices, FREE[:tensor.rank]), array)
+        values[tensor.name] = np.broadcast_to(array, shape).copy()
     return values
+
+
+def program(graph, sizes: dict, gradients: tuple) -> list:
+    """The compiled steps of :func:`run`, built once per graph, sizes and gradients."""
+    key = (id(graph), tuple(sorted(sizes.items(), key=str)), tuple(id(g) for g in gradients))
+    if key not in _PROGRAMS:
+        scalars = frozenset(t.name for t in graph.tensors.values() if t.rank == 0)
+        steps = [(e.out, e.expr) for e in graph.equations] + \
+            [(g.adjoint, g.expr) for g in gradients]
+        _PROGRAMS[key] = (graph, gradients, [
+            (tensor, *compile_expression(expr, sizes, scalars),
+             tuple(int(sp.sympify(d).xreplace(sizes)) for d in tensor.shape))
+            for tensor, expr in steps])
+    return _PROGRAMS[key][2]
+
+
+_PROGRAMS: dict = {}  # holds the graph and gradients too, so their ids stay theirs

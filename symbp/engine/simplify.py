@@ -58,6 +58,8 @@ def _inlinable(gradient, expr, readers: dict, gradients: list) -> bool:
 
 def tidy(expr: sp.Expr, identities: list, named: list = ()) -> sp.Expr:
     expr = _apply_identities(contract(_read_quotients(expr, named)), identities)
+    if not expr.has(sp.Add):  # a product or a sum of one: no other form is shorter
+        return canonical(expr)
     candidates = [expr, sp.expand(expr)] if _small(expr) else [expr]
     if not expr.has(sp.Sum):
         candidates.append(sp.factor(expr))
@@ -139,7 +141,7 @@ def _identities(graph) -> list:
     for total, value in known:
         wilds = {index: sp.Wild(f"w{n}") for n, index in enumerate(FREE)
                  if total.has(index)}
-        patterns.append((canonical(total).xreplace(wilds), wilds, value))
+        patterns.append((canonical(total).xreplace(wilds), wilds, value, _bases(total)))
     return patterns
 
 
@@ -154,8 +156,12 @@ def _apply_identities(expr: sp.Expr, patterns: list) -> sp.Expr:
         return expr
 
     def known(total):
+        bases = _bases(total)
+        candidates = [p for p in patterns if p[3] == bases]  # a cheap filter before matching
+        if not candidates:
+            return total
         shape = canonical(total)
-        for pattern, wilds, value in patterns:
+        for pattern, wilds, value, _ in candidates:
             found = shape.match(pattern)
             if found is not None and all(isinstance(found.get(w), sp.Symbol)
                                          for w in wilds.values()):
