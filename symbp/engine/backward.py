@@ -71,6 +71,7 @@ def _on_paths(graph: Graph, wrt_roles: tuple) -> set:
     return depends & feeds
 
 
+@lru_cache(maxsize=None)
 def vjp(consumer: Equation, wrt: Tensor) -> sp.Expr:
     """``sum_I g_C[I] dC[I]/d wrt[FREE]`` for one consumer equation ``C``."""
     seed = sp.Integer(1) if consumer.out.role == "loss" else adjoint(consumer.out).base
