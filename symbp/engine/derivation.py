@@ -25,7 +25,7 @@ import sympy as sp
 from symbp.engine.backward import backward
 from symbp.engine.numeric import run
 from symbp.engine.simplify import simplify
-from symbp.errors import InternalError
+from symbp.errors import InternalError, SpecError
 from symbp.ops.base import BATCH
 from symbp.ops.network import build_graph
 
@@ -51,6 +51,12 @@ class GraphDerivation:
 
     def gradient_of(self, name: str):
         return next((g for g in self.gradients if g.of.name == name), None)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter shows a derivation as its formulas."""
+        from symbp.printing import repr_latex
+
+        return repr_latex(self)
 
 
 _DERIVED: dict = {}
@@ -114,15 +120,15 @@ def self_check(derivation: GraphDerivation, seed: int = 0) -> None:
     with smaller parameters; a wrong derivation fails at every one of them."""
     rng = np.random.default_rng(seed)
     for attempt, scale in enumerate(POINT_SCALES):
-        failure = _check_at_point(derivation, rng, scale)
+        failure, values = _check_at_point(derivation, rng, scale)
         if failure is None:
             return
         if attempt == len(POINT_SCALES) - 1:
-            raise InternalError(failure)
+            raise _users_expression(derivation, values) or InternalError(failure)
 
 
-def _check_at_point(derivation: GraphDerivation, rng, scale: float) -> str | None:
-    """The first mismatch at one random point, or None."""
+def _check_at_point(derivation: GraphDerivation, rng, scale: float):
+    """``(the first mismatch or None, the values at the point)``."""
     graph = derivation.graph
     sizes = small_sizes(derivation.sizes)
     point = random_point(graph, sizes, rng, derivation.network.loss_definition, scale)
@@ -131,14 +137,64 @@ def _check_at_point(derivation: GraphDerivation, rng, scale: float) -> str | Non
             values = run(graph, point, sizes, derivation.gradients)
         except (ValueError, IndexError, KeyError) as exc:  # e.g. a gradient of the wrong shape
             return (f"self-check failed: the derived gradients cannot be evaluated "
-                    f"({exc.__class__.__name__}: {exc})")
+                    f"({exc.__class__.__name__}: {exc})"), None
         for gradient in derivation.gradients:
             if gradient.of.role == "parameter":
                 failure = _check_parameter(graph, sizes, point, values[gradient.adjoint.name],
                                            gradient.of.name, rng)
                 if failure is not None:
-                    return failure
+                    return failure, values
+    return None, values
+
+
+HUGE = 1e12  # a loss this large leaves finite differences nothing but rounding
+
+
+def _users_expression(derivation: GraphDerivation, values) -> SpecError | None:
+    """A mismatch that the spec's own expressions explain, as the user's error naming
+    them: the first tensor (forward, then backward) that is NaN (outside the
+    expression's domain) or inf (overflow) while everything it reads is finite, or a
+    loss so large that float64 rounding is all finite differences can see."""
+    if values is None:
+        return None
+    steps = [(e.out.name, e, "") for e in derivation.graph.equations]
+    steps += [(g.adjoint.name, _consumer_of(derivation, g), "its derivative is ")
+              for g in derivation.gradients]
+    for name, equation, quantity in steps:
+        problem = _non_finite(values[name])
+        if problem and equation is not None:
+            return SpecError(f"{_field(derivation.network, equation)}: {quantity}{problem} at "
+                             "the self-check's sample points")
+    loss = abs(float(values["L"]))
+    if loss >= HUGE:
+        return SpecError(f"{_field(derivation.network, derivation.graph.definition('L'))}: the "
+                         f"objective reaches {loss:.3g} at the self-check's sample points, too "
+                         "large to check its gradients in float64; scale the expressions down")
     return None
+
+
+def _consumer_of(derivation: GraphDerivation, gradient):
+    """The equation whose derivative a gradient applies (its first path's consumer)."""
+    return gradient.paths[0][0] if gradient.paths else None
+
+
+def _non_finite(array) -> str | None:
+    array = np.asarray(array, dtype=float)
+    if np.all(np.isfinite(array)):
+        return None
+    if np.any(np.isnan(array)):
+        return "not defined on the real numbers"
+    return "too large for float64 (overflow)"
+
+
+def _field(network, equation) -> str:
+    """The spec field behind an equation: a custom activation or loss, or the layer."""
+    if equation.op == "objective":
+        loss = network.loss_definition
+        return f"losses.{loss.name}" if not loss.builtin else f"loss '{loss.name}'"
+    if equation.op in network.activations:
+        return f"activations.{equation.op}"
+    return f"layers[{equation.layer}]"
 
 
 def _check_parameter(graph, sizes, point, derived, name, rng):
