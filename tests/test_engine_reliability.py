@@ -366,7 +366,6 @@ def test_undefined_on_the_reals_is_a_user_error_without_warnings(tmp_path, kind,
     assert "sample" in str(error.value)
 
 
-@GRAPH_CLI
 @pytest.mark.parametrize("kind, text", DOMAIN[:1] + DOMAIN[3:4])
 def test_undefined_on_the_reals_exits_2_on_the_command_line(tmp_path, capsys, kind, text):
     spec, field = _partial_spec(kind, text)
