@@ -112,9 +112,10 @@ POINT_SCALES = (1.0, 0.3, 0.1)
 
 
 def self_check(derivation: GraphDerivation, seed: int = 0) -> None:
-    """Each parameter's derived gradient against a central difference of the objective
-    along a random direction: ``(L(p + hv) - L(p - hv)) / 2h = <dL/dp, v>``, which a
-    wrong entry anywhere in the gradient fails (with probability one). A point where
+    """The derived gradients against a central difference of the objective along a
+    random direction of all parameters: ``(L(p + hv) - L(p - hv)) / 2h = <dL/dp, v>``,
+    which a wrong entry anywhere fails (with probability one); on a mismatch each
+    parameter is checked alone, to name it. A point where
     the forward definition itself is inaccurate (a saturated sigmoid's ``log(1 - a)``,
     a kink within the step) can fail too, so a mismatch is checked again at new points
     with smaller parameters; a wrong derivation fails at every one of them."""
@@ -138,13 +139,15 @@ def _check_at_point(derivation: GraphDerivation, rng, scale: float):
         except (ValueError, IndexError, KeyError) as exc:  # e.g. a gradient of the wrong shape
             return (f"self-check failed: the derived gradients cannot be evaluated "
                     f"({exc.__class__.__name__}: {exc})"), None
-        for gradient in derivation.gradients:
-            if gradient.of.role == "parameter":
-                failure = _check_parameter(graph, sizes, point, values[gradient.adjoint.name],
-                                           gradient.of.name, rng)
-                if failure is not None:
-                    return failure, values
-    return None, values
+        derived = {g.of.name: values[g.adjoint.name] for g in derivation.gradients
+                   if g.of.role == "parameter"}
+        if _check_direction(graph, sizes, point, derived, rng) is None:
+            return None, values  # all parameters at once along one direction: O(depth)
+        for name, gradient in derived.items():  # name the parameter that fails
+            failure = _check_direction(graph, sizes, point, {name: gradient}, rng)
+            if failure is not None:
+                return failure, values
+        return _check_direction(graph, sizes, point, derived, rng), values
 
 
 HUGE = 1e12  # a loss this large leaves finite differences nothing but rounding
@@ -197,16 +200,20 @@ def _field(network, equation) -> str:
     return f"layers[{equation.layer}]"
 
 
-def _check_parameter(graph, sizes, point, derived, name, rng):
-    direction = rng.normal(0.0, 1.0, derived.shape)
-    expected = float(np.sum(derived * direction))
+def _check_direction(graph, sizes, point, derived: dict, rng) -> str | None:
+    """``<dL/dp, v>`` against a central difference along a random ``v`` over the
+    parameters ``derived`` names (one or all)."""
+    direction = {name: rng.normal(0.0, 1.0, gradient.shape) for name, gradient in derived.items()}
+    expected = float(sum(np.sum(derived[name] * v) for name, v in direction.items()))
     losses = []
     for sign in (1, -1):
-        shifted = {**point, name: point[name] + sign * CHECK_STEP * direction}
+        shifted = {**point, **{name: point[name] + sign * CHECK_STEP * v
+                               for name, v in direction.items()}}
         losses.append(float(run(graph, shifted, sizes)["L"]))
     estimate = (losses[0] - losses[1]) / (2 * CHECK_STEP)
     scale = max(abs(estimate), abs(expected), 1e-3)
     if abs(estimate - expected) <= CHECK_TOLERANCE * scale:
         return None
-    return (f"self-check failed: the derived dL/d{name} gives {expected:.10g} along a random "
+    names = ", ".join(direction)
+    return (f"self-check failed: the derived dL/d{names} gives {expected:.10g} along a random "
             f"direction, finite differences {estimate:.10g}")

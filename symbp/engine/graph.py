@@ -79,10 +79,14 @@ class Graph:
     init: dict = field(default_factory=dict)  # parameter/state name -> initialisation kind
     updates: list = field(default_factory=list)  # (state tensor, new value), after a step
     identities: list = field(default_factory=list)  # (sum, value) the graph guarantees
+    _readers: dict = field(default_factory=dict, repr=False)  # name -> consuming equations
+    _definitions: dict = field(default_factory=dict, repr=False)
+    _order: dict = field(default_factory=dict, repr=False)  # name -> position in tensors
 
     def add(self, tensor: Tensor) -> Tensor:
         if tensor.name in self.tensors:
             raise ValueError(f"tensor {tensor.name} defined twice")
+        self._order[tensor.name] = len(self.tensors)
         self.tensors[tensor.name] = tensor
         return tensor
 
@@ -90,7 +94,11 @@ class Graph:
         """Add ``tensor`` with its defining equation; its inputs are the tensors ``expr`` reads."""
         inputs = self.read_by(expr)
         self.add(tensor)
-        self.equations.append(Equation(tensor, expr, inputs, op, tensor.layer))
+        equation = Equation(tensor, expr, inputs, op, tensor.layer)
+        self.equations.append(equation)
+        self._definitions[tensor.name] = equation
+        for read in inputs:
+            self._readers.setdefault(read.name, []).append(equation)
         return tensor
 
     def read_by(self, expr: sp.Expr) -> tuple:
@@ -99,13 +107,14 @@ class Graph:
         names |= {symbol.name for symbol in expr.free_symbols if isinstance(symbol, sp.Symbol)
                   and self.tensors.get(symbol.name, None) is not None
                   and self.tensors[symbol.name].rank == 0}
-        return tuple(t for name, t in self.tensors.items() if name in names)
+        known = sorted((n for n in names if n in self.tensors), key=self._order.__getitem__)
+        return tuple(self.tensors[n] for n in known)
 
     def definition(self, name: str) -> Equation | None:
-        return next((e for e in self.equations if e.out.name == name), None)
+        return self._definitions.get(name)
 
     def consumers(self, name: str) -> list:
-        return [e for e in self.equations if any(t.name == name for t in e.inputs)]
+        return list(self._readers.get(name, ()))
 
     @property
     def loss(self) -> Tensor:
