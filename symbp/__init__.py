@@ -4,7 +4,7 @@ Derive the exact gradients of a neural network with SymPy, print them in
 LaTeX, generate standalone NumPy training code, and verify hand derivations.
 The spec API is re-exported here and loaded lazily, so that importing
 ``symbp`` (and starting the command line) stays fast; derive with
-``from symbp.derive import derive``.
+``from symbp.engine.derivation import derive_graph``.
 """
 
 __version__ = "0.1.0"

@@ -1,16 +1,16 @@
-"""Registry of forward definitions: activations, losses and the dense layer.
+"""Registry of scalar forward definitions: activations and losses.
 
 Contract: this module holds *forward* definitions only, as SymPy expressions.
 No derivative is written here; every derivative symbp prints or emits comes
-from ``sympy.diff`` applied to these definitions (see :mod:`symbp.derive`).
+from ``sympy.diff`` applied to these definitions (see :mod:`symbp.engine`).
+The layers' definitions in index notation are the ops of :mod:`symbp.ops`.
 
 - An elementwise activation is an expression in the scalar ``X``.
-- ``softmax`` is the one vector activation; it is defined in index notation
-  by :func:`softmax_forward`.
+- ``softmax`` is the one vector activation; its index definition is the
+  activation op's (:mod:`symbp.ops.elementwise`).
 - A loss is a per-output term in ``A`` (prediction) and ``Y`` (target); the
   loss of one sample is its sum over the outputs, a batch's loss the mean over
-  samples.
-- The dense layer is defined in index notation by :func:`dense_forward`.
+  samples (:mod:`symbp.ops.objective`).
 
 Custom activations and losses come from expression strings through the safe
 parser of :mod:`symbp.expressions`; an activation must depend on ``x`` and a
@@ -100,14 +100,3 @@ def custom_loss(name: str, text: str) -> Loss:
     if A not in expr.free_symbols:
         raise SpecError(f"losses.{name}: the loss does not depend on the prediction 'a'")
     return Loss(name, expr, builtin=False)
-
-
-def softmax_forward(z: sp.IndexedBase, k: sp.Symbol, m: sp.Symbol, n: sp.Expr) -> sp.Expr:
-    """``a_k = exp(z_k) / sum_m exp(z_m)`` in index notation, ``n`` outputs."""
-    return sp.exp(z[k]) / sp.Sum(sp.exp(z[m]), (m, 0, n - 1))
-
-
-def dense_forward(W, b, a_prev, i, j, n_prev, sample=None) -> sp.Expr:
-    """``z_i = sum_j W_ij a_j + b_i``; with ``sample`` the batch row ``s`` of ``A``."""
-    a_j = a_prev[j] if sample is None else a_prev[sample, j]
-    return sp.Sum(W[i, j] * a_j, (j, 0, n_prev - 1)) + b[i]

@@ -44,7 +44,7 @@ TRAINING_DEFAULTS = {
 }
 _TOP_KEYS = {"name", "inputs", "loss", "activations", "losses", "layers", "training"}
 MAX_UNITS = 1_000_000
-MAX_LAYERS = 500
+MAX_LAYERS = 200  # 200 layers derive in about 8 s from the shell
 MAX_PARAMETERS = 100_000_000  # 800 MB of float64 weights: beyond what NumPy on a CPU trains
 MAX_LEARNING_RATE = 1e3
 

@@ -1,10 +1,7 @@
-"""Shared fixtures for the foundation tests (spec, expressions, derive, printing, CLI).
+"""Shared fixtures for the tests: the examples, networks from hashable pieces, spec files.
 
-Deriving a network costs about half a second, so derivations are cached for
-the whole session: :func:`derived` takes a hashable description of a network
-and returns the same :class:`~symbp.derive.Derivation` to every test that
-asks for it. Tests must not mutate a cached derivation (the self-check tests
-derive their own).
+Derivations are cached per spec content by the engine itself
+(:func:`symbp.engine.derivation.derive_graph`); tests must not mutate one.
 """
 
 from __future__ import annotations
@@ -12,12 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
-from symbp.derive import derive
 from symbp.spec import Dense, Network
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,12 +23,6 @@ def make_network(inputs, layers, loss, activations=(), losses=(), name="net") ->
     """A Network from hashable pieces: ``layers`` is ``((units, activation), ...)``."""
     return Network(inputs=inputs, layers=[Dense(u, a) for u, a in layers], loss=loss,
                    name=name, activations=dict(activations), losses=dict(losses))
-
-
-@lru_cache(maxsize=None)
-def derived(inputs, layers, loss, activations=(), losses=()):
-    """The (cached, self-checked) derivation of a network; arguments as in make_network."""
-    return derive(make_network(inputs, tuple(layers), loss, activations, losses))
 
 
 def toml_spec(text: str) -> str:
