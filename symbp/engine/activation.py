@@ -134,17 +134,18 @@ def _acceptable(candidate, forward, derivative):
 def _inverses(forward: sp.Expr) -> list:
     """Candidate inverses ``x = g(a)`` of ``a = f(x)``: SymPy's peeling inverter first
     (``1/(1 + e^{-x})`` -> ``-log(1/a - 1)`` in milliseconds), then ``solve`` for a
-    small ``f``, keeping its real roots only. Not solved: an ``x`` both inside and
-    outside a function or an exponent (``x tanh(...)``, ``x**x``: ``solve`` takes
-    seconds and finds at best Lambert W forms, dearer than ``f'(x)``), powers above
-    :data:`MAX_SOLVED_DEGREE` and anything beyond the budget. Callers check each
-    candidate numerically."""
+    small algebraic ``f``, keeping its real roots only. Not solved: anything the
+    peeling inverter could not invert that holds a function or ``x`` in an exponent
+    (``x tanh(...)``, ``x**x``: ``solve`` takes seconds and finds at best Lambert W
+    forms, dearer than ``f'(x)``; nested ``sin``: minutes over its periodic
+    branches), powers above :data:`MAX_SOLVED_DEGREE` and anything beyond the
+    budget. Callers check each candidate numerically."""
     peeled = _peel_inverse(forward)
     if peeled is not None:
         return [peeled]
     transcendental = forward.atoms(sp.Function) or any(
         power.exp.has(X) for power in forward.atoms(sp.Pow))
-    if (forward.count(X) > 1 and transcendental) or _size(forward) > REWRITE_BUDGET or any(
+    if transcendental or _size(forward) > REWRITE_BUDGET or any(
             abs(power.exp) > MAX_SOLVED_DEGREE for power in forward.atoms(sp.Pow)
             if power.exp.is_Number):
         return []
@@ -178,7 +179,7 @@ def _agrees(forward, derivative, candidate) -> bool:
             got = _on_grid(through_a)
         except (ArithmeticError, TypeError, ValueError):
             return False
-    close = np.abs(got - expected) <= 1e-9 * np.maximum(1.0, np.abs(expected))
+        close = np.abs(got - expected) <= 1e-9 * np.maximum(1.0, np.abs(expected))
     # NaN compares False, so the test is written to pass only on agreement
     return bool(np.all(np.isfinite(got) & np.isfinite(expected) & close))
 
