@@ -23,7 +23,7 @@ from pathlib import Path
 
 from symbp.errors import SpecError
 from symbp.files import read_user_text
-from symbp.ops.base import REQUIRED
+from symbp.ops.base import REQUIRED, op_labels
 from symbp.registry import (
     BUILTIN_ACTIVATIONS,
     BUILTIN_LOSSES,
@@ -308,6 +308,8 @@ def _resolve_activations(table) -> dict[str, Activation]:
         _check_identifier(name, f"activations.{name}")
         if name in BUILTIN_ACTIVATIONS:
             raise SpecError(f"activations.{name}: redefines a built-in activation")
+        if name in op_labels():
+            raise SpecError(f"activations.{name}: '{name}' names an op; choose another name")
         resolved[name] = custom_activation(name, text)
     return resolved
 

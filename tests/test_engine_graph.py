@@ -214,6 +214,20 @@ def test_a_new_op_from_its_forward_definition_alone(rms_norm):
     for name, leaf in P.items():
         expected = leaf.grad.numpy()
         assert np.abs(values[f"g_{name}"] - expected).max() < TOLERANCE * np.abs(expected).max()
+    # ... and its formulas print, its LaTeX has its section, and its generated code is exact
+    from symbp.codegen import generate_source, load_module
+    from symbp.engine.derivation import derive_graph
+    from symbp.printing import render
+
+    latex = render(derive_graph(network), "latex")
+    assert "op rms_norm" in latex and r"\frac{\partial L}{\partial g^{(2)}_{i}}" in latex
+    module = load_module(generate_source(network))
+    params = {name: arrays[name] for name in module.PARAM_NAMES}
+    generated = module.gradients(params, arrays["X"], arrays["Y"])
+    for name, leaf in P.items():
+        if name != "X":
+            np.testing.assert_allclose(generated[name], leaf.grad.numpy(), rtol=1e-9,
+                                       atol=1e-12)
 
 
 def test_a_graph_reads_any_earlier_tensor():

@@ -96,6 +96,8 @@ BAD_SPECS = [
      SpecError, ["layers[3].from", "'input' has shape (3,)"]),
     ("key-of-another-type", spec(*GOOD_LAYERS) + '[[layers]]\ntype = "dropout"\nrate = 0.1\n'
      "units = 3\n", SpecError, ["layers[3]", "'units'", "dropout"]),
+    ("activation-named-like-an-op", spec(*GOOD_LAYERS, tail='[activations]\ndropout = "x"\n'),
+     SpecError, ["activations.dropout", "names an op"]),
     ("negative-weight-decay", spec(*GOOD_LAYERS, tail="[training]\nweight_decay = -1\n"),
      SpecError, ["training.weight_decay"]),
     ("activation-not-string", spec(("4", "tanh")) + "[[layers]]\nunits = 2\nactivation = 3\n",

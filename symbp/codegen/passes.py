@@ -379,12 +379,19 @@ def _loss_lines(writer, graph, network, activations):
     return lines, tuple(dict.fromkeys(reads)), uses_log_a
 
 
+def _is_activation(network, op: str) -> bool:
+    """An equation labelled with an activation's name (any other op is compiled from its
+    index expression: a new op needs nothing here)."""
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    return op != "softmax" and (op in BUILTIN_ACTIVATIONS or op in network.activations)
+
+
 def build_passes(derivation) -> Passes:
     network = derivation.network
     graph, sizes = derivation.graph, derivation.sizes
     activations = {e.op: network.activation_named(e.op) for e in graph.equations
-                   if e.op not in ("dense", "softmax", "layer_norm", "batch_norm", "normalize",
-                                   "affine", "residual", "dropout", "objective")}
+                   if _is_activation(network, e.op)}
     adjoints = [g.adjoint for g in derivation.gradients]
     names = _Namer(graph, adjoints)
     every = list(graph.tensors.values()) + adjoints + list(derivation.eval.graph.tensors.values())

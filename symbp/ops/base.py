@@ -46,6 +46,14 @@ class LayerType:
     summary: str = ""
 
 
+INTERNAL_OPS = ("normalize", "affine", "objective")  # labels of equations that are no layer
+
+
+def op_labels() -> set:
+    """Every op label an equation may carry besides an activation's name."""
+    return set(LAYER_TYPES) | set(INTERNAL_OPS)
+
+
 def layer_type(name: str, summary: str = "", **options: Option):
     """Register the decorated ``build`` function as layer type ``name``."""
     def register(build):
