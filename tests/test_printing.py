@@ -396,3 +396,24 @@ def test_every_network_compiles_with_pdflatex(pdflatex, tmp_path, key):
     tex = tmp_path / f"{key}.tex"
     tex.write_text(outputs_of(key)["standalone"], encoding="utf-8")
     _compile(pdflatex, tex)
+
+
+@pytest.mark.parametrize("package", ["printing", "codegen"])
+def test_sources_have_no_invalid_or_control_escapes(package):
+    """Every module compiles with escape warnings as errors, and no docstring holds a
+    control character (``\\frac`` written in a plain string is a form feed)."""
+    import ast
+    import warnings
+    from pathlib import Path
+
+    import symbp
+    for path in sorted((Path(symbp.__file__).parent / package).glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tree = compile(source, str(path), "exec", ast.PyCF_ONLY_AST)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                bad = [c for c in doc if ord(c) < 32 and c != "\n"]
+                assert not bad, (path.name, getattr(node, "name", "module"), bad)

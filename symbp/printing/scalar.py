@@ -151,7 +151,7 @@ class ScalarLatex(LatexPrinter):
         return quantity is not None and quantity.gradient
 
     def _scalar_fraction(self, numerator, denominator) -> str:
-        """``(c x) / d`` with ``c``, ``d`` scalars as ``\frac{c}{d} x``."""
+        """``(c x) / d`` with ``c``, ``d`` scalars as ``\\frac{c}{d} x``."""
         factors = sp.Mul.make_args(numerator)
         scalar = sp.Mul(*[f for f in factors if self._is_scalar(f)])
         rest = sp.Mul(*[f for f in factors if not self._is_scalar(f)])
