@@ -650,3 +650,47 @@ def test_random_graphs_generate_the_engine_gradients(seed):
     assert np.allclose(module.forward(params, X, state=state), output, rtol=1e-12, atol=1e-14)
     assert module.loss(params, X, Y, state=state) == pytest.approx(float(evaluation["L"]),
                                                                    rel=1e-12)
+
+
+# ------------------------------------------------- losses linear in the output
+LINEAR_LOSS_SPEC = """name = "linear"
+inputs = 4
+loss = "lin"
+
+[losses]
+lin = "{text}"
+
+[[layers]]
+units = 5
+activation = "tanh"
+
+[[layers]]
+units = 3
+activation = "{output}"
+"""
+
+
+@pytest.mark.parametrize("output", ["identity", "sigmoid"])
+@pytest.mark.parametrize("text", ["a", "-a", "a + a", "a*y - a"])
+def test_a_loss_linear_in_the_output_generates_and_checks(capsys, tmp_path, text, output):
+    """The output delta is a constant (or reads the target only): the module broadcasts
+    it to (B, n_L); its gradients and loss are the engine's, and symbp check passes.
+    A loss that does not read the target is not taken for weight decay."""
+    spec = tmp_path / "linear.toml"
+    spec.write_text(LINEAR_LOSS_SPEC.format(text=text, output=output), encoding="utf-8")
+    code, source, err = run_cli(capsys, "generate", spec)
+    assert code == 0 and err == "", err
+    module = load_module(source)
+    network = load_spec(spec)
+    params, X, Y, masks = graph_point(module, network, 6, seed=3)
+    expected = reference_values(network, params, X, Y, masks, {})
+    grads = module.gradients(params, X, Y)
+    for name, value in grads.items():
+        reference = expected[f"g_{name}"]
+        assert value.shape == reference.shape, name
+        assert np.abs(value - reference).max() <= 1e-12 * max(np.abs(reference).max(), 1e-3), \
+            name
+    assert module.loss(params, X, Y) == pytest.approx(float(expected["L"]), rel=1e-12)
+    code, out, err = run_cli(capsys, "check", spec)
+    assert code == 0, out + err
+    assert out.strip().splitlines()[-1].startswith("gradient check passed")

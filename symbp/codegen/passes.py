@@ -133,7 +133,16 @@ class _Writer:
             self.owned.add(name)
             return [f"{name} = {whole.code[:-1]}, out={out})"]
         self.owned.add(name)
+        if set(whole.axes) != set(target):  # a constant or target-only output delta
+            return [f"{name} = {self.filled(name, aligned(whole, target))}"]
         return [f"{name} = {_bare(whole, target)}"]
+
+    def filled(self, name: str, code: str) -> str:
+        """A new array of ``name``'s shape and the input's dtype, holding ``code``
+        (which broadcasts against it)."""
+        inputs = self.names("X")
+        shape = self.shapes[name].replace("rows", f"{inputs}.shape[0]")
+        return f"np.broadcast_to({code}, {shape}).astype({inputs}.dtype)"
 
     def store(self, out: str, expr: sp.Expr, rank: int) -> list:
         """Statements writing ``expr`` into the existing array ``out`` (a gradient)."""
@@ -373,10 +382,17 @@ def _loss_lines(writer, graph, network, activations):
                                        Y: sp.Symbol("Y", real=True)}))
     lines = [f"total = float(({per_sample}).sum()) / Y.shape[0]"]
     for term in sp.Add.make_args(equation.expr):
-        if not term.has(graph.tensors["Y"].base):
+        if _reads_parameters_only(graph, term):  # weight decay
             code = compile_index(writer.expression(term), writer.names, ()).code
             lines.append(f"total += float({code})")
     return lines, tuple(dict.fromkeys(reads)), uses_log_a
+
+
+def _reads_parameters_only(graph, term: sp.Expr) -> bool:
+    """Does ``term`` of the objective read parameters alone (a weight-decay term, not the
+    mean loss, which reads the output, and the target where the loss does)?"""
+    read = {graph.tensors[i.base.label.name].role for i in term.atoms(sp.Indexed)}
+    return bool(read) and read <= {"parameter"}
 
 
 def _is_activation(network, op: str) -> bool:
