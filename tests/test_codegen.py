@@ -694,3 +694,56 @@ def test_a_loss_linear_in_the_output_generates_and_checks(capsys, tmp_path, text
     code, out, err = run_cli(capsys, "check", spec)
     assert code == 0, out + err
     assert out.strip().splitlines()[-1].startswith("gradient check passed")
+
+
+# --------------------------------------------------- Heaviside keeps the dtype
+def _arrays_made_in(module, call):
+    """``call()``, and every NumPy array a function of ``module`` held in a local variable
+    or returned (read when each function returns)."""
+    import sys
+
+    seen = []
+
+    def watch(frame, event, arg):
+        if event == "return" and frame.f_code.co_filename == module.__file__:
+            values = [*frame.f_locals.items(), (f"{frame.f_code.co_name} returns", arg)]
+            for name, value in values:
+                for item in value if isinstance(value, tuple) else (value,):
+                    if isinstance(item, np.ndarray):
+                        seen.append((frame.f_code.co_name, name, item.dtype))
+
+    sys.setprofile(watch)
+    try:
+        result = call()
+    finally:
+        sys.setprofile(None)
+    return result, seen
+
+
+@pytest.mark.parametrize("activation, loss", [
+    ("abs(x)", None), ("max(x, 0.1*x)", None), ("tanh", "abs(a - y)"),
+    ("tanh", "max(a - y, 0)"), ("max(x, 0.1*x)", "min(a, y) + max(1 - a*y, 0)")])
+def test_heaviside_keeps_float32(activation, loss):
+    """Derivatives with a Heaviside step (abs, max, min) print as np.heaviside with a
+    Python-float value at 0: every array of the float32 module stays float32, and its
+    gradients agree with the float64 module's."""
+    custom = activation != "tanh"
+    network = Network(inputs=4, layers=[Dense(5, "f" if custom else "tanh"),
+                                        Dense(3, "identity")],
+                      loss="step" if loss else "mse", name="step",
+                      activations={"f": activation} if custom else {},
+                      losses={"step": loss} if loss else {})
+    source = generate_source(network, "float32")
+    assert "np.select" not in source
+    module, module64 = load_module(source), load_module(generate_source(network))
+    params, X, Y, _ = graph_point(module64, network, 6, seed=2)
+    params32 = {name: value.astype(np.float32) for name, value in params.items()}
+    grads, seen = _arrays_made_in(module, lambda: module.gradients(
+        params32, X.astype(np.float32), Y.astype(np.float32)))
+    assert {"_backprop", "_forward"} <= {function for function, _, _ in seen}
+    assert {(f, n, str(d)) for f, n, d in seen if d != np.float32} == set()
+    expected = module64.gradients(params, X, Y)
+    for name, value in grads.items():
+        assert value.dtype == np.float32, name
+        scale = max(np.abs(expected[name]).max(), 1e-3)
+        assert np.abs(value - expected[name]).max() <= 1e-4 * scale, name

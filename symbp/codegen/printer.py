@@ -2,7 +2,8 @@
 
 Contract: :class:`CodePrinter` (a strict ``NumPyPrinter``) prints ``np.``
 names, positive terms first, numbers as Python floats (so float32 arrays stay
-float32), two-branch ``Piecewise`` as ``np.maximum``/``np.where`` (an unused
+float32), ``Heaviside`` as ``np.heaviside`` (its value at 0 a Python float, so the
+array's dtype is kept), two-branch ``Piecewise`` as ``np.maximum``/``np.where`` (an unused
 ``exp`` branch clamped so it cannot overflow) and an :class:`Operand` (an
 array the index compiler has already written as code) verbatim.
 :func:`stable` applies exact rewrites that keep ``exp`` from overflowing:
@@ -94,6 +95,14 @@ class CodePrinter(NumPyPrinter):
                 code += f".astype({self._print(anchor)}.dtype)"
             return code
         return super()._print_Piecewise(expr)
+
+    def _print_Heaviside(self, expr):
+        """``np.heaviside(u, h)``: the value at 0 as a Python float keeps the array's dtype
+        (float32 stays float32, where a ``np.select`` of numbers would give float64)."""
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        if not at_zero.is_number:
+            return super()._print_Heaviside(expr)
+        return f"np.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
 
     def _print_Rational(self, expr):
         return repr(float(expr))
