@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 
 from symbp.engine.backward import backward
 from symbp.engine.graph import Tensor
@@ -23,7 +24,6 @@ from symbp.ops.base import BATCH, LAYER_TYPES, Builder, Option, layer_type
 from symbp.ops.network import build_graph
 from symbp.spec import Dense, Network
 
-torch = pytest.importorskip("torch")
 F = torch.nn.functional
 BATCH_SIZE = 7
 TOLERANCE = 1e-9
