@@ -8,6 +8,7 @@ much faster.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -124,6 +125,44 @@ def test_format_json(capsys, spec):
     assert {"g_W1", "g_z2", "sample_g_z1", "output_delta", "delta", "dW"} <= names
     assert {g["name"] for g in payload["gradients"]} == {"g_z2", "g_W2", "g_b2", "g_a1", "g_z1",
                                                          "g_W1", "g_b1"}
+
+
+ACTIVATION_LAYERS_SPEC = """
+    name = "activations"
+    inputs = 4
+    loss = "cross_entropy"
+    [[layers]]
+    units = 5
+    activation = "tanh"
+    [[layers]]
+    units = 4
+    [[layers]]
+    type = "activation"
+    activation = "relu"
+    [[layers]]
+    units = 3
+    activation = "softmax"
+"""
+
+
+def test_json_index_form_of_activations_indexes_both_sides(capsys, write_spec):
+    """An activation's index form reads a^{(l)}_{s,i} = f(z^{(l)}_{s,i}): every tensor
+    on either side carries its indices, and no matrix-form operator appears in it."""
+    status, out, err = derive_output(capsys, write_spec(ACTIVATION_LAYERS_SPEC), "--format",
+                                     "json")
+    assert status == 0 and err == ""
+    payload = json.loads(out)
+    forward = {row["name"]: row["index_latex"] for row in payload["sections"][0]["quantities"]}
+    assert forward["a1"] == r"a^{(1)}_{s,i} = \tanh{\left(z^{(1)}_{s,i} \right)}"
+    assert forward["a3"].startswith(r"a^{(3)}_{s,i} = \begin{cases} a^{(2)}_{s,i} & ")
+    assert forward["a4"] == r"a^{(4)}_{s,i} = \frac{e^{z^{(4)}_{s,i}}}{\sum_{k} e^{z^{(4)}_{s,k}}}"
+    rows = [row for section in payload["sections"] for row in section["quantities"]
+            if row["index_latex"]] + payload["gradients"]
+    for row in rows:
+        index = row["index_latex"]
+        assert r"\odot" not in index and r"^{\top}" not in index, (row["name"], index)
+        bare = re.findall(r"(?:[a-zA-Z]|\\hat\{x\})\^\{\(\d+\)\}(?![_}])", index)
+        assert not bare, (row["name"], index)
 
 
 README_LATEX = (  # the README's worked example: the general layer of examples/digits_mlp.toml
