@@ -145,6 +145,21 @@ def assert_derived_and_generated_match(network, activations, loss, targets_from)
     return derivation
 
 
+def assert_float32_module_matches(network, activations, loss, targets_from):
+    """The float32 module (its step functions included) computes in float32 and agrees
+    with torch's float64 gradients to float32 accuracy."""
+    module = load_module(generate_source(network, "float32"), name="reliability_float32")
+    rng = np.random.default_rng(7)
+    params, inputs = problem(module, rng)
+    params = {name: value.astype(np.float32) for name, value in params.items()}
+    inputs = inputs.astype(np.float32)
+    targets = targets_from(np.asarray(module.forward(params, inputs), dtype=np.float64), rng)
+    got = module.gradients(params, inputs, targets.astype(np.float32))
+    assert {name: np.asarray(value).dtype for name, value in got.items()} == {
+        name: np.dtype(np.float32) for name in params}
+    assert_close(got, torch_gradients(params, inputs, targets, activations, loss), rtol=1e-4)
+
+
 def away_from_kinks(kinks):
     """Targets with ``|a - y|`` at least 0.1 from each kink of the loss in ``|a - y|``."""
     def targets(outputs, rng):
@@ -179,6 +194,7 @@ def test_piecewise_losses_derive_print_and_match_torch(name, text, oracle, kinks
         targets = lambda outputs, rng: -np.sign(outputs) * rng.uniform(0.5, 1.5, outputs.shape)  # noqa: E731
     derivation = assert_derived_and_generated_match(
         network, (torch.tanh, lambda z: z), oracle, targets)
+    assert_float32_module_matches(network, (torch.tanh, lambda z: z), oracle, targets)
     for fmt in ("latex", "text"):  # (json carries srepr forms by design)
         text_out = render(derivation, fmt)
         for internal in INTERNALS:
@@ -283,13 +299,14 @@ def test_long_chains_count_as_one_level():
     assert expr.free_symbols == {X}
 
 
-@pytest.mark.parametrize("text", [
-    nested("atan", MAX_DEPTH - 1), nested("tanh", MAX_DEPTH - 1),
-    "x" + "*tanh(x" * ((MAX_DEPTH - 1) // 2) + ")" * ((MAX_DEPTH - 1) // 2)],
+@pytest.mark.parametrize("text, printed", [
+    (nested("atan", MAX_DEPTH - 1), True), (nested("tanh", MAX_DEPTH - 1), True),
+    ("x" + "*tanh(x" * ((MAX_DEPTH - 1) // 2) + ")" * ((MAX_DEPTH - 1) // 2), False)],
     ids=["atan", "tanh", "x_tanh_chain"])
-def test_the_deepest_accepted_expressions_derive_and_print_in_sympy(text):
+def test_the_deepest_accepted_expressions_derive_and_print_in_sympy(text, printed):
     """At the depth limit SymPy's diff, LaTeX printing and lambdify still work, and the
-    network derives (self-checked numerically) and prints."""
+    network derives (self-checked numerically); the nests also print as documents (the
+    chain's f' has quadratically many terms: its document takes seconds, kept out)."""
     forward = parse_expression(text, {"x": X}, "activations.deep")
     derivative = activation_derivative("deep", forward)
     assert r"\tanh" in sp.latex(derivative.in_input) or r"\operatorname{atan}" in \
@@ -299,7 +316,7 @@ def test_the_deepest_accepted_expressions_derive_and_print_in_sympy(text):
     network = make_network(4, ((5, "deep"), (3, "identity")), "mse",
                            activations=(("deep", text),))
     derivation = derive_graph(network)  # self-checked against finite differences
-    for fmt in ("latex", "text"):
+    for fmt in ("latex", "text") if printed else ():
         assert "deep" in render(derivation, fmt)
 
 
