@@ -264,7 +264,7 @@ def to_matrix(expr: sp.Expr, free: tuple, tensors: dict, like: Tensor | None = N
     """
     want = (free[0], free[1] if len(free) > 1 else ONE)
     if not expr.has(sp.Indexed) and like is not None:
-        return canonical_elementwise(expr, [(sp.Dummy(), like)])
+        return canonical_elementwise(expr, [(sp.Dummy(real=True), like)])
     node, sig = _Reader(tensors).read(sp.expand(expr) if expr.is_Add else expr, want)
     return _orient(node, sig, want)
 
@@ -386,7 +386,7 @@ class _Reader:
             raise NotMatrixForm(f"an elementwise function of mixed indices {index_sets}")
         tensors, mapping = [], {}
         for item in indexed:
-            symbol = sp.Dummy()
+            symbol = sp.Dummy(real=True)  # real: a nest of functions is not re-analysed as complex
             mapping[item] = symbol
             tensor = self.tensors[item.base.label]
             if len(indices) == 2 and tuple(item.indices) == indices[1:]:

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import sympy as sp
 
+from symbp.engine.activation import expansion_is_small
 from symbp.engine.indices import FREE, canonical, contract
 
 
@@ -60,11 +61,12 @@ def tidy(expr: sp.Expr, identities: list, named: list = ()) -> sp.Expr:
     expr = _apply_identities(contract(_read_quotients(expr, named)), identities)
     if not expr.has(sp.Add):  # a product or a sum of one: no other form is shorter
         return canonical(expr)
-    candidates = [expr, sp.expand(expr)] if _small(expr) else [expr]
-    if not expr.has(sp.Sum):
-        candidates.append(sp.factor(expr))
+    if not expansion_is_small(expr, TIDY_BUDGET):  # expand and factor only what stays small
+        candidates = [expr, sp.factor_terms(expr)]
+    elif expr.has(sp.Sum):
+        candidates = [expr, sp.expand(expr), sp.factor_terms(expr)]
     else:
-        candidates.append(sp.factor_terms(expr))
+        candidates = [expr, sp.expand(expr), sp.factor(expr)]
     best = min(candidates, key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
     return canonical(best)
 
@@ -106,8 +108,7 @@ def _reads(expr: sp.Expr, name: str) -> bool:
     return any(e.base.label.name == name for e in expr.atoms(sp.Indexed))
 
 
-def _small(expr: sp.Expr, limit: int = 200) -> bool:
-    return sp.count_ops(expr) <= limit
+TIDY_BUDGET = 200  # expression nodes (and terms an expansion would make)
 
 
 def _readers(gradients) -> dict:

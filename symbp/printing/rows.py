@@ -18,7 +18,6 @@ import sympy as sp
 from symbp import forms
 from symbp.engine.indices import FREE
 from symbp.ops.base import BATCH
-from symbp.printing.inert import inert, restored
 from symbp.printing.matrix import matrix_latex, matrix_text
 from symbp.printing.names import quantities, readable
 from symbp.printing.scalar import ScalarLatex, ScalarText
@@ -65,9 +64,8 @@ def matrix_form(expr: sp.Expr, rank: int, view: View):
     """The matrix tree of ``expr`` in ``view``, or None if it has no rank <= 2 reading."""
     if not 0 < rank <= 2 or any(len(e.indices) > 2 for e in expr.atoms(sp.Indexed)):
         return None
-    held, table = inert(expr)
     try:
-        return restored(forms.to_matrix(held, FREE[:rank], view.quantities), table)
+        return forms.to_matrix(expr, FREE[:rank], view.quantities)
     except forms.NotMatrixForm:
         return None
 
