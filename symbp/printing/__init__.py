@@ -30,20 +30,11 @@ __all__ = ["FORMATS", "Row", "Section", "document", "matrix_latex", "matrix_text
            "repr_latex"]
 
 
-def _graph_derivation(derivation):
-    """A GraphDerivation; anything else with a ``network`` is derived by the engine."""
-    if hasattr(derivation, "gradients") and hasattr(derivation, "train"):
-        return derivation
-    from symbp.engine.derivation import derive_graph
-    return derive_graph(derivation.network)
-
-
 _DOCUMENTS: dict = {}  # id -> (derivation, sections): each derivation is arranged once
 
 
 def document(derivation) -> list:
     """Every section symbp prints for a derivation, in reading order."""
-    derivation = _graph_derivation(derivation)
     cached = _DOCUMENTS.get(id(derivation))
     if cached is None or cached[0] is not derivation:
         cached = _DOCUMENTS[id(derivation)] = (derivation, Document(derivation).sections())
@@ -54,7 +45,6 @@ def render(derivation, fmt: str = "latex", standalone: bool = False) -> str:
     """The derivation in one of :data:`FORMATS` (``standalone``: a whole LaTeX document)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
-    derivation = _graph_derivation(derivation)
     sections = document(derivation)
     title = derivation.network.name
     if fmt == "latex":
