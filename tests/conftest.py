@@ -66,3 +66,19 @@ VALID_SPEC = """
     units = 2
     activation = "sigmoid"
 """
+
+
+# The spec S of issue 9's reproducers: 4 inputs, tanh 5, softmax 3, cross-entropy.
+ISSUE_SPEC = """\
+name = "s"
+inputs = 4
+loss = "cross_entropy"
+
+[[layers]]
+units = 5
+activation = "tanh"
+
+[[layers]]
+units = 3
+activation = "softmax"
+"""

@@ -17,24 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, toml_spec
+from conftest import ISSUE_SPEC, REPO
 
 from symbp import data
 from symbp.cli import main
 
-SPEC = toml_spec("""
-    name = "s"
-    inputs = 4
-    loss = "cross_entropy"
-
-    [[layers]]
-    units = 5
-    activation = "tanh"
-
-    [[layers]]
-    units = 3
-    activation = "softmax"
-""")
+SPEC = ISSUE_SPEC
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from conftest import ISSUE_SPEC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -218,16 +219,7 @@ def wild_spec_texts(draw):
     return text
 
 
-VALID_SPEC = """name = "s"
-inputs = 4
-loss = "cross_entropy"
-[[layers]]
-units = 5
-activation = "tanh"
-[[layers]]
-units = 3
-activation = "softmax"
-"""
+VALID_SPEC = ISSUE_SPEC
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from conftest import ISSUE_SPEC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,19 +31,7 @@ from symbp.cli import main
 from symbp.errors import SymbpError
 from symbp.verify import MAX_CLAIMS, read_claims, verify
 
-SPEC_TEXT = """\
-name = "s"
-inputs = 4
-loss = "cross_entropy"
-
-[[layers]]
-units = 5
-activation = "tanh"
-
-[[layers]]
-units = 3
-activation = "softmax"
-"""
+SPEC_TEXT = ISSUE_SPEC
 
 VALID = [
     r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) \odot f'(z^{(l)})",
