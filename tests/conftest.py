@@ -11,6 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from symbp.spec import Dense, Network
@@ -82,3 +83,33 @@ activation = "tanh"
 units = 3
 activation = "softmax"
 """
+
+
+SWEEP_ACTIVATIONS = ["tanh", "relu", "sigmoid", "identity", "softplus", "silu", "elu",
+                     "leaky_relu", "gelu"]
+
+
+def random_graph(seed: int) -> Network:
+    """A seeded random stack of every op with every activation and loss (the sweeps' graphs)."""
+    rng = np.random.default_rng(seed)
+    width, layers = int(rng.integers(2, 6)), []
+    for position in range(int(rng.integers(2, 6))):
+        kind = rng.choice(["dense", "layer_norm", "batch_norm", "residual", "dropout",
+                           "activation"])
+        if kind == "dense" or position == 0:
+            layers.append(Dense(width, str(rng.choice(SWEEP_ACTIVATIONS)), name=f"h{position}"))
+        elif kind == "residual":
+            layers.append({"type": "residual", "from": f"h{len(layers) - 1}"
+                           if isinstance(layers[-1], Dense) else "h0"})
+        elif kind == "dropout":
+            layers.append({"type": "dropout", "rate": float(rng.uniform(0, 0.9))})
+        elif kind == "activation":
+            layers.append({"type": "activation",
+                           "activation": str(rng.choice(SWEEP_ACTIVATIONS))})
+        else:
+            layers.append({"type": kind, "eps": float(rng.choice([1e-5, 0.1]))})
+    loss_name = str(rng.choice(["mse", "cross_entropy", "bce"]))
+    output = {"mse": "identity", "cross_entropy": "softmax", "bce": "sigmoid"}[loss_name]
+    layers.append(Dense(3, output))
+    return Network(inputs=width, layers=layers, loss=loss_name, name=f"sweep{seed}",
+                   training={"weight_decay": float(rng.choice([0.0, 0.1]))})

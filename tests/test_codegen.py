@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import random_graph
 
 from symbp.cli import main
 from symbp.codegen import CodePrinter, generate_source, load_module, print_expr, stable
@@ -596,36 +597,6 @@ def test_a_plain_mlp_takes_the_new_keywords_and_ignores_them():
     assert module.loss(params, X, Y, training=True) == module.loss(params, X, Y)
     first, second = module.gradients(params, X, Y), module.gradients(params, X, Y, masks=None)
     assert all(np.array_equal(first[k], second[k]) for k in first)
-
-
-SWEEP_ACTIVATIONS = ["tanh", "relu", "sigmoid", "identity", "softplus", "silu", "elu",
-                     "leaky_relu", "gelu"]
-
-
-def random_graph(seed: int) -> Network:
-    """A random stack of every op with every activation and loss (as the engine's sweep)."""
-    rng = np.random.default_rng(seed)
-    width, layers = int(rng.integers(2, 6)), []
-    for position in range(int(rng.integers(2, 6))):
-        kind = rng.choice(["dense", "layer_norm", "batch_norm", "residual", "dropout",
-                           "activation"])
-        if kind == "dense" or position == 0:
-            layers.append(Dense(width, str(rng.choice(SWEEP_ACTIVATIONS)), name=f"h{position}"))
-        elif kind == "residual":
-            layers.append({"type": "residual", "from": f"h{len(layers) - 1}"
-                           if isinstance(layers[-1], Dense) else "h0"})
-        elif kind == "dropout":
-            layers.append({"type": "dropout", "rate": float(rng.uniform(0, 0.9))})
-        elif kind == "activation":
-            layers.append({"type": "activation",
-                           "activation": str(rng.choice(SWEEP_ACTIVATIONS))})
-        else:
-            layers.append({"type": kind, "eps": float(rng.choice([1e-5, 0.1]))})
-    loss_name = str(rng.choice(["mse", "cross_entropy", "bce"]))
-    output = {"mse": "identity", "cross_entropy": "softmax", "bce": "sigmoid"}[loss_name]
-    layers.append(Dense(3, output))
-    return Network(inputs=width, layers=layers, loss=loss_name, name=f"sweep{seed}",
-                   training={"weight_decay": float(rng.choice([0.0, 0.1]))})
 
 
 @pytest.mark.parametrize("seed", range(13))

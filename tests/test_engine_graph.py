@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+from conftest import random_graph
 
 from symbp.engine.backward import backward
 from symbp.engine.graph import Tensor
@@ -136,35 +137,10 @@ def test_every_op_matches_torch(case, weight_decay):
     assert_matches_torch(network)
 
 
-ACTIVATIONS = ["tanh", "relu", "sigmoid", "identity", "softplus", "silu", "elu", "leaky_relu",
-               "gelu"]
-
-
 @pytest.mark.parametrize("seed", range(12))
 def test_random_graphs_match_torch(seed):
     """Random stacks of every op with every activation (a sweep, not one picked case)."""
-    rng = np.random.default_rng(seed)
-    width, layers = int(rng.integers(2, 6)), []
-    for position in range(int(rng.integers(2, 6))):
-        kind = rng.choice(["dense", "layer_norm", "batch_norm", "residual", "dropout",
-                           "activation"])
-        if kind == "dense" or position == 0:
-            layers.append(Dense(width, str(rng.choice(ACTIVATIONS)), name=f"h{position}"))
-        elif kind == "residual":
-            layers.append({"type": "residual", "from": f"h{len(layers) - 1}"
-                           if isinstance(layers[-1], Dense) else "h0"})
-        elif kind == "dropout":
-            layers.append({"type": "dropout", "rate": float(rng.uniform(0, 0.9))})
-        elif kind == "activation":
-            layers.append({"type": "activation", "activation": str(rng.choice(ACTIVATIONS))})
-        else:
-            layers.append({"type": kind, "eps": float(rng.choice([1e-5, 0.1]))})
-    loss = str(rng.choice(["mse", "cross_entropy", "bce"]))
-    output = {"mse": "identity", "cross_entropy": "softmax", "bce": "sigmoid"}[loss]
-    layers.append(Dense(3, output))
-    network = Network(inputs=width, layers=layers, loss=loss,
-                      training={"weight_decay": float(rng.choice([0.0, 0.1]))})
-    assert_matches_torch(network, seed)
+    assert_matches_torch(random_graph(seed), seed)
 
 
 def test_softmax_vjp_is_derived_in_its_output():
