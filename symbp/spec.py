@@ -17,6 +17,7 @@ message names the field, e.g. ``layers[2].activation: unknown activation 'tanhh'
 from __future__ import annotations
 
 import keyword
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +120,8 @@ class Network:
         self._activations = _resolve_activations(self.activations)
         self._losses = _resolve_losses(self.losses)
         self.layers = self._check_layers(self.layers)
-        self._check_parameter_count()
         self._check_graph()
+        self._check_parameter_count()
         self._check_softmax_placement()
         self._check_loss_fits_output()
 
@@ -131,11 +132,9 @@ class Network:
 
     @property
     def widths(self) -> list[int]:
-        """``[n_0, n_1, ..., n_L]``: the features of the input and of each layer's output."""
-        widths = [self.inputs]
-        for layer in self.layers:
-            widths.append(layer.units if layer.type == "dense" else widths[-1])
-        return widths
+        """``[n_0, n_1, ..., n_L]``: the features of the input and of each layer's output,
+        as the ops' graph has them."""
+        return [self._shapes.size(t.shape[-1]) for t in self._shapes.outputs]
 
     @property
     def is_mlp(self) -> bool:
@@ -192,13 +191,9 @@ class Network:
 
     @property
     def parameter_count(self) -> int:
-        widths, count = self.widths, 0
-        for layer, fan_in, fan_out in zip(self.layers, widths[:-1], widths[1:], strict=True):
-            if layer.type == "dense":
-                count += (fan_in + 1) * fan_out
-            elif layer.type in ("layer_norm", "batch_norm"):
-                count += 2 * fan_out
-        return count
+        """Entries of every parameter the ops' graph declares."""
+        return sum(math.prod(self._shapes.size(d) for d in t.shape)
+                   for t in self._shapes.graph.given("parameter"))
 
     # ----- validation -----
     def _check_layers(self, layers) -> list:
@@ -213,10 +208,11 @@ class Network:
         return checked
 
     def _check_graph(self):
-        """Build the graph once: each op checks what it reads (a residual's source)."""
+        """Build the graph once: each op checks what it reads (a residual's source), and
+        the graph gives the widths and the parameter count."""
         from symbp.ops.network import build_graph
 
-        build_graph(self, "train")
+        self._shapes = build_graph(self, "train")
 
     def _check_parameter_count(self):
         if self.parameter_count > MAX_PARAMETERS:

@@ -73,9 +73,11 @@ class Builder:
     named: dict = field(default_factory=dict)
     previous: Tensor | None = None
     layer: int = 0
+    outputs: list = field(default_factory=list)  # the input, then each layer's output
 
-    def features(self, tensor: Tensor) -> sp.Expr:
-        return tensor.shape[-1]
+    def size(self, dimension) -> int:
+        """The value of a shape entry (a width symbol or an integer)."""
+        return int(sp.sympify(dimension).xreplace(self.sizes))
 
     def output(self, latex_letter: str = "a") -> Tensor:
         """The layer's output tensor ``a{l}`` with the previous output's shape."""

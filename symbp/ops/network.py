@@ -19,9 +19,11 @@ def build_graph(network, mode: str = "train") -> Builder:
     builder.sizes[width(0)] = network.inputs
     inputs = builder.graph.add(Tensor("X", (BATCH, width(0)), "input", latex="X"))
     builder.previous = builder.named["input"] = inputs
+    builder.outputs.append(inputs)
     for index, layer in enumerate(network.layers, 1):
         builder.layer = index
         builder.previous = LAYER_TYPES[layer.type].build(builder, layer)
+        builder.outputs.append(builder.previous)
         if layer.name is not None:
             builder.named[layer.name] = builder.previous
     add_objective(builder, network.loss_definition, network.training["weight_decay"])
