@@ -214,12 +214,6 @@ def _shapes(tensors, sizes) -> dict:
     return shapes
 
 
-def _mask_keeps(network) -> dict:
-    """mask{l} -> its keep probability (1 - rate), exactly as the dropout op has it."""
-    return {f"mask{index}": 1 - sp.nsimplify(layer.options["rate"])
-            for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
-
-
 def _without_masks(expr, keeps):
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in keeps,
                         lambda e: keeps[e.base.label.name])
@@ -412,7 +406,7 @@ def build_passes(derivation) -> Passes:
     names = _Namer(graph, adjoints)
     every = list(graph.tensors.values()) + adjoints + list(derivation.eval.graph.tensors.values())
     writer = _Writer(names, sizes, _shapes(every, sizes))
-    keeps = _mask_keeps(network)
+    keeps = graph.keep  # mask -> keep probability, as the op defines it
     loss_lines, loss_reads, uses_log_a = _loss_lines(writer, graph, network, activations)
     readers = _readers(graph, derivation.gradients, loss_reads)
     forward = _forward_lines(writer, graph, network, readers, keeps, activations)

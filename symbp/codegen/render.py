@@ -76,9 +76,7 @@ def _formulas(derivation) -> list:
 
 
 def _masks(derivation) -> list:
-    keeps = {f"mask{index}": 1 - layer.options["rate"]
-             for index, layer in enumerate(derivation.network.layers, 1)
-             if layer.type == "dropout"}
+    keeps = derivation.graph.keep
     masks = []
     for tensor in derivation.graph.given("mask"):
         dims = [str(int(sp.sympify(d).xreplace(derivation.sizes))) for d in tensor.shape[1:]]

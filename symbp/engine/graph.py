@@ -79,6 +79,7 @@ class Graph:
     init: dict = field(default_factory=dict)  # parameter/state name -> initialisation kind
     updates: list = field(default_factory=list)  # (state tensor, new value), after a step
     identities: list = field(default_factory=list)  # (sum, value) the graph guarantees
+    keep: dict = field(default_factory=dict)  # mask name -> probability that an entry is 1
     _readers: dict = field(default_factory=dict, repr=False)  # name -> consuming equations
     _definitions: dict = field(default_factory=dict, repr=False)
     _order: dict = field(default_factory=dict, repr=False)  # name -> position in tensors

@@ -93,5 +93,6 @@ def build_dropout(builder: Builder, layer):
         return out
     mask = builder.given("mask", previous.shape, "mask", latex=f"m^{{({builder.layer})}}")
     keep = 1 - sp.nsimplify(layer.options["rate"])
+    builder.graph.keep[mask.name] = keep
     builder.graph.define(out, mask[index] * previous[index] / keep, "dropout")
     return out
