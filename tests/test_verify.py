@@ -303,6 +303,32 @@ def test_verify_does_not_read_the_old_pattern_engine():
     assert subprocess.run([sys.executable, "-c", blocked], check=False).returncode == 0
 
 
+def test_verify_parsed_decides_a_parsed_claim_and_quotes_the_given_text():
+    """The decision for a claim parsed (or rewritten) elsewhere: the same verdict as
+    verify's, quoting the text the user wrote."""
+    from symbp.claims import parse_claim
+    from symbp.verify import verify_parsed
+
+    network = NETWORKS["tanh_ce"]
+    for text in (RECURSION, TUTORIAL, r"\tanh'(z) = 1 - \tanh^2(z)"):
+        direct, parsed = verify(text, network), verify_parsed(parse_claim(text), network, text)
+        assert (parsed.verdict, parsed.mistakes, parsed.claim) == (direct.verdict,
+                                                                   direct.mistakes, text)
+    rewritten = verify_parsed(parse_claim(RECURSION), network, "dZ1 = W2.T dZ2 * g'(Z1)")
+    assert rewritten.ok and rewritten.claim == "dZ1 = W2.T dZ2 * g'(Z1)"
+    batch_mix = verify_parsed(parse_claim(r"\Delta^{(l)} = \delta^{(l)}"), network, "D = d")
+    assert batch_mix.verdict == "cannot parse" and batch_mix.claim == "D = d"
+
+
+def test_the_convention_and_the_symbols_are_in_the_json_and_the_report_when_set():
+    verdict = verify(RECURSION, NETWORKS["tanh_ce"])
+    assert "convention" not in verdict.to_dict() and "symbols" not in verdict.to_dict()
+    verdict.convention, verdict.symbols = "cs231n", {"h": "a^{(l)}"}
+    data = json.loads(json.dumps(verdict.to_dict()))
+    assert data["convention"] == "cs231n" and data["symbols"] == {"h": "a^{(l)}"}
+    assert "cs231n" in str(verdict) and "h = a^{(l)}" in str(verdict)
+
+
 # ------------------------------------------------------------------ files
 ALIGN = r"""
 % a hand derivation

@@ -3,7 +3,9 @@
 Contract: a :class:`Verdict` holds the answer for one claim: ``verdict`` (one
 of :data:`VERDICTS`), the claim, a one-line ``summary`` and the evidence a
 person needs (the shape mismatch, a counterexample, ``claim - truth``, the
-likely mistakes, the correct formula). ``str(verdict)`` is the report, every
+likely mistakes, the correct formula) and how the claim was read (the
+``convention`` it was written in by name, ``symbols``: the user's symbols ->
+symbp's quantities). ``str(verdict)`` is the report, every
 line printable (no control characters from the claim); :meth:`Verdict.to_dict`
 is its JSON form. :func:`overall` is one verdict for several.
 """
@@ -38,6 +40,8 @@ class Verdict:
     column: int | None = None  # for cannot parse
     expected: list = field(default_factory=list)
     line: int | None = None  # in a --file
+    convention: str | None = None  # the name of the notation's convention the claim was read in
+    symbols: dict = field(default_factory=dict)  # the user's symbol -> symbp's quantity (LaTeX)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +55,7 @@ class Verdict:
         data = {"verdict": self.verdict, "claim": self.claim, "summary": self.summary}
         for key in ("line", "lhs", "layers", "shape", "likely_mistake", "mistakes",
                     "counterexample", "difference", "correct", "correct_at_layer",
-                    "evidence", "column", "expected"):
+                    "evidence", "column", "expected", "convention", "symbols"):
             value = getattr(self, key)
             if value not in (None, [], {}):
                 data[key] = value
@@ -64,6 +68,7 @@ class Verdict:
     def _report_lines(self) -> list[str]:
         where = f"line {self.line}: " if self.line is not None else ""
         lines = [f"{where}{self.verdict}: {' '.join(self.claim.split())}"]
+        lines += self._reading_lines()
         if self.verdict == "cannot parse":
             lines.append(f"  at column {self.column}: {self.summary}")
             lines.append("    " + self.claim.replace("\n", " "))
@@ -83,6 +88,17 @@ class Verdict:
             lines.append(f"  correct: {self.correct}")
         if self.correct_at_layer and self.correct_at_layer != self.correct:
             lines.append(f"  at that layer: {self.correct_at_layer}")
+        return lines
+
+
+    def _reading_lines(self) -> list[str]:
+        """How the claim was read: the convention and the user's symbols, when given."""
+        lines = []
+        if self.convention:
+            lines.append(f"  read in the convention: {self.convention}")
+        if self.symbols:
+            mapping = ", ".join(f"{mine} = {ours}" for mine, ours in self.symbols.items())
+            lines.append(f"  symbols: {mapping}")
         return lines
 
 

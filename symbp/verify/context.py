@@ -1,0 +1,142 @@
+"""What a network claim is checked against: its target, the network, random instances.
+
+Contract: :func:`target_of` reads a claim's left-hand side as a
+:class:`Target` (``delta``, ``dW``, ``db`` or ``da`` at a layer, per sample or
+batch), or None for a scalar claim. :meth:`Context.of` is a network with its
+:class:`~symbp.verify.truth.Truth`, the three width sets a claim is evaluated
+with (the spec's and two sets of pairwise different widths) and cached
+:class:`Instance` s: one random point of one width set, with the values of
+every quantity of the notation and of the truth there (the engine's gradients
+evaluated by :mod:`symbp.engine.numeric`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from symbp import claims as C
+from symbp.errors import SymbpError
+from symbp.verify import truth as T
+
+SEEDS = (11, 23, 37)
+PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
+BATCH_ROWS = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """The quantity on the left: delta, dW, db or da at ``layer``."""
+
+    kind: str
+    layer: C.LayerRef
+    batch: bool
+    node: C.Node
+
+    def latex(self, l_value=None, depth=None) -> str:
+        if self.kind == "delta":
+            leaf = C.Leaf("delta", self.layer, self.batch)
+            return C.leaf_latex(leaf, l_value, depth)
+        letter = {"dW": "W", "db": "b", "da": "a"}[self.kind]
+        loss = "L" if self.batch else r"\ell"
+        target = C.leaf_latex(C.Leaf(letter, self.layer), l_value, depth)
+        return rf"\frac{{\partial {loss}}}{{\partial {target}}}"
+
+
+def target_of(lhs: C.Node) -> Target | None:
+    if isinstance(lhs, C.Leaf) and lhs.name == "delta" and lhs.layer is not None:
+        return Target("delta", lhs.layer, lhs.batch, lhs)
+    if isinstance(lhs, C.Grad):
+        kind = {"W": "dW", "b": "db", "z": "delta", "a": "da"}[lhs.target.name]
+        return Target(kind, lhs.target.layer, False, lhs)
+    return None
+
+
+class Context:
+    """A network with its derivation, widths and random instances (cached)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def of(cls, network) -> "Context":
+        key = repr(sorted(network.to_dict().items(), key=lambda kv: kv[0]))
+        if key not in cls._cache:
+            cls._cache[key] = cls(network, T.Truth.of(network))
+        return cls._cache[key]
+
+    def __init__(self, network, truth: T.Truth):
+        self.network = network
+        self.truth = truth
+        self.depth = network.depth
+        depth = self.depth
+        self.width_sets = [("the spec's widths", list(network.widths)),
+                           ("unequal widths", list(range(2, depth + 3))),
+                           ("unequal widths", list(range(depth + 2, 1, -1)))]
+        self._instances = {}
+        self._trees = {}
+
+    def activation(self, layer: int):
+        return self.network.activation_of(layer)
+
+    def instance(self, set_index: int, seed: int, batch: bool) -> "Instance":
+        key = (set_index, seed, batch)
+        if key not in self._instances:
+            label, widths = self.width_sets[set_index]
+            self._instances[key] = Instance(self, label, widths, seed, batch)
+        return self._instances[key]
+
+    def instances(self, batch: bool, quick: bool = False) -> list:
+        """Smallest widths first, so that the first failing point is a readable one."""
+        order = (1, 2, 0)
+        seeds = SEEDS[:1] if quick else SEEDS
+        return [self.instance(s, seed, batch) for s in order for seed in seeds]
+
+    def truth_tree(self, kind: str, layer: int, batch: bool):
+        """The engine's matrix tree for ``kind`` at a concrete layer."""
+        key = (kind, layer, batch)
+        if key not in self._trees:
+            self._trees[key] = self._make_tree(kind, layer, batch)
+        return self._trees[key]
+
+    def _make_tree(self, kind, layer, batch):
+        no_batch_da(kind, batch)
+        try:
+            return self.truth.tree(kind, layer, batch)
+        except T.NotMapped as error:
+            raise SymbpError(f"symbp verify cannot read the derived {kind} of layer {layer} "
+                             f"in the notation of claims: {error}") from None
+
+    def general_tree(self, target: Target, layer: int):
+        """The engine's formula at ``layer`` for the target's own layer expression
+        (``l``, ``l+1``, ``L``)."""
+        ref = target.layer
+        base = (T.LAYER if ref.var == "l" else T.OUTPUT) + ref.offset
+        try:
+            return self.truth.general_tree(target.kind, layer, target.batch, base)
+        except T.NotMapped:
+            return self.truth_tree(target.kind, layer, target.batch)
+
+
+def no_batch_da(kind: str, batch: bool) -> None:
+    if batch and kind == "da":
+        raise C.ClaimParseError("the batch form covers \\Delta^{(l)}, dL/dW and dL/db only", 1)
+
+
+class Instance:
+    """One random network instance: parameters, the forward pass and the truth (the
+    engine's gradients evaluated there)."""
+
+    def __init__(self, ctx: Context, label: str, widths: list, seed: int, batch: bool):
+        self.ctx, self.label, self.widths, self.seed, self.batch = ctx, label, widths, seed, batch
+        rows = BATCH_ROWS if batch else 1
+        self.values = ctx.truth.instance(widths, seed, rows)
+        self.B = rows if batch else PER_SAMPLE_B
+
+    def truth(self, kind: str, layer: int) -> np.ndarray:
+        no_batch_da(kind, self.batch)
+        return self.values["truth", kind, layer]
+
+    def describe(self) -> str:
+        widths = ", ".join(str(w) for w in self.widths)
+        return f"{self.label} n_0..n_{len(self.widths) - 1} = {widths}"

@@ -1,0 +1,317 @@
+"""The likely mistake of a wrong network claim, found by testing variants.
+
+Contract: :func:`likely_mistakes` returns up to three descriptions of the
+usual mistakes whose correction makes the claim agree with the truth at
+every point: a constant factor (a sign, a 2, ``1/B``) read off the values,
+then the variants of :func:`variants`, each a rewritten claim decided like
+the claim itself (a bias term in the recursion, a missing or extra
+transpose, a wrong layer index, the derivative of the wrong activation,
+``f'`` taken at ``a`` instead of ``z``, a derivative written out by hand for
+another activation, a missing or extra factor, factors in the wrong order).
+A description names what is wrong only when its variant matches; no mistake
+is named from the claim's form alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+import sympy as sp
+
+from symbp import claims as C
+from symbp.errors import SymbpError
+from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
+from symbp.verify.shapes import LayerError
+
+if TYPE_CHECKING:
+    from symbp.verify.decide import NetworkCheck, Outcome
+
+MAX_VARIANTS = 100  # usual mistakes tried per claim (a claim of the tests has at most ~20)
+
+
+def likely_mistakes(check, rhs, outcome: Outcome) -> list[str]:
+    found = []
+    ratio = _ratio(check, outcome)
+    if ratio is not None:
+        found.append(ratio)
+    for description, variant in itertools.islice(variants(rhs, check), MAX_VARIANTS):
+        if description in found:
+            continue
+        try:
+            result = check.evaluate(variant, quick=True, stop_early=True)
+        except (C.ClaimParseError, SymbpError):
+            continue
+        if result.ok:
+            found.append(description)
+        if len(found) >= 3:
+            break
+    return found
+
+def _ratio(check, outcome: Outcome) -> str | None:
+    """``claim = c * truth`` with one constant c at every point: a sign or a factor."""
+    if outcome.shape or not outcome.points:
+        return None
+    ratios = []
+    for point in outcome.points:
+        truth, claim = np.ravel(point.truth), np.ravel(point.claim)
+        norm = float(truth @ truth)
+        if norm < 1e-20 or not np.all(np.isfinite(claim)):
+            return None
+        c = float(claim @ truth) / norm
+        if not np.allclose(claim, c * truth, rtol=1e-6, atol=1e-9 * np.sqrt(norm)):
+            return None
+        ratios.append(c)
+    c = ratios[0]
+    if not np.allclose(ratios, c, rtol=1e-6):
+        return None
+    B = outcome.points[0].inst.B
+    known = {-1.0: "sign flipped: the claim is -1 times the truth",
+             2.0: "a factor 2 too many (e.g. from differentiating (a - y)^2 without the "
+                  "1/2 of the mse loss)",
+             0.5: "a factor 2 missing: the claim is 1/2 times the truth",
+             -2.0: "sign flipped and a factor 2 too many",
+             -0.5: "sign flipped and a factor 2 missing"}
+    for value, text in known.items():
+        if abs(c - value) < 1e-6:
+            return text
+    if abs(c - 1.0 / B) < 1e-9:
+        return ("an extra 1/B: the per-sample gradient has no 1/B" if not check.batch
+                else "1/B applied twice")
+    if abs(c - B) < 1e-6 * B:
+        return "the 1/B of the batch mean is missing (L is the mean over the B samples)"
+    return f"the claim is {sp.nsimplify(c, tolerance=1e-6, rational=True)} times the truth"
+
+
+def variants(rhs, check: NetworkCheck):
+    """``(description, variant)`` for the usual mistakes, most telling first."""
+    claim = check.claim
+    target = check.target
+    nodes = list(C.walk(rhs))
+    recursion = target.kind in ("delta", "da")
+
+    for path, node in nodes:  # terms that should not be there
+        if isinstance(node, (C.Add, C.Sub)):
+            for keep, drop in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(node, C.Sub) and keep is node.right:
+                    keep = C.Neg(keep, span=keep.span)
+                text = claim.source(drop)
+                if _is_bias(drop) and recursion:
+                    bias = drop.arg if isinstance(drop, C.Neg) else drop
+                    m, before = bias.layer.label, bias.layer.shifted(-1).label
+                    why = (f"bias term in the recursion: remove {text}. The bias enters "
+                           f"z^{{({m})}} = W^{{({m})}} a^{{({before})}} + b^{{({m})}} as a "
+                           f"constant, so it drops out of the derivative with respect to "
+                           f"a^{{({before})}}")
+                else:
+                    why = f"an extra term: without {text} the claim is correct"
+                yield why, C.replace_at(rhs, path, keep)
+    for path, node in nodes:  # transposes
+        if isinstance(node, C.Transpose):
+            yield (f"an extra transpose: {claim.source(node)} should be "
+                   f"{claim.source(node.arg)}", C.replace_at(rhs, path, node.arg))
+        elif isinstance(node, C.Leaf) and node.name != "B":
+            parent = _parent(rhs, path)
+            if node.name == "W" or isinstance(parent, C.MatMul):
+                yield (f"missing transpose: {claim.source(node)} should be "
+                       f"({claim.source(node)})^T", C.replace_at(rhs, path, C.Transpose(node)))
+    if target.kind == "dW":
+        yield ("transposed outer product: dL/dW^{(l)} has the shape of W^{(l)} "
+               "(n_l x n_{l-1}), so it is \\delta^{(l)} (a^{(l-1)})^T, not its transpose",
+               C.Transpose(rhs))
+    else:
+        yield "the result is transposed", C.Transpose(rhs)
+    for path, node in nodes:  # layer indices
+        if isinstance(node, C.Leaf) and node.layer is not None:
+            for step in (1, -1):
+                moved = C.Leaf(node.name, node.layer.shifted(step), node.batch)
+                yield (f"wrong layer index: {claim.source(node)} should be "
+                       f"{C.leaf_latex(moved)}", C.replace_at(rhs, path, moved))
+        if isinstance(node, C.Apply) and node.func.name == "generic" and node.func.layer:
+            for step in (1, -1):
+                func = C.Func("generic", node.func.order, node.func.power,
+                              node.func.layer.shifted(step))
+                yield (f"wrong layer index: {node.func.latex} should be {func.latex}",
+                       C.replace_at(rhs, path, C.Apply(func, node.arg)))
+    for path, node in nodes:  # activation derivatives
+        if isinstance(node, C.Apply) and node.func.order >= 1:
+            layer_text = _layer_text(node.arg)
+            if node.func.name != "generic":
+                generic = C.Apply(C.Func("generic", node.func.order, node.func.power), node.arg)
+                yield (f"derivative of the wrong activation: {claim.source(node)} is the "
+                       f"derivative of {node.func.name}, but "
+                       f"{_activations_text(check, node.arg, node.func.name)}; use "
+                       f"f_{{{layer_text}}}'", C.replace_at(rhs, path, generic))
+            if isinstance(node.arg, C.Leaf) and node.arg.name == "a" and node.arg.layer:
+                at_z = C.Apply(node.func, C.Leaf("z", node.arg.layer, node.arg.batch))
+                yield (f"f' taken at a^{{({node.arg.layer.label})}} instead of "
+                       f"z^{{({node.arg.layer.label})}}", C.replace_at(rhs, path, at_z))
+    for path, node in nodes:  # derivatives written out by hand, e.g. a (1 - a)
+        if isinstance(node, C.Hadamard) and not isinstance(_parent(rhs, path), C.Hadamard):
+            yield from _hand_variants(rhs, path, node, check)
+    if target.kind == "delta":  # a missing f'
+        ref = target.layer
+        generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
+        yield (f"missing the factor f_{{{ref.label}}}'(z^{{({ref.label})}}): "
+               f"\\delta^{{({ref.label})}} = \\partial\\ell/\\partial z^{{({ref.label})}} needs "
+               f"the derivative of the activation", C.Hadamard(rhs, generic))
+    for path, node in nodes:  # extra factors
+        if isinstance(node, C.Hadamard):
+            for keep, drop in ((node.left, node.right), (node.right, node.left)):
+                extra = f"an extra factor {_factor_text(claim, drop)}"
+                if target.kind == "delta" and target.layer.var == "L" and isinstance(
+                        drop, C.Apply) and drop.func.order:
+                    extra += (f": with {check.ctx.network.loss} and a "
+                              f"{check.ctx.network.layers[-1].activation} output, "
+                              "\\partial\\ell/\\partial z^{(L)} already includes the "
+                              "activation's derivative")
+                yield extra, C.replace_at(rhs, path, keep)
+    for path, node in nodes:  # operand order
+        if isinstance(node, C.MatMul):
+            yield (f"the factors of {claim.source(node)} are in the wrong order",
+                   C.replace_at(rhs, path, C.MatMul(node.right, node.left)))
+
+
+def _parent(root, path):
+    if not path:
+        return None
+    node = root
+    for name in path[:-1]:
+        node = getattr(node, name)
+    return node
+
+
+def _is_bias(node) -> bool:
+    if isinstance(node, C.Neg):
+        node = node.arg
+    return isinstance(node, C.Leaf) and node.name == "b"
+
+
+def _layer_text(arg) -> str:
+    for _, node in C.walk(arg):
+        if isinstance(node, C.Leaf) and node.layer is not None:
+            return node.layer.label
+    return "l"
+
+
+def _activations_text(check: NetworkCheck, arg: C.Node, exclude: str | None = None) -> str:
+    """'layer 1 is tanh' for the layers whose activation f applied to ``arg`` is."""
+    names = {}
+    for l_value, _ in check.bindings:
+        try:
+            activation, layer = check.function_of(
+                C.Apply(C.Func("generic", 1), arg, span=arg.span), l_value, None)
+        except (C.ClaimParseError, LayerError):
+            continue
+        if activation.name != exclude:
+            names.setdefault(activation.name, []).append(layer)
+    if not names:
+        return "that is not this layer's activation"
+    parts = [f"layer {layers[0]} is {name}" if len(layers) == 1 else
+             f"layers {', '.join(map(str, layers))} are {name}" for name, layers in names.items()]
+    return "; ".join(parts)
+
+
+def _factor_text(claim: C.Claim, node) -> str:
+    text = claim.source(node)
+    return f"({text})" if isinstance(node, (C.Add, C.Sub, C.Neg)) else text
+
+
+def _hadamard_factors(node) -> list:
+    if isinstance(node, C.Hadamard):
+        return _hadamard_factors(node.left) + _hadamard_factors(node.right)
+    return [node]
+
+
+def _hand_ref(node):
+    """``(layer, batch)`` when ``node`` is built only from z^{(m)} / a^{(m)} of one layer."""
+    refs = set()
+    for _, item in C.walk(node):
+        if isinstance(item, C.Leaf):
+            if item.name not in ("a", "z") or item.layer is None:
+                return None
+            refs.add((item.layer, item.batch))
+        elif isinstance(item, (C.Grad, C.Ones, C.Transpose, C.MatMul, C.Deriv)) or (
+                isinstance(item, C.Apply) and (item.func.order or item.func.name in
+                                               ("softmax", "diag", "generic"))):
+            return None
+    return next(iter(refs)) if len(refs) == 1 else None
+
+
+def _hand_variants(rhs, path, node, check: NetworkCheck):
+    """Replace the factors of an elementwise product that only involve a^{(m)}, z^{(m)}
+    by f_m'(z^{(m)}): a derivative written out by hand for the wrong activation."""
+    claim = check.claim
+    factors = _hadamard_factors(node)
+    groups = {}
+    for factor in factors:
+        found = _hand_ref(factor)
+        if found is not None:
+            groups.setdefault(found, []).append(factor)
+    for (ref, batch), hand in groups.items():
+        rest = [f for f in factors if all(f is not h for h in hand)]
+        if not rest:
+            continue
+        generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, batch))
+        product = rest[0]
+        for factor in rest[1:] + [generic]:
+            product = C.Hadamard(product, factor)
+        text = " \\odot ".join(_factor_text(claim, h) for h in hand)
+        which = _which_derivative(hand)
+        layers = _activations_text(check, C.Leaf("z", ref, batch), which)
+        if which is not None:
+            what = f"{text} is the derivative of {which} (written with a = {which}(z))"
+        else:
+            what = f"{text} is not the derivative of the layer's activation"
+        yield (f"derivative of the wrong activation: {what}, but {layers}; use "
+               f"f_{{{ref.label}}}'(z^{{({ref.label})}})", C.replace_at(rhs, path, product))
+
+
+def _which_derivative(hand: list) -> str | None:
+    """The built-in activation g for which the product ``hand`` equals g'(z), a = g(z)."""
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    points = np.array([-1.3, -0.4, 0.5, 1.7])
+    for name, activation in BUILTIN_ACTIVATIONS.items():
+        if activation.is_softmax or name == "identity":
+            continue
+        try:
+            expr = sp.Mul(*[_hand_sympy(factor, activation.expr) for factor in hand])
+            with np.errstate(all="ignore"):
+                got = numeric((x_symbol(),), expr)(points) * np.ones_like(points)
+                want = numeric((x_symbol(),), function_derivative(
+                    name, activation.expr, 1))(points) * np.ones_like(points)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if np.allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), rtol=1e-9):
+            return name
+    return None
+
+
+def _hand_sympy(node, forward: sp.Expr) -> sp.Expr:
+    """A hand-written factor as a function of z, with a = forward(z)."""
+    from symbp.registry import BUILTIN_ACTIVATIONS
+
+    x = x_symbol()
+    if isinstance(node, C.Leaf):
+        return forward if node.name == "a" else x
+    if isinstance(node, C.Num):
+        return sp.Rational(node.value.numerator, node.value.denominator)
+    if isinstance(node, C.Neg):
+        return -_hand_sympy(node.arg, forward)
+    if isinstance(node, C.Power):
+        return _hand_sympy(node.arg, forward) ** node.exponent
+    if isinstance(node, C.Apply):
+        function = BUILTIN_ACTIVATIONS.get(node.func.name)
+        expr = function.expr if function is not None else MATH_FUNCTIONS[node.func.name](x)
+        expr = expr.subs(x, _hand_sympy(node.arg, forward))
+        return expr ** node.func.power if node.func.power else expr
+    if isinstance(node, C.Div):
+        return _hand_sympy(node.num, forward) / _hand_sympy(node.den, forward)
+    left, right = _hand_sympy(node.left, forward), _hand_sympy(node.right, forward)
+    if isinstance(node, C.Add):
+        return left + right
+    if isinstance(node, C.Sub):
+        return left - right
+    return left * right

@@ -1,0 +1,254 @@
+"""Scalar claims: identities between expressions of one variable, without a network.
+
+Contract: :func:`verify_scalar` decides a claim such as
+``\\frac{d}{dz}\\sigma(z) = \\sigma(z)(1-\\sigma(z))``: both sides are read as
+SymPy expressions in one variable (an activation's derivative from the
+engine, :mod:`symbp.verify.functions`), compared at several points (the
+numbers decide) and, within :func:`~symbp.verify.entries.symbolic_ok`'s
+limits, simplified (the evidence and the difference). A constant ratio is
+named (a sign, a factor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from symbp import claims as C
+from symbp.verify.entries import symbolic_ok
+from symbp.verify.functions import (
+    MATH_FUNCTIONS,
+    custom_activation_of,
+    function_derivative,
+    numeric,
+    x_symbol,
+)
+from symbp.verify.verdict import Verdict
+
+SCALAR_POINTS = (0.5, -1.3, 2.1, -0.4, 1.7, -2.6, 0.9, 3.1)
+_ACTIVATION_LATEX = {"sigmoid": r"\sigma", "tanh": r"\tanh"}
+RTOL = 1e-7
+
+
+def verify_scalar(claim: C.Claim, network) -> Verdict:
+    variable = _scalar_variable(claim)
+    symbol = sp.Symbol(variable, real=True)
+    converter = _ScalarConverter(claim, symbol, network)
+    sides = [converter.convert(side) for side in claim.sides]
+    lhs = sides[0]
+    symbolic = all(symbolic_ok(side) for side in claim.sides)
+    verdict = None
+    for rhs in sides[1:]:
+        verdict = _decide_scalar(claim, lhs, rhs, symbol, network, symbolic)
+        if not verdict.ok:
+            return verdict
+    return verdict
+
+
+def _scalar_variable(claim: C.Claim) -> str:
+    names = set()
+    for side in claim.sides:
+        for _, node in C.walk(side):
+            if isinstance(node, C.Deriv):
+                names.add(node.var)
+            if isinstance(node, C.Leaf) and node.layer is None and node.name in ("z", "x", "a") \
+                    and not node.batch:
+                names.add(node.name)
+    if len(names) > 1:
+        raise C.ClaimParseError(f"a scalar claim has one variable, this one uses "
+                                f"{', '.join(sorted(names))}", 1, text=claim.text)
+    return names.pop() if names else "z"
+
+
+class _ScalarConverter:
+    """AST -> SymPy for claims between scalar expressions of one variable."""
+
+    def __init__(self, claim: C.Claim, symbol: sp.Symbol, network):
+        self.claim, self.symbol, self.network = claim, symbol, network
+
+    def fail(self, node, message, expected=()):
+        raise C.ClaimParseError(message, node.span[0] + 1, expected, self.claim.text)
+
+    def convert(self, node) -> sp.Expr:
+        return getattr(self, "c_" + type(node).__name__)(node)
+
+    def c_Num(self, node):
+        return sp.Rational(node.value.numerator, node.value.denominator)
+
+    def c_Ones(self, node):
+        return sp.Integer(1)
+
+    def c_Leaf(self, node):
+        if node.layer is None and node.name in ("z", "x", "a") and not node.batch:
+            return self.symbol
+        self.fail(node, "the left-hand side must be \\delta^{(l)}, \\frac{\\partial L}"
+                        "{\\partial W^{(l)}}, ...{b, z, a}, or a scalar expression in z",
+                  ["\\delta^{(l)}", "\\frac{\\partial L}{\\partial W^{(l)}}",
+                   "\\frac{d}{dz}\\sigma(z)"])
+
+    def c_Grad(self, node):
+        self.fail(node, "a loss gradient belongs in a claim about a network")
+
+    def c_Neg(self, node):
+        return -self.convert(node.arg)
+
+    def c_Add(self, node):
+        return self.convert(node.left) + self.convert(node.right)
+
+    def c_Sub(self, node):
+        return self.convert(node.left) - self.convert(node.right)
+
+    def c_Hadamard(self, node):
+        return self.convert(node.left) * self.convert(node.right)
+
+    c_MatMul = c_Hadamard
+
+    def c_Div(self, node):
+        return self.convert(node.num) / self.convert(node.den)
+
+    def c_Transpose(self, node):
+        return self.convert(node.arg)
+
+    def c_Power(self, node):
+        return self.convert(node.arg) ** node.exponent
+
+    def c_Deriv(self, node):
+        if node.var != self.symbol.name:
+            self.fail(node, f"differentiates with respect to {node.var}, but the claim's "
+                            f"variable is {self.symbol.name}")
+        return sp.diff(self.convert(node.arg), self.symbol)
+
+    def c_Apply(self, node):
+        func = node.func
+        from symbp.registry import BUILTIN_ACTIVATIONS
+
+        if func.name == "generic":
+            self.fail(node, "f, g or \\phi name a layer's activation; in a scalar claim write "
+                            "the function (\\sigma, \\tanh, \\operatorname{softplus}, ...)",
+                      ["\\sigma", "\\tanh", "\\exp", "\\log"])
+        activation = BUILTIN_ACTIVATIONS.get(func.name)
+        if activation is None and self.network is not None and func.name in \
+                self.network.activations:
+            activation = custom_activation_of(func.name, self.network.activations[func.name])
+        if activation is not None and activation.is_softmax or func.name == "diag":
+            self.fail(node, f"{func.name} is a vector function; it needs a network claim")
+        if activation is not None:
+            forward, name = activation.expr, activation.name
+        elif func.name in MATH_FUNCTIONS:
+            forward, name = MATH_FUNCTIONS[func.name](x_symbol()), func.name
+        else:
+            self.fail(node, f"unknown function '{func.name}'",
+                      sorted(set(BUILTIN_ACTIVATIONS) - {"softmax"} | set(MATH_FUNCTIONS)))
+        expr = function_derivative(name, forward, func.order)
+        if func.power is not None:
+            expr = expr ** func.power
+        return expr.subs(x_symbol(), self.convert(node.arg))
+
+
+def _decide_scalar(claim, lhs, rhs, symbol, network, try_symbolic: bool) -> Verdict:
+    """Numbers decide; SymPy, when ``try_symbolic``, adds evidence and the difference."""
+    verdict = Verdict("incorrect", claim.text, lhs=C.to_latex(claim.lhs))
+    truth_latex = _scalar_truth_latex(claim.lhs, lhs, symbol, network, try_symbolic)
+    verdict.correct = f"{C.to_latex(claim.lhs)} = {truth_latex}"
+    points, failures = _scalar_points(lhs, rhs, symbol)
+    symbolic = None
+    difference = None
+    try:
+        diff = (rhs - lhs).rewrite(sp.exp) if try_symbolic else None
+        if diff is not None and sp.count_ops(diff) < 120:
+            simplified = sp.simplify(diff)
+            symbolic = simplified == 0
+            difference = simplified
+    except Exception:  # SymPy gives up on some inputs; the numbers still decide
+        symbolic = None
+    if not failures and len(points) >= 3:
+        verdict.verdict = "correct"
+        evidence = [f"equal at {len(points)} points "
+                    f"({', '.join(f'{symbol}={p:g}' for p, _, _ in points)})"]
+        if symbolic:
+            evidence.insert(0, "symbolically equal: SymPy simplifies the difference to 0")
+        else:
+            evidence.append("SymPy could not simplify the difference to 0; the verdict rests "
+                            "on the numeric points")
+        verdict.evidence = evidence
+        verdict.summary = evidence[0]
+        return verdict
+    if not failures:
+        verdict.summary = ("fewer than 3 points where both sides are defined; "
+                           "cannot confirm the claim")
+        return verdict
+    point, left, right = failures[0]
+    verdict.summary = f"the two sides differ at {symbol} = {point:g}"
+    verdict.counterexample = {"where": f"{symbol} = {point:g}", "point": {},
+                              "claim": right, "truth": left}
+    if difference is not None and difference != 0:
+        verdict.difference = sp.latex(difference)
+    evaluated = points + failures
+    ratios = [r / t for _, t, r in evaluated if abs(t) > 1e-12 and np.isfinite(r)]
+    if len(ratios) == len(evaluated) and len(ratios) >= 3 and np.allclose(ratios, ratios[0],
+                                                                          rtol=1e-8):
+        c = ratios[0]
+        if abs(c + 1) < 1e-8:
+            verdict.mistakes.append("sign flipped: the claim is -1 times the truth")
+        else:
+            verdict.mistakes.append(
+                f"a constant factor: the claim is {sp.nsimplify(c, tolerance=1e-8)} "
+                "times the truth")
+    return verdict
+
+
+def _scalar_points(lhs, rhs, symbol):
+    """``(points where both are defined, failures)`` as ``(x, truth, claim)`` triples."""
+    points, failures = [], []
+    try:
+        f = numeric((symbol,), lhs)
+        g = numeric((symbol,), rhs)
+    except Exception:
+        return points, [(SCALAR_POINTS[0], float("nan"), float("nan"))]
+    for x in SCALAR_POINTS + (0.3, 0.7, 1.2, 2.5):
+        with np.errstate(all="ignore"):
+            try:
+                truth = complex(np.asarray(f(x)).item())
+                value = complex(np.asarray(g(x)).item())
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                continue
+        if not np.isfinite(truth) or abs(truth.imag) > 1e-12:
+            continue
+        truth = truth.real
+        ok = np.isfinite(value) and abs(value.imag) < 1e-12 and abs(value.real - truth) <= \
+            RTOL * max(1.0, abs(truth))
+        triple = (x, truth, value.real if np.isfinite(value) else float("nan"))
+        (points if ok else failures).append(triple)
+        if ok and len(points) >= 7 and not failures:
+            break
+    return points, failures
+
+
+def _scalar_truth_latex(lhs_node, lhs, symbol, network, try_symbolic: bool) -> str:
+    """The left-hand side simplified; for an activation's derivative also in terms of f."""
+    from symbp.engine.activation import activation_derivative
+    from symbp.registry import BUILTIN_ACTIVATIONS, A
+
+    applied = None
+    if isinstance(lhs_node, C.Apply) and lhs_node.func.order == 1 and not lhs_node.func.power:
+        applied = lhs_node
+    elif isinstance(lhs_node, C.Deriv) and isinstance(lhs_node.arg, C.Apply) \
+            and lhs_node.arg.func.order == 0 and not lhs_node.arg.func.power:
+        applied = lhs_node.arg
+    try:
+        plain = sp.simplify(lhs) if try_symbolic and sp.count_ops(lhs) < 120 else lhs
+    except Exception:
+        plain = lhs
+    text = sp.latex(plain)
+    if applied is None or not isinstance(applied.arg, C.Leaf):
+        return text
+    activation = BUILTIN_ACTIVATIONS.get(applied.func.name)
+    if activation is None or activation.is_softmax:
+        return text
+    derivative = activation_derivative(activation.name, activation.expr)
+    if not derivative.uses_output:
+        return text
+    name = _ACTIVATION_LATEX.get(activation.name,
+                                 rf"\operatorname{{{activation.name}}}".replace("_", r"\_"))
+    in_f = sp.latex(derivative.in_output, symbol_names={A: rf"{name}({symbol})"})
+    return f"{in_f} = {text}"
