@@ -69,7 +69,8 @@ class Layer:
 
     def to_dict(self) -> dict:
         table = {} if self.type == "dense" else {"type": self.type}
-        table.update(self.options)
+        table.update({key: list(value) if isinstance(value, tuple) else value
+                      for key, value in self.options.items() if value is not None})
         if self.name is not None:
             table["name"] = self.name
         return table
@@ -100,7 +101,7 @@ class Dense:
 class Network:
     """A validated feed-forward network; see the module docstring."""
 
-    inputs: int
+    inputs: int | list
     layers: list[Dense]
     loss: str
     name: str = "network"
@@ -111,7 +112,7 @@ class Network:
     def __post_init__(self):
         self.training = {**TRAINING_DEFAULTS, **_check_training(self.training)}
         _check_identifier(self.name, "name")
-        _check_count(self.inputs, "inputs")
+        self.inputs = _check_inputs(self.inputs)
         if not isinstance(self.layers, list) or not self.layers:
             raise SpecError("layers: a network needs at least one layer")
         if len(self.layers) > MAX_LAYERS:
@@ -131,10 +132,21 @@ class Network:
         return len(self.layers)
 
     @property
+    def input_shape(self) -> tuple:
+        """The shape of one sample: ``(features,)`` or ``(channels, *spatial)``."""
+        return tuple(self.inputs) if isinstance(self.inputs, list) else (self.inputs,)
+
+    @property
     def widths(self) -> list[int]:
-        """``[n_0, n_1, ..., n_L]``: the features of the input and of each layer's output,
-        as the ops' graph has them."""
-        return [self._shapes.size(t.shape[-1]) for t in self._shapes.outputs]
+        """``[n_0, n_1, ..., n_L]``: the features of the input and of each layer's output
+        (all entries of a sample, for a multi-axis output), as the ops' graph has them."""
+        return [math.prod(self._shapes.size(d) for d in t.shape[1:])
+                for t in self._shapes.outputs]
+
+    @property
+    def shapes(self) -> list[tuple]:
+        """The shape of one sample of the input and of each layer's output."""
+        return [tuple(self._shapes.size(d) for d in t.shape[1:]) for t in self._shapes.outputs]
 
     @property
     def is_mlp(self) -> bool:
@@ -287,6 +299,21 @@ def _as_layer(layer, index: int, network: Network) -> Layer:
 def _check_identifier(name, where: str):
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SpecError(f"{where}: {name!r} is not a Python identifier")
+
+
+def _check_inputs(value):
+    """``inputs``: a count of features, or ``[channels, length]`` / ``[channels, height, width]``."""
+    if not isinstance(value, list):
+        _check_count(value, "inputs")
+        return value
+    if not 1 <= len(value) <= 3:
+        raise SpecError(f"inputs: expected a number of features, [channels, length] or "
+                        f"[channels, height, width], got a list of {len(value)}")
+    for position, entry in enumerate(value):
+        _check_count(entry, f"inputs[{position}]")
+    if math.prod(value) > MAX_UNITS:
+        raise SpecError(f"inputs: {math.prod(value)} entries per sample, more than {MAX_UNITS}")
+    return value[0] if len(value) == 1 else list(value)
 
 
 def _check_count(value, where: str):

@@ -24,8 +24,9 @@ from functools import lru_cache
 import sympy as sp
 
 from symbp.engine import rewrite
+from symbp.engine.argmax import PiecewiseConstant
 from symbp.engine.graph import Equation, Graph, Tensor
-from symbp.engine.indices import BOUND, FREE, canonical, contract
+from symbp.engine.indices import BOUND, FREE, canonical, contract, within_ranges
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def _on_paths(graph: Graph, wrt_roles: tuple) -> set:
     """Names of the tensors that depend on a ``wrt_roles`` tensor and that the loss depends on."""
     depends = {t.name for t in graph.tensors.values() if t.role in wrt_roles}
     for equation in graph.equations:
+        if isinstance(equation.expr, PiecewiseConstant):  # its derivative is 0
+            continue
         if any(t.name in depends for t in equation.inputs):
             depends.add(equation.out.name)
     feeds = {graph.loss.name}
@@ -98,8 +101,8 @@ def _canonical_key(consumer: Equation, wrt: Tensor, seed):
         rename[size], back[symbol] = symbol, size
     key = (consumer.expr.xreplace(rename), tuple(sp.sympify(d).xreplace(rename)
                                                    for d in consumer.out.shape),
-           rename[wrt.base], wrt.rank, seed.xreplace(rename) if seed != 1 else seed,
-           consumer.op)
+           rename[wrt.base], tuple(sp.sympify(d).xreplace(rename) for d in wrt.shape),
+           seed.xreplace(rename) if seed != 1 else seed, consumer.op)
     return key, back
 
 
@@ -117,20 +120,39 @@ def _sizes(consumer: Equation) -> list:
 
 
 @lru_cache(maxsize=None)
-def _vjp_template(expr, out_shape, wrt_base, wrt_rank, seed, op):
+def _vjp_template(expr, out_shape, wrt_base, wrt_shape, seed, op):
     rank = len(out_shape)
     out_indices = tuple(sp.Dummy(f"o{t}", integer=True, nonnegative=True) for t in range(rank))
-    fresh = tuple(sp.Dummy(f"q{t}", integer=True, nonnegative=True) for t in range(wrt_rank))
+    fresh = tuple(sp.Dummy(f"q{t}", integer=True, nonnegative=True) for t in wrt_shape)
     definition = expr.xreplace(dict(zip(FREE, out_indices, strict=False)))
-    target = wrt_base[fresh] if wrt_rank else wrt_base.label
+    target = wrt_base[fresh] if fresh else wrt_base.label
     local = sp.diff(definition, target)
     weight = seed[out_indices] if rank and seed != 1 else (seed.label if seed != 1 else 1)
-    total = weight * local
-    if rank:
-        total = sp.Sum(total, *[(i, 0, n - 1) for i, n in zip(out_indices, out_shape,
-                                                              strict=True)])
-    result = canonical(contract(total).xreplace(dict(zip(fresh, FREE, strict=False))))
+    limits = [(i, 0, n - 1) for i, n in zip(out_indices, out_shape, strict=True)]
+    total = contract(_innermost(weight, local, limits))
+    ranges = {q: (0, n - 1) for q, n in zip(fresh, wrt_shape, strict=True)}
+    result = canonical(within_ranges(total, ranges).xreplace(dict(zip(fresh, FREE,
+                                                                      strict=False))))
     return rewrite.in_named_tensors(result, expr, out_shape, op)
+
+
+def _innermost(weight, local: sp.Expr, limits: list) -> sp.Expr:
+    """``sum_{limits} weight * local`` with the sums over the consumer's output indices
+    innermost, inside the definition's own sums: a delta between an output position
+    and a read position (``d_{u, i*S + p}``) is then solved for the output position,
+    which reads the gradient at ``(u - p)/S`` and keeps the sum over the kernel."""
+    if not limits:
+        return weight * local
+    if isinstance(local, sp.Add):
+        return sp.Add(*[_innermost(weight, term, limits) for term in local.args])
+    if isinstance(local, sp.Sum):
+        return sp.Sum(_innermost(weight, local.function, limits), *local.limits)
+    if isinstance(local, sp.Mul):
+        sums = [f for f in local.args if isinstance(f, sp.Sum)]
+        if len(sums) == 1:
+            rest = sp.Mul(*[f for f in local.args if f is not sums[0]])
+            return sp.Sum(_innermost(weight * rest, sums[0].function, limits), *sums[0].limits)
+    return sp.Sum(weight * local, *limits)
 
 
 __all__ = ["BOUND", "Gradient", "adjoint", "backward", "vjp"]

@@ -7,8 +7,18 @@ differ only in the names of their bound indices compare equal.
 :func:`contract` sums Kronecker deltas away, ``sum_k d_{kq} g(k) = g(q)``,
 bottom-up: only the products whose factors hold a delta of the summed index
 are distributed (no blanket ``expand``), constants are pulled out of sums,
-and a sum of a sum of terms is split into one sum per term. Every index is in
-its range by construction, so no range condition is kept.
+and a sum of a sum of terms is split into one sum per term.
+
+Index arithmetic: an entry may be read at an affine index (``a[s, c, i*S + p - P]``
+in a convolution). A delta between affine indices is solved for the summed
+index (``sum_i d_{u, 2i+p} g(i) = g((u - p)/2)``), and the range the summed
+index had becomes an explicit condition, the indicator :class:`Inside`
+(``[(u - p)/2 is an integer in 0..n-1]``); that is how a convolution's borders
+and strides come out of the derivation. Zero padding is written the same way,
+as an :class:`Inside` factor of the forward definition. A delta solved to a
+plain index keeps no condition (the ops index alike tensors alike), and
+:func:`within_ranges` removes every condition that the ranges of the free and
+summed indices already imply.
 """
 
 from __future__ import annotations
@@ -21,6 +31,85 @@ BOUND = sp.symbols("k0:8", integer=True, nonnegative=True)
 
 def free_indices(rank: int) -> tuple:
     return FREE[:rank]
+
+
+class Inside(sp.Function):
+    """``Inside(e, n)``: 1 where the index expression ``e`` is an integer in ``0..n-1``, else 0.
+
+    A range condition, constant for differentiation (its arguments are indices)."""
+
+    is_integer = True
+    is_nonnegative = True
+
+    @classmethod
+    def eval(cls, expr, size):
+        if expr.is_Number and size.is_Number:
+            return sp.Integer(1 if expr.is_integer and 0 <= expr < size else 0)
+        return None
+
+    def _eval_derivative(self, symbol):
+        return sp.S.Zero
+
+    def _latex(self, printer):
+        expr, size = self.args
+        shown = printer._print(expr)
+        integral = all(c.is_integer for c in sp.Poly(expr, *sorted(
+            expr.free_symbols, key=str)).coeffs()) if expr.free_symbols else expr.is_integer
+        condition = (rf"0 \le {shown} \le {printer._print(size - 1)}" if integral else
+                     rf"{shown} \in \{{0, \dots, {printer._print(size - 1)}\}}")
+        return rf"\left[{condition}\right]"
+
+
+def affine_terms(expr: sp.Expr):
+    """``(coefficients by index symbol, constant)`` of an index expression linear in its
+    symbols, or None."""
+    expr = sp.expand(expr)
+    symbols = sorted((s for s in expr.free_symbols if s.is_integer), key=str)
+    coefficients = {}
+    for symbol in symbols:
+        coefficient = expr.diff(symbol)
+        if coefficient.has(*symbols):
+            return None
+        coefficients[symbol] = coefficient
+    constant = expr.xreplace({symbol: 0 for symbol in symbols})
+    return coefficients, constant
+
+
+def within_ranges(expr: sp.Expr, ranges: dict) -> sp.Expr:
+    """``expr`` with each :class:`Inside` that the index ranges decide replaced by 1 or 0;
+    ``ranges`` maps a free index to its ``(low, high)``, the sums add their own."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, sp.Indexed):
+        return expr
+    if isinstance(expr, Inside):
+        return _decided(expr, ranges)
+    if isinstance(expr, sp.Sum):
+        inner = dict(ranges)
+        for index, low, high in expr.limits:
+            inner[index] = (low, high)
+        return sp.Sum(within_ranges(expr.function, inner), *expr.limits)
+    if not expr.has(Inside):
+        return expr
+    return expr.func(*[within_ranges(arg, ranges) for arg in expr.args])
+
+
+def _decided(condition: Inside, ranges: dict) -> sp.Expr:
+    expr, size = condition.args
+    terms = affine_terms(expr)
+    if terms is None or not all(s in ranges for s in terms[0]):
+        return condition
+    coefficients, constant = terms
+    lowest = highest = constant
+    for symbol, coefficient in coefficients.items():
+        low, high = ranges[symbol]
+        ends = (coefficient * low, coefficient * high)
+        lowest, highest = lowest + sp.Min(*ends), highest + sp.Max(*ends)
+    integral = all(c.is_integer for c in coefficients.values()) and constant.is_integer
+    if integral and sp.simplify(lowest).is_nonnegative \
+            and sp.simplify(size - 1 - highest).is_nonnegative:
+        return sp.Integer(1)
+    if sp.simplify(highest).is_negative or sp.simplify(lowest - size).is_nonnegative:
+        return sp.Integer(0)
+    return condition
 
 
 def canonical(expr: sp.Expr) -> sp.Expr:
@@ -72,12 +161,14 @@ def sum_over(body: sp.Expr, index, low, high) -> sp.Expr:
     terms = []
     for term in _terms(body, index):
         factors = sp.Mul.make_args(term)
-        delta = next((f for f in factors
-                      if isinstance(f, sp.KroneckerDelta) and index in f.args), None)
-        if delta is not None:
-            other = delta.args[0] if delta.args[1] == index else delta.args[1]
+        solved = next(((f, value) for f in factors if isinstance(f, sp.KroneckerDelta)
+                       for value in [_solution(f, index)] if value is not None), None)
+        if solved is not None:
+            delta, value = solved
             rest = sp.Mul(*[f for f in factors if f is not delta])
-            terms.append(rest.xreplace({index: other}))
+            if not isinstance(value, sp.Symbol) or low != 0:
+                rest *= Inside(value - low, high - low + 1)
+            terms.append(rest.xreplace({index: value}))
             continue
         constant = sp.Mul(*[f for f in factors if not f.has(index)])
         varying = sp.Mul(*[f for f in factors if f.has(index)])
@@ -88,6 +179,17 @@ def sum_over(body: sp.Expr, index, low, high) -> sp.Expr:
         else:
             terms.append(constant * sp.Sum(varying, (index, low, high)))
     return sp.Add(*terms)
+
+
+def _solution(delta: sp.KroneckerDelta, index):
+    """The value of ``index`` where ``delta`` is 1, when its arguments are linear in it."""
+    if not delta.has(index):
+        return None
+    difference = delta.args[0] - delta.args[1]
+    coefficient = difference.diff(index)
+    if coefficient == 0 or coefficient.has(index) or not coefficient.is_number:
+        return None
+    return sp.expand(index - difference / coefficient)
 
 
 def _terms(expr: sp.Expr, index) -> list:
@@ -106,4 +208,4 @@ def _terms(expr: sp.Expr, index) -> list:
 
 
 def _has_delta(expr: sp.Expr, index) -> bool:
-    return any(index in delta.args for delta in expr.atoms(sp.KroneckerDelta))
+    return any(delta.has(index) for delta in expr.atoms(sp.KroneckerDelta))

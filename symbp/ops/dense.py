@@ -1,4 +1,5 @@
-"""The dense layer: ``z_{s,i} = sum_k W_{ik} a_{s,k} + b_i``, then ``a = f(z)``."""
+"""The dense layer: ``z_{s,i} = sum_k W_{ik} a_{s,k} + b_i``, then ``a = f(z)``; a
+multi-axis input is flattened first (:mod:`symbp.ops.flatten`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sympy as sp
 from symbp.engine.indices import BOUND, FREE
 from symbp.ops.base import Builder, Option, layer_type, width
 from symbp.ops.elementwise import activate, check_activation, check_units
+from symbp.ops.flatten import flattened
 
 
 @layer_type("dense", "a fully connected layer and its activation",
@@ -14,7 +16,7 @@ from symbp.ops.elementwise import activate, check_activation, check_units
 def build_dense(builder: Builder, layer):
     s, i = FREE[:2]
     k = BOUND[0]
-    previous = builder.previous
+    previous = flattened(builder, builder.previous)
     n_out = width(builder.layer)
     builder.sizes[n_out] = layer.options["units"]
     activation = builder.network.activation_named(layer.options["activation"])

@@ -1,7 +1,8 @@
 """A validated network spec as a graph: its layers' ops in order, then the objective.
 
 Contract: :func:`build_graph` returns the :class:`~symbp.ops.base.Builder` whose
-``graph`` holds the input ``X`` (``a^{(0)}``, shape ``(B, n_0)``), each layer's
+``graph`` holds the input ``X`` (``a^{(0)}``, shape ``(B, n_0)``, or
+``(B, n_0, *spatial)`` for ``inputs = [channels, ...]``), each layer's
 tensors from its layer type's ``build``, the targets ``Y`` and the loss ``L``
 (:mod:`symbp.ops.objective`), in ``"train"`` or ``"eval"`` mode, and whose
 ``sizes`` map every width symbol to the spec's value.
@@ -16,8 +17,9 @@ from symbp.ops.objective import add_objective
 
 def build_graph(network, mode: str = "train") -> Builder:
     builder = Builder(mode, network)
-    builder.sizes[width(0)] = network.inputs
-    inputs = builder.graph.add(Tensor("X", (BATCH, width(0)), "input", latex="X"))
+    channels, *spatial = network.input_shape
+    builder.sizes[width(0)] = channels
+    inputs = builder.graph.add(Tensor("X", (BATCH, width(0), *spatial), "input", latex="X"))
     builder.previous = builder.named["input"] = inputs
     builder.outputs.append(inputs)
     for index, layer in enumerate(network.layers, 1):

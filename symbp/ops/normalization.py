@@ -7,8 +7,13 @@ Both are ``a = gamma ⊙ x̂ + beta`` with ``x̂ = (x - μ) / sqrt(σ² + eps)``
   (torch ``nn.LayerNorm`` over the features);
 - ``batch_norm``, training: ``μ_i = (1/B) sum_r x_{r,i}``, ``σ²_i`` likewise; the running
   estimates are then updated as torch ``BatchNorm1d`` does,
-  ``mean <- (1 - m) mean + m μ`` and ``var <- (1 - m) var + m σ² B/(B - 1)``;
+  ``mean <- (1 - m) mean + m μ`` and ``var <- (1 - m) var + m σ² N/(N - 1)`` with ``N``
+  the count the statistics are over (``B``);
   eval: ``x̂`` from the running ``mean`` and ``var``.
+
+For a multi-axis input (a convolution's output) layer norm is over all the
+features of a sample (``gamma`` of the feature shape, as ``nn.LayerNorm``) and
+batch norm per channel over the batch and the positions (``BatchNorm2d``).
 """
 
 from __future__ import annotations
@@ -32,29 +37,33 @@ def check_momentum(value, where, context):
     return float(value)
 
 
-def _affine(builder: Builder, xhat, index):
-    features = (builder.previous.shape[-1],)
+def _affine(builder: Builder, xhat, features: tuple, axes: tuple):
+    """``a = gamma ⊙ x̂ + beta``; ``gamma`` and ``beta`` have the ``features`` shape and
+    are indexed by the output's ``axes``."""
     gamma = builder.given("gamma", features, "parameter", latex=rf"\gamma^{{({builder.layer})}}",
                           init="ones")
     beta = builder.given("beta", features, "parameter", latex=rf"\beta^{{({builder.layer})}}",
                          init="zeros")
     out = builder.output()
-    builder.graph.define(out, gamma[index[-1]] * xhat[index] + beta[index[-1]], "affine")
+    index = FREE[:xhat.rank]
+    at = tuple(index[axis] for axis in axes)
+    builder.graph.define(out, gamma[at] * xhat[index] + beta[at], "affine")
     return out
 
 
-def _statistics(builder: Builder, x, shape, entry, count, bound_range, op):
+def _statistics(builder: Builder, x, shape, entry, count, bound_ranges, op):
     """``μ = (1/count) sum x`` and ``σ² = (1/count) sum (x - μ)²`` as named tensors."""
     mu = builder.graph.define(builder.tensor("mu", shape, latex=rf"\mu^{{({builder.layer})}}"),
-                              sp.Sum(entry(x), bound_range) / count, op)
+                              sp.Sum(entry(x), *bound_ranges) / count, op)
     sigma2 = builder.graph.define(
         builder.tensor("sigma2", shape, latex=rf"\sigma^{{2({builder.layer})}}"),
-        sp.Sum((entry(x) - entry(mu, statistic=True)) ** 2, bound_range) / count, op)
+        sp.Sum((entry(x) - entry(mu, statistic=True)) ** 2, *bound_ranges) / count, op)
     return mu, sigma2
 
 
-def _xhat(builder: Builder, x, mean, variance, eps, index, stat_index):
+def _xhat(builder: Builder, x, mean, variance, eps, stat_index):
     xhat = builder.tensor("xhat", x.shape, latex=rf"\hat{{x}}^{{({builder.layer})}}")
+    index = FREE[:x.rank]
     return builder.graph.define(
         xhat, (x[index] - mean[stat_index]) / sp.sqrt(variance[stat_index] + eps), "normalize")
 
@@ -63,45 +72,51 @@ def _xhat(builder: Builder, x, mean, variance, eps, index, stat_index):
             eps=Option(1e-5, check_eps))
 def build_layer_norm(builder: Builder, layer):
     x = builder.previous
-    s, i = FREE[:2]
-    k = BOUND[0]
-    n = x.shape[-1]
+    s = FREE[0]
+    bound = BOUND[:x.rank - 1]
+    features = x.shape[1:]
     eps = sp.Float(layer.options["eps"])
 
     def entry(tensor, statistic=False):
-        return tensor[s] if statistic else tensor[s, k]
+        return tensor[s] if statistic else tensor[(s, *bound)]
 
-    mu, sigma2 = _statistics(builder, x, (x.shape[0],), entry, n, (k, 0, n - 1), "layer_norm")
-    xhat = _xhat(builder, x, mu, sigma2, eps, (s, i), (s,))
-    return _affine(builder, xhat, (s, i))
+    ranges = [(k, 0, n - 1) for k, n in zip(bound, features, strict=True)]
+    mu, sigma2 = _statistics(builder, x, (x.shape[0],), entry, sp.Mul(*features), ranges,
+                             "layer_norm")
+    xhat = _xhat(builder, x, mu, sigma2, eps, (s,))
+    return _affine(builder, xhat, features, tuple(range(1, x.rank)))
 
 
-@layer_type("batch_norm", "normalizes each feature over the batch",
+@layer_type("batch_norm", "normalizes each feature (or channel) over the batch",
             eps=Option(1e-5, check_eps), momentum=Option(0.1, check_momentum))
 def build_batch_norm(builder: Builder, layer):
+    """Per feature over the batch; for a multi-axis input per channel (axis 1) over the
+    batch and the positions, as torch ``BatchNorm2d``."""
     x = builder.previous
-    s, i = FREE[:2]
-    r = BOUND[0]
-    features = (x.shape[-1],)
+    channel = FREE[1]
+    features = (x.shape[1],)
     eps = sp.Float(layer.options["eps"])
     mean = builder.given("mean", features, "state", latex=rf"\hat{{\mu}}^{{({builder.layer})}}",
                          init="zeros")
     var = builder.given("var", features, "state", latex=rf"\hat{{\sigma}}^{{2({builder.layer})}}",
                         init="ones")
     if builder.mode == "eval":
-        xhat = _xhat(builder, x, mean, var, eps, (s, i), (i,))
-        return _affine(builder, xhat, (s, i))
+        xhat = _xhat(builder, x, mean, var, eps, (channel,))
+        return _affine(builder, xhat, features, (1,))
+    r, *positions = BOUND[:x.rank - 1]
+    f = FREE[0]  # a per-channel statistic's own index
 
-    def entry(tensor, statistic=False):  # a per-feature statistic's own index is FREE[0]
-        return tensor[FREE[0]] if statistic else tensor[r, FREE[0]]
+    def entry(tensor, statistic=False):
+        return tensor[f] if statistic else tensor[(r, f, *positions)]
 
-    mu, sigma2 = _statistics(builder, x, features, entry, BATCH, (r, 0, BATCH - 1),
-                             "batch_norm")
+    ranges = [(r, 0, BATCH - 1)] + [(p, 0, n - 1) for p, n in zip(positions, x.shape[2:],
+                                                                  strict=True)]
+    count = BATCH * sp.Mul(*x.shape[2:])
+    mu, sigma2 = _statistics(builder, x, features, entry, count, ranges, "batch_norm")
     momentum = sp.Float(layer.options["momentum"])
-    f = FREE[0]
     builder.graph.updates += [
         (mean, (1 - momentum) * mean[f] + momentum * mu[f]),
-        (var, (1 - momentum) * var[f] + momentum * sigma2[f] * BATCH / (BATCH - 1)),
+        (var, (1 - momentum) * var[f] + momentum * sigma2[f] * count / (count - 1)),
     ]
-    xhat = _xhat(builder, x, mu, sigma2, eps, (s, i), (i,))
-    return _affine(builder, xhat, (s, i))
+    xhat = _xhat(builder, x, mu, sigma2, eps, (channel,))
+    return _affine(builder, xhat, features, (1,))

@@ -25,9 +25,9 @@ def add_objective(builder: Builder, loss, weight_decay: float) -> Tensor:
         decay = sp.nsimplify(weight_decay) / 2
         for weights in [t for t in builder.graph.tensors.values()
                         if t.role == "parameter" and t.name.startswith("W")]:
-            i, j = BOUND[:2]
-            objective += decay * sp.Sum(weights[i, j] ** 2, (i, 0, weights.shape[0] - 1),
-                                        (j, 0, weights.shape[1] - 1))
+            bound = BOUND[:weights.rank]
+            objective += decay * sp.Sum(weights[bound] ** 2, *[
+                (k, 0, n - 1) for k, n in zip(bound, weights.shape, strict=True)])
     if loss.targets_sum_to_one:  # each row of targets sums to one (any row FREE[0])
         row_sum = sp.Sum(target[FREE[0], BOUND[0]], (BOUND[0], 0, prediction.shape[-1] - 1))
         builder.graph.identities.append((row_sum, sp.Integer(1)))

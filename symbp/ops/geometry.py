@@ -1,0 +1,56 @@
+"""The spatial options of convolution and pooling layers, and the shapes they give.
+
+Contract: :func:`pair_option` checks an ``int`` or a list of one int per spatial
+axis (``kernel = 3``, ``stride = [1, 2]``) and returns a tuple;
+:func:`spatial_input` checks that the previous output has the channels-first
+shape a layer of ``axes`` spatial axes needs; :func:`output_extent` is
+PyTorch's ``floor((n + 2 pad - k) / stride) + 1``, a spec error naming the
+kernel when the window does not fit.
+"""
+
+from __future__ import annotations
+
+from symbp.errors import SpecError
+
+MAX_EXTENT = 4096
+
+
+def pair_option(low: int):
+    """The check of an int or a list of ints, each at least ``low``."""
+    def check(value, where, context):
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or len(values) > 2 or any(
+                isinstance(v, bool) or not isinstance(v, int) or not low <= v <= MAX_EXTENT
+                for v in values):
+            raise SpecError(f"{where}: expected an integer from {low} to {MAX_EXTENT} or a "
+                            f"list of one per spatial axis, got {value!r}")
+        return tuple(values)
+    return check
+
+
+def per_axis(value: tuple, axes: int, where: str) -> tuple:
+    """``value`` with one entry per spatial axis (an int applies to every axis)."""
+    if len(value) == 1:
+        return value * axes
+    if len(value) != axes:
+        raise SpecError(f"{where}: expected {axes} value(s), one per spatial axis, got "
+                        f"{list(value)}")
+    return value
+
+
+def spatial_input(builder, axes: int, kind: str):
+    """The previous output, which must be ``(B, channels, *spatial)`` with ``axes`` axes."""
+    previous = builder.previous
+    if previous.rank != axes + 2:
+        wanted = "[channels, length]" if axes == 1 else "[channels, height, width]"
+        shape = [builder.size(d) for d in previous.shape[1:]]
+        raise SpecError(f"layers[{builder.layer}]: a {kind} layer needs an input of shape "
+                        f"{wanted}, the previous output has shape {shape}")
+    return previous
+
+
+def output_extent(size: int, kernel: int, stride: int, padding: int, where: str) -> int:
+    if size + 2 * padding < kernel:
+        raise SpecError(f"{where}: a window of {kernel} does not fit an input of {size}"
+                        + (f" padded by {padding}" if padding else ""))
+    return (size + 2 * padding - kernel) // stride + 1
