@@ -48,3 +48,24 @@ def function_derivative(name: str, forward: sp.Expr, order: int) -> sp.Expr:
         return forward
     first = activation_derivative(name, forward).in_input
     return first if order == 1 else sp.diff(first, x_symbol())
+
+
+_FUNCTION_LATEX = {"sigmoid": r"\sigma", "tanh": r"\tanh"}
+
+
+def function_latex(name: str) -> str:
+    """The LaTeX name of an activation: ``\\sigma``, ``\\tanh``, ``\\operatorname{relu}``."""
+    return _FUNCTION_LATEX.get(name, rf"\operatorname{{{name}}}".replace("_", r"\_"))
+
+
+def derivative_latex(activation, variable: str = "z") -> str:
+    """``\\sigma'(z) = \\sigma(z) \\left(1 - \\sigma(z)\\right)``: the engine's derivative of
+    ``activation`` (sympy.diff of its forward definition), in terms of its output where
+    the engine has that form."""
+    from symbp.engine.activation import activation_derivative
+    from symbp.registry import A
+
+    name = function_latex(activation.name)
+    derivative = activation_derivative(activation.name, activation.expr)
+    names = {A: rf"{name}({variable})", x_symbol(): variable}
+    return f"{name}'({variable}) = {sp.latex(derivative.best, symbol_names=names)}"

@@ -3,15 +3,17 @@
 Contract: :func:`likely_mistakes` returns up to three descriptions of the
 usual mistakes whose correction makes the claim agree with the truth at
 every point: a constant factor (a sign, a 2, ``1/B``) read off the values,
-then the variants of :func:`variants`, each a rewritten claim decided like
-the claim itself (a bias term in the recursion, a missing or extra
+then the variants of :data:`CATALOGUE`, each a rewritten claim decided like
+the claim itself. A description names what is wrong only when its variant
+matches; no mistake is named from the claim's form alone. The catalogue, most
+telling first: an extra term (a bias in the recursion), a missing or extra
 transpose, a wrong layer index, the derivative of the wrong activation,
-``f'`` taken at ``a`` instead of ``z``, a derivative written out by hand for
-another activation, a missing or extra factor, factors in the wrong order).
-A description names what is wrong only when its variant matches; no mistake
-is named from the claim's form alone.
+``f'`` taken at ``a`` instead of ``z``, softmax's Jacobian treated as
+diagonal, a derivative written out by hand for another activation or with
+a wrong formula for the layer's own one, a missing ``f'``, an extra factor,
+vectors multiplied side by side where ``\\odot`` was meant, a sign slip in
+one term, factors in the wrong order.
 """
-
 from __future__ import annotations
 
 import itertools
@@ -22,7 +24,13 @@ import sympy as sp
 
 from symbp import claims as C
 from symbp.errors import SymbpError
-from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
+from symbp.verify.functions import (
+    MATH_FUNCTIONS,
+    derivative_latex,
+    function_derivative,
+    numeric,
+    x_symbol,
+)
 from symbp.verify.shapes import LayerError
 
 if TYPE_CHECKING:
@@ -31,7 +39,8 @@ if TYPE_CHECKING:
 MAX_VARIANTS = 100  # usual mistakes tried per claim (a claim of the tests has at most ~20)
 
 
-def likely_mistakes(check, rhs, outcome: Outcome) -> list[str]:
+def likely_mistakes(check: NetworkCheck, rhs, outcome: Outcome) -> list[str]:
+    """Up to three descriptions of mistakes whose correction makes the claim true."""
     found = []
     ratio = _ratio(check, outcome)
     if ratio is not None:
@@ -49,8 +58,30 @@ def likely_mistakes(check, rhs, outcome: Outcome) -> list[str]:
             break
     return found
 
-def _ratio(check, outcome: Outcome) -> str | None:
+
+def _ratio(check: NetworkCheck, outcome: Outcome) -> str | None:
     """``claim = c * truth`` with one constant c at every point: a sign or a factor."""
+    c = _constant_ratio(outcome)
+    if c is None:
+        return None
+    known = {-1.0: "sign flipped: the claim is -1 times the truth",
+             2.0: "a factor 2 too many (e.g. from differentiating (a - y)^2 without the "
+                  "1/2 of the mse loss)",
+             0.5: "a factor 2 missing: the claim is 1/2 times the truth",
+             -2.0: "sign flipped and a factor 2 too many",
+             -0.5: "sign flipped and a factor 2 missing"}
+    for value, text in known.items():
+        if abs(c - value) < 1e-6:
+            return text
+    B = outcome.points[0].inst.B
+    if abs(c - 1.0 / B) < 1e-9:
+        return _extra_one_over_b(check)
+    if abs(c - B) < 1e-6 * B:
+        return _extra_b(check)
+    return f"the claim is {sp.nsimplify(c, tolerance=1e-6, rational=True)} times the truth"
+
+
+def _constant_ratio(outcome: Outcome) -> float | None:
     if outcome.shape or not outcome.points:
         return None
     ratios = []
@@ -63,35 +94,45 @@ def _ratio(check, outcome: Outcome) -> str | None:
         if not np.allclose(claim, c * truth, rtol=1e-6, atol=1e-9 * np.sqrt(norm)):
             return None
         ratios.append(c)
-    c = ratios[0]
-    if not np.allclose(ratios, c, rtol=1e-6):
-        return None
-    B = outcome.points[0].inst.B
-    known = {-1.0: "sign flipped: the claim is -1 times the truth",
-             2.0: "a factor 2 too many (e.g. from differentiating (a - y)^2 without the "
-                  "1/2 of the mse loss)",
-             0.5: "a factor 2 missing: the claim is 1/2 times the truth",
-             -2.0: "sign flipped and a factor 2 too many",
-             -0.5: "sign flipped and a factor 2 missing"}
-    for value, text in known.items():
-        if abs(c - value) < 1e-6:
-            return text
-    if abs(c - 1.0 / B) < 1e-9:
-        return ("an extra 1/B: the per-sample gradient has no 1/B" if not check.batch
-                else "1/B applied twice")
-    if abs(c - B) < 1e-6 * B:
+    return ratios[0] if np.allclose(ratios, ratios[0], rtol=1e-6) else None
+
+
+_DELTA_ROWS = (r"symbp's \Delta^{(l)} stacks the per-sample deltas "
+               r"\partial\ell/\partial z^{(l)} in rows, with no 1/B")
+
+
+def _extra_one_over_b(check: NetworkCheck) -> str:
+    if not check.batch:
+        return "an extra 1/B: the per-sample gradient has no 1/B"
+    if check.target.kind == "delta":
+        return (f"an extra 1/B: {_DELTA_ROWS}; the 1/B of the mean loss L belongs to the "
+                r"parameter gradients, \partial L/\partial W^{(l)} = \frac{1}{B} "
+                r"(\Delta^{(l)})^T A^{(l-1)}")
+    return (r"an extra 1/B: the mean loss L gives the parameter gradients one 1/B "
+            rf"(\partial L/\partial W^{{(l)}} = \frac{{1}}{{B}} (\Delta^{{(l)}})^T A^{{(l-1)}}; "
+            f"{_DELTA_ROWS}); the claim divides by B twice")
+
+
+def _extra_b(check: NetworkCheck) -> str:
+    if check.batch and check.target.kind in ("dW", "db"):
         return "the 1/B of the batch mean is missing (L is the mean over the B samples)"
-    return f"the claim is {sp.nsimplify(c, tolerance=1e-6, rational=True)} times the truth"
+    if check.batch:
+        return f"an extra factor B: {_DELTA_ROWS} and no factor B"
+    return "an extra factor B: the per-sample gradient has no B"
 
 
 def variants(rhs, check: NetworkCheck):
     """``(description, variant)`` for the usual mistakes, most telling first."""
-    claim = check.claim
-    target = check.target
     nodes = list(C.walk(rhs))
-    recursion = target.kind in ("delta", "da")
+    for family in CATALOGUE:
+        yield from family(rhs, nodes, check)
 
-    for path, node in nodes:  # terms that should not be there
+
+def _extra_terms(rhs, nodes, check: NetworkCheck):
+    """Terms that should not be there (a bias in the recursion)."""
+    claim = check.claim
+    recursion = check.target.kind in ("delta", "da")
+    for path, node in nodes:
         if isinstance(node, (C.Add, C.Sub)):
             for keep, drop in ((node.left, node.right), (node.right, node.left)):
                 if isinstance(node, C.Sub) and keep is node.right:
@@ -107,7 +148,11 @@ def variants(rhs, check: NetworkCheck):
                 else:
                     why = f"an extra term: without {text} the claim is correct"
                 yield why, C.replace_at(rhs, path, keep)
-    for path, node in nodes:  # transposes
+
+
+def _transposes(rhs, nodes, check: NetworkCheck):
+    claim = check.claim
+    for path, node in nodes:
         if isinstance(node, C.Transpose):
             yield (f"an extra transpose: {claim.source(node)} should be "
                    f"{claim.source(node.arg)}", C.replace_at(rhs, path, node.arg))
@@ -116,13 +161,17 @@ def variants(rhs, check: NetworkCheck):
             if node.name == "W" or isinstance(parent, C.MatMul):
                 yield (f"missing transpose: {claim.source(node)} should be "
                        f"({claim.source(node)})^T", C.replace_at(rhs, path, C.Transpose(node)))
-    if target.kind == "dW":
+    if check.target.kind == "dW":
         yield ("transposed outer product: dL/dW^{(l)} has the shape of W^{(l)} "
                "(n_l x n_{l-1}), so it is \\delta^{(l)} (a^{(l-1)})^T, not its transpose",
                C.Transpose(rhs))
     else:
         yield "the result is transposed", C.Transpose(rhs)
-    for path, node in nodes:  # layer indices
+
+
+def _layer_indices(rhs, nodes, check: NetworkCheck):
+    claim = check.claim
+    for path, node in nodes:
         if isinstance(node, C.Leaf) and node.layer is not None:
             for step in (1, -1):
                 moved = C.Leaf(node.name, node.layer.shifted(step), node.batch)
@@ -134,7 +183,12 @@ def variants(rhs, check: NetworkCheck):
                               node.func.layer.shifted(step))
                 yield (f"wrong layer index: {node.func.latex} should be {func.latex}",
                        C.replace_at(rhs, path, C.Apply(func, node.arg)))
-    for path, node in nodes:  # activation derivatives
+
+
+def _activation_derivatives(rhs, nodes, check: NetworkCheck):
+    """A named f' of another activation; f' taken at a instead of z."""
+    claim = check.claim
+    for path, node in nodes:
         if isinstance(node, C.Apply) and node.func.order >= 1:
             layer_text = _layer_text(node.arg)
             if node.func.name != "generic":
@@ -147,16 +201,74 @@ def variants(rhs, check: NetworkCheck):
                 at_z = C.Apply(node.func, C.Leaf("z", node.arg.layer, node.arg.batch))
                 yield (f"f' taken at a^{{({node.arg.layer.label})}} instead of "
                        f"z^{{({node.arg.layer.label})}}", C.replace_at(rhs, path, at_z))
+
+
+def _softmax_diagonal(rhs, nodes, check: NetworkCheck):
+    """An elementwise factor standing for a softmax layer's derivative: ``f'(z^{(L)})``,
+    ``\\sigma'(z^{(L)})`` or ``a^{(L)} \\odot (1 - a^{(L)})`` replaced by the Jacobian."""
+    claim = check.claim
+    for path, node in nodes:
+        if not isinstance(node, C.Hadamard) or isinstance(_parent(rhs, path), C.Hadamard):
+            continue
+        factors = _hadamard_factors(node)
+        for ref, batch, stand_in in _softmax_factors(factors, check):
+            rest = [f for f in factors if all(f is not s for s in stand_in)]
+            if not rest:
+                continue
+            jacobian = C.Apply(C.Func("softmax", 1), C.Leaf("z", ref, batch))
+            text = " \\odot ".join(_factor_text(claim, s) for s in stand_in)
+            yield (f"softmax's Jacobian treated as diagonal: layer {ref.label} is softmax, "
+                   f"whose derivative is a full Jacobian matrix (each output depends on every "
+                   f"z^{{({ref.label})}}_j), not the elementwise factor {text}; the delta is "
+                   f"the Jacobian (transposed) times the gradient",
+                   C.replace_at(rhs, path, C.MatMul(jacobian, _product(rest))))
+
+
+def _softmax_factors(factors, check: NetworkCheck):
+    """``(layer ref, batch, factors)``: the factors of a softmax layer's z or a that
+    stand for its derivative (an f' applied to z, or a hand-written function of a, z)."""
+    groups = {}
+    for factor in factors:
+        if isinstance(factor, C.Apply) and factor.func.order >= 1 and isinstance(
+                factor.arg, C.Leaf) and factor.arg.name == "z" and factor.arg.layer:
+            found = (factor.arg.layer, factor.arg.batch)
+        else:
+            found = _hand_ref(factor)
+        if found is not None and _is_softmax_layer(check, found[0]):
+            groups.setdefault(found, []).append(factor)
+    return [(ref, batch, group) for (ref, batch), group in groups.items()]
+
+
+def _is_softmax_layer(check: NetworkCheck, ref: C.LayerRef) -> bool:
+    for l_value, _ in check.bindings:
+        try:
+            layer = ref.resolve(l_value, check.depth)
+        except ValueError:
+            return False
+        if not 1 <= layer <= check.depth or not check.ctx.activation(layer).is_softmax:
+            return False
+    return True
+
+
+def _hand_derivatives(rhs, nodes, check: NetworkCheck):
     for path, node in nodes:  # derivatives written out by hand, e.g. a (1 - a)
         if isinstance(node, C.Hadamard) and not isinstance(_parent(rhs, path), C.Hadamard):
             yield from _hand_variants(rhs, path, node, check)
-    if target.kind == "delta":  # a missing f'
+
+
+def _missing_fprime(rhs, nodes, check: NetworkCheck):
+    target = check.target
+    if target.kind == "delta":
         ref = target.layer
         generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
         yield (f"missing the factor f_{{{ref.label}}}'(z^{{({ref.label})}}): "
                f"\\delta^{{({ref.label})}} = \\partial\\ell/\\partial z^{{({ref.label})}} needs "
                f"the derivative of the activation", C.Hadamard(rhs, generic))
-    for path, node in nodes:  # extra factors
+
+
+def _extra_factors(rhs, nodes, check: NetworkCheck):
+    claim, target = check.claim, check.target
+    for path, node in nodes:
         if isinstance(node, C.Hadamard):
             for keep, drop in ((node.left, node.right), (node.right, node.left)):
                 extra = f"an extra factor {_factor_text(claim, drop)}"
@@ -167,10 +279,58 @@ def variants(rhs, check: NetworkCheck):
                               "\\partial\\ell/\\partial z^{(L)} already includes the "
                               "activation's derivative")
                 yield extra, C.replace_at(rhs, path, keep)
-    for path, node in nodes:  # operand order
+
+
+def _side_by_side(rhs, nodes, check: NetworkCheck):
+    """``u v`` (a matrix product of two vectors, or a scaling) where ``u \\odot v`` was meant."""
+    claim = check.claim
+    for path, node in nodes:
         if isinstance(node, C.MatMul):
-            yield (f"the factors of {claim.source(node)} are in the wrong order",
+            left, right = _factor_text(claim, node.left), _factor_text(claim, node.right)
+            if isinstance(node.left, C.MatMul):
+                left = f"({left})"
+            yield (f"vectors multiplied side by side: {claim.source(node)} is a matrix "
+                   f"product, but the elementwise product {left} \\odot {right} was meant",
+                   C.replace_at(rhs, path, C.Hadamard(node.left, node.right)))
+
+
+def _sign_slips(rhs, nodes, check: NetworkCheck):
+    """One term of a sum with the wrong sign: ``u - v`` for ``u + v`` and back, ``-u`` for ``u``."""
+    claim = check.claim
+    for path, node in nodes:
+        if isinstance(node, (C.Add, C.Sub)):
+            flipped = (C.Sub if isinstance(node, C.Add) else C.Add)(node.left, node.right)
+            sign = "+" if isinstance(node, C.Sub) else "-"
+            yield (f"a sign slip in one term: {_factor_text(claim, node.right)} enters "
+                   f"{claim.source(node)} with the wrong sign; it should be "
+                   f"{sign} {_factor_text(claim, node.right)}",
+                   C.replace_at(rhs, path, flipped))
+            if not isinstance(node.left, (C.Add, C.Sub, C.Neg)):  # the first term
+                yield (f"a sign slip in one term: {_factor_text(claim, node.left)} should be "
+                       f"-{_factor_text(claim, node.left)}",
+                       C.replace_at(rhs, path + ("left",), C.Neg(node.left)))
+        elif isinstance(node, C.Neg) and path:
+            yield (f"a sign slip in one term: {claim.source(node)} should be "
+                   f"{_factor_text(claim, node.arg)}", C.replace_at(rhs, path, node.arg))
+
+
+def _operand_order(rhs, nodes, check: NetworkCheck):
+    for path, node in nodes:
+        if isinstance(node, C.MatMul):
+            yield (f"the factors of {check.claim.source(node)} are in the wrong order",
                    C.replace_at(rhs, path, C.MatMul(node.right, node.left)))
+
+
+CATALOGUE = (_extra_terms, _transposes, _layer_indices, _activation_derivatives,
+             _softmax_diagonal, _hand_derivatives, _missing_fprime, _extra_factors,
+             _side_by_side, _sign_slips, _operand_order)
+
+
+def _product(factors: list):
+    product = factors[0]
+    for factor in factors[1:]:
+        product = C.Hadamard(product, factor)
+    return product
 
 
 def _parent(root, path):
@@ -197,15 +357,8 @@ def _layer_text(arg) -> str:
 
 def _activations_text(check: NetworkCheck, arg: C.Node, exclude: str | None = None) -> str:
     """'layer 1 is tanh' for the layers whose activation f applied to ``arg`` is."""
-    names = {}
-    for l_value, _ in check.bindings:
-        try:
-            activation, layer = check.function_of(
-                C.Apply(C.Func("generic", 1), arg, span=arg.span), l_value, None)
-        except (C.ClaimParseError, LayerError):
-            continue
-        if activation.name != exclude:
-            names.setdefault(activation.name, []).append(layer)
+    names = {name: layers for name, layers in _layer_activations(check, arg).items()
+             if name != exclude}
     if not names:
         return "that is not this layer's activation"
     parts = [f"layer {layers[0]} is {name}" if len(layers) == 1 else
@@ -241,7 +394,8 @@ def _hand_ref(node):
 
 def _hand_variants(rhs, path, node, check: NetworkCheck):
     """Replace the factors of an elementwise product that only involve a^{(m)}, z^{(m)}
-    by f_m'(z^{(m)}): a derivative written out by hand for the wrong activation."""
+    by f_m'(z^{(m)}): a derivative written out by hand, for the wrong activation or with
+    a wrong formula for the right one."""
     claim = check.claim
     factors = _hadamard_factors(node)
     groups = {}
@@ -253,19 +407,64 @@ def _hand_variants(rhs, path, node, check: NetworkCheck):
         rest = [f for f in factors if all(f is not h for h in hand)]
         if not rest:
             continue
-        generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, batch))
-        product = rest[0]
-        for factor in rest[1:] + [generic]:
-            product = C.Hadamard(product, factor)
+        z = C.Leaf("z", ref, batch)
+        generic = C.Apply(C.Func("generic", 1), z)
         text = " \\odot ".join(_factor_text(claim, h) for h in hand)
-        which = _which_derivative(hand)
-        layers = _activations_text(check, C.Leaf("z", ref, batch), which)
-        if which is not None:
-            what = f"{text} is the derivative of {which} (written with a = {which}(z))"
-        else:
-            what = f"{text} is not the derivative of the layer's activation"
-        yield (f"derivative of the wrong activation: {what}, but {layers}; use "
-               f"f_{{{ref.label}}}'(z^{{({ref.label})}})", C.replace_at(rhs, path, product))
+        yield (_hand_description(check, hand, text, z, ref),
+               C.replace_at(rhs, path, _product(rest + [generic])))
+
+
+def _hand_description(check: NetworkCheck, hand: list, text: str, z: C.Leaf, ref) -> str:
+    """Which mistake a hand-written derivative is: another activation's derivative, or
+    the layer's own activation with a wrong formula (named with the engine's f')."""
+    use = f"use f_{{{ref.label}}}'(z^{{({ref.label})}})"
+    which = _which_derivative(hand)
+    own = _layer_activations(check, z)
+    if which is not None and which not in own:
+        return (f"derivative of the wrong activation: {text} is the derivative of {which} "
+                f"(written with a = {which}(z)), but {_activations_text(check, z, which)}; "
+                f"{use}")
+    if len(own) == 1 and _functions_used(hand) <= set(own):
+        (name, _), = own.items()
+        return (f"wrong derivative formula for {name}: "
+                f"{derivative_latex(_activation(check, own[name][0]))}, "
+                f"not {text}; {use}")
+    if which is not None:  # right at some layers, another activation at the others
+        return (f"derivative of the wrong activation: {text} is the derivative of {which} "
+                f"(written with a = {which}(z)), but {_activations_text(check, z, which)}; "
+                f"{use}")
+    truths = "; ".join(derivative_latex(_activation(check, layers[0]))
+                       for layers in own.values())
+    return (f"wrong derivative: {text} is not the derivative of the layer's activation "
+            f"({_activations_text(check, z)}: {truths}); {use}")
+
+
+def _layer_activations(check: NetworkCheck, arg: C.Node) -> dict:
+    """``{activation name: [layers]}`` of the layers whose activation f applied to ``arg``
+    is, over the claim's bindings."""
+    names = {}
+    for l_value, _ in check.bindings:
+        try:
+            activation, layer = check.function_of(
+                C.Apply(C.Func("generic", 1), arg, span=arg.span), l_value, None)
+        except (C.ClaimParseError, LayerError):
+            continue
+        names.setdefault(activation.name, []).append(layer)
+    return names
+
+
+def _activation(check: NetworkCheck, layer: int):
+    return check.ctx.activation(layer)
+
+
+def _functions_used(hand: list) -> set:
+    """The activations a hand-written factor names; ``a`` is the layer's own (None)."""
+    used = set()
+    for factor in hand:
+        for _, item in C.walk(factor):
+            if isinstance(item, C.Apply):
+                used.add(item.func.name)
+    return used - set(MATH_FUNCTIONS) if used else used
 
 
 def _which_derivative(hand: list) -> str | None:

@@ -20,13 +20,13 @@ from symbp.verify.functions import (
     MATH_FUNCTIONS,
     custom_activation_of,
     function_derivative,
+    function_latex,
     numeric,
     x_symbol,
 )
 from symbp.verify.verdict import Verdict
 
 SCALAR_POINTS = (0.5, -1.3, 2.1, -0.4, 1.7, -2.6, 0.9, 3.1)
-_ACTIVATION_LATEX = {"sigmoid": r"\sigma", "tanh": r"\tanh"}
 RTOL = 1e-7
 
 
@@ -248,7 +248,6 @@ def _scalar_truth_latex(lhs_node, lhs, symbol, network, try_symbolic: bool) -> s
     derivative = activation_derivative(activation.name, activation.expr)
     if not derivative.uses_output:
         return text
-    name = _ACTIVATION_LATEX.get(activation.name,
-                                 rf"\operatorname{{{activation.name}}}".replace("_", r"\_"))
+    name = function_latex(activation.name)
     in_f = sp.latex(derivative.in_output, symbol_names={A: rf"{name}({symbol})"})
     return f"{in_f} = {text}"
