@@ -71,7 +71,7 @@ def affine_terms(expr: sp.Expr):
         if coefficient.has(*symbols):
             return None
         coefficients[symbol] = coefficient
-    constant = expr.xreplace({symbol: 0 for symbol in symbols})
+    constant = sp.sympify(expr.xreplace({symbol: 0 for symbol in symbols}))
     return coefficients, constant
 
 
@@ -100,9 +100,12 @@ def _decided(condition: Inside, ranges: dict) -> sp.Expr:
     coefficients, constant = terms
     lowest = highest = constant
     for symbol, coefficient in coefficients.items():
-        low, high = ranges[symbol]
-        ends = (coefficient * low, coefficient * high)
-        lowest, highest = lowest + sp.Min(*ends), highest + sp.Max(*ends)
+        low, high = ranges[symbol]  # a range is never empty: low <= high
+        if coefficient.is_negative:
+            low, high = high, low
+        elif not coefficient.is_nonnegative:
+            return condition
+        lowest, highest = lowest + coefficient * low, highest + coefficient * high
     integral = all(c.is_integer for c in coefficients.values()) and constant.is_integer
     if integral and sp.simplify(lowest).is_nonnegative \
             and sp.simplify(size - 1 - highest).is_nonnegative:
