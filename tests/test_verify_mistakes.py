@@ -23,20 +23,22 @@ NETWORKS = {
 
 # (network, wrong claim, must contain, must not contain, the corrected claim)
 CASES = [
-    # symbp's batch Delta has no 1/B: the claim has one 1/B, not "1/B applied twice"
-    ("tanh_ce", r"\Delta^{(L)} = \frac{1}{B}(A^{(L)} - Y)",
-     [r"an extra 1/B: symbp's \Delta^{(l)} stacks the per-sample deltas",
-      r"belongs to the parameter gradients"], ["applied twice"],
-     r"\Delta^{(L)} = A^{(L)} - Y"),
-    ("tanh_ce", r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{B^2} (\Delta^{(l)})^T A^{(l-1)}",
-     ["an extra 1/B", "divides by B twice"], [],
-     r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{B} (\Delta^{(l)})^T A^{(l-1)}"),
-    ("tanh_ce", r"\Delta^{(L)} = B (A^{(L)} - Y)", ["an extra factor B"], ["batch mean is missing"],
-     r"\Delta^{(L)} = A^{(L)} - Y"),
+    # symbp's batch Delta is dL/dZ of the mean loss (as symbp derive prints it): the 1/B
+    # is in Delta^{(L)} and nowhere else
+    ("tanh_ce", r"\Delta^{(L)} = A^{(L)} - Y",
+     [r"the 1/B of the mean loss is missing: symbp's \Delta^{(l)} is \partial L/\partial Z^{(l)}",
+      r"stacked in rows, as Ng's dZ, are B \Delta^{(l)}"], [],
+     r"\Delta^{(L)} = \frac{1}{B}(A^{(L)} - Y)"),
+    ("tanh_ce", r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{B} (\Delta^{(l)})^T A^{(l-1)}",
+     ["an extra 1/B", r"(\Delta^{(l)})^T A^{(l-1)} has no 1/B of its own"], ["applied twice"],
+     r"\frac{\partial L}{\partial W^{(l)}} = (\Delta^{(l)})^T A^{(l-1)}"),
+    ("tanh_ce", r"\Delta^{(l)} = \frac{1}{B} (\Delta^{(l+1)} W^{(l+1)}) \odot f'(Z^{(l)})",
+     ["an extra 1/B", r"it appears once (in \Delta^{(L)})"], [],
+     r"\Delta^{(l)} = (\Delta^{(l+1)} W^{(l+1)}) \odot f'(Z^{(l)})"),
     # a missing 1/N (CS231n's N is symbp's B)
-    ("tanh_ce", r"\frac{\partial L}{\partial b^{(l)}} = (\Delta^{(l)})^T \mathbf{1}",
-     ["the 1/B of the batch mean is missing"], [],
-     r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{B} (\Delta^{(l)})^T \mathbf{1}"),
+    ("tanh_ce", r"\frac{\partial L}{\partial b^{(l)}} = B (\Delta^{(l)})^T \mathbf{1}",
+     ["the 1/B of the mean loss is missing"], [],
+     r"\frac{\partial L}{\partial b^{(l)}} = (\Delta^{(l)})^T \mathbf{1}"),
     # the right activation with a wrong formula, named with the engine's derivative
     ("sig_mse",
      r"\delta^{(1)} = ((W^{(2)})^T \delta^{(2)}) \odot \sigma(z^{(1)}) \odot (1 + \sigma(z^{(1)}))",

@@ -97,27 +97,26 @@ def _constant_ratio(outcome: Outcome) -> float | None:
     return ratios[0] if np.allclose(ratios, ratios[0], rtol=1e-6) else None
 
 
-_DELTA_ROWS = (r"symbp's \Delta^{(l)} stacks the per-sample deltas "
-               r"\partial\ell/\partial z^{(l)} in rows, with no 1/B")
+_DELTA_MEAN = (r"symbp's \Delta^{(l)} is \partial L/\partial Z^{(l)} of the mean loss "
+               r"L = \frac{1}{B} \sum_s \ell_s: its 1/B enters at \Delta^{(L)} and is carried "
+               r"down the recursion")
+_STACKED = (r"(the per-sample deltas stacked in rows, as Ng's dZ, are B \Delta^{(l)}, and "
+            r"with them the 1/B moves to \partial L/\partial W^{(l)})")
 
 
 def _extra_one_over_b(check: NetworkCheck) -> str:
     if not check.batch:
         return "an extra 1/B: the per-sample gradient has no 1/B"
     if check.target.kind == "delta":
-        return (f"an extra 1/B: {_DELTA_ROWS}; the 1/B of the mean loss L belongs to the "
-                r"parameter gradients, \partial L/\partial W^{(l)} = \frac{1}{B} "
-                r"(\Delta^{(l)})^T A^{(l-1)}")
-    return (r"an extra 1/B: the mean loss L gives the parameter gradients one 1/B "
-            rf"(\partial L/\partial W^{{(l)}} = \frac{{1}}{{B}} (\Delta^{{(l)}})^T A^{{(l-1)}}; "
-            f"{_DELTA_ROWS}); the claim divides by B twice")
+        return (f"an extra 1/B: {_DELTA_MEAN}, so it appears once (in \\Delta^{{(L)}}), "
+                "not again in this formula")
+    return (f"an extra 1/B: {_DELTA_MEAN}, so \\partial L/\\partial W^{{(l)}} = "
+            f"(\\Delta^{{(l)}})^T A^{{(l-1)}} has no 1/B of its own {_STACKED}")
 
 
 def _extra_b(check: NetworkCheck) -> str:
-    if check.batch and check.target.kind in ("dW", "db"):
-        return "the 1/B of the batch mean is missing (L is the mean over the B samples)"
     if check.batch:
-        return f"an extra factor B: {_DELTA_ROWS} and no factor B"
+        return f"the 1/B of the mean loss is missing: {_DELTA_MEAN} {_STACKED}"
     return "an extra factor B: the per-sample gradient has no B"
 
 

@@ -16,10 +16,10 @@ other ops are not mapped yet.
 Every step from the engine's gradients to a claim's quantity is a
 substitution; no derivative is written here:
 
-- the engine differentiates the batch objective ``L = (1/B) sum_s loss_s``, so
-  its ``dL/dZ^{(m)}`` (``g_z{m}``) is ``Delta^{(m)} / B`` with ``Delta^{(m)}``
-  the rows of the per-sample deltas: every ``g_z{m}`` is replaced by
-  ``Delta^{(m)} / B``, and the batch delta is ``B`` times the engine's;
+- the engine differentiates the batch objective ``L = (1/B) sum_s loss_s``, and
+  symbp's batch delta is its ``Delta^{(m)} = dL/dZ^{(m)}`` (``g_z{m}``, with the
+  ``1/B`` of the mean, as ``symbp derive`` prints it): every ``g_z{m}`` is
+  replaced by ``Delta^{(m)}``;
 - every other gradient the formula reads (``g_a{m}``) is replaced by its own
   expression, so that a formula reads ``W``, ``b``, ``z``, ``a``, ``y`` and the
   deltas only (a gradient the engine inlined is the sum over its consumers of
@@ -152,15 +152,15 @@ class Truth:
     def _read(self, engine: sp.Expr, kind: str, batch: bool) -> sp.Expr:
         expr = _constants_out_of_sums(canonical(self._deltas_only(engine)))
         if kind == "delta":
-            expr = sp.factor_terms(BATCH * expr)  # B (g/B - e^{-a} g/B) = (1 - e^{-a}) g
+            expr = sp.factor_terms(expr)  # g - e^{-a} g = (1 - e^{-a}) g
         return expr if batch else _one_sample(expr, kind, self._batch_names)
 
     def _deltas_only(self, expr: sp.Expr) -> sp.Expr:
-        """``g_z{m} -> Delta{m} / B``; every other gradient by its own expression."""
+        """``g_z{m} -> Delta{m}``; every other gradient by its own expression."""
         def swap(entry):
             name = entry.base.label.name[2:]
             if re.fullmatch(r"z\d+", name):
-                return _base(f"Delta{name[1:]}")[entry.indices] / BATCH
+                return _base(f"Delta{name[1:]}")[entry.indices]
             return self._deltas_only(_at(self._gradient(name), entry.indices))
 
         return expr.replace(
@@ -232,7 +232,7 @@ class Truth:
             values[f"W{m}"] = arrays[f"W{m}"]
             values[f"b{m}"] = arrays[f"b{m}"][:, None]
             values[f"z{m}"], values[f"a{m}"] = layout(arrays[f"z{m}"]), layout(arrays[f"a{m}"])
-            values[f"delta{m}"] = layout(rows * arrays[f"g_z{m}"])
+            values[f"delta{m}"] = layout(arrays[f"g_z{m}"])
             values["truth", "delta", m] = values[f"delta{m}"]
             values["truth", "dW", m] = arrays[f"g_W{m}"]
             values["truth", "db", m] = arrays[f"g_b{m}"][:, None]
