@@ -65,26 +65,35 @@ start: expr (_EQ expr)+
     | _PLUS product
 ?product: hterm
     | product _ODOT hterm            -> hadamard
-?hterm: unary
-    | hterm _CDOT unary              -> matmul
-    | hterm unary                    -> matmul
-    | hterm _SLASH unary             -> div
+?hterm: mterm
+    | sumop hterm                    -> sumover
+    | mterm sumop hterm              -> matmul_sum
+?mterm: unary
+    | mterm _CDOT unary              -> matmul
+    | mterm unary                    -> matmul
+    | mterm _SLASH unary             -> div
 ?unary: postfix
     | dop unary                      -> derivative
 ?postfix: atom
     | postfix _SUP sup               -> superscript
+    | postfix _SUB index             -> subscript
+    | postfix PRIME                  -> prime
 ?atom: group
     | NUMBER                         -> number
     | leaf
     | wrapped
     | fn_app
+    | fn_bare
     | frac
     | gradient
     | euler
 group: LPAR expr RPAR
      | _LBRACE expr _RBRACE
 leaf: LEAF
-wrapped: WRAP _LBRACE (LEAF | NUMBER) _RBRACE
+    | HAT
+    | SIGMAQ
+    | WIDTH
+wrapped: WRAP _LBRACE (LEAF | NUMBER | HAT | SIGMAQ) _RBRACE
 euler: _EULER _SUP (_LBRACE expr _RBRACE | DIGIT | LEAF)
 frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
     | _FRAC DIGIT DIGIT              -> frac_digits
@@ -92,20 +101,35 @@ dop: _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF LEAF _RBRACE
 gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> grad
         | _DIFF loss _SLASH _DIFF target                                    -> grad
         | _NABLA _SUB _LBRACE target _RBRACE loss                           -> nabla
-        | _NABLA _SUB LEAF loss                                             -> nabla_short
+        | _NABLA _SUB (LEAF | HAT) loss                                     -> nabla_short
         | _FRAC _LBRACE _DIFF fname _RBRACE _LBRACE _DIFF LEAF _RBRACE      -> dfunc
-target: (leaf | wrapped) (_SUP sup)*
-loss: BIGL | LOSSNAME
+        | NGD target                                                        -> ng_grad
+target: (leaf | wrapped) (_SUP sup | _SUB index)*
+loss: (BIGL | LOSSNAME) (_SUB index)?
 fn_app: fname fn_mod* fn_arg
+fn_bare: LPAR fname fn_mod* RPAR PRIME
 fname: FUNC | TEXTNAME | GENF
 fn_mod: PRIME                        -> mod_prime
       | _SUB sub                     -> mod_sub
       | _SUP sup                     -> mod_sup
 fn_arg: group
-      | (leaf | wrapped) (_SUP sup)* -> fn_arg_bare
+      | fn_app                       -> fn_arg_nested
+      | (leaf | wrapped) (_SUP sup | _SUB index)* -> fn_arg_bare
 sub: _LBRACE layer _RBRACE
    | layer_var
    | DIGIT
+index: _LBRACE index_item (_COMMA? index_item)* _RBRACE
+     | IDX                           -> index_one
+     | DIGIT                         -> index_one
+index_item: IDX | INT
+sumop: _SUM (_SUB sum_range)? (_SUP sum_upper)?
+sum_range: IDX
+         | _LBRACE IDX (_EQ INT)? _RBRACE
+sum_upper: _LBRACE bound _RBRACE
+         | IDX                       -> bound
+bound: IDX (_SUB bound_sub)? (_MINUS INT)?
+bound_sub: IDX
+         | _LBRACE IDX ((_PLUS | _MINUS) INT)? _RBRACE
 sup: _LBRACE sup_item+ _RBRACE
    | TRANSPOSE                       -> sup_t
    | DIGIT                           -> sup_pow
@@ -122,7 +146,7 @@ layer: layer_var_expr
 layer_var_expr: layer_var
      | layer_var _PLUS INT           -> layer_plus
      | layer_var _MINUS INT          -> layer_minus
-layer_var: SMALLL | BIGL
+layer_var: SMALLL | BIGL | SMALLK | OUTLAYER
 
 _EQ: "="
 _PLUS: "+"
@@ -130,27 +154,36 @@ _MINUS: "-"
 _SLASH: "/"
 _SUP: "^"
 _SUB: "_"
+_COMMA: ","
 PRIME: "'"
 _LBRACE: "{"
 _RBRACE: "}"
 LPAR: /\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]|[(\[]/
 RPAR: /\\right\s*[)\]]|\\[bB]igg?r?\s*[)\]]|[)\]]/
-_ODOT: /\\(odot|circ)(?![a-zA-Z])/
+_ODOT: /\\(odot|circ|bullet)(?![a-zA-Z])|\*/
 _CDOT: /\\(cdot|times)(?![a-zA-Z])/
 _FRAC: /\\[dt]?frac(?![a-zA-Z])/
+_SUM: /\\sum(?![a-zA-Z])(\s*\\limits(?![a-zA-Z]))?/
 _DIFF.3: /\\partial(?![a-zA-Z])|\\mathrm\s*\{\s*d\s*\}|d/
+NGD.4: /d(?=\s*(\\mathbf\s*\{\s*)?[WbzaZA](?![a-zA-Z]))/
 _NABLA: /\\nabla(?![a-zA-Z])/
-LEAF: /\\delta(?![a-zA-Z])|\\Delta(?![a-zA-Z])|[WbzaxyAZXYB]/
+LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrp]/
+HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
+SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
+WIDTH.2: /n_\s*(\{\s*[lL]\s*([+-]\s*\d)?\s*\}|\{\s*\d\s*\}|[lL\d])/
 WRAP: /\\(mathbf|boldsymbol|bm|vec|mathbb|bf)(?![a-zA-Z])/
-FUNC: /\\(sigma|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
+FUNC: /\\(sigma|Sigma|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
 TEXTNAME.2: /\\(operatorname|mathrm|text|textrm|mathit|mathsf|rm)\s*\{\s*[A-Za-z](\\?_|[A-Za-z0-9])*\s*\}/
-GENF: /f|g|\\phi(?![a-zA-Z])|\\varphi(?![a-zA-Z])/
+GENF: /f|\\phi(?![a-zA-Z])|\\varphi(?![a-zA-Z])/
 _EULER: "e"
 TRANSPOSE.3: /T|\\top(?![a-zA-Z])|\\intercal(?![a-zA-Z])|\\(mathsf|mathrm|mathtt|text)\s*\{\s*T\s*\}/
 PRIME_CMD: /\\prime(?![a-zA-Z])/
 BIGL: "L"
 SMALLL: "l"
+SMALLK: "k"
+OUTLAYER: /n_\s*(\{\s*l\s*\}|l)/
 LOSSNAME: /\\ell(?![a-zA-Z])|\\mathcal\s*\{\s*L\s*\}|[CEJ]/
+IDX: /[a-zA-Z]/
 NUMBER: /\d+(\.\d+)?|\.\d+/
 INT: /\d+/
 DIGIT: /\d/
@@ -171,6 +204,8 @@ _TERMINAL_TEXT = {
     "TRANSPOSE": "'T' or '\\top'", "PRIME_CMD": "'\\prime'", "BIGL": "'L'",
     "SMALLL": "'l'", "LOSSNAME": "a loss (L, \\ell, C, E)", "NUMBER": "a number",
     "INT": "an integer", "DIGIT": "a digit", "$END": "the end of the claim",
+    "_SUM": "'\\sum'", "NGD": "'dW', 'dz' (Ng's gradients)", "HAT": "'\\hat{y}'",
+    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
 }
 _EXPECTED_ORDER = list(_TERMINAL_TEXT)
 
@@ -178,7 +213,7 @@ LOSS_NAMES = {"L": "L", r"\ell": r"\ell", "C": "C", "E": "E", "J": "J"}
 FUNCTION_NAMES = {
     "sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log",
     "sqrt": "sqrt", "cosh": "cosh", "sinh": "sinh", "sech": "sech", "sin": "sin",
-    "cos": "cos",
+    "cos": "cos", "Sigma": "Sigma",
 }
 _TEXT_ALIASES = {"sigmoid": "sigmoid", "logistic": "sigmoid", "relu": "relu",
                  "softmax": "softmax", "softplus": "softplus", "diag": "diag",
@@ -354,6 +389,26 @@ class Deriv(Node):
 
     var: str
     arg: Node
+
+
+@dataclass(frozen=True)
+class Indexed(Node):
+    """An entry ``arg_{jk}`` of a vector or matrix (``arg`` a Leaf or a Grad); ``indices``
+    are the index letters (or digits) as written, ``('s', 'i')`` for ``_{s,i}``."""
+
+    arg: Node
+    indices: tuple
+
+
+@dataclass(frozen=True)
+class Sum(Node):
+    """``\\sum_{index} body``: ``index`` None when the sum names none; ``lower`` the
+    first value (0 or 1) when written; ``upper`` the upper limit's text when written."""
+
+    index: str | None
+    body: Node
+    lower: int | None = None
+    upper: str | None = None
 
 
 @dataclass(frozen=True)
@@ -577,8 +632,29 @@ def _join(items: list[str]) -> str:
 _LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W", False),
                "b": ("b", False), "z": ("z", False), "a": ("a", False), "x": ("x", False),
                "y": ("y", False), "A": ("a", True), "Z": ("z", True), "X": ("x", True),
-               "Y": ("y", True), "B": ("B", False)}
-_LAYERED = {"W", "b", "z", "a", "delta"}
+               "Y": ("y", True), "B": ("B", False), "w": ("w", False), "h": ("h", False),
+               "H": ("h", True), "o": ("o", False), "t": ("t", False), "g": ("g", False),
+               "m": ("m", False), "N": ("N", False), r"\mu": ("mu", False),
+               r"\epsilon": ("eps", False), r"\varepsilon": ("eps", False),
+               r"\gamma": ("gamma", False), r"\beta": ("beta", False),
+               r"\lambda": ("lambda", False), "M": ("mask", True), "r": ("mask", False),
+               "p": ("p", False), r"\sigma": ("sigma", False)}
+# Letters kept as written, for a convention to map: a layer superscript may follow them.
+_LAYERED = {"W", "b", "z", "a", "delta", "w", "h", "o", "g", "mu", "sigma", "sigma2", "eps",
+            "xhat", "gamma", "beta", "mask", "p", "m"}
+FUNCTION_LETTERS = {"g", "h"}  # a quantity, or with a prime an activation: h'(a_j), g'^{[l]}
+_TARGETS = {"W", "b", "z", "a", "x", "w", "h", "o", "y", "yhat", "gamma", "beta", "xhat", "mu",
+            "sigma2"}
+
+
+@dataclass(frozen=True)
+class _FnLetter:
+    """While building: ``h'`` or ``g^{[l]\\prime}``, a function letter waiting for its argument."""
+
+    letter: str
+    order: int
+    layer: LayerRef | None
+    where: object
 
 
 class _Builder:
@@ -592,6 +668,14 @@ class _Builder:
         raise ClaimParseError(message, column, expected, self.text)
 
     def build(self, tree) -> Node:
+        node = self.build_fn(tree)
+        if isinstance(node, _FnLetter):
+            self.fail(node.where, f"{node.letter}' needs its argument in parentheses, "
+                                  f"e.g. {node.letter}'(a_j)", ["'('"])
+        return node
+
+    def build_fn(self, tree):
+        """:meth:`build`, where a function letter waiting for its argument may result."""
         from lark import Token
 
         if isinstance(tree, Token):
@@ -626,7 +710,55 @@ class _Builder:
         return Hadamard(self.build(left), self.build(right))
 
     def r_matmul(self, tree, left, right):
-        return MatMul(self.build(left), self.build(right))
+        node = self.build_fn(left)
+        if isinstance(node, _FnLetter):
+            if getattr(right, "data", None) != "group":
+                self.fail(right, f"{node.letter}' needs its argument in parentheses", ["'('"])
+            func = Func("generic", node.order, layer=node.layer)
+            if func.order > 2:
+                self.fail(tree, "at most a second derivative f''")
+            return Apply(func, self.build(right))
+        return MatMul(node, self.build(right))
+
+    def r_matmul_sum(self, tree, left, sumop, body):
+        node = self.r_sumover(tree, sumop, body)
+        start = _span(sumop)[0]
+        return MatMul(self.build(left), replace(node, span=(start, _span(tree)[1])))
+
+    def r_sumover(self, tree, sumop, body):
+        index, lower, upper = None, None, None
+        for part in sumop.children:
+            if part.data == "sum_range":
+                tokens = [t for t in part.children]
+                index = str(tokens[0])
+                if len(tokens) > 1:
+                    lower = int(str(tokens[1]))
+                    if lower not in (0, 1):
+                        self.fail(tokens[1], f"a sum from {lower}: symbp reads sums over a "
+                                             "whole range, from 0 or 1")
+            else:
+                upper = " ".join(self.text[slice(*_span(part))].split()).strip("{} ")
+        return Sum(index, self.build(body), lower, upper)
+
+    def r_subscript(self, tree, base, index):
+        node = self.build(base)
+        indices = self.index(index)
+        if isinstance(node, Indexed):
+            self.fail(index, "a second subscript")
+        if not isinstance(node, (Leaf, Grad)):
+            self.fail(index, "an index subscript belongs on a quantity, e.g. w^l_{jk}")
+        return Indexed(node, indices)
+
+    def index(self, tree) -> tuple:
+        return tuple(str(token) for token in tree.scan_values(lambda v: True))
+
+    def r_prime(self, tree, base, prime):
+        node = self.build_fn(base)
+        if isinstance(node, _FnLetter):
+            return replace(node, order=node.order + 1)
+        if isinstance(node, Leaf) and node.name in FUNCTION_LETTERS and not node.batch:
+            return _FnLetter(node.name, 1, node.layer, tree)
+        self.fail(prime, "a prime belongs on a function, e.g. f'(z^{(l)})")
 
     def r_div(self, tree, left, right):
         return Div(self.build(left), self.build(right))
@@ -650,6 +782,15 @@ class _Builder:
 
     # ----- leaves
     def leaf(self, token) -> Leaf:
+        text = str(token)
+        if token.type == "HAT":
+            letter = text.rstrip("} ")[-1]
+            return Leaf(letter.lower() + "hat", None, letter.isupper(), span=_span(token))
+        if token.type == "WIDTH":
+            inner = text[text.index("_") + 1:].strip().strip("{}").replace(" ", "")
+            ref = LayerRef(None, int(inner)) if inner.isdigit() else LayerRef(
+                inner[0], int(inner[1:] or 0))
+            return Leaf("n", ref, span=_span(token))
         name, batch = _LEAF_NAMES[str(token)]
         return Leaf(name, None, batch, span=_span(token))
 
@@ -657,7 +798,7 @@ class _Builder:
         return self.leaf(token)
 
     def r_wrapped(self, tree, wrap, inner):
-        if inner.type == "LEAF":
+        if inner.type in ("LEAF", "HAT"):
             return self.leaf(inner)
         if Fraction(str(inner)) == 1:
             return Ones()
@@ -677,34 +818,51 @@ class _Builder:
 
     # ----- superscripts
     def r_superscript(self, tree, base, sup):
-        node = self.build(base)
+        node = self.build_fn(base)
         return self.apply_sup(node, self.sup_items(sup), sup)
 
-    def apply_sup(self, node: Node, items, where) -> Node:
+    def apply_sup(self, node, items, where):
         for kind, value, token in items:
+            if isinstance(node, _FnLetter) or (kind == "prime" and isinstance(node, Leaf)
+                                               and node.name in FUNCTION_LETTERS):
+                node = self.function_letter_sup(node, kind, value, token)
+                continue
             if kind == "layer":
-                if isinstance(node, Leaf) and node.layer is None and node.name in _LAYERED:
-                    node = replace(node, layer=value)
+                inner = node.arg if isinstance(node, Indexed) else node
+                if isinstance(inner, Leaf) and inner.layer is None and inner.name in _LAYERED:
+                    inner = replace(inner, layer=value, name="mask" if inner.name == "m"
+                                    else inner.name)
+                    node = replace(node, arg=inner) if isinstance(node, Indexed) else inner
                     continue
-                if isinstance(node, Leaf) and node.name in _LAYERED:
+                if isinstance(inner, Leaf) and inner.name in _LAYERED:
                     self.fail(token, "a second layer index")
                 self.fail(token, "a layer index belongs on W, b, z, a or \\delta "
                                  "(write the power as a number)")
-            if isinstance(node, Leaf) and node.name in _LAYERED and node.layer is None \
-                    and node.name in ("W", "b", "delta"):
-                letter = "\\delta" if node.name == "delta" else node.name
-                self.fail(token, f"{letter} needs a layer index first, e.g. {letter}^{{(l)}}",
-                          ["'^{(l)}'"])
+            if kind == "T" and isinstance(node, Indexed):
+                self.fail(token, "a transpose of an entry: transpose the matrix, or swap "
+                                 "the indices")
             if kind == "T":
                 node = Transpose(node, span=(node.span[0], _span(token)[1]))
             elif kind == "pow":
                 if abs(value) > MAX_EXPONENT or value == 0:
                     self.fail(token, f"exponent {value} outside 1..{MAX_EXPONENT} "
                                      f"(or -1..-{MAX_EXPONENT})")
+                if isinstance(node, Leaf) and node.name == "sigma" and value == 2:
+                    node = replace(node, name="sigma2", span=(node.span[0], _span(token)[1]))
+                    continue
                 node = Power(node, value, span=(node.span[0], _span(token)[1]))
             else:
                 self.fail(token, "a prime belongs on a function, e.g. f'(z^{(l)})")
         return node
+
+    def function_letter_sup(self, node, kind, value, token) -> _FnLetter:
+        if isinstance(node, Leaf):
+            node = _FnLetter(node.name, 0, node.layer, token)
+        if kind == "prime":
+            return replace(node, order=node.order + 1)
+        if kind == "layer" and node.layer is None:
+            return replace(node, layer=value)
+        self.fail(token, f"unexpected superscript on the function {node.letter}'")
 
     def sup_items(self, sup) -> list:
         if sup.data == "sup":
@@ -733,13 +891,13 @@ class _Builder:
         if isinstance(tree, Token):
             if tree.type in ("INT", "DIGIT"):
                 return LayerRef(None, int(str(tree)))
-            return LayerRef(str(tree), 0)
+            return LayerRef("L" if tree.type == "OUTLAYER" else str(tree), 0)
         if tree.data == "layer":
             return self.layer(tree.children[0])
         if tree.data == "layer_int":
             return LayerRef(None, int(str(tree.children[0])))
         if tree.data == "layer_var":
-            return LayerRef(str(tree.children[0]), 0)
+            return self.layer(tree.children[0])
         if tree.data == "layer_var_expr":
             return self.layer(tree.children[0])
         base = self.layer(tree.children[0])
@@ -771,7 +929,40 @@ class _Builder:
                         self.fail(token, "unexpected superscript on a function")
         if func.order > 2:
             self.fail(tree, "at most a second derivative f''")
+        if func.name == "Sigma":  # Nielsen's diagonal matrix of sigma'
+            if func.order != 1 or func.power is not None:
+                self.fail(tree, "\\Sigma'(z) is the diagonal matrix of \\sigma'(z); write it "
+                                "with one prime")
+            return Apply(Func("diag"), Apply(Func("sigmoid", 1), self.build(arg)))
         return Apply(func, self.build(arg))
+
+    def r_fn_bare(self, tree, lpar, fname, *rest):
+        *mods, _rpar, _prime = rest
+        func = self.function(fname)
+        if func.name != "generic":
+            self.fail(fname, "only (f^l)' is read without an argument (it means f'(z^l))")
+        for mod in mods:
+            if mod.data == "mod_prime":
+                func = replace(func, order=func.order + 1)
+            elif mod.data == "mod_sub":
+                func = replace(func, layer=self.layer(mod.children[0].children[0]))
+            else:
+                for kind, value, token in self.sup_items(mod.children[0]):
+                    if kind == "layer" and func.layer is None:
+                        func = replace(func, layer=value)
+                    elif kind == "prime":
+                        func = replace(func, order=func.order + 1)
+                    else:
+                        self.fail(token, "unexpected superscript on a function")
+        if func.layer is None:
+            self.fail(tree, "(f)' needs the layer whose z it is taken at, e.g. (f^l)'")
+        func = replace(func, order=func.order + 1)
+        if func.order > 2:
+            self.fail(tree, "at most a second derivative f''")
+        return Apply(func, Leaf("z", func.layer, span=_span(tree)))
+
+    def r_fn_arg_nested(self, tree, app):
+        return self.build(app)
 
     def function(self, fname) -> Func:
         token = fname.children[0]
@@ -786,10 +977,18 @@ class _Builder:
     def r_fn_arg(self, tree, group):
         return self.build(group)
 
-    def r_fn_arg_bare(self, tree, base, *sups):
-        node = self.build(base)
-        for sup in sups:
-            node = self.apply_sup(node, self.sup_items(sup), sup)
+    def r_fn_arg_bare(self, tree, base, *parts):
+        return self.postfixes(self.build(base), parts)
+
+    def postfixes(self, node, parts):
+        """``node`` with the superscripts and index subscripts ``parts`` applied in order."""
+        for part in parts:
+            if part.data.startswith("index"):
+                if isinstance(node, Indexed):
+                    self.fail(part, "a second subscript")
+                node = Indexed(node, self.index(part))
+            else:
+                node = self.apply_sup(node, self.sup_items(part), part)
         return node
 
     def r_dfunc(self, tree, fname, var):
@@ -798,36 +997,40 @@ class _Builder:
         return Apply(func, Leaf(name, span=_span(var)))
 
     # ----- loss gradients
-    def r_grad(self, tree, loss, target):
-        return Grad(self.loss(loss), self.target(target))
-
-    def r_nabla(self, tree, target, loss):
-        return Grad(self.loss(loss), self.target(target))
-
     def r_nabla_short(self, tree, token, loss):
         leaf = self.leaf(token)
-        return Grad(self.loss(loss), self.check_target(leaf, token))
+        return self.gradient(self.loss(loss), leaf, token)
+
+    def r_ng_grad(self, tree, d, target):
+        return self.r_grad(tree, "d", target)
 
     def loss(self, tree) -> str:
+        if isinstance(tree, str):
+            return tree
         text = str(tree.children[0])
         return r"\ell" if text.startswith(r"\ell") else ("L" if "L" in text else text)
 
-    def target(self, tree) -> Leaf:
-        base, *sups = tree.children
-        node = self.build(base)
-        for sup in sups:
-            node = self.apply_sup(node, self.sup_items(sup), sup)
-        return self.check_target(node, tree)
+    def target(self, tree):
+        base, *parts = tree.children
+        return self.postfixes(self.build(base), parts)
 
-    def check_target(self, node, where) -> Leaf:
-        if not isinstance(node, Leaf) or node.batch or node.name not in ("W", "b", "z", "a", "x"):
+    def r_grad(self, tree, loss, target):
+        return self.gradient(self.loss(loss), self.target(target), target)
+
+    def r_nabla(self, tree, target, loss):
+        return self.gradient(self.loss(loss), self.target(target), target)
+
+    def gradient(self, loss: str, node, where) -> Node:
+        """``d loss / d node``; an entry ``d loss / d w_{jk}`` is the entry of the gradient.
+        The target's letters stay as written (a convention maps them)."""
+        indices = ()
+        if isinstance(node, Indexed):
+            node, indices = node.arg, node.indices
+        if not isinstance(node, Leaf) or node.name not in _TARGETS:
             self.fail(where, "differentiate the loss with respect to W, b, z, a or x",
                       ["W^{(l)}", "b^{(l)}", "z^{(l)}", "a^{(l)}"])
-        if node.name == "x":
-            return Leaf("a", LayerRef(None, 0), span=node.span)
-        if node.layer is None:
-            self.fail(where, "the quantity needs a layer index, e.g. W^{(l)}", ["'^{(l)}'"])
-        return node
+        grad = Grad(loss, node)
+        return Indexed(grad, indices) if indices else grad
 
 
 def _is_token(item, *types) -> bool:

@@ -15,13 +15,16 @@ from symbp.claims import (
     Func,
     Grad,
     Hadamard,
+    Indexed,
     LayerRef,
     Leaf,
     MatMul,
+    Neg,
     Num,
     Ones,
     Power,
     Sub,
+    Sum,
     Transpose,
     parse_claim,
     to_latex,
@@ -156,6 +159,85 @@ def test_source_text_and_latex_round_trip():
     assert to_latex(claim.rhs, l_value=2).startswith(r"\left(\left(W^{(3)}\right)^{\top}")
 
 
+# ------------------------------------------------- the sources' notations (letters as written)
+LJ = LayerRef("l")
+
+
+def entry(name, ref, *idx, batch=False):
+    return Indexed(Leaf(name, ref, batch), tuple(idx))
+
+
+@pytest.mark.parametrize("text, lhs, rhs_", [
+    # Nielsen ch. 2, BP2 and BP4: superscript layers without parentheses, lowercase w
+    (r"\delta^l_j = \sum_k w^{l+1}_{kj} \delta^{l+1}_k \sigma'(z^l_j)", entry("delta", LJ, "j"),
+     Sum("k", MatMul(MatMul(entry("w", L1, "k", "j"), entry("delta", L1, "k")),
+                     Apply(Func("sigmoid", 1), entry("z", LJ, "j"))))),
+    (r"\frac{\partial C}{\partial w^l_{jk}} = a^{l-1}_k \delta^l_j",
+     Indexed(Grad("C", Leaf("w", LJ)), ("j", "k")),
+     MatMul(entry("a", LM1, "k"), entry("delta", LJ, "j"))),
+    # Bishop §5.3: unlayered units, h' the activation's derivative
+    (r"\delta_j = h'(a_j) \sum_k w_{kj} \delta_k", entry("delta", None, "j"),
+     MatMul(Apply(Func("generic", 1), entry("a", None, "j")),
+            Sum("k", MatMul(entry("w", None, "k", "j"), entry("delta", None, "k"))))),
+    # UFLDL: sums with limits, n_l the output layer
+    (r"\delta^{(n_l)}_i = -(y_i - a^{(n_l)}_i)", entry("delta", LayerRef("L"), "i"),
+     Neg(Sub(entry("y", None, "i"), entry("a", LayerRef("L"), "i")))),
+    # the printer's batch index form: sample and unit
+    (r"\frac{\partial L}{\partial b^{(l)}_{i}} = \sum_{r=1}^{B} \Delta^{(l)}_{r,i}",
+     Indexed(Grad("L", Leaf("b", LJ)), ("i",)),
+     Sum("r", entry("delta", LJ, "r", "i", batch=True), lower=1, upper="B")),
+])
+def test_component_forms_keep_indices_and_letters(text, lhs, rhs_):
+    claim = parse_claim(text)
+    assert claim.lhs == lhs and claim.rhs == rhs_
+
+
+@pytest.mark.parametrize("text, lhs, rhs_", [
+    # Ng: d-gradients, [l] layers, * elementwise, g^{[l]\prime}
+    (r"dz^{[l]} = W^{[l+1]T} dz^{[l+1]} * g^{[l]\prime}(z^{[l]})", Grad("d", Leaf("z", LJ)),
+     Hadamard(MatMul(Transpose(W()), Grad("d", Leaf("z", L1))),
+              Apply(Func("generic", 1, layer=LJ), Leaf("z", LJ)))),
+    (r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}", Grad("d", Leaf("W", LJ)),
+     MatMul(MatMul(Div(Num(Fraction(1)), Leaf("m")), Grad("d", Leaf("z", LJ, True))),
+            Transpose(Leaf("a", LM1, True)))),
+    # Wikipedia: (f^l)' without its argument, \circ and \cdot
+    (r"\delta^l = (f^l)' \circ (W^{l+1})^T \cdot \delta^{l+1}", Leaf("delta", LJ),
+     Hadamard(Apply(Func("generic", 1, layer=LJ), Leaf("z", LJ)),
+              MatMul(Transpose(W()), delta()))),
+    # Goodfellow: layer k, h and g kept as written
+    (r"\nabla_{W^{(k)}} J = g \, h^{(k-1)\top}", Grad("J", Leaf("W", LayerRef("k"))),
+     MatMul(Leaf("g"), Transpose(Leaf("h", LayerRef("k", -1))))),
+    (r"\nabla_{\hat{y}} J = \hat{y} - y", Grad("J", Leaf("yhat")), Sub(Leaf("yhat"), Leaf("y"))),
+    # Nielsen's Sigma'(z) is diag(sigma'(z)); \nabla_a C keeps a unlayered
+    (r"\delta^L = \Sigma'(z^L) \nabla_a C", Leaf("delta", LayerRef("L")),
+     MatMul(Apply(Func("diag"), Apply(Func("sigmoid", 1), Leaf("z", LayerRef("L")))),
+            Grad("C", Leaf("a")))),
+    # UFLDL's \bullet; d2l's bold letters
+    (r"\delta^{(l)} = W^{(l)T} \delta^{(l+1)} \bullet f'(z^{(l)})", Leaf("delta", LJ),
+     Hadamard(MatMul(Transpose(W(LJ)), delta()), Apply(Func("generic", 1), Leaf("z", LJ)))),
+    (r"\frac{\partial J}{\partial \mathbf{h}} = {\mathbf{W}^{(2)}}^\top \frac{\partial J}{\partial \mathbf{o}}",
+     Grad("J", Leaf("h")), MatMul(Transpose(W(LayerRef(None, 2))), Grad("J", Leaf("o")))),
+])
+def test_source_vector_notations(text, lhs, rhs_):
+    claim = parse_claim(text)
+    assert claim.lhs == lhs and claim.rhs == rhs_
+
+
+@pytest.mark.parametrize("text, node", [
+    (r"\log\cosh x", Apply(Func("log"), Apply(Func("cosh"), Leaf("x")))),
+    (r"\mu^{(l)}", Leaf("mu", LJ)), (r"\sigma^{2(l)}", Leaf("sigma2", LJ)),
+    (r"\sigma^{(l)2}", Leaf("sigma2", LJ)), (r"(\sigma^{(l)})^2", Leaf("sigma2", LJ)),
+    (r"\sigma^{(l)}", Leaf("sigma", LJ)), (r"\sigma^{2}(z)", Apply(Func("sigmoid", power=2),
+                                                                   Leaf("z"))),
+    (r"\hat{X}^{(l)}", Leaf("xhat", LJ, True)), (r"\gamma^{(l)}", Leaf("gamma", LJ)),
+    (r"m^{(l)}", Leaf("mask", LJ)), (r"M^{(l)}", Leaf("mask", LJ, True)), ("m", Leaf("m")),
+    (r"\lambda", Leaf("lambda")), (r"\epsilon", Leaf("eps")), ("p", Leaf("p")),
+    ("n_{l+1}", Leaf("n", L1)), ("n_2", Leaf("n", LayerRef(None, 2))),
+])
+def test_quantities_of_other_ops_and_bare_arguments(text, node):
+    assert parse_claim(r"\delta^{(l)} = " + text).rhs == node
+
+
 # --------------------------------------------------------------- errors
 @pytest.mark.parametrize("text, column, expected", [
     (r"\delta^{(l)} = (W^{(l+1)})^T \delta^{(l+1)} +", 46, "a quantity"),
@@ -179,12 +261,21 @@ def test_errors_point_at_the_column(text, column, expected):
 
 
 @pytest.mark.parametrize("text, message", [
-    (r"\delta^{(l)} = W^T", "needs a layer index"),
     (r"\delta^{(l)} = (a^{(l)})^{(l)}", "a second layer index"),
     (r"\delta^{(l)} = (a^{(l)} + 1)^{(l)}", "layer index belongs"),
     (r"\delta^{(l)} = a^{(l)} ^{99}", "exponent"),
     (r"\delta^{(l)} = \sigma_l(z^{(l)})", "subscript"),
-    (r"\frac{\partial L}{\partial y} = x", "with respect to W, b, z, a or x"),
+    (r"\frac{\partial L}{\partial \delta^{(l)}} = x", "with respect to W, b, z, a or x"),
+    (r"\delta^l_j = w^l_{jk}_{i}", "a second subscript"),
+    (r"\delta^l = (a^l + b^l)_j", "belongs on a quantity"),
+    (r"\delta^l = h'", "needs its argument"),
+    (r"\delta^l = h' + 1", "needs its argument"),
+    (r"\delta^l = z' ", "a prime belongs on a function"),
+    (r"\delta^l_j = \sum_{k=2}^{n} w_{kj}", "from 0 or 1"),
+    (r"\delta^l = (\sigma)'", "only (f^l)'"),
+    (r"\delta^l = (f)'", "needs the layer"),
+    (r"\delta^l = \Sigma(z^l)", "diagonal matrix"),
+    (r"\delta^l_j = a^l_{j}^T", "transpose of an entry"),
     (r"\delta^{(l)} = \mathbf{2}", "vector of ones"),
     ("(" * 60 + "x" + ")" * 60 + " = x", "nested"),
     ("x" * 3000, "longer"),
@@ -203,9 +294,13 @@ TOKENS = [
     "'", "/", "1", "2", "0.5", r"\odot", r"\cdot", r"\top", r"\frac", r"\partial", r"\sigma",
     r"\tanh", r"\exp", r"\log", r"\operatorname{softmax}", r"\mathbf{1}", r"\nabla", r"\ell",
     r"\prime", "(l)", "(l+1)", "(L)", "(2)", " ", r"\,", "&", r"\\", "%", "$", r"\foo", "é",
+    r"\sum", "_k", "_{jk}", "_{s,i}", "^{[l]}", "w", "h", "dz", "dW", "*", r"\bullet",
+    r"\hat{y}", r"\Sigma", "k", "j", "=1", "n_l", r"\mu", r"\sigma^{(l)}", r"\gamma",
 ]
 VALID = [
     r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) \odot f'(z^{(l)})",
+    r"\delta^l_j = \sum_k w^{l+1}_{kj} \delta^{l+1}_k \sigma'(z^l_j)",
+    r"dZ^{[l]} = W^{[l+1]T} dZ^{[l+1]} * g^{[l]\prime}(Z^{[l]})",
     r"\frac{\partial L}{\partial W^{(l)}} = \delta^{(l)} (a^{(l-1)})^T",
     r"\delta^{(L)} = (a^{(L)} - y) \odot \sigma'(z^{(L)})",
     r"\frac{d}{dz}\sigma(z) = \sigma(z)(1-\sigma(z))",

@@ -1,0 +1,458 @@
+"""Conventions: the user's letters and layouts, mapped to symbp's quantities.
+
+Contract: a :class:`Convention` says what the letters of a source mean in symbp's
+notation (CONVENTIONS §1): symbol roles (Goodfellow's and Bishop's ``a`` is symbp's
+``z``; Bishop's ``z`` the hidden activation, ``y`` the output, ``t`` the target;
+Goodfellow's and d2l's ``h`` the activation; d2l's ``o`` the output), the weight
+layout (CS231n: ``W`` is ``n_{l-1} x n_l`` with ``Z = XW + b``, so its ``W`` is
+symbp's ``W^T``), the batch layout (Ng: the samples are columns), a layer shift
+(UFLDL: layer 1 is the input, ``a^{(1)} = x``, and ``W^{(l)}`` maps layer ``l`` to
+``l+1``), the batch size's letter (``m``, ``N``) and how unlayered component forms
+find their layers (Bishop: units ``i, j, k`` of consecutive layers). :data:`PRESETS`
+holds one per source; ``symbp`` is the default.
+
+:func:`rewrite` applies a convention (and ``--let`` declarations, :func:`parse_let`)
+to a claim as parsed (letters as written) and returns the claim in symbp's
+quantities plus the mapping of the user's symbols; :func:`read` adds
+:func:`symbp.verify.notation.to_matrix` and the final check that only symbp's
+quantities are left. A letter that no convention in force maps is a
+:class:`~symbp.claims.ClaimParseError` naming it and what it means in the sources
+(``h: the activation in Goodfellow and d2l -- use --convention goodfellow or --let
+h=a``). :func:`verify_written` is the whole path from text to verdict: read, decide
+(:func:`symbp.verify.check.verify_parsed`), and for an incorrect claim try the
+other presets: when one of them makes the claim correct, the verdict says so
+("correct if W^{(l)} is n_{l-1} x n_l and Z = XW + b (as in CS231n); in this spec's
+convention the formula is ..."). Nothing is evaluated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from symbp import claims as C
+from symbp.errors import SymbpError
+from symbp.verify import notation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from symbp.verify.verdict import Verdict
+
+OUT = C.LayerRef("L")
+HIDDEN = C.LayerRef("L", -1)
+SYMBP_NAMES = {"W", "b", "z", "a", "x", "y", "delta", "B",  # and of the other ops:
+               "mu", "sigma2", "sigma", "eps", "xhat", "gamma", "beta", "mask", "p", "lambda",
+               "n"}
+_LAYERED = {"W", "b", "z", "a", "delta", "mu", "sigma2", "sigma", "xhat", "gamma", "beta",
+            "mask"}
+_TARGETS = {"W", "b", "z", "a", "gamma", "beta", "xhat", "mu", "sigma2"}
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a letter is in symbp: ``name`` (one of :data:`SYMBP_NAMES`), and ``layer``,
+    the layer it stands for when it is written without one."""
+
+    name: str
+    layer: C.LayerRef | None = None
+
+    @property
+    def latex(self) -> str:
+        return C.leaf_latex(C.Leaf(self.name, self.layer))
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A source's notation (see the module docstring)."""
+
+    name: str
+    source: str
+    condition: str = ""  # when the claim differs from symbp's: what this convention assumes
+    symbols: dict = field(default_factory=dict)  # the letter as written -> Role
+    weights_transposed: bool = False
+    batch_columns: bool = False
+    shift: int = 0  # added to the layer of a, z, delta written with l or a number
+    layers_by_index: bool = False
+    d_is_mean_gradient: bool = False  # CS231n's dZ is dL/dZ of the mean loss; Ng's stacks samples
+
+
+_BASE = {name: Role(name) for name in SYMBP_NAMES} | {"w": Role("W"), "yhat": Role("a", OUT)}
+
+PRESETS = {c.name: c for c in (
+    Convention("symbp", "symbp (CONVENTIONS §1)"),
+    Convention("nielsen", "Nielsen, Neural Networks and Deep Learning, ch. 2",
+               "w^l_{jk} is the weight from unit k of layer l-1 to unit j of layer l"),
+    Convention("wikipedia", "Wikipedia, Backpropagation"),
+    Convention("bishop", "Bishop, PRML §5.3",
+               "a is the pre-activation, z the hidden activation, y the output and t the "
+               "target, and the units i, j, k are in consecutive layers",
+               {"a": Role("z"), "z": Role("a"), "y": Role("a", OUT), "t": Role("y")},
+               layers_by_index=True),
+    Convention("goodfellow", "Goodfellow, Bengio and Courville, Deep Learning, Algorithm 6.4",
+               "a^{(k)} is the pre-activation and h^{(k)} the activation",
+               {"a": Role("z"), "h": Role("a"), "H": Role("a")}),
+    Convention("ng", "Ng's courses (deeplearning.ai)",
+               "the columns of X, A, Z and dZ are the m samples (X is n_0 \\times m)",
+               {"m": Role("B")}, batch_columns=True),
+    Convention("cs231n", "CS231n notes",
+               "W^{(l)} is n_{l-1} \\times n_l and Z = XW + b",
+               {"N": Role("B"), "h": Role("a"), "H": Role("a")}, weights_transposed=True,
+               d_is_mean_gradient=True),
+    Convention("d2l", "d2l.ai, Dive into Deep Learning §5.3",
+               "h is the hidden activation, o the output and z the hidden pre-activation",
+               {"h": Role("a", HIDDEN), "o": Role("z", OUT), "z": Role("z", HIDDEN)}),
+    Convention("ufldl", "UFLDL tutorial (Stanford)",
+               "layer 1 is the input (a^{(1)} = x) and W^{(l)} maps layer l to layer l+1",
+               shift=-1),
+)}
+DEFAULT = PRESETS["symbp"]
+
+# What an unmapped letter means in the sources, and how to declare it.
+HINTS = {
+    "h": ("the activation in Goodfellow (h^{(k)}) and d2l (\\mathbf{h})",
+          "--convention goodfellow or --let h=a"),
+    "H": ("the batch of activations in CS231n", "--convention cs231n or --let H=a"),
+    "o": ("the output in d2l (\\mathbf{o} = W^{(2)} \\mathbf{h})", "--convention d2l or "
+          "--let o=z^{(L)}"),
+    "t": ("the target in Bishop", "--convention bishop or --let t=y"),
+    "g": ("the gradient being propagated in Goodfellow's Algorithm 6.4 (\\nabla_{h^{(k)}} J, "
+          "then \\nabla_{a^{(k)}} J after the \\odot step)",
+          "write that gradient, e.g. \\nabla_{a^{(k)}} J, or --let g=delta"),
+    "m": ("the batch size in Ng's courses", "--convention ng or --let m=B"),
+    "N": ("the batch size in CS231n", "--convention cs231n or --let N=B"),
+}
+
+
+def get(name) -> Convention:
+    """The preset ``name`` (None: symbp's), or a SymbpError naming the choices."""
+    if name is None:
+        return DEFAULT
+    if isinstance(name, Convention):
+        return name
+    key = str(name).strip().lower()
+    if key not in PRESETS:
+        raise SymbpError(f"--convention {name}: unknown convention; choose one of "
+                         f"{', '.join(PRESETS)}")
+    return PRESETS[key]
+
+
+def parse_let(text: str) -> tuple[str, Role]:
+    """``h=a``, ``t=y``, ``m=B``, ``o=z^{(L)}``, ``g=delta``: (the letter as parsed, its role);
+    a SymbpError naming the flag for anything else."""
+    if not isinstance(text, str) or text.count("=") != 1:
+        raise SymbpError(f"--let {text}: expected LETTER=QUANTITY, e.g. --let h=a")
+    mine, ours = (part.strip() for part in text.split("="))
+    ours = {"delta": r"\delta", "Delta": r"\Delta"}.get(ours, ours)
+    written, target = _one_leaf(mine, text), _one_leaf(ours, text)
+    if target.name not in SYMBP_NAMES or target.batch:
+        raise SymbpError(f"--let {text}: {ours} is not one of symbp's quantities "
+                         "W, b, z, a, x, y, delta, B")
+    if written.layer is not None or written.name in SYMBP_NAMES - {"B"}:
+        raise SymbpError(f"--let {text}: {mine} must be a letter that symbp does not define "
+                         "(such as h, o, t, g, m, N)")
+    return written.name, Role(target.name, target.layer)
+
+
+def _one_leaf(text: str, flag: str) -> C.Leaf:
+    try:
+        node = C.parse_claim(f"{text} = 0").lhs
+    except C.ClaimParseError:
+        node = None
+    if not isinstance(node, C.Leaf):
+        raise SymbpError(f"--let {flag}: {text!r} is not a single letter such as h or a^{{(L)}}")
+    return node
+
+
+@dataclass
+class Reading:
+    """A claim read in a convention: ``claim`` in symbp's quantities (matrix form),
+    ``symbols`` the user's letters -> symbp's (LaTeX)."""
+
+    claim: C.Claim
+    convention: Convention
+    symbols: dict
+
+
+def read(text_or_claim, convention=None, lets=()) -> Reading:
+    """Parse (if given text), rewrite in ``convention`` with ``lets`` (pairs from
+    :func:`parse_let`), translate component forms; ClaimParseError when it cannot be read."""
+    claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
+    conv = get(convention)
+    rewritten, symbols = rewrite(claim, conv, dict(lets))
+    matrix = notation.to_matrix(rewritten)
+    _check_symbp(matrix)
+    return Reading(matrix, conv, symbols)
+
+
+def rewrite(claim: C.Claim, conv: Convention, lets: dict) -> tuple[C.Claim, dict]:
+    """The claim with every letter in symbp's meaning and layout (see the module docstring)."""
+    writer = _Rewriter(claim, conv, lets)
+    sides = [writer.node(side) for side in claim.sides]
+    sides = _normalise_lhs(sides)
+    rewritten = C.Claim(tuple(sides), claim.text)
+    return _fill_layers(rewritten, writer), writer.symbols
+
+
+class _Rewriter:
+    def __init__(self, claim: C.Claim, conv: Convention, lets: dict):
+        self.claim, self.conv, self.lets = claim, conv, lets
+        self.symbols: dict = {}
+        self.index_layers = _index_layers(claim, conv, lets) if conv.layers_by_index else {}
+
+    def fail(self, node, message):
+        raise C.ClaimParseError(message, node.span[0] + 1, text=self.claim.text)
+
+    def role(self, leaf: C.Leaf) -> Role:
+        name = leaf.name
+        role = self.lets.get(name) or self.conv.symbols.get(name) or _BASE.get(name)
+        if role is None:
+            meaning, fix = HINTS.get(name, ("not a quantity of the network", "--let "
+                                            f"{name}=a (or another quantity)"))
+            convention = "" if self.conv is DEFAULT else f" {self.conv.name}"
+            letter = "\\hat{y}" if name == "yhat" else name
+            self.fail(leaf, f"{letter} is not defined in the{convention} convention: {letter} is "
+                            f"{meaning}; use {fix}")
+        if role.name != name or role.layer is not None:
+            written = "\\hat{y}" if name == "yhat" else C.leaf_latex(replace(leaf, layer=None))
+            self.symbols[written] = role.latex
+        return role
+
+    def layer(self, ref: C.LayerRef | None, name: str) -> C.LayerRef | None:
+        if ref is None:
+            return None
+        if ref.var == "k":
+            self.symbols.setdefault("k (the layer)", "l")
+            ref = C.LayerRef("l", ref.offset)
+        if self.conv.shift and name in ("a", "z", "delta") and ref.var != "L":
+            ref = ref.shifted(self.conv.shift)
+        return ref
+
+    def leaf(self, leaf: C.Leaf, indices=()) -> C.Node:
+        role = self.role(leaf)
+        layer = self.layer(leaf.layer, role.name) if leaf.layer is not None else None
+        if layer is None and indices and leaf.name not in ("y", "t") and self.index_layers:
+            layer = self.index_layers.get(indices[0])
+        if layer is None:
+            layer = role.layer
+        if role.name == "x" and layer is not None:
+            self.fail(leaf, "x is the input: it takes no layer index")
+        new = C.Leaf(role.name, layer if role.name in _LAYERED else None, leaf.batch,
+                     span=leaf.span)
+        return replace(new, batch=False) if role.name == "B" else new
+
+    def node(self, node):
+        if isinstance(node, C.Leaf):
+            return self.layout(self.leaf(node), ())
+        if isinstance(node, C.Indexed):
+            return self.indexed(node)
+        if isinstance(node, C.Grad):
+            return self.grad(node, ())
+        if isinstance(node, C.Transpose):
+            inner = self.node(node.arg)
+            return inner.arg if isinstance(inner, C.Transpose) else replace(node, arg=inner)
+        if isinstance(node, C.Apply):
+            func = node.func
+            if func.layer is not None:
+                func = replace(func, layer=self.layer(func.layer, "z"))
+            return replace(node, func=func, arg=self.node(node.arg))
+        changes = {name: self.node(child) for name, child in C.children(node)}
+        return replace(node, **changes) if changes else node
+
+    def indexed(self, node: C.Indexed):
+        idx = tuple(node.indices)
+        if isinstance(node.arg, C.Grad):
+            inner = self.grad(node.arg, idx)
+        else:
+            inner = self.layout(self.leaf(node.arg, idx), idx)
+        return _index(inner, idx)
+
+    def layout(self, leaf: C.Node, idx) -> C.Node:
+        """Transposes of the convention's layouts (an entry swaps its indices instead)."""
+        if not isinstance(leaf, C.Leaf):
+            return leaf
+        flip = (leaf.name == "W" and self.conv.weights_transposed) or (
+            leaf.batch and self.conv.batch_columns and leaf.name != "B")
+        return C.Transpose(leaf, span=leaf.span) if flip else leaf
+
+    def grad(self, node: C.Grad, idx) -> C.Node:
+        target = self.leaf(node.target, idx)
+        if target.name == "x":
+            target = C.Leaf("a", C.LayerRef(None, 0), span=target.span)
+        if target.name not in _TARGETS:
+            self.fail(node, "differentiate the loss with respect to W, b, z, a or x")
+        loss = node.loss
+        if target.batch and target.name == "z":
+            # symbp's Delta is dL/dZ of the mean loss; Ng's dZ stacks the samples' deltas: B Delta
+            delta = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx)
+            stacked = loss == "d" and not self.conv.d_is_mean_gradient
+            return C.MatMul(C.Leaf("B"), delta, span=node.span) if stacked else delta
+        if loss == "d":
+            loss = "L" if target.batch else r"\ell"
+        grad = C.Grad(loss, target, span=node.span)
+        flip = (target.name == "W" and self.conv.weights_transposed) or (
+            target.batch and self.conv.batch_columns)
+        return C.Transpose(grad, span=node.span) if flip else grad
+
+
+def _index(inner: C.Node, idx: tuple) -> C.Node:
+    """``inner`` indexed by ``idx``: a transposed quantity swaps its indices, a quotient
+    by B indexes its numerator."""
+    if isinstance(inner, C.Transpose):
+        return C.Indexed(inner.arg, tuple(reversed(idx)), span=inner.span)
+    if isinstance(inner, C.MatMul):  # Ng's B Delta
+        return C.MatMul(inner.left, _index(inner.right, idx), span=inner.span)
+    return C.Indexed(inner, idx, span=inner.span)
+
+
+def _index_layers(claim: C.Claim, conv: Convention, lets: dict) -> dict:
+    """Bishop's units: index letters i, j, k in consecutive layers; j is layer l, or the
+    letter of the output (y, t) is L."""
+    order = "ijk"
+    letters = {i for side in claim.sides for _, n in C.walk(side) if isinstance(n, C.Indexed)
+               for i in n.indices if i in order}
+    anchor_letter, anchor = "j", C.LayerRef("l")
+    for side in claim.sides:
+        for _, n in C.walk(side):
+            if isinstance(n, C.Indexed) and isinstance(n.arg, C.Leaf) \
+                    and n.arg.name in ("y", "t") and n.indices and n.indices[0] in order:
+                anchor_letter, anchor = n.indices[0], OUT
+    return {letter: anchor.shifted(order.index(letter) - order.index(anchor_letter))
+            for letter in letters}
+
+
+def _normalise_lhs(sides: list) -> list:
+    """Undo a layout on the left-hand side: ``W^T = R`` is ``W = R^T``, ``B D = R`` is
+    ``D = R / B``, so that the left side is the quantity itself."""
+    lhs, rest = sides[0], list(sides[1:])
+    while True:
+        if isinstance(lhs, C.Transpose):
+            lhs, rest = lhs.arg, [notation.transpose(side) for side in rest]
+        elif isinstance(lhs, C.MatMul) and lhs.left == C.Leaf("B"):
+            lhs, rest = lhs.right, [C.Div(side, C.Leaf("B")) for side in rest]
+        else:
+            return [lhs] + rest
+
+
+def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
+    """Give an unlayered W, b, z, a or delta the layer the claim implies, or refuse:
+
+    - a gradient target without a layer (Nielsen's ``\\nabla_a C``) takes the one layer
+      that all the claim's layered quantities share;
+    - in a claim with no layer anywhere, everything is layer 1 when the input x appears
+      (CS231n's ``dW = X^T dZ``), the output layer L when the target y appears;
+    - anything else is a ClaimParseError asking for the layer index."""
+    refs, missing, targets, has_x, has_y = set(), [], [], False, False
+    for side in claim.sides:
+        for path, node in _walk_all(side):
+            if isinstance(node, C.Leaf) and node.name in _LAYERED:
+                if node.layer is not None:
+                    refs.add(node.layer)
+                else:
+                    (targets if path == "target" else missing).append(node)
+            has_x |= isinstance(node, C.Leaf) and node.name == "x"
+            has_y |= isinstance(node, C.Leaf) and node.name == "y"
+    if not missing and not targets:
+        return claim
+    if refs and not missing and len(refs) == 1:
+        layer = next(iter(refs))
+    elif not refs and has_x != has_y:
+        layer = C.LayerRef(None, 1) if has_x else OUT
+    else:
+        first = (missing + targets)[0]
+        letter = C.leaf_latex(first)
+        hint = (" (unlayered units i, j, k as in Bishop: --convention bishop)"
+                if writer.conv is not PRESETS["bishop"] else "")
+        raise C.ClaimParseError(f"{letter} has no layer index and the claim does not say "
+                                f"which layer it is: write {letter}^{{(l)}}{hint}",
+                                first.span[0] + 1, ["'^{(l)}'"], claim.text)
+    sides = tuple(_set_layer(side, layer) for side in claim.sides)
+    for leaf in missing + targets:
+        writer.symbols.setdefault(C.leaf_latex(replace(leaf, layer=None)),
+                                  C.leaf_latex(replace(leaf, layer=layer)))
+    return C.Claim(sides, claim.text)
+
+
+def _walk_all(node):
+    """Every node, and the targets of gradients too."""
+    for path, child in C.walk(node):
+        yield path, child
+        if isinstance(child, C.Grad):
+            yield "target", child.target
+
+
+def _set_layer(node, layer: C.LayerRef):
+    if isinstance(node, C.Leaf):
+        return replace(node, layer=layer) if node.name in _LAYERED and node.layer is None \
+            else node
+    if isinstance(node, C.Grad):
+        return replace(node, target=_set_layer(node.target, layer))
+    changes = {name: _set_layer(child, layer) for name, child in C.children(node)}
+    return replace(node, **changes) if changes else node
+
+
+def _check_symbp(claim: C.Claim) -> None:
+    """Only symbp's quantities are left, with the layers the decision needs."""
+    for side in claim.sides:
+        for _, node in _walk_all(side):
+            if isinstance(node, (C.Indexed, C.Sum)):  # pragma: no cover - to_matrix removed them
+                raise C.ClaimParseError("an index form is left", node.span[0] + 1,
+                                        text=claim.text)
+            if isinstance(node, C.Leaf) and node.name not in SYMBP_NAMES:  # pragma: no cover
+                raise C.ClaimParseError(f"{node.name} is not defined", node.span[0] + 1,
+                                        text=claim.text)
+
+
+# --------------------------------------------------------------- the verdict
+def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict:
+    """Decide a claim as the user wrote it, in ``convention`` (a preset name, default
+    symbp's) with ``lets`` (``"h=a"`` strings or parsed pairs)."""
+    from symbp.verify.check import as_network, verify_parsed
+    from symbp.verify.verdict import unparsed
+
+    network = as_network(network)
+    conv = get(convention)
+    pairs = [parse_let(item) if isinstance(item, str) else item for item in lets]
+    try:
+        reading = read(text, conv, pairs)
+    except C.ClaimParseError as error:
+        verdict = unparsed(text if isinstance(text, str) else repr(text), error)
+        return _label(verdict, conv, {}, convention is not None)
+    verdict = verify_parsed(reading.claim, network, text)
+    _label(verdict, conv, reading.symbols, convention is not None or bool(pairs))
+    if verdict.verdict == "incorrect" and network is not None:
+        _other_conventions(verdict, text, reading, network, pairs)
+    return verdict
+
+
+def _label(verdict, conv: Convention, symbols: dict, named: bool):
+    if named or symbols:
+        verdict.convention = conv.name
+    if symbols:
+        verdict.symbols = dict(symbols)
+    return verdict
+
+
+def _other_conventions(verdict, text, reading: Reading, network, pairs) -> None:
+    """If another preset reads the claim as a correct one, say so first."""
+    from symbp.verify.check import verify_parsed
+
+    seen = [reading.claim.sides]
+    for conv in PRESETS.values():
+        if conv is reading.convention:
+            continue
+        try:
+            other = read(text, conv, pairs)
+        except C.ClaimParseError:
+            continue
+        if other.claim.sides in seen:
+            continue
+        seen.append(other.claim.sides)
+        try:
+            alternative = verify_parsed(other.claim, network, text)
+        except SymbpError:
+            continue
+        if alternative.ok:
+            truth = f"; in this spec's convention the formula is {verdict.correct}" \
+                if verdict.correct else ""
+            verdict.mistakes.insert(0, f"convention: correct if {conv.condition} (as in "
+                                       f"{conv.source}: --convention {conv.name}){truth}")
+            return

@@ -1,0 +1,386 @@
+"""Component forms: a claim about entries (index subscripts and sums) read as matrices.
+
+Contract: :func:`to_matrix` takes a :class:`~symbp.claims.Claim` whose quantities are
+already symbp's (``W b z a x y delta B``, with layers: :mod:`symbp.verify.conventions`
+maps the user's letters first) and returns the same claim in the vector/matrix
+AST that the decision reads, so that the evaluator never sees an index. A claim
+without subscripts or sums comes back unchanged. A component claim's left side is
+an entry, ``\\delta^l_j``, ``\\partial C/\\partial w^l_{jk}``, ``\\Delta^{(l)}_{s,i}``;
+its free indices name the rows (and columns) of the matrix claim:
+
+- a vector quantity takes one index (``a_j``), ``W`` two (``W_{jk}``, row ``j``,
+  column ``k``), a batch quantity two (``\\Delta_{s,i}``, ``a_{s,i}``: row ``s`` the
+  sample); a gradient's entry is indexed as its target;
+- a product of entries with the same indices is the elementwise product, of two
+  vectors' entries with different indices the outer product (``a_k \\delta_j`` for
+  the entry ``jk`` is ``\\delta a^T``), a scalar scales;
+- ``\\sum_k`` over two factors sharing ``k`` is a matrix product with the transposes
+  the positions of ``k`` ask for (``\\sum_k w_{kj} \\delta_k`` is entry ``j`` of
+  ``W^T \\delta``), over one factor a sum of rows or columns (``\\sum_r \\Delta_{r,i}``
+  is entry ``i`` of ``\\Delta^T \\mathbf{1}``); the sum's limits, when written, must
+  run over the whole range (from 0 or 1: the range itself is the width's);
+- elementwise functions, sums, differences, powers and quotients keep the indices.
+
+Anything without such a reading (an index on one side only, a vector without an
+index among entries, a trace, three factors sharing a summed index with no vector
+to merge) raises :class:`~symbp.claims.ClaimParseError` naming the construct and
+why: never a guessed matrix. Nothing is evaluated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from symbp import claims as C
+
+_VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mask"}
+
+
+@dataclass(frozen=True)
+class _T:
+    """A translated subexpression: ``expr`` whose rows (and columns) carry ``idx``."""
+
+    expr: C.Node
+    idx: tuple
+
+
+class _Unreadable(Exception):
+    def __init__(self, node: C.Node, reason: str):
+        super().__init__(reason)
+        self.node, self.reason = node, reason
+
+
+def has_components(claim: C.Claim) -> bool:
+    """Does the claim use index subscripts or sums anywhere?"""
+    return any(isinstance(node, (C.Indexed, C.Sum)) for side in claim.sides
+               for _, node in C.walk(side))
+
+
+def to_matrix(claim: C.Claim) -> C.Claim:
+    """The claim in matrix form (see the module docstring); unchanged without indices."""
+    if not has_components(claim):
+        return claim
+    lhs = claim.lhs
+    try:
+        if not isinstance(lhs, C.Indexed):
+            raise _Unreadable(lhs, "the right-hand side is written with entries (index "
+                                   "subscripts or sums) but the left-hand side is not an "
+                                   "entry: write both sides with indices, e.g. "
+                                   "\\delta^l_j = ..., or neither")
+        target = _entry(lhs)
+        sides = [target.expr]
+        for side in claim.sides[1:]:
+            sides.append(_orient(_Reader(target.idx).side(side), target, side))
+    except _Unreadable as error:
+        raise C.ClaimParseError(f"cannot read this component form as matrices: {error.reason}",
+                                error.node.span[0] + 1, text=claim.text) from None
+    return C.Claim(tuple(sides), claim.text)
+
+
+def _orient(result: _T, target: _T, side: C.Node) -> C.Node:
+    """``result`` with its indices in the order of the left-hand side's."""
+    if result.idx == target.idx:
+        return result.expr
+    if sorted(result.idx) == sorted(target.idx) and len(result.idx) == 2:
+        return transpose(result.expr)
+    missing = [i for i in target.idx if i not in result.idx]
+    extra = [i for i in result.idx if i not in target.idx]
+    if extra:
+        raise _Unreadable(side, f"the index {extra[0]} is free on the right but not on the "
+                                f"left (sum over it with \\sum_{extra[0]}, or index the left "
+                                f"side with it)")
+    raise _Unreadable(side, f"the right-hand side does not depend on the index {missing[0]} "
+                            "of the left-hand side")
+
+
+def _entry(node: C.Indexed) -> _T:
+    """An indexed quantity or gradient: the whole matrix, rows (columns) named by its indices."""
+    base, idx = node.arg, tuple(node.indices)
+    if len(set(idx)) != len(idx):
+        raise _Unreadable(node, f"a repeated index in {'_'.join(idx)} (a diagonal or a "
+                                "trace has no matrix reading here)")
+    if any(i.isdigit() for i in idx):
+        raise _Unreadable(node, "a numbered entry such as w_{12} is one number; write the "
+                                "entry with index letters (w_{jk})")
+    leaf = base.target if isinstance(base, C.Grad) else base
+    if not isinstance(leaf, C.Leaf):
+        raise _Unreadable(node, "an index subscript belongs on a quantity such as w^l_{jk}")
+    name = leaf.name
+    if name == "W":
+        if len(idx) != 2:
+            raise _Unreadable(node, "a weight entry takes two indices, W_{jk} (row j of "
+                                    "layer l, column k of layer l-1)")
+        return _T(base, idx)
+    if name not in _VECTOR_NAMES:
+        raise _Unreadable(node, f"{C.leaf_latex(leaf)} takes no index")
+    if len(idx) == 1:
+        if leaf.batch:
+            raise _Unreadable(node, f"the batch quantity {C.leaf_latex(leaf)} takes two "
+                                    "indices, sample and unit: _{s,i}")
+        return _T(base, idx)
+    if len(idx) == 2 and name != "b":  # a_{s,i}: row s of the batch matrix
+        batch = replace(leaf, batch=True)
+        return _T(replace(base, target=batch) if isinstance(base, C.Grad) else batch, idx)
+    raise _Unreadable(node, f"{C.leaf_latex(leaf)} takes one index (two in a batch "
+                            "formula: sample and unit)")
+
+
+class _Reader:
+    """Reads one side: every vector quantity must be an entry, sums contract."""
+
+    def __init__(self, free: tuple):
+        self.free = free
+
+    def side(self, node) -> _T:
+        return self.read(node)
+
+    def read(self, node) -> _T:
+        method = getattr(self, "r_" + type(node).__name__, None)
+        if method is None:
+            raise _Unreadable(node, f"{type(node).__name__.lower()} has no reading among "
+                                    "entries")
+        return method(node)
+
+    # ----- leaves
+    def r_Num(self, node):
+        return _T(node, ())
+
+    def r_Leaf(self, node):
+        if node.name == "B":
+            return _T(node, ())
+        raise _Unreadable(node, f"{C.leaf_latex(node)} appears without an index among entries: "
+                                f"write its entry, e.g. {C.leaf_latex(node)}_j")
+
+    def r_Grad(self, node):
+        raise _Unreadable(node, "a whole gradient among entries: write its entry, e.g. "
+                                "\\frac{\\partial C}{\\partial a^L_j}")
+
+    def r_Indexed(self, node):
+        return _entry(node)
+
+    def r_Ones(self, node):
+        raise _Unreadable(node, "\\mathbf{1} among entries: write the sum, \\sum_k")
+
+    def r_Transpose(self, node):
+        raise _Unreadable(node, "a transpose among entries: swap the indices instead")
+
+    # ----- elementwise
+    def r_Neg(self, node):
+        inner = self.read(node.arg)
+        return _T(C.Neg(inner.expr, span=node.span), inner.idx)
+
+    def r_Add(self, node):
+        return self._combine(node, C.Add)
+
+    def r_Sub(self, node):
+        return self._combine(node, C.Sub)
+
+    def _combine(self, node, kind):
+        left, right = self.read(node.left), self.read(node.right)
+        if left.idx and right.idx and left.idx != right.idx:
+            if sorted(left.idx) == sorted(right.idx) and len(left.idx) == 2:
+                right = _T(transpose(right.expr), left.idx)
+            else:
+                raise _Unreadable(node, f"the terms have different free indices "
+                                        f"({_names(left.idx)} and {_names(right.idx)})")
+        return _T(kind(left.expr, right.expr, span=node.span), left.idx or right.idx)
+
+    def r_Power(self, node):
+        inner = self.read(node.arg)
+        return _T(replace(node, arg=inner.expr), inner.idx)
+
+    def r_Apply(self, node):
+        if node.func.name in ("softmax", "diag"):
+            raise _Unreadable(node, f"{node.func.name} of an entry: it reads a whole vector")
+        inner = self.read(node.arg)
+        return _T(replace(node, arg=inner.expr), inner.idx)
+
+    def r_Div(self, node):
+        num, den = self.read(node.num), self.read(node.den)
+        if den.idx and not num.idx:  # 1 / a_j: a power of the entry
+            return self._product(node, [num, _T(C.Power(den.expr, -1), den.idx)])
+        if num.idx and den.idx and num.idx != den.idx:
+            raise _Unreadable(node, "a quotient of entries with different indices")
+        return _T(C.Div(num.expr, den.expr, span=node.span), num.idx or den.idx)
+
+    # ----- products and sums
+    def r_MatMul(self, node):
+        return self._product(node, [self.read(f) if not isinstance(f, C.Sum) else f
+                                    for f in _factors(node)])
+
+    r_Hadamard = r_MatMul
+
+    def r_Sum(self, node):
+        return self._product(node, [node])
+
+    def _product(self, node, factors) -> _T:
+        """Multiply entries: contract each sum, then merge what is left."""
+        done = []
+        for factor in factors:
+            done.append(self._sum(factor) if isinstance(factor, C.Sum) else factor)
+        return _merge(node, done)
+
+    def _sum(self, node: C.Sum) -> _T:
+        parts = [self.read(f) if not isinstance(f, C.Sum) else self._sum(f)
+                 for f in _factors(node.body)]
+        index = node.index or self._implied_index(node, parts)
+        if index in self.free:
+            raise _Unreadable(node, f"\\sum_{index} sums over {index}, a free index of the "
+                                    "left-hand side")
+        self._check_limits(node)
+        inside = [p for p in parts if index in p.idx]
+        outside = [p for p in parts if index not in p.idx]
+        if not inside:
+            raise _Unreadable(node, f"nothing under \\sum_{index} depends on {index}")
+        return _merge(node, outside + [_contract(node, index, inside)])
+
+    def _implied_index(self, node, parts) -> str:
+        bound = sorted({i for p in parts for i in p.idx if i not in self.free})
+        if len(bound) != 1:
+            raise _Unreadable(node, "\\sum without its index: write \\sum_k")
+        return bound[0]
+
+    def _check_limits(self, node: C.Sum) -> None:
+        if node.upper is not None and node.upper.replace(" ", "").endswith("-1") \
+                and node.lower != 0:
+            raise _Unreadable(node, f"\\sum up to {node.upper}: symbp reads sums over the "
+                                    "whole range (0 to n-1, or 1 to n)")
+        if node.upper is not None and node.upper.strip().isdigit():
+            raise _Unreadable(node, f"\\sum up to the number {node.upper}: write the range "
+                                    "as a width, n_l")
+
+
+def _factors(node) -> list:
+    """The factors of a product of entries (juxtaposition, \\cdot, \\odot)."""
+    if isinstance(node, (C.MatMul, C.Hadamard)):
+        return _factors(node.left) + _factors(node.right)
+    return [node]
+
+
+def _names(idx) -> str:
+    return ", ".join(idx) if idx else "none"
+
+
+def _contract(node, index: str, parts: list) -> _T:
+    """``\\sum_index`` of the product of ``parts``, each of which has ``index``."""
+    parts = _merge_same(node, parts)
+    if len(parts) > 2:
+        raise _Unreadable(node, f"more than two factors share the summed index {index}")
+    if any(len(part.idx) > 2 for part in parts):  # pragma: no cover - entries have <= 2
+        raise _Unreadable(node, "an entry with more than two indices")
+    if len(parts) == 1:
+        (part,) = parts
+        if len(part.idx) == 1:  # sum_k v_k = v^T 1
+            return _T(C.MatMul(transpose(part.expr), C.Ones()), ())
+        rows = part.expr if part.idx[0] == index else transpose(part.expr)
+        return _T(C.MatMul(transpose(rows), C.Ones()), _without(part.idx, index))
+    first, second = parts
+    if len(first.idx) == 1 and len(second.idx) == 1:  # sum_k u_k v_k = u^T v
+        return _T(C.MatMul(transpose(first.expr), second.expr), ())
+    if len(first.idx) == 1:
+        first, second = second, first
+    left = first.expr if first.idx[1] == index else transpose(first.expr)
+    if len(second.idx) == 1:  # sum_k M_{jk} v_k = (M v)_j
+        return _T(C.MatMul(left, second.expr), _without(first.idx, index))
+    right = second.expr if second.idx[0] == index else transpose(second.expr)
+    return _T(C.MatMul(left, right), _without(first.idx, index) + _without(second.idx, index))
+
+
+def _without(idx: tuple, index: str) -> tuple:
+    return tuple(i for i in idx if i != index)
+
+
+def _merge_same(node, parts: list) -> list:
+    """Elementwise products of the factors with the same indices (in any order)."""
+    merged: list[_T] = []
+    for part in parts:
+        for n, other in enumerate(merged):
+            if sorted(other.idx) == sorted(part.idx):
+                expr = part.expr if part.idx == other.idx else transpose(part.expr)
+                merged[n] = _T(_times(other, expr), other.idx)
+                break
+        else:
+            merged.append(part)
+    return merged
+
+
+def _times(left: _T, right: C.Node) -> C.Node:
+    if not left.idx:
+        return C.MatMul(left.expr, right)
+    return C.Hadamard(left.expr, right)
+
+
+def _merge(node, parts: list) -> _T:
+    """The product of entries with no summed index left: scalars scale, equal indices
+    multiply elementwise, two vectors' different indices make an outer product."""
+    scalars = [p for p in parts if not p.idx]
+    tensors = _merge_same(node, [p for p in parts if p.idx])
+    if len(tensors) == 2 and sorted(len(t.idx) for t in tensors) == [1, 2]:
+        tensors = [_scaled_rows(node, *sorted(tensors, key=lambda t: -len(t.idx)))]
+    if len(tensors) > 2 or (len(tensors) == 2 and (len(tensors[0].idx) != 1
+                                                   or len(tensors[1].idx) != 1)):
+        raise _Unreadable(node, "a product of entries with different indices that is not "
+                                "an outer product of two vectors (a sum over a shared "
+                                "index may be missing)")
+    if len(tensors) == 2:
+        u, v = tensors
+        tensors = [_T(C.MatMul(u.expr, transpose(v.expr)), u.idx + v.idx)]
+    result = tensors[0] if tensors else None
+    for scalar in reversed(scalars):
+        result = scalar if result is None else _T(C.MatMul(scalar.expr, result.expr),
+                                                  result.idx)
+    if result is None:  # pragma: no cover - a product has a factor
+        raise _Unreadable(node, "an empty product")
+    return result
+
+
+def _scaled_rows(node, matrix: _T, vector: _T) -> _T:
+    """``M_{jk} v_j`` (or ``v_k``) without a sum: ``diag(v) M`` (or ``M diag(v)``)."""
+    (index,) = vector.idx
+    if index not in matrix.idx:
+        raise _Unreadable(node, "a product of a matrix entry and a vector entry with no "
+                                "index in common")
+    diag = C.Apply(C.Func("diag"), vector.expr)
+    if matrix.idx[0] == index:
+        return _T(C.MatMul(diag, matrix.expr), matrix.idx)
+    return _T(C.MatMul(matrix.expr, diag), matrix.idx)
+
+
+def transpose(node: C.Node) -> C.Node:
+    """``node^T``, pushed through products and elementwise operations so that the matrix
+    claim reads as one writes it (``(u v^T)^T`` is ``v u^T``)."""
+    if isinstance(node, C.Transpose):
+        return node.arg
+    if isinstance(node, (C.Num, C.Ones)) or (isinstance(node, C.Leaf) and node.name == "B"):
+        return node
+    if isinstance(node, C.MatMul):
+        if _scalar(node.left):
+            return C.MatMul(node.left, transpose(node.right))
+        return C.MatMul(transpose(node.right), transpose(node.left))
+    if isinstance(node, (C.Hadamard, C.Add, C.Sub)):
+        return type(node)(transpose(node.left), transpose(node.right))
+    if isinstance(node, C.Div) and _scalar(node.den):
+        return C.Div(transpose(node.num), node.den)
+    if isinstance(node, C.Neg):
+        return C.Neg(transpose(node.arg))
+    if isinstance(node, C.Apply) and node.func.name not in ("softmax", "diag"):
+        return replace(node, arg=transpose(node.arg), span=(0, 0))
+    if isinstance(node, C.Power):
+        return replace(node, arg=transpose(node.arg), span=(0, 0))
+    return C.Transpose(node)
+
+
+def _scalar(node: C.Node) -> bool:
+    if isinstance(node, C.Num):
+        return True
+    if isinstance(node, C.Leaf):
+        return node.name == "B"
+    if isinstance(node, (C.Div, C.MatMul)):
+        left, right = (node.num, node.den) if isinstance(node, C.Div) else (node.left,
+                                                                            node.right)
+        return _scalar(left) and _scalar(right)
+    if isinstance(node, C.Neg):
+        return _scalar(node.arg)
+    return False
+
+
