@@ -9,11 +9,13 @@ the LaTeX of one entry (``z^{(1)}_{s,i}``) for index forms. Gradients are
 ``\\frac{\\partial L}{\\partial ...}`` (``\\ell`` per sample), except a dense
 layer's pre-activation, whose gradient is ``\\Delta^{(l)} = \\partial L /
 \\partial Z^{(l)}`` (batch) and ``\\delta^{(l)} = \\partial \\ell / \\partial
-z^{(l)}`` (one sample). :func:`readable` renames the engine's canonical
-indices (``i0, i1, k0``) to letters: ``s`` for the batch row, ``i, j`` for
-the other free axes, ``r, t`` for a sum over the batch and ``k, m, p`` for
-other sums. The names come from the engine's ``Tensor.latex``; nothing here
-depends on an op.
+z^{(l)}`` (one sample), and so is a convolution layer's.
+:func:`readable` renames the engine's canonical indices (``i0, i1, k0``) to
+letters by the kind of axis they index (:mod:`symbp.printing.axes`): ``s``
+for the batch row, ``i, j`` for the other free axes of a dense layer's
+tensors, ``r, t`` for a sum over the batch and ``k, m, p`` for other sums;
+``c, i, j, p, q`` (channel, position, kernel offset) for the axes of
+convolutions and pooling. The names come from the engine's ``Tensor.latex``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ import sympy as sp
 
 from symbp.engine.indices import FREE
 from symbp.ops.base import BATCH
+from symbp.printing.axes import BATCH_KIND, FEATURE, kinds_of_indices, letter_pools
 
 VIEWS = ("batch", "sample")
-ROW_LETTERS = ("s",)
-FREE_LETTERS = ("i", "j", "q")
-BATCH_SUM_LETTERS = ("r", "t", "u")
-SUM_LETTERS = ("k", "m", "p", "c", "d")
+WEIGHTED_OPS = ("dense", "conv1d", "conv2d")  # a layer's pre-activation: its gradient is delta
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,16 @@ def to_text(latex: str) -> str:
                   lambda m: f"d{m.group(1).lstrip(chr(92))}/d{to_text(m.group(2))}", latex)
     if text != latex:
         return text
-    text = re.sub(r"\^\{(\d*)\((.*?)\)\}", r"\1^(\2)", latex)
+    text = re.sub(r"\\operatorname\{(\w+)\}", r"\1", latex)
+    text = re.sub(r"\^\{(\d*)\((.*?)\)\}", r"\1^(\2)", text)
     text = re.sub(r"\\hat\{\\?(\w+)\}", r"\1hat", text)
     return re.sub(r"\\(\w+)", r"\1", text).replace("{", "").replace("}", "")
 
 
 def capital(latex: str) -> str:
     """``a^{(1)}`` -> ``A^{(1)}``, ``\\hat{x}^{(2)}`` -> ``\\hat{X}^{(2)}``; Greek names as they are."""
+    latex = re.sub(r"^(\\operatorname\{vec\}\()([a-z])(?=\^)", lambda m: m.group(1) + m.group(2).upper(),
+                   latex)  # the reshape of a batch tensor: vec(A^{(4)})
     latex = re.sub(r"^([a-z])(?=\^|$)", lambda m: m.group(1).upper(), latex)
     return re.sub(r"^\\hat\{([a-z])\}", lambda m: rf"\hat{{{m.group(1).upper()}}}", latex)
 
@@ -96,7 +99,7 @@ def gradient_quantity(graph, tensor, adjoint, view: str) -> Quantity:
     sample = view == "sample"
     equation = graph.definition(tensor.name)
     comma = is_batch(tensor) and not sample
-    if equation is not None and equation.op == "dense":
+    if equation is not None and equation.op in WEIGHTED_OPS:
         letter = r"\delta" if sample else r"\Delta"
         latex = f"{letter}^{{({tensor.layer})}}"
         return Quantity(adjoint.name, latex, to_text(latex), latex, comma=comma, gradient=True)
@@ -118,28 +121,36 @@ def quantities(graph, gradients, view: str) -> dict:
 
 
 # ------------------------------------------------------------------ index letters
-def readable(expr: sp.Expr, shape: tuple) -> tuple:
-    """``(expr with letters for its indices, the free letters)`` for a tensor of ``shape``."""
+def readable(expr: sp.Expr, shape: tuple, axes: dict | None = None, own: tuple = ()) -> tuple:
+    """``(expr with letters for its indices, the free letters)`` for a tensor of ``shape``
+    whose axes are of the kinds ``own`` (:mod:`symbp.printing.axes`; ``axes`` names the
+    axes of the tensors ``expr`` reads). Without them every axis is a row or a feature."""
+    if len(own) != len(shape):
+        own = tuple(BATCH_KIND if size == BATCH else FEATURE for size in shape)
     free, letters = {}, []
-    others = iter(FREE_LETTERS)
-    for axis, size in enumerate(shape):
-        letter = ROW_LETTERS[0] if size == BATCH else next(others)
+    for axis, kind in enumerate(own):
+        letter = _pick(letter_pools(kind, bound=False), set(letters))
         free[FREE[axis]] = sp.Symbol(letter, integer=True)
         letters.append(letter)
-    return _bound(expr.xreplace(free), set(letters)), letters
+    return _bound(expr.xreplace(free), set(letters), axes or {}), letters
 
 
-def _bound(expr: sp.Expr, used: set) -> sp.Expr:
+def _pick(pool: tuple, used: set) -> str:
+    return next(c for c in pool + tuple("abcdefgh") if c not in used)
+
+
+def _bound(expr: sp.Expr, used: set, axes: dict) -> sp.Expr:
     if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, sp.Indexed):
         return expr
     if isinstance(expr, sp.Sum):
         body, limits, inner = expr.function, [], set(used)
+        kinds = kinds_of_indices(body, axes)
         for index, low, high in expr.limits:
-            pool = BATCH_SUM_LETTERS if high == BATCH - 1 else SUM_LETTERS
-            letter = next(c for c in pool + tuple("abcdefgh") if c not in inner)
+            kind = kinds.get(index, BATCH_KIND if high == BATCH - 1 else FEATURE)
+            letter = _pick(letter_pools(kind, bound=True), inner)
             inner.add(letter)
             symbol = sp.Symbol(letter, integer=True)
             body = body.xreplace({index: symbol})
             limits.append((symbol, low, high))
-        return sp.Sum(_bound(body, inner), *limits)
-    return expr.func(*[_bound(arg, used) for arg in expr.args])
+        return sp.Sum(_bound(body, inner, axes), *limits)
+    return expr.func(*[_bound(arg, used, axes) for arg in expr.args])

@@ -18,6 +18,8 @@ import sympy as sp
 from symbp import forms
 from symbp.engine.indices import FREE
 from symbp.ops.base import BATCH
+from symbp.printing.axes import BATCH_KIND, axes_of, is_spatial
+from symbp.printing.indexing import arranged
 from symbp.printing.matrix import matrix_latex, matrix_text
 from symbp.printing.names import quantities, readable
 from symbp.printing.scalar import ScalarLatex, ScalarText
@@ -45,16 +47,19 @@ class View:
     name: str
     quantities: dict
     scalars: dict = field(default_factory=dict)  # rank-0 stand-ins (a sample's statistics)
+    axes: dict = field(default_factory=dict)  # tensor name -> kinds of its axes in this view
 
     @classmethod
     def of(cls, graph, gradients, name: str) -> View:
         table = quantities(graph, gradients, name)
-        scalars = {}
+        scalars, axes = {}, axes_of(graph, gradients)
         if name == "sample":
             tensors = [*graph.tensors.values(), *[g.adjoint for g in gradients]]
             scalars = {t.base.label: table[t.base.label] for t in tensors
                        if t.rank == 1 and t.shape[0] == BATCH}
-        return cls(name, table, scalars)
+            axes = {n: kinds[1:] if kinds[:1] == (BATCH_KIND,) else kinds
+                    for n, kinds in axes.items()}
+        return cls(name, table, scalars, axes)
 
     def names(self, latex: bool = True) -> dict:
         return {s: (q.latex if latex else q.text) for s, q in self.scalars.items()}
@@ -71,12 +76,19 @@ def matrix_form(expr: sp.Expr, rank: int, view: View):
 
 
 def index_form(target, expr: sp.Expr, shape: tuple, view: View) -> tuple:
-    """``(lhs, rhs, text)`` of the index form, with readable index letters."""
-    named, letters = readable(expr, shape)
-    lhs = target.entry(("," if target.comma else "").join(letters)) if shape else target.latex
-    rhs = ScalarLatex(view.names(), view.quantities).doprint(named)
+    """``(lhs, rhs, text)`` of the index form, with readable index letters; an expression
+    over channels, positions or kernel offsets prints its sums with their ranges."""
+    own = view.axes.get(target.code, ())
+    spatial = is_spatial(expr, view.axes, own)
+    if spatial:
+        expr = arranged(expr, view.axes)
+    named, letters = readable(expr, shape, view.axes, own)
+    comma = target.comma or len(letters) > 2 or any(len(letter) > 1 for letter in letters)
+    lhs = target.entry(("," if comma else "").join(letters)) if shape else target.latex
+    rhs = ScalarLatex(view.names(), view.quantities, ranges=spatial).doprint(named)
     text_lhs = target.text_entry(",".join(letters)) if shape else target.text
-    text = f"{text_lhs} = {ScalarText(view.names(False), view.quantities).doprint(named)}"
+    text = f"{text_lhs} = " + ScalarText(view.names(False), view.quantities,
+                                         ranges=spatial).doprint(named)
     return lhs, rhs, text
 
 

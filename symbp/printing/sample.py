@@ -7,7 +7,8 @@ per-sample view itself, row ``s`` of it is ``(1/B) d l_s / d v_s``; so
 :func:`sample_gradient` returns ``B`` times that row with each gradient it
 reads renamed to its per-sample one (each read ``g`` is ``g_sample / B``), and
 a parameter gradient's per-sample form is the summand of its sum over the
-batch (``R`` is not part of ``l_s``). :func:`sample_equation` is the row of
+batch (``R`` is not part of ``l_s``; a convolution's kernel gradient keeps its
+sums over the positions). :func:`sample_equation` is the row of
 a forward equation. Batch tensors lose their batch axis (a ``(B, n)``
 tensor becomes a vector, a ``(B,)`` statistic the sample's scalar, its
 label symbol). Both return None where rows interact (batch norm's
@@ -20,6 +21,7 @@ import sympy as sp
 
 from symbp.engine.indices import FREE, canonical, contract
 from symbp.ops.base import BATCH
+from symbp.printing.indexing import flattened_sum
 from symbp.printing.names import is_batch
 
 ROW = sp.Symbol("row", integer=True, nonnegative=True)
@@ -98,6 +100,10 @@ def _batch_summands(expr: sp.Expr, graph, adjoints: dict):
                 and f.limits[0][2] == BATCH - 1]
         if len(sums) > 1:
             return None
+        nested = None if sums else _nested_batch_summand(factors)
+        if nested is not None:
+            summands.append(nested)
+            continue
         if not sums:
             names = {e.base.label.name for e in term.atoms(sp.Indexed)}
             if any(n in adjoints or is_batch(graph.tensors[n]) for n in names):
@@ -107,3 +113,19 @@ def _batch_summands(expr: sp.Expr, graph, adjoints: dict):
         rest = sp.Mul(*[f for f in factors if f is not total])
         summands.append(rest * total.function.xreplace({total.limits[0][0]: ROW}))
     return summands
+
+
+def _nested_batch_summand(factors: tuple):
+    """The summand at ROW of a product with one chain of nested sums, one of them over the
+    batch (a convolution's kernel gradient sums over the batch and the positions), or None."""
+    sums = [f for f in factors if isinstance(f, sp.Sum)]
+    if len(sums) != 1:
+        return None
+    limits, inner = flattened_sum(sums[0])
+    batch = [limit for limit in limits if limit[2] == BATCH - 1]
+    if len(batch) != 1:
+        return None
+    body = sp.Mul(*inner).xreplace({batch[0][0]: ROW})
+    others = [limit for limit in limits if limit is not batch[0]]
+    rest = sp.Mul(*[f for f in factors if f is not sums[0]])
+    return rest * (sp.Sum(body, *others) if others else body)

@@ -17,6 +17,11 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from symbp.engine.argmax import IsArgmax
+from symbp.engine.indices import Inside
+from symbp.ops.base import BATCH
+from symbp.printing import indexing
+
 
 def print_add_positive_first(printer, expr) -> str:
     """A sum with its positive terms first (``a - y``, not ``-y + a``), for any printer;
@@ -34,7 +39,14 @@ def print_add_positive_first(printer, expr) -> str:
 
 
 def _subscript(printer, expr, comma: bool) -> str:
-    return ("," if comma else "").join(printer._print(i) for i in expr.indices)
+    return ("," if comma else "").join(indexing.affine(printer, i) for i in expr.indices)
+
+
+def needs_commas(entry: sp.Indexed) -> bool:
+    """An entry with more than two indices, or one that is not a single letter, is read
+    with commas between its indices (``W_{c,c',p,q}``, ``W_{k,4c+2i+j}``; ``W_{ik}`` stays)."""
+    return len(entry.indices) > 2 or not all(
+        isinstance(i, sp.Symbol) and len(i.name) == 1 for i in entry.indices)
 
 
 def negated_sum(expr: sp.Expr) -> sp.Expr:
@@ -54,20 +66,29 @@ class ScalarLatex(LatexPrinter):
     """
 
     def __init__(self, names: dict | None = None, quantities: dict | None = None,
-                 odot: bool = False):
+                 odot: bool = False, ranges: bool = False):
         super().__init__({"symbol_names": names or {}, "mul_symbol": None})
         self.quantities = quantities or {}
         self.odot = odot
+        self.ranges = ranges
         self.tensors = set(names or {})
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, Inside):  # before their own _latex: indices print as affine
+            return indexing.inside(self, expr, latex=True)
+        if isinstance(expr, IsArgmax):
+            return indexing.is_argmax(self, expr, latex=True)
+        return super()._print(expr, **kwargs)
 
     def _is_scalar(self, factor) -> bool:
         return not factor.has(sp.Indexed) and not (factor.free_symbols & self.tensors)
 
     def _print_Indexed(self, expr):
         quantity = self.quantities.get(expr.base.label)
+        comma = quantity is not None and quantity.comma or needs_commas(expr)
         if quantity is None:
-            return f"{self._print(expr.base.label)}_{{{_subscript(self, expr, False)}}}"
-        return quantity.entry(_subscript(self, expr, quantity.comma))
+            return f"{self._print(expr.base.label)}_{{{_subscript(self, expr, comma)}}}"
+        return quantity.entry(_subscript(self, expr, comma))
 
     def _print_Float(self, expr):
         mantissa, _, exponent = f"{float(expr):.15g}".partition("e")
@@ -80,11 +101,24 @@ class ScalarLatex(LatexPrinter):
         body = expr.function
         if body.could_extract_minus_sign():
             return "- " + self._print(sp.Sum(-body, *expr.limits))
+        if self.ranges:
+            return self._ranged_sum(expr)
         text = self._print(body)
         if isinstance(body, sp.Add):
             text = rf"\left({text}\right)"
         sums = " ".join(rf"\sum_{{{self._print(limit[0])}}}" for limit in reversed(expr.limits))
         return f"{sums} {text}"
+
+    def _ranged_sum(self, expr) -> str:
+        """``\\sum_{p=0}^{2}`` for each index (a row's sum bare), then the range
+        conditions as Iverson brackets, then the rest of the summand."""
+        limits, conditions, rest = indexing.split_sum(expr)
+        sums = " ".join(rf"\sum_{{{self._print(i)}}}" if high == BATCH - 1 else
+                        rf"\sum_{{{self._print(i)}={self._print(low)}}}^{{{self._print(high)}}}"
+                        for i, low, high in limits)
+        body = self._wrap(rest)
+        parts = [sums, *[self._print(c) for c in conditions], body if rest != 1 else ""]
+        return " ".join(part for part in parts if part)
 
     def _print_Add(self, expr, order=None):
         return print_add_positive_first(self, expr)
@@ -178,12 +212,19 @@ class ScalarText(StrPrinter):
     printmethod = "_symbp_text"  # not Indexed._sympystr: entries print with their names
 
     def __init__(self, names: dict | None = None, quantities: dict | None = None,
-                 odot: bool = False):
+                 odot: bool = False, ranges: bool = False):
         super().__init__()
         self.names = names or {}
         self.quantities = quantities or {}
         self.odot = odot
+        self.ranges = ranges
         self.tensors = set(names or {}) if odot else set()
+
+    def _print_Inside(self, expr):
+        return indexing.inside(self, expr, latex=False)
+
+    def _print_IsArgmax(self, expr):
+        return indexing.is_argmax(self, expr, latex=False)
 
     def _print_Mul(self, expr):
         numerator, denominator = sp.fraction(expr)
@@ -211,12 +252,19 @@ class ScalarText(StrPrinter):
 
     def _print_Indexed(self, expr):
         quantity = self.quantities.get(expr.base.label)
-        indices = ",".join(self._print(i) for i in expr.indices)
+        indices = ",".join(indexing.affine(self, i) for i in expr.indices)
         if quantity is None:
             return f"{expr.base.label}[{indices}]"
         return quantity.text_entry(indices)
 
     def _print_Sum(self, expr):
+        if self.ranges:
+            limits, conditions, rest = indexing.split_sum(expr)
+            sums = " ".join(f"sum_{self._print(i)}" if high == BATCH - 1 else
+                            f"sum_{{{self._print(i)}={self._print(low)}..{self._print(high)}}}"
+                            for i, low, high in limits)
+            body = " ".join([*[self._print(c) for c in conditions], self._print(rest)])
+            return f"{sums} ({body})"
         text = self._print(expr.function)
         for limit in expr.limits:
             text = f"sum_{self._print(limit[0])}({text})"

@@ -145,7 +145,8 @@ class Document:
         for gradient, vjp in vjps:
             if vjp == 0:  # a path the graph's identities cancel (the sum of x - mean)
                 continue
-            several = len(self.graph.consumers(gradient.of.name)) > 1
+            several = len({consumer.out.name for consumer, path in gradient.paths
+                           if path != 0}) > 1  # chi reads a max pool's input, off the path
             target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
             rows.append(formula_row(
                 f"vjp_{equation.out.name}_{gradient.of.name}", target, vjp,
