@@ -3,17 +3,29 @@
 Contract
 --------
 ``load_dataset(source, n_inputs=, n_outputs=, task=)`` returns a :class:`Dataset`
-ready for the generated module: rows are samples, everything is float64.
+ready for the generated module: the first axis is the sample, everything is
+float64. ``n_inputs`` is the spec's ``inputs``: a number of features, or the
+shape of one sample, ``[channels, length]`` or ``[channels, height, width]``;
+``X_train``/``X_test`` have shape ``(N, n_inputs)`` or ``(N, *inputs)``.
 
 * ``source`` is a built-in name (:data:`BUILTIN_DATASETS`, scikit-learn's
-  bundled loaders, no network) or a path to
+  bundled loaders, no network; ``digits`` are images of shape ``(1, 8, 8)``,
+  the others feature rows) or a path to
 
-  - ``.npz``: arrays ``X`` of shape ``(N, n_inputs)`` and ``y`` of shape
-    ``(N,)`` or ``(N, k)``; loaded with ``allow_pickle=False``;
+  - ``.npz``: arrays ``X`` and ``y`` of shape ``(N,)`` or ``(N, k)``; ``X`` is
+    ``(N, features)``, ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, H, W)`` (one
+    channel); loaded with ``allow_pickle=False``;
   - ``.csv``: comma-separated numbers, UTF-8, an optional header line (a
     first line in which no cell is a number); the last column is the target,
     or the last ``n_outputs`` columns for a ``binary`` or ``regression`` task
-    with ``n_outputs > 1``.
+    with ``n_outputs > 1``; the other columns are flat features.
+
+* The data's sample shape fits the spec's when it is the same, when it is
+  ``(H, W)`` for inputs ``[1, H, W]``, or when one side is flat and both hold
+  as many entries: flat features are reshaped in C order (row-major, as
+  ``numpy.reshape``), and images are flattened in C order for a flat
+  ``inputs`` (as a dense layer flattens them). Any other shape is an error
+  naming both.
 
 * ``task`` follows the spec's output activation:
 
@@ -28,10 +40,15 @@ ready for the generated module: rows are samples, everything is float64.
 
 * The train/test split is fixed by ``seed`` (NumPy only), stratified by label
   for classification and single-column binary tasks, with at least 2 rows in
-  each split. ``X`` is standardised with the train mean/std; a feature whose
-  train std is 0 (to rounding) is divided by 1 instead. Means and standard
-  deviations are computed on columns scaled by their largest magnitude, so
-  any finite values (up to ``±1.8e308``) standardise without overflow.
+  each split. ``X`` is standardised with the train mean/std: per feature for
+  a flat ``inputs``, per channel (over the train samples and all positions,
+  as torchvision's ``Normalize`` with the data set's channel statistics) for
+  a multi-axis one, so that a convolution sees one intensity scale at every
+  position (per-pixel scaling would blow up the rare ink of a nearly always
+  blank border pixel). A feature or channel whose train std is 0 (to
+  rounding) is divided by 1 instead. Means and standard deviations are
+  computed on columns scaled by their largest magnitude, so any finite values
+  (up to ``±1.8e308``) standardise without overflow.
 
 * A data file is read only if it is a regular file of at most
   :data:`FILE_LIMIT` bytes, and an ``.npz`` array only if the shape its
@@ -66,6 +83,7 @@ BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 TASKS = ("classification", "binary", "regression")
 FILE_TYPES = (".npz", ".csv")
 FILE_LIMIT = 2**30  # bytes of a data file, and of each array an .npz declares
+IMAGE_SHAPES = {"digits": (1, 8, 8)}  # built-ins whose samples are images: their shape
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,7 @@ class Dataset:
 
 @dataclass(frozen=True)
 class _Raw:
-    """Unsplit data as read: ``X`` (N, d) and ``Y`` (N, k) float64.
+    """Unsplit data as read: ``X`` (N, *sample shape) and ``Y`` (N, k) float64.
 
     ``where(i, k)`` names target cell ``(i, k)`` in the user's terms
     (``line 7, column 5`` for CSV, ``y[6]`` for NPZ); ``note`` explains
@@ -115,14 +133,14 @@ def load_dataset(
     seed: int = 0,
 ) -> Dataset:
     """Load, check, split and standardise ``source`` for a network spec."""
-    _check_arguments(n_inputs, n_outputs, task, test_fraction)
+    shape = _check_arguments(n_inputs, n_outputs, task, test_fraction)
     n_targets = 1 if task == "classification" else n_outputs
     raw = _read_source(os.fspath(source), n_targets)
-    _check_shapes(raw, n_inputs, n_targets)
+    X = _check_shapes(raw, shape, n_targets)
     labels = _check_targets(raw, task, n_outputs)
     strata = labels if labels is not None and labels.ndim == 1 else None
     train, test = _split_indices(len(raw.X), test_fraction, seed, strata)
-    return _assemble(raw, task, n_outputs, train, test)
+    return _assemble(raw, X, task, n_outputs, train, test)
 
 
 def metric(dataset: Dataset, predictions: np.ndarray, split: str = "test") -> tuple[str, float]:
@@ -154,14 +172,25 @@ def metric(dataset: Dataset, predictions: np.ndarray, split: str = "test") -> tu
 # --------------------------------------------------------------------------
 
 
-def _check_arguments(n_inputs: int, n_outputs: int, task: str, test_fraction: float) -> None:
+def _check_arguments(n_inputs, n_outputs: int, task: str, test_fraction: float) -> tuple:
+    """Check the arguments; returns the spec's sample shape (``(features,)`` when flat)."""
     if task not in TASKS:
         raise DataError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
-    for field, value in (("inputs", n_inputs), ("outputs", n_outputs)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise DataError(f"spec '{field}' must be a positive integer, not {value!r}")
+    if not _is_count(n_outputs):
+        raise DataError(f"spec 'outputs' must be a positive integer, not {n_outputs!r}")
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test fraction must be between 0 and 1 (exclusive), not {test_fraction!r}")
+    if _is_count(n_inputs):
+        return (int(n_inputs),)
+    if isinstance(n_inputs, (list, tuple)) and len(n_inputs) in (2, 3) and \
+            all(_is_count(n) for n in n_inputs):
+        return tuple(int(n) for n in n_inputs)
+    raise DataError("spec 'inputs' must be a positive integer, [channels, length] or "
+                    f"[channels, height, width], not {n_inputs!r}")
+
+
+def _is_count(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
 
 
 def _read_source(source: str, n_targets: int) -> _Raw:
@@ -194,8 +223,9 @@ def _read_builtin(name: str) -> _Raw:
             f"built-in data set '{name}' needs scikit-learn: pip install scikit-learn"
         ) from None
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), *IMAGE_SHAPES.get(name, (-1,)))
     Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    return _Raw(name, np.asarray(X, dtype=np.float64), Y, lambda i, k: f"row {i}")
+    return _Raw(name, X, Y, lambda i, k: f"row {i}")
 
 
 def _read_npz(path: str, name: str) -> _Raw:
@@ -210,8 +240,10 @@ def _read_npz(path: str, name: str) -> _Raw:
         with archive:
             X = _npz_array(archive, name, "X")
             y = _npz_array(archive, name, "y")
-    if X.ndim != 2:
-        raise DataError(f"{name}: X must be 2-D (samples x features), got shape {X.shape}")
+    if not 2 <= X.ndim <= 4:
+        raise DataError(f"{name}: X must be (samples, features), (samples, channels, length), "
+                        f"(samples, height, width) or (samples, channels, height, width), "
+                        f"got shape {X.shape}")
     if y.ndim not in (1, 2):
         raise DataError(f"{name}: y must be 1-D or 2-D, got shape {y.shape}")
     if len(X) != len(y):
@@ -344,19 +376,36 @@ def _reason(exc: BaseException) -> str:
 # --------------------------------------------------------------------------
 
 
-def _check_shapes(raw: _Raw, n_inputs: int, n_targets: int) -> None:
-    n, n_features = raw.X.shape
+def _check_shapes(raw: _Raw, shape: tuple, n_targets: int) -> np.ndarray:
+    """Check the rows, inputs and targets against the spec; returns ``X`` in ``shape``."""
+    n = len(raw.X)
     if n < 4:
         raise DataError(f"{raw.name}: has {n} data row(s); need at least 4 (2 per split)")
-    if n_features != n_inputs:
-        raise DataError(
-            f"{raw.name}: data has {n_features} features, spec 'inputs' is {n_inputs}{raw.note}"
-        )
+    X = _fit_inputs(raw, shape)
     if raw.Y.shape[1] != n_targets:
         wanted = "1 column of class labels" if n_targets == 1 else f"{n_targets} columns"
         raise DataError(
             f"{raw.name}: y has {raw.Y.shape[1]} column(s), the spec's outputs need {wanted}"
         )
+    return X
+
+
+def _fit_inputs(raw: _Raw, shape: tuple) -> np.ndarray:
+    """``raw.X`` in the spec's sample shape ``shape`` (see the module docstring)."""
+    n, sample = len(raw.X), raw.X.shape[1:]
+    entries = math.prod(sample)
+    if sample == shape or (len(shape) == 3 and shape[0] == 1 and sample == shape[1:]) or \
+            ((len(shape) == 1 or len(sample) == 1) and entries == math.prod(shape)):
+        return raw.X.reshape(n, *shape)
+    if len(shape) == 1:
+        per_sample = f" (per sample {sample})" if len(sample) > 1 else ""
+        raise DataError(f"{raw.name}: data has {entries} features{per_sample}, "
+                        f"spec 'inputs' is {shape[0]}{raw.note}")
+    if len(sample) == 1:
+        raise DataError(f"{raw.name}: data has {entries} features, the spec's inputs "
+                        f"{list(shape)} need {math.prod(shape)}{raw.note}")
+    raise DataError(f"{raw.name}: X has shape {raw.X.shape}, per sample {sample}; "
+                    f"the spec's inputs are {list(shape)}")
 
 
 def _check_targets(raw: _Raw, task: str, n_outputs: int) -> np.ndarray | None:
@@ -429,14 +478,25 @@ def _standardiser(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def _channel_standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel means and standard deviations of ``X`` (n, C, *positions), over the
+    samples and positions, shaped to broadcast against ``X``."""
+    columns = np.moveaxis(X, 1, -1).reshape(-1, X.shape[1])
+    mean, std = _standardiser(columns)
+    expand = (slice(None),) + (None,) * (X.ndim - 2)
+    return mean[expand], std[expand]
+
+
 def _standardise(A: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(A - mean) / std`` without forming ``A - mean``, which can overflow near 1e308."""
     return A / std - mean / std
 
 
-def _assemble(raw: _Raw, task: str, n_outputs: int, train: np.ndarray, test: np.ndarray) -> Dataset:
-    mean, std = _standardiser(raw.X[train])
-    X = _standardise(raw.X, mean, std)
+def _assemble(raw: _Raw, X: np.ndarray, task: str, n_outputs: int, train: np.ndarray,
+              test: np.ndarray) -> Dataset:
+    """Standardise ``X`` (the inputs in the spec's shape) and encode the targets."""
+    mean, std = (_standardiser if X.ndim == 2 else _channel_standardiser)(X[train])
+    X = _standardise(X, mean, std)
     y_mean = y_std = None
     if task == "classification":
         y_raw = raw.Y[:, 0].astype(np.int64)

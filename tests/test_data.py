@@ -364,7 +364,14 @@ BAD_CASES = [
         "npz-X-1d",
         lambda t: _bad_npz(t, X=np.zeros(10), y=_good_xy()[1]),
         {},
-        r"X must be 2-D \(samples x features\), got shape \(10,\)",
+        r"X must be \(samples, features\), .* or \(samples, channels, height, width\), "
+        r"got shape \(10,\)$",
+    ),
+    (
+        "npz-X-5d",
+        lambda t: _bad_npz(t, X=np.zeros((10, 1, 1, 1, 3)), y=_good_xy()[1]),
+        {},
+        r"got shape \(10, 1, 1, 1, 3\)$",
     ),
     (
         "npz-y-3d",
