@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symbp.codegen.printer import Operand, print_expr
+from symbp.engine.argmax import IsArgmax
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ def compile_index(expr: sp.Expr, names, want: tuple = ()) -> Term:
     """``expr`` as a :class:`Term`; ``want`` (the target's axes) orders the result's axes."""
     if isinstance(expr, sp.Indexed):
         return Term(names(expr.base.label.name), tuple(expr.indices))
+    if isinstance(expr, IsArgmax):
+        return _first_maximum(expr, names)
     if isinstance(expr, sp.Sum):
         return _compile_sum(expr, names, want)
     return _compile_elementwise(expr, names, want)
@@ -105,7 +108,7 @@ def _compile_sum(expr: sp.Sum, names, want: tuple) -> Term:
     kept = tuple(a for a in want if a in every) + tuple(
         a for a in every if a not in summed and a not in want)
     if len(factors) == 2:
-        term = _matmul(factors, summed, kept)
+        term = _matmul(factors, summed, kept) or _tensordot(factors, summed, kept)
         if term is not None:
             return term
     if len(factors) == 1:
@@ -146,6 +149,38 @@ def _matmul(factors, summed, kept) -> Term | None:
     lhs = aligned(left, (kept[0], k))
     rhs = aligned(right, (k, kept[1]))
     return Term(f"{lhs} @ {rhs}", kept, ("matmul", lhs, rhs), atomic=False)
+
+
+def _tensordot(factors, summed, kept) -> Term | None:
+    """``np.tensordot`` when the two factors (one of rank 3 or more) share exactly the
+    summed indices (a convolution over its windows, its kernel and input gradients)."""
+    if all(len(f.axes) <= 2 for f in factors) or any(
+            len(set(f.axes)) < len(f.axes) for f in factors):
+        return None
+    left, right = factors
+    if set(left.axes) & set(right.axes) != set(summed) or len(summed) != len(set(summed)):
+        return None
+    for first, second in ((left, right), (right, left)):
+        result = tuple(a for a in first.axes + second.axes if a not in summed)
+        if result == kept:
+            break
+    else:
+        first, second = left, right
+        result = tuple(a for a in first.axes + second.axes if a not in summed)
+    pairs = ([first.axes.index(k) for k in summed], [second.axes.index(k) for k in summed])
+    code = f"np.tensordot({first.code}, {second.code}, axes=({pairs[0]}, {pairs[1]}))"
+    if result != kept:
+        code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
+    return Term(code, kept, atomic=False)
+
+
+def _first_maximum(expr: IsArgmax, names) -> Term:
+    """The window-argmax indicator: the window's axes of the entry's view go last."""
+    entry = compile_index(expr.entry, names)
+    window = tuple(p for p, _ in expr.window)
+    positions = tuple(entry.axes.index(p) for p in window)
+    rest = tuple(a for a in entry.axes if a not in window)
+    return Term(f"_first_maximum({entry.code}, {positions})", rest + window)
 
 
 def _einsum(factors, kept) -> Term:

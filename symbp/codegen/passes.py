@@ -32,6 +32,7 @@ import sympy as sp
 from symbp.codegen.arrays import Term, aligned, compile_index, writes
 from symbp.codegen.printer import print_expr
 from symbp.codegen.safety import Code
+from symbp.codegen.views import Lowering, Padding, lower_views
 from symbp.engine.indices import FREE
 from symbp.ops.base import BATCH
 from symbp.registry import A, X, Y
@@ -51,6 +52,7 @@ class Passes:
     loss_lines: list  # Code lines computing `total`: the objective
     loss_reads: tuple  # names the loss reads (output z, a)
     buffers: dict  # work-array name -> shape code
+    zero_buffers: dict  # the zero-padded copies' work arrays (their borders stay 0)
     uses_log_a: bool
 
 
@@ -77,11 +79,26 @@ def _grad_target(name: str) -> str:
 
 
 class _Namer:
-    def __init__(self, graph, adjoints):
+    """A tensor's (or a view's) code and its shape (None for the batch axis)."""
+
+    def __init__(self, graph, adjoints, sizes):
         self.tensors = {**graph.tensors, **{t.name: t for t in adjoints}}
+        self.sizes = sizes
+        self.views: dict = {}  # view name -> views.View, for every statement
 
     def __call__(self, name: str) -> str:
+        if name in self.views:
+            return self.views[name].code
         return variable(self.tensors[name])
+
+    def extents(self, name: str) -> tuple:
+        if name in self.views:
+            return self.views[name].extents
+        return _extents(self.tensors[name], self.sizes)
+
+
+def _extents(tensor, sizes) -> tuple:
+    return tuple(None if d == BATCH else int(sp.sympify(d).xreplace(sizes)) for d in tensor.shape)
 
 
 # --------------------------------------------------------------- statements
@@ -102,14 +119,33 @@ def _single_call(code: str):
 class _Writer:
     """Statements that compute tensors into variables, with buffer bookkeeping."""
 
-    def __init__(self, names, sizes, shapes):
-        self.names, self.sizes, self.shapes = names, sizes, shapes
+    def __init__(self, names, sizes, shapes, extents, paddings):
+        self.names, self.sizes, self.shapes, self.extents = names, sizes, shapes, extents
         self.buffers: dict = {}
+        self.paddings = paddings  # (source, pads, dilation) -> views.Padding, shared
         self.owned: set = set()  # variables that hold an array of their own
 
     def expression(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with every width symbol replaced by its size (``B`` stays a name)."""
         return sp.sympify(expr).xreplace(self.sizes)
+
+    def lowered(self, expr: sp.Expr, extents: tuple):
+        """``expr`` (of a tensor of shape ``extents``) with its sizes substituted and its
+        affine reads as views, and the statements writing the padded arrays they view."""
+        lowering = Lowering(self.names, self.padded, self.names.views)
+        expr = lower_views(self.expression(expr), lowering, dict(zip(FREE, extents, strict=False)))
+        return expr, [p.code(f'work.get("{p.name}")') for p in lowering.paddings]
+
+    def padded(self, source: str, pads: tuple, dilation: tuple, extents: tuple) -> Padding:
+        """The zero-padded copy of ``source`` (one work array per source and geometry)."""
+        key = (source, pads, dilation)
+        if key not in self.paddings:
+            stem = re.sub(r"\W", "", source.replace("params", "")) + "_padded"
+            taken = {p.name for p in self.paddings.values()}
+            name = next(n for n in (stem, *(f"{stem}{k}" for k in range(2, 99)))
+                        if n not in taken)
+            self.paddings[key] = Padding(name, source, pads, dilation, extents)
+        return self.paddings[key]
 
     def buffer(self, name: str) -> str:
         self.buffers[name] = self.shapes[name]
@@ -117,8 +153,11 @@ class _Writer:
 
     def assign(self, name: str, expr: sp.Expr, rank: int, out_hint: str | None = None) -> list:
         """Statements binding variable ``name`` to ``expr`` (rank ``rank``)."""
+        expr, padding = self.lowered(expr, self.extents[name])
+        return padding + self._assign(name, expr, rank, out_hint)
+
+    def _assign(self, name: str, expr: sp.Expr, rank: int, out_hint) -> list:
         target = FREE[:rank]
-        expr = self.expression(expr)
         whole = compile_index(expr, self.names, target)
         if whole.call is None and whole.atomic and whole.axes == target:
             self.owned.discard(name)
@@ -147,11 +186,12 @@ class _Writer:
     def store(self, out: str, expr: sp.Expr, rank: int) -> list:
         """Statements writing ``expr`` into the existing array ``out`` (a gradient)."""
         target = FREE[:rank]
-        expr = self.expression(expr)
+        expr, padding = self.lowered(expr, self.extents[out])
         lines = self._into("", out, expr, rank, lambda: out)
         if lines is not None:
-            return lines
-        return [f"{out}[...] = {_bare(compile_index(expr, self.names, target), target)}"]
+            return padding + lines
+        return padding + [
+            f"{out}[...] = {_bare(compile_index(expr, self.names, target), target)}"]
 
     def _into(self, bind: str, name: str, expr, rank, out) -> list | None:
         """``name`` computed by a call with ``out=`` and then updated in place, or None."""
@@ -206,12 +246,13 @@ def _difference(expr):
 
 # --------------------------------------------------------------- the passes
 def _shapes(tensors, sizes) -> dict:
-    shapes = {}
-    for tensor in tensors:
-        dims = [("rows" if d == BATCH else str(int(sp.sympify(d).xreplace(sizes))))
-                for d in tensor.shape]
-        shapes[variable(tensor)] = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    return shapes
+    return {variable(tensor): _shape_code(_extents(tensor, sizes)) for tensor in tensors}
+
+
+def _shape_code(extents: tuple) -> str:
+    """``(rows, 8, 8)``: a shape in the work arrays' code, ``rows`` for the batch."""
+    dims = ["rows" if d is None else str(d) for d in extents]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _without_masks(expr, keeps):
@@ -403,9 +444,13 @@ def build_passes(derivation) -> Passes:
     activations = {e.op: network.activation_named(e.op) for e in graph.equations
                    if _is_activation(network, e.op)}
     adjoints = [g.adjoint for g in derivation.gradients]
-    names = _Namer(graph, adjoints)
+    names = _Namer(graph, adjoints, sizes)
     every = list(graph.tensors.values()) + adjoints + list(derivation.eval.graph.tensors.values())
-    writer = _Writer(names, sizes, _shapes(every, sizes))
+    extents = {variable(t): _extents(t, sizes) for t in every}
+    extents |= {_grad_target(t.name): _extents(t, sizes) for t in adjoints
+                if t.name[2:] in graph.tensors and graph.tensors[t.name[2:]].role == "parameter"}
+    paddings: dict = {}
+    writer = _Writer(names, sizes, _shapes(every, sizes), extents, paddings)
     keeps = graph.keep  # mask -> keep probability, as the op defines it
     loss_lines, loss_reads, uses_log_a = _loss_lines(writer, graph, network, activations)
     readers = _readers(graph, derivation.gradients, loss_reads)
@@ -423,7 +468,7 @@ def build_passes(derivation) -> Passes:
     eval_forward = None
     if [(e.out.name, e.expr) for e in derivation.eval.graph.equations] != [
             (e.out.name, e.expr) for e in graph.equations]:
-        eval_writer = _Writer(names, sizes, writer.shapes)
+        eval_writer = _Writer(names, sizes, writer.shapes, extents, paddings)
         eval_graph = derivation.eval.graph
         eval_readers = _readers(eval_graph, [], loss_reads)
         eval_forward = _forward_lines(eval_writer, eval_graph, network, eval_readers, {},
@@ -435,6 +480,7 @@ def build_passes(derivation) -> Passes:
         backward=[Code(line) for line in backward], kept=kept,
         loss_lines=[Code(line) for line in loss_lines], loss_reads=loss_reads,
         buffers=dict(sorted(writer.buffers.items(), key=lambda item: _order(item[0], every))),
+        zero_buffers={p.name: _shape_code(p.extents) for p in paddings.values()},
         uses_log_a=uses_log_a)
 
 

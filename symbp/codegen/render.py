@@ -10,6 +10,7 @@ network and dtype always give the same context.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -34,8 +35,9 @@ def _init_lines(graph, sizes) -> list:
         if tensor.role != "parameter":
             continue
         shape = _shape(tensor, sizes)
-        if kind in ("glorot", "he"):
-            fan_out, fan_in = shape
+        if kind in ("glorot", "he"):  # a kernel's fans count its window, as torch's
+            receptive = math.prod(shape[2:])
+            fan_out, fan_in = shape[0] * receptive, shape[1] * receptive
             scale = f"{fan_in}" if kind == "he" else f"({fan_in} + {fan_out})"
             lines += [f"limit = np.sqrt(6.0 / {scale})  # {kind} uniform",
                       f'params["{name}"] = rng.uniform(-limit, limit, {shape}).astype(dtype)']
@@ -98,6 +100,11 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
     codes = passes.forward + (passes.eval_forward or []) + passes.backward + passes.loss_lines
     return {
         "uses_erf": any("_erf(" in code for code in codes),
+        "uses_windows": any("_windows(" in code for code in codes),
+        "uses_padding": any("_zero_padded(" in code for code in codes),
+        "uses_first_maximum": any("_first_maximum(" in code for code in codes),
+        "input_shape": network.input_shape if len(network.input_shape) > 1 else None,
+        "as_inputs": Code("_as_batch" if len(network.input_shape) > 1 else "_as_rows"),
         "version": __version__,
         "name": network.name,
         "spec_name": spec_name or f"{network.name}.toml",
@@ -124,6 +131,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "uses_masks": bool(graph.given("mask")),
         "masks": _masks(derivation),
         "buffers": [(name, Code(shape)) for name, shape in passes.buffers.items()],
+        "zero_buffers": [(name, Code(shape)) for name, shape in passes.zero_buffers.items()],
         "task": network.task,
         "loss_name": network.loss,
         "weight_decay": network.training["weight_decay"],

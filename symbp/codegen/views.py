@@ -1,0 +1,357 @@
+"""Reads at affine indices as NumPy views: windows, strides, reshapes, zero padding.
+
+Contract: :func:`lower_views` rewrites an index expression of the engine so that
+every tensor entry is read at plain indices. An entry read at affine indices
+(a convolution's ``x[s, c, i*S + p - P]``, a transposed convolution's
+``g[s, c, (u - p + P)/S]``, a flatten's ``W[k, 4*c + 2*h + w]``), together with
+the :class:`~symbp.engine.indices.Inside` conditions of its indices in the same
+product, becomes a read of a new array at plain indices, each axis carrying one
+index symbol. That array is a view (no copy) of the tensor, or of a zero-padded
+(and for a rational index, dilated) copy of it written by ``_zero_padded``:
+
+- ``Inside(e, n) * T[.., e, ..]`` (zero outside ``0..n-1``; for ``e = (u - p)/S``
+  also zero where ``e`` is not an integer) is ``T`` spread ``S`` apart
+  (``dilation``) with zero borders, read at the integer index ``S*e``;
+- an index ``a*i + b*p + d`` of two symbols is the windows of that axis
+  (``_windows``, i.e. ``sliding_window_view``), sliced ``[d::a]`` for the positions and
+  ``[::b]`` for the offsets (``b < 0``: the flipped kernel);
+- an index ``4*c + 2*h + w`` whose coefficients are the mixed radix of the
+  symbols' ranges, and which covers the axis exactly, is a ``reshape``;
+- one symbol ``a*i + d`` is a strided slice; a symbol on two axes is their
+  ``np.diagonal``;
+- ``sum_{c,h,w} T[s, c, h, w] KroneckerDelta(t, 4*c + 2*h + w)`` (the flatten
+  forward) is ``T.reshape(-1, 64)``.
+
+Nothing is evaluated: a view is code (:class:`View`) that the index compiler
+reads like any array, and the padded copies are statements (:class:`Padding`)
+that the caller writes before the statement that reads them. A read this
+module cannot lower, or a condition that no read consumes, raises
+:class:`Unlowerable` naming it: the code generator never guesses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symbp.engine.indices import Inside, affine_terms
+
+
+class Unlowerable(ValueError):
+    """An index form the view lowering has no NumPy form for."""
+
+
+@dataclass(frozen=True)
+class View:
+    """An array at plain indices: ``code`` (a view expression) and the extent of each axis
+    (None for the batch)."""
+
+    code: str
+    extents: tuple
+
+
+@dataclass(frozen=True)
+class Padding:
+    """``name = _zero_padded(source, pads, dilation)``: a zero array with ``source``'s
+    entries ``dilation`` apart, after ``pads[a][0]`` zeros on axis ``a`` (and ``pads[a][1]``
+    after them); ``extents`` is the result's shape (None for the batch)."""
+
+    name: str
+    source: str
+    pads: tuple
+    dilation: tuple
+    extents: tuple
+
+    def code(self, out: str) -> str:
+        dilation = "" if set(self.dilation) == {1} else f", dilation={self.dilation}"
+        return f"{self.name} = _zero_padded({self.source}, {self.pads}{dilation}, out={out})"
+
+
+class Lowering:
+    """The views and padded copies of one statement. ``arrays(name)`` is the code
+    holding a tensor, ``arrays.extents(name)`` its shape (None for the batch);
+    ``padded(source, pads, dilation, extents)`` names the padded copy (shared by the
+    statements that pad the same array alike); ``views`` collects the views of every
+    statement (their names are unique in it)."""
+
+    def __init__(self, arrays, padded, views: dict):
+        self.arrays, self.padded, self.views = arrays, padded, views
+        self.paddings: list = []
+
+    def view(self, code: str, extents: tuple, labels: tuple) -> sp.Expr:
+        """A new array name for the view ``code``, read at ``labels``."""
+        name = f"_view{len(self.views)}"
+        self.views[name] = View(code, extents)
+        return sp.IndexedBase(name, real=True)[labels]
+
+
+def lower_views(expr: sp.Expr, lowering: Lowering, ranges: dict) -> sp.Expr:
+    """``expr`` with every entry read at plain indices (see the module docstring);
+    ``ranges`` maps each free index to its extent (None for the batch)."""
+    if not _needs_lowering(expr):
+        return expr
+    return _rewrite(expr, lowering, dict(ranges))
+
+
+def _needs_lowering(expr: sp.Expr) -> bool:
+    if expr.has(Inside, sp.KroneckerDelta):
+        return True
+    return any(not all(isinstance(i, sp.Symbol) for i in e.indices)
+               for e in expr.atoms(sp.Indexed))
+
+
+# ------------------------------------------------------------------ walking
+def _rewrite(expr, lowering, ranges):
+    if isinstance(expr, sp.Indexed):
+        return _product([expr], lowering, ranges)
+    if isinstance(expr, sp.Sum):
+        body, limits = _merged(expr)
+        inner = dict(ranges)
+        for index, low, high in limits:
+            inner[index] = _extent(high - low + 1)
+        flat = _flatten_read(body, limits, lowering, inner)
+        if flat is not None:
+            return flat
+        return sp.Sum(_product(sp.Mul.make_args(body), lowering, inner), *limits)
+    if isinstance(expr, sp.Mul):
+        return _product(expr.args, lowering, ranges)
+    if not expr.args or not _needs_lowering(expr):
+        return expr
+    return expr.func(*[_rewrite(arg, lowering, ranges) for arg in expr.args])
+
+
+def _extent(size):
+    size = sp.sympify(size)
+    return int(size) if size.is_Integer else None
+
+
+def _merged(expr: sp.Sum):
+    """A nest of sums as one: ``sum_k f(k) sum_q g(k, q)`` is ``sum_{k,q} f(k) g(k, q)``
+    (the canonical bound indices of a nest are distinct)."""
+    body, limits = expr.function, list(expr.limits)
+    while True:
+        if isinstance(body, sp.Sum):
+            limits += list(body.limits)
+            body = body.function
+            continue
+        factors = sp.Mul.make_args(body)
+        sums = [f for f in factors if isinstance(f, sp.Sum)]
+        if len(sums) != 1:
+            return body, limits
+        (inner,) = sums
+        limits += list(inner.limits)
+        body = sp.Mul(*[f for f in factors if f is not inner]) * inner.function
+
+
+def _product(factors, lowering, ranges):
+    """A product whose affine reads become views; its Inside conditions go into them."""
+    conditions = {sp.expand(f.args[0]): f for f in factors if isinstance(f, Inside)}
+    used: set = set()
+    out = []
+    for factor in factors:
+        if isinstance(factor, Inside):
+            continue
+        if isinstance(factor, sp.KroneckerDelta):
+            raise Unlowerable(f"no NumPy form for the delta {factor} in a product")
+        if isinstance(factor, sp.Indexed):
+            out.append(_read(factor, conditions, used, lowering, ranges))
+        else:
+            out.append(_rewrite(factor, lowering, ranges))
+    unused = [conditions[e] for e in conditions if e not in used]
+    if unused:
+        raise Unlowerable(f"the condition {unused[0]} guards no read of a tensor")
+    return sp.Mul(*out)
+
+
+# --------------------------------------------------------------------- reads
+@dataclass
+class _Axis:
+    """How one axis of a read becomes view axes."""
+
+    kind: str  # "plain", "slice", "constant", "radix", "window"
+    symbols: tuple = ()  # radix: outer to inner; window: (position, offset)
+    coefficients: tuple = ()
+    offset: int = 0
+    extent: int | None = None  # of the (padded) axis
+
+
+def _read(entry: sp.Indexed, conditions, used, lowering, ranges):
+    name = entry.base.label.name
+    extents = tuple(lowering.arrays.extents(name))
+    if all(isinstance(i, sp.Symbol) for i in entry.indices) and len(set(entry.indices)) == len(
+            entry.indices):
+        return entry
+    axes, pads, dilation, padded_extents = [], [], [], []
+    for index, extent in zip(entry.indices, extents, strict=True):
+        axis, pad, step, size = _axis(entry, sp.expand(index), extent, conditions, used, ranges)
+        axes.append(axis)
+        pads.append(pad)
+        dilation.append(step)
+        padded_extents.append(size)
+    source = lowering.arrays(name)
+    if any(p != (0, 0) for p in pads) or any(s != 1 for s in dilation):
+        padding = lowering.padded(source, tuple(pads), tuple(dilation), tuple(padded_extents))
+        lowering.paddings.append(padding)
+        source = padding.name
+    code, labels = _view_code(source, axes, padded_extents, ranges)
+    return lowering.view(code, tuple(ranges.get(s) for s in labels), labels)
+
+
+def _axis(entry, index, extent, conditions, used, ranges):
+    """``(_Axis, (pad before, pad after), dilation, padded extent)`` of one index."""
+    if isinstance(index, sp.Symbol):
+        return _Axis("plain", (index,)), (0, 0), 1, extent
+    terms = affine_terms(index)
+    if terms is None or extent is None:
+        raise Unlowerable(f"no view reads {entry}: the index {index} is not affine in a "
+                          "spatial axis")
+    coefficients, constant = terms
+    coefficients = {s: c for s, c in coefficients.items() if c != 0}
+    if any(ranges.get(s) is None for s in coefficients):
+        raise Unlowerable(f"no view reads {entry}: an index of {index} has no known range")
+    step = math.lcm(*[sp.fraction(c)[1] for c in (*coefficients.values(), constant)])
+    scaled = {s: int(c * step) for s, c in coefficients.items()}
+    offset = int(constant * step)
+    size = step * (extent - 1) + 1
+    low = offset + sum(min(0, c * (ranges[s] - 1)) for s, c in scaled.items())
+    high = offset + sum(max(0, c * (ranges[s] - 1)) for s, c in scaled.items())
+    pad = (max(0, -low), max(0, high - (size - 1)))
+    if step != 1 or pad != (0, 0):
+        if index not in conditions:
+            raise Unlowerable(f"no view reads {entry}: the index {index} leaves the axis "
+                              "without a range condition")
+        used.add(index)
+    elif index in conditions:
+        used.add(index)  # always inside: the condition holds everywhere
+    offset += pad[0]
+    size += pad[0] + pad[1]
+    return _shape_of(entry, scaled, offset, size, ranges), pad, step, size
+
+
+def _shape_of(entry, coefficients, offset, size, ranges) -> _Axis:
+    symbols = sorted(coefficients, key=lambda s: (abs(coefficients[s]), str(s)))
+    if not symbols:
+        return _Axis("constant", offset=offset, extent=size)
+    if len(symbols) == 1:
+        return _Axis("slice", tuple(symbols), (coefficients[symbols[0]],), offset, size)
+    radix = 1
+    for symbol in symbols:
+        if coefficients[symbol] != radix:
+            break
+        radix *= ranges[symbol]
+    else:
+        if offset == 0 and radix == size:
+            return _Axis("radix", tuple(reversed(symbols)), offset=0, extent=size)
+    if len(symbols) == 2:
+        first, second = symbols
+        width = {s: abs(coefficients[s]) * (ranges[s] - 1) + 1 for s in symbols}
+        position, window = (second, first) if width[first] <= width[second] else (first, second)
+        return _Axis("window", (position, window),
+                     (coefficients[position], coefficients[window]), offset, size)
+    raise Unlowerable(f"no view reads {entry}: an index of three symbols that is not a "
+                      "reshape")
+
+
+def _view_code(source: str, axes, extents, ranges):
+    """The view expression of ``source`` (shape ``extents``) and the symbol of each axis."""
+    code = source
+    if any(a.kind == "radix" for a in axes):
+        dims = []
+        for axis, extent in zip(axes, extents, strict=True):
+            dims += [ranges[s] for s in axis.symbols] if axis.kind == "radix" else [extent]
+        shape = ", ".join("-1" if d is None else str(d) for d in dims)
+        code = f"{code}.reshape({shape})"
+    labels, slots, windows, window_labels, window_slots = [], [], [], [], []
+    for axis in axes:
+        if axis.kind == "plain":
+            labels.append(axis.symbols[0])
+            slots.append(":")
+        elif axis.kind == "radix":
+            labels += list(axis.symbols)
+            slots += [":"] * len(axis.symbols)
+        elif axis.kind == "constant":
+            labels.append(None)
+            slots.append(str(axis.offset))
+        elif axis.kind == "slice":
+            (symbol,), (step,) = axis.symbols, axis.coefficients
+            labels.append(symbol)
+            slots.append(_slice(axis.offset, step, ranges[symbol], axis.extent))
+        else:  # window: the positions stay on the axis, the offsets are appended
+            (where, offset), (step, width_step) = axis.symbols, axis.coefficients
+            width = abs(width_step) * (ranges[offset] - 1) + 1
+            windows.append((len(labels), width))
+            start = axis.offset + (width_step * (ranges[offset] - 1) if width_step < 0 else 0)
+            labels.append(where)
+            slots.append(_slice(start, step, ranges[where], axis.extent - width + 1))
+            window_labels.append(offset)
+            window_slots.append(":" if width_step == 1 else f"::{width_step}")
+    if windows:
+        shape = tuple(width for _, width in windows)
+        where = tuple(position for position, _ in windows)
+        code = f"_windows({code}, {shape}, {where})"
+    slots += window_slots
+    while slots and slots[-1] == ":":
+        slots.pop()
+    if slots:
+        code += "[" + ", ".join(slots) + "]"
+    labels = [label for label in labels + window_labels if label is not None]
+    return _diagonals(code, labels)
+
+
+def _slice(start: int, step: int, count: int, extent: int) -> str:
+    """``start:stop:step``, the ``count`` entries ``start, start + step, ...`` of an axis of
+    ``extent`` entries (``:`` for all of them)."""
+    last = start + step * (count - 1)
+    if step > 0:
+        start_text = "" if start == 0 else str(start)
+        stop_text = "" if last + 1 >= extent else str(last + 1)
+    else:
+        start_text = "" if start == extent - 1 else str(start)
+        stop_text = "" if last - 1 < 0 else str(last - 1)
+    return f"{start_text}:{stop_text}" + ("" if step == 1 else f":{step}")
+
+
+def _diagonals(code: str, labels: list):
+    """A symbol on two axes reads their diagonal (``np.diagonal`` puts it last)."""
+    while len(set(labels)) < len(labels):
+        first = next(p for p, s in enumerate(labels) if labels.index(s) < p)
+        second = labels.index(labels[first])
+        code = f"np.diagonal({code}, 0, {second}, {first})"
+        symbol = labels[first]
+        labels = [s for p, s in enumerate(labels) if p not in (first, second)] + [symbol]
+    return code, tuple(labels)
+
+
+def _flatten_read(body, limits, lowering, ranges):
+    """``sum_{c,h,w} T[s, c, h, w] KroneckerDelta(t, 4*c + 2*h + w)`` as the view
+    ``T.reshape(-1, 64)`` read at ``[s, t]``, or None for any other sum."""
+    factors = sp.Mul.make_args(body)
+    deltas = [f for f in factors if isinstance(f, sp.KroneckerDelta)]
+    reads = [f for f in factors if isinstance(f, sp.Indexed)]
+    if len(deltas) != 1 or len(reads) != 1 or len(factors) != 2:
+        return None
+    summed = [index for index, _, _ in limits]
+    (delta,), (entry,) = deltas, reads
+    target, position = (delta.args if delta.args[0] not in summed else delta.args[::-1])
+    terms = affine_terms(position)
+    indices = list(entry.indices)
+    if not isinstance(target, sp.Symbol) or target in summed or terms is None:
+        raise Unlowerable(f"no reshape reads {delta}")
+    coefficients, constant = terms
+    order = sorted(summed, key=lambda s: -coefficients.get(s, 0))
+    radix = 1
+    for symbol in reversed(order):
+        if coefficients.get(symbol) != radix:
+            raise Unlowerable(f"no reshape reads {delta}: not the C order of {entry}")
+        radix *= ranges[symbol]
+    first = indices.index(order[0]) if order[0] in indices else -1
+    if constant != 0 or first < 0 or indices[first:first + len(order)] != order:
+        raise Unlowerable(f"no reshape reads {delta}: not the C order of {entry}")
+    extents = list(lowering.arrays.extents(entry.base.label.name))
+    dims = extents[:first] + [radix] + extents[first + len(order):]
+    shape = ", ".join("-1" if d is None else str(d) for d in dims)
+    labels = tuple(indices[:first] + [target] + indices[first + len(order):])
+    code = f"{lowering.arrays(entry.base.label.name)}.reshape({shape})"
+    return lowering.view(code, tuple(ranges.get(s) for s in labels), labels)
