@@ -83,16 +83,17 @@ def kinds_of_indices(expr: sp.Expr, axes: dict) -> dict:
     """Index symbol -> the kind of an axis it indexes in ``expr``: where it is the whole
     index of an axis, else where it is part of one (a read at ``i S + p - P``)."""
     plain, part = {}, {}
-    for entry in expr.atoms(sp.Indexed):
+    for entry in sorted(expr.atoms(sp.Indexed), key=str):
         kinds = axes.get(entry.base.label.name)
         if kinds is None or len(kinds) != len(entry.indices):
             continue
         for index, kind in zip(entry.indices, kinds, strict=True):
             if isinstance(index, sp.Symbol):
                 plain.setdefault(index, kind)
-            else:
-                for symbol in index.free_symbols:
-                    part.setdefault(symbol, kind)
+                continue
+            for symbol in index.free_symbols:  # an offset added to a position is an offset
+                if symbol not in part or kind.startswith("kernel"):
+                    part[symbol] = kind
     return {**part, **plain}
 
 

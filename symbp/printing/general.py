@@ -56,7 +56,7 @@ def _renamed(view: View, layer: int, names: dict) -> View:
             renamed = replace(renamed, latex=latex, text=latex.replace("{", "").replace("}", ""),
                               entry_base="a^{(l - 1)}")
         table[label] = renamed
-    return View(view.name, table, view.scalars, view.axes)
+    return View(view.name, table, view.scalars, view.axes, view.shapes)
 
 
 def _with_fprime(expr: sp.Expr, graph, layer: int, view: View):

@@ -51,12 +51,15 @@ def affine(printer, expr: sp.Expr) -> str:
     scaled = [(s, c * denominator) for s, c in coefficients.items() if c != 0]
     scaled.sort(key=lambda item: (item[1].could_extract_minus_sign(),
                                   -abs(item[1]) if item[1].is_Number else 0, str(item[0])))
+    constant = sp.expand(constant * denominator)
     text = ""
+    if scaled and all(c.could_extract_minus_sign() for _, c in scaled) and \
+            constant.is_positive:  # 2 - p, not -p + 2
+        text, constant = printer._print(constant), sp.Integer(0)
     for symbol, coefficient in scaled:
         negative = coefficient.could_extract_minus_sign()
         piece = _term(printer, symbol, -coefficient if negative else coefficient)
         text += (" - " if negative else " + ") + piece if text else ("-" if negative else "") + piece
-    constant = sp.expand(constant * denominator)
     if constant != 0:
         negative = constant.could_extract_minus_sign()
         piece = printer._print(-constant if negative else constant)

@@ -1,6 +1,7 @@
 """LaTeX and plain text of :mod:`symbp.forms` matrix trees.
 
-Contract: :func:`matrix_latex` / :func:`matrix_text` print a tree whose
+Contract: :func:`matrix_tree` reads an index expression as a tree (or None);
+:func:`matrix_latex` / :func:`matrix_text` print a tree whose
 leaves are :class:`~symbp.printing.names.Quantity` objects (or
 :class:`~symbp.forms.AsRow` of one: a vector broadcast along the rows, which
 prints as the vector, as NumPy broadcasts it). Transposes are ``^{\\top}``,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symbp import forms
+from symbp.engine.indices import FREE
 from symbp.printing.scalar import ScalarLatex, ScalarText
 
 
@@ -124,6 +126,17 @@ def join_signed_terms(terms: list) -> str:
     for term in terms[1:]:
         text += f" - {term[1:].lstrip()}" if term.startswith("-") else f" + {term}"
     return text
+
+
+def matrix_tree(expr: sp.Expr, rank: int, quantities: dict):
+    """The matrix tree of the index expression ``expr`` of a tensor of ``rank`` (leaves named
+    by ``quantities``), or None if it has no rank <= 2 reading."""
+    if not 0 < rank <= 2 or any(len(e.indices) > 2 for e in expr.atoms(sp.Indexed)):
+        return None
+    try:
+        return forms.to_matrix(expr, FREE[:rank], quantities)
+    except forms.NotMatrixForm:
+        return None
 
 
 def matrix_latex(node, scalars: dict | None = None) -> str:

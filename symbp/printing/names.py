@@ -63,6 +63,7 @@ def to_text(latex: str) -> str:
     if text != latex:
         return text
     text = re.sub(r"\\operatorname\{(\w+)\}", r"\1", latex)
+    text = re.sub(r"\\widetilde\{\\?(\w+)\}", r"\1~", text)
     text = re.sub(r"\^\{(\d*)\((.*?)\)\}", r"\1^(\2)", text)
     text = re.sub(r"\\hat\{\\?(\w+)\}", r"\1hat", text)
     return re.sub(r"\\(\w+)", r"\1", text).replace("{", "").replace("}", "")

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symbp import forms
-from symbp.engine.indices import FREE
 from symbp.ops.base import BATCH
 from symbp.printing.axes import BATCH_KIND, axes_of, is_spatial
 from symbp.printing.indexing import arranged
-from symbp.printing.matrix import matrix_latex, matrix_text
+from symbp.printing.matrix import matrix_latex, matrix_text, matrix_tree
 from symbp.printing.names import quantities, readable
+from symbp.printing.readings import reading
 from symbp.printing.scalar import ScalarLatex, ScalarText
 
 
@@ -48,18 +47,27 @@ class View:
     quantities: dict
     scalars: dict = field(default_factory=dict)  # rank-0 stand-ins (a sample's statistics)
     axes: dict = field(default_factory=dict)  # tensor name -> kinds of its axes in this view
+    shapes: dict = field(default_factory=dict)  # tensor name -> its shape in this view
 
     @classmethod
     def of(cls, graph, gradients, name: str) -> View:
         table = quantities(graph, gradients, name)
         scalars, axes = {}, axes_of(graph, gradients)
+        tensors = [*graph.tensors.values(), *[g.adjoint for g in gradients]]
+        shapes = {t.name: t.shape for t in tensors}
         if name == "sample":
-            tensors = [*graph.tensors.values(), *[g.adjoint for g in gradients]]
             scalars = {t.base.label: table[t.base.label] for t in tensors
                        if t.rank == 1 and t.shape[0] == BATCH}
             axes = {n: kinds[1:] if kinds[:1] == (BATCH_KIND,) else kinds
                     for n, kinds in axes.items()}
-        return cls(name, table, scalars, axes)
+            shapes = {n: shape[1:] if shape[:1] == (BATCH,) else shape
+                      for n, shape in shapes.items()}
+        return cls(name, table, scalars, axes, shapes)
+
+    def with_quantity(self, base: sp.IndexedBase, quantity, axes: tuple, shape: tuple) -> View:
+        """This view with one more tensor (a printed stand-in such as a padded delta)."""
+        return View(self.name, {**self.quantities, base.label: quantity}, self.scalars,
+                    {**self.axes, quantity.code: axes}, {**self.shapes, quantity.code: shape})
 
     def names(self, latex: bool = True) -> dict:
         return {s: (q.latex if latex else q.text) for s, q in self.scalars.items()}
@@ -67,12 +75,7 @@ class View:
 
 def matrix_form(expr: sp.Expr, rank: int, view: View):
     """The matrix tree of ``expr`` in ``view``, or None if it has no rank <= 2 reading."""
-    if not 0 < rank <= 2 or any(len(e.indices) > 2 for e in expr.atoms(sp.Indexed)):
-        return None
-    try:
-        return forms.to_matrix(expr, FREE[:rank], view.quantities)
-    except forms.NotMatrixForm:
-        return None
+    return matrix_tree(expr, rank, view.quantities)
 
 
 def index_form(target, expr: sp.Expr, shape: tuple, view: View) -> tuple:
@@ -107,6 +110,18 @@ def formula_row(name: str, target, expr: sp.Expr, shape: tuple, view: View,
     lines += list(extra)
     if node is None or index_rhs != lines[0][2]:
         lines.append((index_lhs, relation, index_rhs))
+    found = reading(target, expr, shape, view) if node is None else None
+    if found is not None and found.replaces:  # a reshape, without its Kronecker delta
+        (line,) = found.lines
+        return Row(name, (line,), found.texts[0], " ".join(line), sp.srepr(expr))
+    if found is not None:  # a convolution read as a correlation (image by image)
+        lines += list(found.lines)
+        texts = [text, *found.texts]
+        for quantity, form, form_shape, form_view, note in found.forms:
+            lhs, rhs, form_text = index_form(quantity, form, form_shape, form_view)
+            lines.append((lhs, "=", rhs + (note[0] if note else "")))
+            texts.append(form_text + (note[1] if note else ""))
+        text = "\n    ".join(texts)
     return Row(name, tuple(lines), text, f"{index_lhs} {relation} {index_rhs}", sp.srepr(expr))
 
 
