@@ -264,14 +264,16 @@ def test_softmax_jacobian_is_the_engines_vjp():
                       NETWORKS["tanh_ce"]).ok
 
 
-LAYER_NORM = """\
-inputs = 4
+CONV = """\
+inputs = [2, 6]
 loss = "cross_entropy"
 [[layers]]
-units = 5
+type = "conv1d"
+channels = 2
+kernel = 3
 activation = "tanh"
 [[layers]]
-type = "layer_norm"
+type = "flatten"
 [[layers]]
 units = 3
 activation = "softmax"
@@ -279,10 +281,9 @@ activation = "softmax"
 
 
 @pytest.mark.parametrize("spec, field", [
-    (LAYER_NORM, "layers[2]: symbp verify checks claims about networks of dense layers"),
-    (LAYER_NORM.replace('type = "layer_norm"', 'type = "dropout"\nrate = 0.5'), "layers[2]"),
-    ('inputs = 3\nloss = "mse"\n[[layers]]\nunits = 2\n[training]\nweight_decay = 0.01\n',
-     "training.weight_decay"),
+    (CONV, "layers[1]: symbp verify checks claims about networks of dense, activation"),
+    (CONV.replace('type = "flatten"', 'type = "max_pool1d"\nkernel = 2\n[[layers]]\n'
+                                      'type = "flatten"'), "this network has a conv1d layer"),
 ])
 def test_networks_verify_cannot_map_are_one_error_line(spec, field, tmp_path, capsys):
     path = tmp_path / "net.toml"

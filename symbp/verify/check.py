@@ -1,10 +1,11 @@
 """The entry points of symbp verify: one claim, several, a file.
 
 Contract: :func:`verify` takes one claim in the LaTeX of :mod:`symbp.claims`
-(``lhs = rhs``, per sample, column vectors, CONVENTIONS §1) and, for claims
-about a network, the network (a :class:`~symbp.spec.Network` or a spec
-path); it parses the claim and returns :func:`verify_parsed`'s
-:class:`~symbp.verify.verdict.Verdict`. ``verdict`` is ``correct``,
+as the user wrote it (in symbp's notation, CONVENTIONS §1, or in a named
+convention of :mod:`symbp.verify.conventions`) and, for claims about a
+network, the network (a :class:`~symbp.spec.Network` or a spec path); the
+conventions module reads it into symbp's notation and returns
+:func:`verify_parsed`'s :class:`~symbp.verify.verdict.Verdict`. ``verdict`` is ``correct``,
 ``incorrect`` or ``cannot parse``; neither function raises for a malformed
 claim. They raise :class:`~symbp.errors.SymbpError` only for bad usage (a
 network claim without a network, a generic-layer claim on a network without
@@ -34,14 +35,13 @@ from symbp.verify.scalar import verify_scalar
 from symbp.verify.verdict import Verdict, unparsed
 
 
-def verify(claim: str, network=None) -> Verdict:
-    """Decide one claim; ``network`` is a Network, a spec path, or None for scalar claims."""
-    network = as_network(network)
-    try:
-        parsed = C.parse_claim(claim)
-    except C.ClaimParseError as error:
-        return unparsed(claim if isinstance(claim, str) else repr(claim), error)
-    return verify_parsed(parsed, network, claim)
+def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
+    """Decide one claim as the user wrote it; ``network`` is a Network, a spec path, or None
+    for scalar claims; ``convention`` a preset of :mod:`symbp.verify.conventions` (default
+    symbp's own notation), ``lets`` declarations such as ``"h=a"``."""
+    from symbp.verify.conventions import verify_written
+
+    return verify_written(claim, network, convention, lets)
 
 
 def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:
@@ -67,18 +67,18 @@ def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:
     return verdict
 
 
-def verify_many(claims, network=None) -> list[Verdict]:
+def verify_many(claims, network=None, *, convention=None, lets=()) -> list[Verdict]:
     """Verify ``(line, claim)`` pairs (as :func:`read_claims` returns them)."""
     network = as_network(network)
     verdicts = []
     for line, text in claims:
-        verdict = verify(text, network)
+        verdict = verify(text, network, convention=convention, lets=lets)
         verdict.line = line
         verdicts.append(verdict)
     return verdicts
 
 
-def verify_file(path, network=None) -> list[Verdict]:
+def verify_file(path, network=None, *, convention=None, lets=()) -> list[Verdict]:
     """Verify every claim of a ``.tex`` or text file (see :func:`read_claims`)."""
     text = read_user_text(path)
     try:
@@ -87,7 +87,7 @@ def verify_file(path, network=None) -> list[Verdict]:
         raise SymbpError(f"{path}: {error}") from None
     if not claims:
         raise SymbpError(f"{path}: no claims found (one claim per line, or align rows)")
-    return verify_many(claims, network)
+    return verify_many(claims, network, convention=convention, lets=lets)
 
 
 def as_network(network):

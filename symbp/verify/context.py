@@ -19,6 +19,8 @@ import numpy as np
 from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.verify import truth as T
+from symbp.verify.echo import tree_latex
+from symbp.verify.shapes import LayerError
 
 SEEDS = (11, 23, 37)
 PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
@@ -38,18 +40,24 @@ class Target:
         if self.kind == "delta":
             leaf = C.Leaf("delta", self.layer, self.batch)
             return C.leaf_latex(leaf, l_value, depth)
-        letter = {"dW": "W", "db": "b", "da": "a"}[self.kind]
+        letter = T.LETTER_OF[self.kind]
         loss = "L" if self.batch else r"\ell"
-        target = C.leaf_latex(C.Leaf(letter, self.layer), l_value, depth)
+        name = _LATEX.get((letter, self.batch), letter)  # leaf_latex prints it as its letter
+        target = C.leaf_latex(C.Leaf(name, self.layer, self.batch), l_value, depth)
         return rf"\frac{{\partial {loss}}}{{\partial {target}}}"
+
+
+_LATEX = {(name, batch): latex for name, latex in (
+    ("gamma", r"\gamma"), ("beta", r"\beta"), ("mu", r"\mu"), ("sigma2", r"\sigma^{2}"))
+    for batch in (False, True)} | {("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}"}
 
 
 def target_of(lhs: C.Node) -> Target | None:
     if isinstance(lhs, C.Leaf) and lhs.name == "delta" and lhs.layer is not None:
         return Target("delta", lhs.layer, lhs.batch, lhs)
-    if isinstance(lhs, C.Grad):
-        kind = {"W": "dW", "b": "db", "z": "delta", "a": "da"}[lhs.target.name]
-        return Target(kind, lhs.target.layer, False, lhs)
+    if isinstance(lhs, C.Grad) and lhs.target.name in T.KIND_OF:
+        target = lhs.target
+        return Target(T.KIND_OF[target.name], target.layer, target.batch, lhs)
     return None
 
 
@@ -69,15 +77,22 @@ class Context:
         self.network = network
         self.truth = truth
         self.depth = network.depth
-        depth = self.depth
-        self.width_sets = [("the spec's widths", list(network.widths)),
-                           ("unequal widths", list(range(2, depth + 3))),
-                           ("unequal widths", list(range(depth + 2, 1, -1)))]
+        self.width_sets = truth.width_sets()
         self._instances = {}
         self._trees = {}
 
     def activation(self, layer: int):
+        """Layer ``layer``'s activation f (a dense or activation layer); else a LayerError."""
+        kind = self.truth.types.get(layer)
+        if kind not in ("dense", "activation"):
+            raise LayerError(f"layer {layer} is a {kind} layer, which has no activation f")
         return self.network.activation_of(layer)
+
+    def has_activation(self, layer: int) -> bool:
+        return self.truth.types.get(layer) in ("dense", "activation")
+
+    def layer_type(self, layer: int) -> str:
+        return "input" if layer == 0 else self.truth.types[layer]
 
     def instance(self, set_index: int, seed: int, batch: bool) -> "Instance":
         key = (set_index, seed, batch)
@@ -100,12 +115,28 @@ class Context:
         return self._trees[key]
 
     def _make_tree(self, kind, layer, batch):
-        no_batch_da(kind, batch)
         try:
             return self.truth.tree(kind, layer, batch)
         except T.NotMapped as error:
             raise SymbpError(f"symbp verify cannot read the derived {kind} of layer {layer} "
                              f"in the notation of claims: {error}") from None
+
+    def correct_latex(self, target: Target, layer: int) -> str | None:
+        """The truth's formula ``lhs = rhs`` for the target's own layer expression (``l``,
+        ``l+1``, ``L``): from the engine's matrix tree for networks of dense layers, else
+        as ``symbp derive`` prints it at ``layer``; None where neither has one."""
+        if not self.truth.dense_only:
+            return self.truth.printed(target.kind, layer, target.batch)
+        if target.layer.var is None:
+            return self.concrete_latex(target, None, layer)
+        return f"{target.latex()} = {tree_latex(self.general_tree(target, layer))}"
+
+    def concrete_latex(self, target: Target, l_value: int | None, layer: int) -> str | None:
+        """The truth's formula at the concrete ``layer`` (``l`` = ``l_value``)."""
+        if not self.truth.dense_only:
+            return self.truth.printed(target.kind, layer, target.batch)
+        tree = self.truth_tree(target.kind, layer, target.batch)
+        return f"{target.latex(l_value, self.depth)} = {tree_latex(tree)}"
 
     def general_tree(self, target: Target, layer: int):
         """The engine's formula at ``layer`` for the target's own layer expression
@@ -116,11 +147,6 @@ class Context:
             return self.truth.general_tree(target.kind, layer, target.batch, base)
         except T.NotMapped:
             return self.truth_tree(target.kind, layer, target.batch)
-
-
-def no_batch_da(kind: str, batch: bool) -> None:
-    if batch and kind == "da":
-        raise C.ClaimParseError("the batch form covers \\Delta^{(l)}, dL/dW and dL/db only", 1)
 
 
 class Instance:
@@ -134,7 +160,6 @@ class Instance:
         self.B = rows if batch else PER_SAMPLE_B
 
     def truth(self, kind: str, layer: int) -> np.ndarray:
-        no_batch_da(kind, self.batch)
         return self.values["truth", kind, layer]
 
     def describe(self) -> str:

@@ -36,15 +36,18 @@ import numpy as np
 from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.verify.context import Context, Instance, Target
-from symbp.verify.echo import entry_latex, tree_latex
+from symbp.verify.echo import entry_latex
 from symbp.verify.entries import NoSymbolic, forms_entry, simplify_difference, symbolic_ok
-from symbp.verify.evaluate import Evaluation
+from symbp.verify.evaluate import SCALARS, Evaluation
 from symbp.verify.functions import MATH_FUNCTIONS, custom_activation_of
 from symbp.verify.mistakes import likely_mistakes
 from symbp.verify.shapes import LayerError, ShapeError, Val, target_dims
+from symbp.verify.truth import LETTER_OF
 from symbp.verify.verdict import Verdict
 
 RTOL = 1e-7
+PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the right-hand side is
+
 
 
 @dataclass
@@ -77,9 +80,15 @@ class NetworkCheck:
         self.sums: dict = {}
         rhs_batch = any(isinstance(n, C.Leaf) and n.batch for side in claim.sides[1:]
                         for _, n in C.walk(side))
-        if target.kind in ("dW", "db") and rhs_batch:
+        if target.kind in PARAMETER_KINDS and rhs_batch:
             self.target = target = Target(target.kind, target.layer, True, target.node)
         self.batch = target.batch
+        if ctx.truth.couples_rows and not self.batch:
+            layer = next(m for m, kind in ctx.truth.types.items() if kind == "batch_norm")
+            raise SymbpError(
+                f"layers[{layer}]: batch norm couples the samples of a batch, so its gradients "
+                "have no per-sample form; write the claim for the batch (\\Delta^{(l)}, "
+                "A^{(l)}, \\frac{\\partial L}{\\partial A^{(l)}}, ...)")
         self.bindings = self._bindings()
 
     # ----- which layers
@@ -100,12 +109,37 @@ class NetworkCheck:
                     f"the network has layers 1..{depth}; {self.claim.source(target.node)} "
                     f"is layer {layer}", target.node.span[0] + 1, text=self.claim.text)
             return [(None, layer)]
-        pairs = [(layer - ref.offset, layer) for layer in layers]
+        pairs = [(layer - ref.offset, layer) for layer in layers
+                 if self._has_quantities(layer - ref.offset, layer)]
+        if not pairs and any(self.ctx.truth.types[m] != "dense" for m in layers):
+            raise SymbpError(f"the claim about {self.claim.source(target.node)} for a generic "
+                             "layer l applies to no layer: no layer l has every quantity it "
+                             "names")
         if not pairs:
             raise SymbpError(f"the network has no hidden layer, so the claim about "
                              f"{self.claim.source(target.node)} for a generic layer l "
                              "applies to no layer")
         return pairs
+
+    def _has_quantities(self, l_value: int, layer: int) -> bool:
+        """Do layer ``layer`` (the target's) and every layer the claim names at this ``l``
+        have the quantities the claim reads there (W at a dense layer, gamma at a norm)?"""
+        truth = self.ctx.truth
+        if not truth.has(LETTER_OF[self.target.kind], layer):
+            return False
+        for side in self.claim.sides[1:]:
+            for _, node in C.walk(side):
+                leaf = node.target if isinstance(node, C.Grad) else node
+                if not isinstance(leaf, C.Leaf) or leaf.layer is None or leaf.name in SCALARS:
+                    continue
+                try:
+                    at = leaf.layer.resolve(l_value, self.depth)
+                except ValueError:
+                    continue
+                letter = {"sigma": "sigma2", "delta": "z"}.get(leaf.name, leaf.name)
+                if 0 <= at <= self.depth and not truth.has(letter, at):
+                    return False
+        return True
 
     def function_of(self, node: C.Apply, l_value, inst):
         """``(activation or None, layer)`` for a function application."""
@@ -178,7 +212,7 @@ class NetworkCheck:
             layer = arg.layer.resolve(l_value, self.depth)
         except ValueError:
             return None
-        if not 1 <= layer <= self.depth:
+        if not 1 <= layer <= self.depth or not self.ctx.has_activation(layer):
             return None
         activation = self.ctx.activation(layer)
         if forward is None:
@@ -244,15 +278,15 @@ class NetworkCheck:
         layers = sorted({layer for _, layer in self.bindings})
         lhs_latex = self.target.latex()
         verdict = Verdict("incorrect", self.claim.text, lhs=lhs_latex, layers=layers)
-        verdict.correct = f"{lhs_latex} = {self._general_latex()}"
+        verdict.correct = self.ctx.correct_latex(self.target, self.bindings[0][1])
         if outcome.ok:
             verdict.verdict = "correct"
             verdict.evidence = self._evidence(rhs, outcome, layers)
             verdict.summary = verdict.evidence[0]
             return verdict
         point = outcome.shape_point or outcome.failures[0]
-        verdict.correct_at_layer = (f"{self.target.latex(point.l_value, self.depth)} = "
-                                    f"{self._concrete_latex(point.layer)}")
+        verdict.correct_at_layer = self.ctx.concrete_latex(
+            self.target, point.l_value, point.layer)
         if outcome.shape:
             verdict.shape = outcome.shape
             verdict.summary = f"shape mismatch: {outcome.shape}"
@@ -275,8 +309,10 @@ class NetworkCheck:
         return text
 
     def _evidence(self, rhs, outcome, layers) -> list[str]:
-        kind = {"delta": "every hidden layer", "da": "every hidden layer",
-                "dW": "every layer", "db": "every layer"}[self.target.kind]
+        kind = {"delta": "every hidden layer", "da": "every hidden layer"}.get(
+            self.target.kind, "every layer")
+        if not self.ctx.truth.dense_only:
+            kind = f"{kind} that has the quantities it names"
         scope = f"layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))}"
         if self.target.layer.var == "l":
             scope += f" ({kind})"
@@ -304,6 +340,8 @@ class NetworkCheck:
 
     def _symbolic(self, rhs, l_value, layer, confirm=False):
         """``(is zero, difference)`` at one layer, or None if SymPy cannot say."""
+        if not self.ctx.truth.dense_only:
+            return None
         inst = self.ctx.instances(self.batch, quick=True)[0]
         try:
             value = Evaluation(self, inst, l_value, symbolic=True).run(rhs)
@@ -328,14 +366,6 @@ class NetworkCheck:
             return entry_latex(result[1], self.sums, self.ctx, self.batch)
         except Exception:  # printing is best effort; the verdict does not depend on it
             return None
-
-    def _general_latex(self) -> str:
-        if self.target.layer.var is None:
-            return self._concrete_latex(self.target.layer.offset)
-        return tree_latex(self.ctx.general_tree(self.target, self.bindings[0][1]))
-
-    def _concrete_latex(self, layer: int) -> str:
-        return tree_latex(self.ctx.truth_tree(self.target.kind, layer, self.batch))
 
     def _counterexample(self, rhs, point: Point) -> dict:
         inst = point.inst

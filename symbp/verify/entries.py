@@ -164,6 +164,8 @@ def _in_terms_of_z(expr, ctx: Context):
     """Replace each ``a^{(m)}`` of an elementwise layer by ``f_m(z^{(m)})``."""
     mapping = {}
     for layer in range(1, ctx.depth + 1):
+        if not ctx.has_activation(layer):
+            continue
         activation = ctx.activation(layer)
         if not activation.is_softmax:
             mapping[sp.Symbol(f"a{layer}")] = (layer, activation.expr)

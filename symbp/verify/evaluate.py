@@ -28,6 +28,7 @@ from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric,
 from symbp.verify.shapes import (
     B_SYMBOL,
     ONE,
+    PER_ROW,
     Dim,
     I,
     J,
@@ -35,9 +36,11 @@ from symbp.verify.shapes import (
     ShapeError,
     Val,
     count,
-    dim,
-    target_dims,
+    quantity_dims,
 )
+
+SCALARS = ("lambda", "p", "eps", "n")  # the spec's weight decay, dropout rate, eps; widths
+_TENSOR_LETTERS = ("W", "b", "z", "a", "x", "y", "delta")  # read entrywise by SymPy
 
 if TYPE_CHECKING:
     from symbp.verify.context import Instance
@@ -92,47 +95,83 @@ class Evaluation:
         if name == "B":
             return Val(np.array([[float(self.inst.B)]]), ONE, ONE, "B", scalar=True,
                        entry=B_SYMBOL)
-        if node.batch != self.inst.batch and name != "W" and name != "b":
+        if name in SCALARS:
+            value = self._scalar(node)
+            return Val(np.array([[float(value)]]), ONE, ONE, self.text(node), scalar=True,
+                       entry=value)
+        if node.batch != self.inst.batch and name in PER_ROW:
             kind = "batch (capital)" if node.batch else "per-sample (lower-case)"
             raise C.ClaimParseError(
                 f"{self.text(node)} is a {kind} quantity, but the claim is "
                 f"{'a batch' if self.inst.batch else 'a per-sample'} formula",
                 node.span[0] + 1, text=self.claim.text)
-        widths = self.inst.widths
         if name in ("x", "y"):
             layer = 0 if name == "x" else self.depth
             ref = C.LayerRef(None, 0) if name == "x" else C.LayerRef("L", 0)
-            code = "a0" if name == "x" else "Y"
+            code, letter = ("a0", "a") if name == "x" else ("Y", "y")
         else:
             if node.layer is None:
                 letter = C.leaf_latex(node)
                 raise C.ClaimParseError(f"{letter} needs a layer index, e.g. {letter}^{{(l)}}",
                                         node.span[1] + 1, ["'^{(l)}'"], self.claim.text)
-            ref = node.layer
+            ref, letter = node.layer, name
             layer = self.layer_of(node, ref, 0 if name == "a" else 1)
-            code = f"{name}{layer}"
+            code = f"{'sigma2' if name == 'sigma' else name}{layer}"
+        if code not in self.inst.values:
+            raise LayerError(f"{self.text(node)}: layer {layer} is a "
+                             f"{self.ctx.layer_type(layer)} layer, which has no {name}")
         array = self.inst.values[code]
-        if name == "W":
-            rows, cols = dim(ref, layer, widths), dim(ref.shifted(-1), layer - 1, widths)
-        elif name == "b" or not self.inst.batch:
-            rows, cols = dim(ref, layer, widths), ONE
-        else:
-            rows, cols = Dim(self.inst.B, "B", "B"), dim(ref, layer, widths)
-        entry = tensor_entry(code, rows, cols, name == "W" or (
-            self.inst.batch and name != "b")) if self.symbolic else None
-        return Val(array, rows, cols, self.text(node), entry=entry)
+        if name == "sigma":
+            array = np.sqrt(array)
+        rows, cols, vector = quantity_dims(letter, ref, layer, self.inst)
+        entry = None
+        if self.symbolic and name in _TENSOR_LETTERS:
+            entry = tensor_entry(code, rows, cols, name == "W" or (
+                self.inst.batch and name != "b"))
+        return Val(array, rows, cols, self.text(node), entry=entry, vector=vector)
+
+    def _scalar(self, node) -> sp.Expr:
+        """λ, p, ε (exact, from the spec) and the width n_l of a claim."""
+        name = node.name
+        if name == "lambda":
+            return sp.nsimplify(self.ctx.network.training["weight_decay"], rational=True)
+        if name == "n":
+            if node.layer is None:
+                raise C.ClaimParseError("n needs a layer, e.g. n_l", node.span[1] + 1,
+                                        ["'_l'"], self.claim.text)
+            return sp.Integer(self.inst.widths[self.layer_of(node, node.layer, 0)])
+        option, types = {"p": ("rate", ("dropout",)),
+                         "eps": ("eps", ("layer_norm", "batch_norm"))}[name]
+        layers = [m for m in range(1, self.depth + 1) if self.ctx.layer_type(m) in types]
+        if node.layer is not None:
+            layer = self.layer_of(node, node.layer, 1)
+            if layer not in layers:
+                raise LayerError(f"{self.text(node)}: layer {layer} is a "
+                                 f"{self.ctx.layer_type(layer)} layer, which has no {option}")
+            layers = [layer]
+        values = {self.ctx.network.layers[m - 1].options[option] for m in layers}
+        if len(values) != 1:
+            what = "no" if not values else "several"
+            raise C.ClaimParseError(f"{self.text(node)}: the network has {what} "
+                                    f"{' or '.join(types)} layers; name the layer, "
+                                    f"e.g. {name}^{{(l)}}", node.span[0] + 1,
+                                    text=self.claim.text)
+        return sp.nsimplify(values.pop(), rational=True)
 
     def e_Grad(self, node):
         target = node.target
-        kind = {"W": "dW", "b": "db", "z": "delta", "a": "da"}[target.name]
+        kind = T.KIND_OF[target.name]
         layer = self.layer_of(target, target.layer, 0 if kind == "da" else 1)
+        if ("truth", kind, layer) not in self.inst.values:
+            raise LayerError(f"{self.text(node)}: layer {layer} is a "
+                             f"{self.ctx.layer_type(layer)} layer, which has no {target.name}")
         array = self.inst.truth(kind, layer)
-        rows, cols = target_dims(kind, target.layer, layer, self.inst)
+        rows, cols, vector = quantity_dims(target.name, target.layer, layer, self.inst)
         entry = None
-        if self.symbolic:
+        if self.symbolic and self.ctx.truth.dense_only:
             tree = self.ctx.truth_tree(kind, layer, self.inst.batch)
             entry = forms_entry(tree, self.ctx, self.inst.batch, self.check.sums)[0]
-        return Val(array, rows, cols, self.text(node), entry=entry)
+        return Val(array, rows, cols, self.text(node), entry=entry, vector=vector)
 
     # ----- arithmetic
     def e_Neg(self, node):
@@ -141,7 +180,8 @@ class Evaluation:
                           None if value.entry is None else -value.entry)
 
     def _like(self, value: Val, array, text, entry) -> Val:
-        return Val(array, value.rows, value.cols, text, value.scalar, value.ones, entry)
+        return Val(array, value.rows, value.cols, text, value.scalar, value.ones, entry,
+                   value.vector)
 
     def _elementwise(self, node, left: Val, right: Val, verb: str, combine, symbolic):
         text = self.text(node)
@@ -153,14 +193,21 @@ class Evaluation:
                        entry=entry)
         if left.scalar or right.scalar:
             big = right if left.scalar else left
-            return Val(combine(left.array, right.array), big.rows, big.cols, text, entry=entry)
+            return Val(combine(left.array, right.array), big.rows, big.cols, text, entry=entry,
+                       vector=big.vector)
+        if self.inst.batch:
+            shape = _broadcast(left, right)
+            if shape is not None:
+                (left_array, right_array), (rows, cols) = shape
+                return Val(combine(left_array, right_array), rows, cols, text, entry=entry)
         if left.rows.value != right.rows.value:
             raise ShapeError(f"{right.text} has {count(right.rows, 'row')}, {left.text} has "
                               f"{left.rows.label}, so they cannot be {verb}")
         if left.cols.value != right.cols.value:
             raise ShapeError(f"{right.text} has {count(right.cols, 'column')}, {left.text} "
                               f"has {left.cols.label}, so they cannot be {verb}")
-        return Val(combine(left.array, right.array), left.rows, left.cols, text, entry=entry)
+        return Val(combine(left.array, right.array), left.rows, left.cols, text, entry=entry,
+                   vector=left.vector and right.vector)
 
     def e_Add(self, node):
         return self._elementwise(node, self.run(node.left), self.run(node.right), "added",
@@ -249,7 +296,7 @@ class Evaluation:
         entry = None
         if self.symbolic and arg.entry is not None:
             entry = self._function_entry(node, func, forward, expr, arg)
-        return Val(array, arg.rows, arg.cols, text, arg.scalar, None, entry)
+        return Val(array, arg.rows, arg.cols, text, arg.scalar, None, entry, arg.vector)
 
     def _function_entry(self, node, func, forward, expr, arg):
         """Entry of f(arg); f^{(m)}(z^{(m)}) is read as a^{(m)} (and f' in terms of a)."""
@@ -287,3 +334,33 @@ class Evaluation:
             raise ShapeError(f"{text}: the derivative of softmax is a Jacobian matrix per "
                               "sample, not an elementwise factor")
         return Val(T.softmax_jacobian(s), arg.rows, arg.rows, text)
+
+
+def _broadcast(left: Val, right: Val):
+    """NumPy's broadcasting in a batch claim: a vector (``b``, ``\\gamma``, batch norm's
+    ``\\mu``) along the rows of a ``B x n`` matrix, and a ``1 x n`` row or ``B x 1`` column
+    against a ``B x n`` matrix. ``((left array, right array), (rows, cols))``, or None
+    where the shapes are not of these kinds (then they must agree exactly)."""
+    arrays = []
+    for value, other in ((left, right), (right, left)):
+        if value.vector and not other.vector and other.cols.value == value.rows.value \
+                and not other.cols.one:
+            arrays.append((value.array.T, ONE, value.rows))
+        else:
+            arrays.append((value.array, value.rows, value.cols))
+    (la, lr, lc), (ra, rr, rc) = arrays
+    if (lr.value, lc.value) == (rr.value, rc.value) and left.vector == right.vector:
+        return None
+    rows = _broadcast_dim(lr, rr)
+    cols = _broadcast_dim(lc, rc)
+    if rows is None or cols is None:
+        return None
+    return (la, ra), (rows, cols)
+
+
+def _broadcast_dim(a: Dim, b: Dim) -> Dim | None:
+    if a.value == b.value:
+        return a if not a.one else b
+    if a.one:
+        return b
+    return a if b.one else None

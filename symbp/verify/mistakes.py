@@ -244,7 +244,8 @@ def _is_softmax_layer(check: NetworkCheck, ref: C.LayerRef) -> bool:
             layer = ref.resolve(l_value, check.depth)
         except ValueError:
             return False
-        if not 1 <= layer <= check.depth or not check.ctx.activation(layer).is_softmax:
+        if not 1 <= layer <= check.depth or not check.ctx.has_activation(layer) or \
+                not check.ctx.activation(layer).is_softmax:
             return False
     return True
 
@@ -418,7 +419,8 @@ def _hand_description(check: NetworkCheck, hand: list, text: str, z: C.Leaf, ref
     the layer's own activation with a wrong formula (named with the engine's f')."""
     use = f"use f_{{{ref.label}}}'(z^{{({ref.label})}})"
     which = _which_derivative(hand)
-    own = _layer_activations(check, z)
+    own = {name: layers for name, layers in _layer_activations(check, z).items()
+           if not _activation(check, layers[0]).is_softmax}  # softmax: _softmax_diagonal's
     if which is not None and which not in own:
         return (f"derivative of the wrong activation: {text} is the derivative of {which} "
                 f"(written with a = {which}(z)), but {_activations_text(check, z, which)}; "
@@ -432,10 +434,10 @@ def _hand_description(check: NetworkCheck, hand: list, text: str, z: C.Leaf, ref
         return (f"derivative of the wrong activation: {text} is the derivative of {which} "
                 f"(written with a = {which}(z)), but {_activations_text(check, z, which)}; "
                 f"{use}")
-    truths = "; ".join(derivative_latex(_activation(check, layers[0]))
-                       for layers in own.values())
+    truths = "".join(f": {derivative_latex(_activation(check, layers[0]))}"
+                     for layers in own.values())
     return (f"wrong derivative: {text} is not the derivative of the layer's activation "
-            f"({_activations_text(check, z)}: {truths}); {use}")
+            f"({_activations_text(check, z)}{truths}); {use}")
 
 
 def _layer_activations(check: NetworkCheck, arg: C.Node) -> dict:

@@ -52,6 +52,7 @@ class Val:
     scalar: bool = False
     ones: str | None = None  # 'col' or 'row' for \mathbf{1}
     entry: sp.Expr | None = None
+    vector: bool = False  # a vector of a batch claim (b, gamma): broadcast along the rows
 
     @property
     def shape_text(self) -> str:
@@ -76,10 +77,31 @@ def dim(ref: C.LayerRef, layer: int, widths) -> Dim:
     return Dim(widths[layer], ref.width(), f"n{layer}")
 
 
-def target_dims(kind: str, ref: C.LayerRef, layer: int, inst: Instance):
+VECTORS = ("b", "gamma", "beta")  # parameter vectors: a column, broadcast along a batch's rows
+PER_ROW = ("z", "a", "x", "y", "delta", "xhat", "mask")  # a column per sample, B rows in a batch
+STATISTICS = ("mu", "sigma2", "sigma")  # per sample (layer norm) or per feature (batch norm)
+_LETTER = {"delta": "z", "dW": "W", "db": "b", "da": "a", "dgamma": "gamma", "dbeta": "beta",
+           "dxhat": "xhat", "dmu": "mu", "dsigma2": "sigma2"}
+
+
+def quantity_dims(letter: str, ref: C.LayerRef, layer: int, inst: Instance) -> tuple:
+    """``(rows, cols, vector)`` of quantity ``letter`` of layer ``layer`` at ``inst``: W is
+    ``n_l x n_{l-1}``; a parameter vector and batch norm's statistics are columns
+    (``vector``: broadcast along the rows of a batch); layer norm's statistics are a
+    sample's scalar (a ``B x 1`` column for a batch); the rest a column per sample and
+    ``B x n_l`` for a batch."""
     widths = inst.widths
-    if kind == "dW":
-        return dim(ref, layer, widths), dim(ref.shifted(-1), layer - 1, widths)
-    if inst.batch and kind == "delta":
-        return Dim(inst.B, "B", "B"), dim(ref, layer, widths)
-    return dim(ref, layer, widths), ONE
+    if letter == "W":
+        return dim(ref, layer, widths), dim(ref.shifted(-1), layer - 1, widths), False
+    rows = Dim(inst.B, "B", "B")
+    if letter in STATISTICS and inst.ctx.layer_type(layer) == "layer_norm":
+        return (rows, ONE, False) if inst.batch else (ONE, ONE, False)
+    if letter in VECTORS or letter in STATISTICS or not inst.batch:
+        return dim(ref, layer, widths), ONE, inst.batch and letter not in PER_ROW
+    return rows, dim(ref, layer, widths), False
+
+
+def target_dims(kind: str, ref: C.LayerRef, layer: int, inst: Instance) -> tuple:
+    """``(rows, cols)`` of the gradient ``kind``: the shape of its quantity."""
+    rows, cols, _ = quantity_dims(_LETTER[kind], ref, layer, inst)
+    return rows, cols

@@ -1,17 +1,23 @@
 """The truth of a network claim: the engine's gradients, read in the notation of claims.
 
-Contract: :meth:`Truth.of` takes a plain MLP (dense layers, no weight decay) and reads the
-gradients of :func:`~symbp.engine.derivation.derive_graph` (the batch graph,
-self-checked) in the notation claims are written in (CONVENTIONS §1):
-``delta`` (``d loss / d z^{(m)}``), ``dW``, ``db`` and ``da``
-(``d loss / d a^{(m)}``) at a concrete layer ``m``, per sample (column
-vectors) or for a batch (rows). :meth:`Truth.tree` is that formula as a
+Contract: :meth:`Truth.of` takes a network of dense, activation, layer_norm,
+batch_norm, residual and dropout layers, with or without weight decay, and
+reads the gradients of :func:`~symbp.engine.derivation.derive_graph` (the
+batch graph, self-checked) in the notation claims are written in
+(CONVENTIONS §1): ``delta`` (``d loss / d z^{(m)}``), ``dW``, ``db``, ``da``
+(``d loss / d a^{(m)}``) and, for the other ops, ``dgamma``, ``dbeta``,
+``dxhat``, ``dmu``, ``dsigma2`` at a concrete layer ``m``, per sample
+(column vectors; not where batch norm couples the rows) or for a batch
+(rows). :meth:`Truth.instance` is the value of every quantity of the notation
+(``W1``, ``gamma2``, ``mu2``, ``xhat2``, ``mask3``, ...) and of the truth at a
+random point; :meth:`Truth.width_sets` the widths a claim is evaluated with
+(layers that must agree, such as a residual's two inputs, share a width).
+For networks of dense layers :meth:`Truth.tree` is a formula as a
 :mod:`symbp.forms` matrix tree (:func:`symbp.forms.to_matrix`),
 :meth:`Truth.general_tree` the same formula for a layer expression (``l``,
-``l+1``, ``L``), :meth:`Truth.instance` the values of every quantity of the
-notation and of the truth at a random point. Any other network is a
-:class:`~symbp.errors.SymbpError` naming the layer or the field: claims about
-other ops are not mapped yet.
+``l+1``, ``L``); for any network :meth:`Truth.printed` is the gradient's row
+as ``symbp derive`` prints it. Any other layer type is a
+:class:`~symbp.errors.SymbpError` naming the layer.
 
 Every step from the engine's gradients to a claim's quantity is a
 substitution; no derivative is written here:
@@ -46,16 +52,21 @@ from symbp.engine.indices import FREE, canonical
 from symbp.errors import SymbpError
 from symbp.ops.base import BATCH
 
-KINDS = ("delta", "dW", "db", "da")
+KIND_OF = {"z": "delta", "W": "dW", "b": "db", "a": "da", "gamma": "dgamma", "beta": "dbeta",
+           "xhat": "dxhat", "mu": "dmu", "sigma2": "dsigma2"}  # a quantity -> its gradient
+KINDS = tuple(KIND_OF.values())
 LAYER = sp.Symbol("l", integer=True, positive=True)  # the general layer of a claim
 OUTPUT = sp.Symbol("L", integer=True, positive=True)  # the output layer
-_OF = {"delta": "z", "dW": "W", "db": "b", "da": "a"}
+LETTER_OF = {kind: letter for letter, kind in KIND_OF.items()}
+SUPPORTED_OPS = ("dense", "activation", "layer_norm", "batch_norm", "residual", "dropout")
+_QUANTITY = re.compile(r"(W|b|z|a|mu|sigma2|xhat|gamma|beta|mask)(\d+)")
 # The deltas' bases are named Delta{m}: SymPy orders a product's factors by name, and a
 # capital sorts before x and a, so to_matrix reads an outer product as delta x^T.
 _NAMED = re.compile(r"(W|b|z|a|Delta|fprime)(\d+)")
 _WIDTH = re.compile(r"n_\{(\d+)\}")
 _ROW_KINDS = ("delta", "da")  # their engine form has the batch row as first index
 WEIGHT_SCALE, BIAS_SCALE = 0.7, 0.3  # random points: tanh and sigmoid layers do not saturate
+GAIN_SCALE = 0.3  # gamma = 1 + N(0, GAIN_SCALE), beta = N(0, GAIN_SCALE): no 1 or 0 hides a term
 
 
 class NotMapped(Exception):
@@ -75,7 +86,7 @@ class Truth:
     def of(cls, network) -> "Truth":
         key = repr(network.to_dict())
         if key not in cls._cache:
-            _require_mlp(network)
+            _require_supported(network)
             from symbp.engine.derivation import derive_graph
 
             cls._cache[key] = cls(derive_graph(network))
@@ -92,6 +103,14 @@ class Truth:
         self._batch_names = frozenset(batch | {f"{letter}{m}" for letter in ("Delta", "fprime")
                                                for m in range(1, self.depth + 1)})
         self._notation = {}
+        self._printed = None  # symbp derive's backward rows, by name (built when first asked)
+        self.types = {number: layer.type for number, layer in enumerate(self.network.layers, 1)}
+        self.dense_only = set(self.types.values()) == {"dense"}
+        self.couples_rows = "batch_norm" in self.types.values()
+
+    def has(self, letter: str, layer: int) -> bool:
+        """Does layer ``layer`` have the quantity ``letter`` (``a`` at 0 is the input)?"""
+        return (letter == "a" and layer == 0) or f"{letter}{layer}" in self.graph.tensors
 
     # ----------------------------------------------------------- formulas
     def tree(self, kind: str, layer: int, batch: bool):
@@ -136,7 +155,7 @@ class Truth:
     def _name(self, kind: str, layer: int) -> str:
         if kind == "da" and layer == 0:
             return self._input
-        return f"{_OF[kind]}{layer}"
+        return f"{LETTER_OF[kind]}{layer}"
 
     def _gradient(self, name: str) -> sp.Expr:
         """The engine's gradient of tensor ``name``; an inlined one as the sum of the
@@ -193,66 +212,160 @@ class Truth:
         letter = {"Delta": "delta"}.get(match.group(1), match.group(1))
         return forms.Tensor(letter, int(match.group(2)), batch and letter not in "Wb")
 
+    # ------------------------------------------------------------- widths
+    def width_sets(self) -> list:
+        """``(label, widths of layers 0..L)``: the spec's, and two sets of pairwise different
+        widths (smallest first, then largest first) where layers that must agree share one."""
+        classes = self._width_classes()
+        groups = list(dict.fromkeys(classes))
+        sets = [("the spec's widths", list(self.network.widths))]
+        for values in (range(2, len(groups) + 2), range(len(groups) + 1, 1, -1)):
+            value = dict(zip(groups, values, strict=True))
+            sets.append(("unequal widths", [value[c] for c in classes]))
+        return sets
+
+    def _width_classes(self) -> list:
+        """The width symbol of each layer's output, a residual's two inputs made one."""
+        same = {}
+
+        def find(symbol):
+            while same.get(symbol, symbol) != symbol:
+                symbol = same[symbol]
+            return symbol
+
+        for equation in self.graph.equations:
+            if equation.op == "residual":
+                first, *rest = [find(t.shape[-1]) for t in equation.inputs]
+                for other in rest:
+                    same[other] = first
+        outputs = [self.graph.tensors[self._input]] + [
+            self.graph.tensors[f"a{m}"] for m in range(1, self.depth + 1)]
+        return [find(tensor.shape[-1]) for tensor in outputs]
+
     # ------------------------------------------------------------- numbers
     def instance(self, widths: list, seed: int, rows: int) -> dict:
-        """Every quantity at a random point, by its name in claims (``W1``, ``b1`` as
-        a column, ``a0`` for x, ``z1``, ``a1``, ``Y``, ``delta1``), per sample
-        (``rows == 1``: columns) or as ``rows`` rows; ``("truth", kind, m)`` holds
-        the truth of ``kind`` at layer ``m``, in the same layout."""
+        """Every quantity at a random point, by its name in claims (``W1``, ``b1`` and the
+        other vectors as columns, ``a0`` for x, ``z1``, ``a1``, ``xhat2``, ``Y``,
+        ``delta1``), per sample (``rows == 1``: columns) or as ``rows`` rows;
+        ``("truth", kind, m)`` holds the truth of ``kind`` at layer ``m``, in the same
+        layout."""
         sizes = {symbol: widths[int(_WIDTH.fullmatch(symbol.name).group(1))]
                  for symbol in self.derivation.sizes}
         sizes[BATCH] = rows
-        given = self._random_point(widths, rows, np.random.default_rng(seed))
-        from symbp.engine.numeric import run, value_of
+        given = self._random_point(sizes, np.random.default_rng(seed))
+        from symbp.engine.numeric import run
 
         with np.errstate(all="ignore"):
             arrays = run(self.graph, given, sizes, self.derivation.gradients)
-            for layer in range(self.depth + 1):
-                name = self._name("da", layer)
-                if f"g_{name}" not in arrays:
-                    tensor = self.graph.tensors[name]
-                    arrays[f"g_{name}"] = value_of(self._gradient(name), tensor, arrays, sizes,
-                                                   frozenset({self.graph.loss.name}))
+            for name in self._quantities():
+                self._ensure(f"g_{name}", arrays, sizes)
+            self._ensure(f"g_{self._input}", arrays, sizes)
         return self._in_notation(arrays, rows)
 
-    def _random_point(self, widths, rows, rng) -> dict:
+    def _quantities(self) -> list:
+        return [name for name in self.graph.tensors if _QUANTITY.fullmatch(name)]
+
+    def _ensure(self, adjoint: str, arrays: dict, sizes: dict) -> None:
+        """The value of an adjoint the engine inlined, from its consumers' VJPs (and the
+        adjoints those read, first)."""
+        if adjoint in arrays:
+            return
+        from symbp.engine.numeric import value_of
+
+        name = adjoint[2:]
+        expr = self._gradient(name)
+        for entry in expr.atoms(sp.Indexed):
+            if entry.base.label.name.startswith("g_"):
+                self._ensure(entry.base.label.name, arrays, sizes)
+        arrays[adjoint] = value_of(expr, self.graph.tensors[name], arrays, sizes,
+                                   frozenset({self.graph.loss.name}))
+
+    def _random_point(self, sizes, rng) -> dict:
+        def shape(tensor):
+            return tuple(int(sp.sympify(d).xreplace(sizes)) for d in tensor.shape)
+
         given = {}
-        for layer in range(1, len(widths)):
-            given[f"W{layer}"] = rng.normal(0, WEIGHT_SCALE, (widths[layer], widths[layer - 1]))
-            given[f"b{layer}"] = rng.normal(0, BIAS_SCALE, widths[layer])
-        given[self._input] = rng.normal(0, 1, (rows, widths[0]))
-        given[self._target] = _targets(self.network, (rows, widths[-1]), rng)
+        for tensor in self.graph.given("parameter"):
+            letter = _QUANTITY.fullmatch(tensor.name).group(1)
+            scale = {"W": WEIGHT_SCALE, "b": BIAS_SCALE}.get(letter, GAIN_SCALE)
+            given[tensor.name] = rng.normal(1.0 if letter == "gamma" else 0.0, scale,
+                                            shape(tensor))
+        for tensor in self.graph.given("mask"):
+            given[tensor.name] = (rng.random(shape(tensor)) < self.graph.keep[tensor.name]
+                                  ).astype(float)
+        for tensor in self.graph.given("state"):
+            given[tensor.name] = np.zeros(shape(tensor))
+        given[self._input] = rng.normal(0, 1, shape(self.graph.tensors[self._input]))
+        given[self._target] = _targets(self.network, shape(self.graph.tensors[self._target]),
+                                       rng)
         return given
 
     def _in_notation(self, arrays: dict, rows: int) -> dict:
-        layout = (lambda array: array) if rows > 1 else (lambda array: array.T)
-        values = {"a0": layout(arrays[self._input]),
-                  "Y": layout(arrays[self._target])}
-        for m in range(1, self.depth + 1):
-            values[f"W{m}"] = arrays[f"W{m}"]
-            values[f"b{m}"] = arrays[f"b{m}"][:, None]
-            values[f"z{m}"], values[f"a{m}"] = layout(arrays[f"z{m}"]), layout(arrays[f"a{m}"])
-            values[f"delta{m}"] = layout(arrays[f"g_z{m}"])
-            values["truth", "delta", m] = values[f"delta{m}"]
-            values["truth", "dW", m] = arrays[f"g_W{m}"]
-            values["truth", "db", m] = arrays[f"g_b{m}"][:, None]
-        for m in range(self.depth + 1):
-            values["truth", "da", m] = layout(arrays[f"g_{self._name('da', m)}"])
+        values = {"a0": _layout(arrays[self._input], rows, True),
+                  "Y": _layout(arrays[self._target], rows, True)}
+        names = [(self._input, "a0", 0)] + [
+            (name, name, int(_QUANTITY.fullmatch(name).group(2))) for name in self._quantities()]
+        for name, code, layer in names:
+            tensor = self.graph.tensors[name]
+            per_row = tensor.shape[:1] == (BATCH,)
+            values[code] = _layout(arrays[name], rows, per_row)
+            letter = "a" if code == "a0" else _QUANTITY.fullmatch(name).group(1)
+            if letter in KIND_OF and f"g_{name}" in arrays:
+                values["truth", KIND_OF[letter], layer] = _layout(arrays[f"g_{name}"], rows,
+                                                                  per_row)
+            if letter == "z":
+                values[f"delta{layer}"] = values["truth", "delta", layer]
         return values
 
+    # ------------------------------------------------------------- printed
+    def printed(self, kind: str, layer: int, batch: bool) -> str | None:
+        """The gradient's formula as ``symbp derive`` prints it (its first matrix line,
+        else its index form), or None where the printer shows no row for it."""
+        if self._printed is None:
+            self._printed = _printed_rows(self.derivation)
+        rows = self._printed
+        name = f"g_{self._name(kind, layer)}"
+        for key in ((name, f"paths_{name}") if batch else (f"sample_{name}",)):
+            row = rows.get(key)
+            if row is not None:
+                return row
+        return None
 
-def _require_mlp(network) -> None:
-    """Claims are mapped for dense layers without weight decay; anything else is named."""
+
+def _printed_rows(derivation) -> dict:
+    """Each backward row symbp derive prints, by name: ``lhs = rhs`` LaTeX."""
+    from symbp.printing.sections import Document
+
+    document = Document(derivation)
+    found = {}
+    for section in (document.backward_pass(), document.backward_sample()):
+        for row in section.rows:
+            lhs, relation, rhs = row.lines[0]
+            found[row.name] = f"{lhs} {relation} {rhs}"
+    return found
+
+
+def _layout(array: np.ndarray, rows: int, per_row: bool) -> np.ndarray:
+    """A batch tensor as rows (``rows > 1``) or one column (per sample); a per-row scalar
+    ``(B,)`` as a ``(B, 1)`` column or a ``1 x 1``; any other vector as a column."""
+    array = np.asarray(array, dtype=float)
+    if array.ndim == 0:
+        return array.reshape(1, 1)
+    if not per_row:
+        return array[:, None] if array.ndim == 1 else array
+    if array.ndim == 1:
+        return array[:, None]
+    return array if rows > 1 else array.T
+
+
+def _require_supported(network) -> None:
+    """Claims are mapped for the ops of :data:`SUPPORTED_OPS`; any other is named."""
     for number, layer in enumerate(network.layers, 1):
-        if layer.type != "dense":
+        if layer.type not in SUPPORTED_OPS:
             raise SymbpError(
-                f"layers[{number}]: symbp verify checks claims about networks of dense layers; "
-                f"this network has a {layer.type} layer (claims about {layer.type} are not "
-                "supported yet)")
-    if network.training["weight_decay"]:
-        raise SymbpError(
-            "training.weight_decay: symbp verify checks claims about networks without weight "
-            "decay (claims about the weight-decay term are not supported yet)")
+                f"layers[{number}]: symbp verify checks claims about networks of "
+                f"{', '.join(SUPPORTED_OPS)} layers; this network has a {layer.type} layer "
+                f"(claims about {layer.type} are not supported yet)")
 
 
 def _targets(network, shape, rng) -> np.ndarray:
