@@ -48,7 +48,7 @@ def tensor_axes(tensor, graph, channels: set) -> tuple:
         return (BATCH_KIND, CHANNEL, *[f"space{a}" for a in range(positions)],
                 *[f"kernel{a}" for a in range(kernel)])
     if tensor.rank >= 3:  # a kernel (C_out, C_in, K...) or a per-position parameter (C, H, W)
-        if not shape[1].is_Integer:
+        if not sp.sympify(shape[1]).is_Integer:
             return (CHANNEL, CHANNEL, *[f"kernel{a}" for a in range(tensor.rank - 2)])
         return (CHANNEL, *[f"space{a}" for a in range(tensor.rank - 1)])
     if tensor.rank == 1 and shape[0] != BATCH and shape[0] in channels:
@@ -81,7 +81,8 @@ def letter_pools(kind: str, bound: bool) -> tuple:
 
 def kinds_of_indices(expr: sp.Expr, axes: dict) -> dict:
     """Index symbol -> the kind of an axis it indexes in ``expr``: where it is the whole
-    index of an axis, else where it is part of one (a read at ``i S + p - P``)."""
+    index of an axis, else where it is part of one (a read at ``i S + p - P``: an index
+    that is only ever part of a position is an offset in a window)."""
     plain, part = {}, {}
     for entry in sorted(expr.atoms(sp.Indexed), key=str):
         kinds = axes.get(entry.base.label.name)
@@ -93,7 +94,7 @@ def kinds_of_indices(expr: sp.Expr, axes: dict) -> dict:
                 continue
             for symbol in index.free_symbols:  # an offset added to a position is an offset
                 if symbol not in part or kind.startswith("kernel"):
-                    part[symbol] = kind
+                    part[symbol] = kind.replace("space", "kernel")
     return {**part, **plain}
 
 

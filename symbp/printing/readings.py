@@ -131,6 +131,7 @@ def _correlation(target, expr, shape, view):
         strides.append(stride)
         pads.append(pad)
         modes.add(mode)
+    modes = (modes - {None}) or {"stride"}
     if len(modes) != 1 or any(i in ranges for i in signal.indices if i not in
                               {signal.indices[a] for a in axes} and not kernel.has(i)):
         return None
@@ -156,7 +157,7 @@ def _strided(index, kernel, ranges):
     for summed, other, mode in ((v, u, "stride"), (u, v, "dilate")):
         if summed in ranges and summed in kernel_reads and other not in ranges \
                 and other not in kernel_reads:  # one kernel for every position
-            return int(cu), int(-constant), mode
+            return int(cu), int(-constant), mode if cu != 1 else None  # stride 1: either
     return None
 
 

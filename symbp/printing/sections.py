@@ -22,12 +22,13 @@ from dataclasses import replace
 
 import sympy as sp
 
+from symbp.engine.argmax import IsArgmax
 from symbp.engine.backward import backward
-from symbp.engine.indices import FREE
+from symbp.engine.indices import FREE, Inside
 from symbp.engine.simplify import simplify
 from symbp.printing import general
 from symbp.printing.matrix import matrix_latex, matrix_text
-from symbp.printing.names import gradient_quantity, readable, tensor_quantity
+from symbp.printing.names import WEIGHTED_OPS, gradient_quantity, readable, tensor_quantity
 from symbp.printing.rows import Row, Section, View, formula_row, matrix_form, matrix_line
 from symbp.printing.sample import sample_equation, sample_gradient
 from symbp.printing.scalar import ScalarLatex, ScalarText
@@ -51,7 +52,8 @@ class Document:
         self.samples = self._sample_gradients()
 
     def sections(self) -> list:
-        found = [self.forward(), self.evaluation(), self.activations(), *self.op_sections(),
+        found = [self.forward(), notation(self.graph), self.evaluation(), self.activations(),
+                 *self.op_sections(),
                  self.backward_pass(), self.backward_sample(),
                  general.section(self), self.step()]
         return [section for section in found if section is not None and section.rows]
@@ -267,6 +269,41 @@ class Document:
                             ((own.latex, r"\leftarrow", rf"{own.latex} - \eta {grad.latex}"),),
                             f"{own.text} <- {own.text} - eta {grad.text}"))
         return Section("Gradient descent step (learning rate eta)", tuple(rows))
+
+
+def notation(graph) -> Section | None:
+    """The notation the index forms and readings of convolutions and pooling use: definitions,
+    nothing derived. None for a graph without range conditions or window argmaxes."""
+    exprs = [e.expr for e in graph.equations]
+    rows = []
+    if any(e.has(Inside) for e in exprs):
+        rows.append(Row("iverson", ((r"\left[P\right]", "=", r"1 \text{ where } P "
+                                     r"\text{ holds, else } 0 \quad \text{(Iverson bracket: "
+                                     r"the borders, padding and strides)}"),),
+                        "[P] = 1 where P holds, else 0 (Iverson bracket: the borders, padding "
+                        "and strides)"))
+    if any(e.op in WEIGHTED_OPS[1:] for e in graph.equations):
+        rows += [
+            Row("correlation", ((r"\left(x \star_{S} k\right)_{i,j}", "=",
+                                 r"\sum_{p,q} x_{iS+p,\,jS+q}\, k_{p,q} \quad \text{(valid "
+                                 r"cross-correlation; } \star = \star_{1}\text{; one index "
+                                 r"in 1-d)}"),),
+                "(x ⋆_S k)[i,j] = sum_{p,q} x[iS+p,jS+q] k[p,q]  (valid cross-correlation; "
+                "⋆ = ⋆_1; one index in 1-d)"),
+            Row("pad_dilate_rotate", ((r"\operatorname{pad}_{P}(x),\ \operatorname{dil}_{S}(x),"
+                                       r"\ \operatorname{rot}_{180^{\circ}}(k)", ":",
+                                       r"x \text{ with } P \text{ zeros around it; } x "
+                                       r"\text{ with } S - 1 \text{ zeros between neighbours; "
+                                       r"} k_{K-1-p,\,K-1-q}"),),
+                "pad_P(x), dil_S(x), rot180(k): x with P zeros around it; with S - 1 zeros "
+                "between neighbours; k[K-1-p, K-1-q]")]
+    if any(isinstance(e, IsArgmax) for e in exprs):
+        rows.append(Row("argmax_ties", ((r"\operatorname*{argmax}", ":",
+                                         r"\text{the first maximum of a window in row-major "
+                                         r"order (ties resolved as PyTorch on the CPU)}"),),
+                        "argmax: the first maximum of a window in row-major order (ties "
+                        "resolved as PyTorch on the CPU)"))
+    return Section("Notation (convolution and pooling)", tuple(rows)) if rows else None
 
 
 def display_gradients(graph, gradients, several: set = frozenset()) -> dict:
