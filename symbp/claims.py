@@ -41,6 +41,7 @@ Parsing never evaluates anything.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
@@ -87,6 +88,9 @@ start: expr (_EQ expr)+
     | frac
     | gradient
     | euler
+    | cases
+    | maximum
+    | indicator
 group: LPAR expr RPAR
      | _LBRACE expr _RBRACE
 leaf: LEAF
@@ -94,6 +98,14 @@ leaf: LEAF
     | SIGMAQ
     | WIDTH
 wrapped: WRAP _LBRACE (LEAF | NUMBER | HAT | SIGMAQ) _RBRACE
+cases: _BEGIN_CASES case_row (_ROWSEP case_row)* _ROWSEP? _END_CASES
+case_row: expr (_CASE_AMP condition?)?
+condition: CASEWORD? compare
+         | CASEWORD                  -> otherwise
+compare: sum CMP sum
+maximum: _MAX LPAR expr _COMMA expr RPAR
+indicator: INDICATOR LPAR compare RPAR
+         | INDICATOR _SUB _LBRACE compare _RBRACE
 euler: _EULER _SUP (_LBRACE expr _RBRACE | DIGIT | LEAF)
 frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
     | _FRAC DIGIT DIGIT              -> frac_digits
@@ -158,8 +170,8 @@ _COMMA: ","
 PRIME: "'"
 _LBRACE: "{"
 _RBRACE: "}"
-LPAR: /\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]|[(\[]/
-RPAR: /\\right\s*[)\]]|\\[bB]igg?r?\s*[)\]]|[)\]]/
+LPAR: /\\left\s*([(\[]|\\\{)|\\[bB]igg?l?\s*([(\[]|\\\{)|[(\[]|\\\{/
+RPAR: /\\right\s*([)\]]|\\\})|\\[bB]igg?r?\s*([)\]]|\\\})|[)\]]|\\\}/
 _ODOT: /\\(odot|circ|bullet)(?![a-zA-Z])|\*/
 _CDOT: /\\(cdot|times)(?![a-zA-Z])/
 _FRAC: /\\[dt]?frac(?![a-zA-Z])/
@@ -167,6 +179,14 @@ _SUM: /\\sum(?![a-zA-Z])(\s*\\limits(?![a-zA-Z]))?/
 _DIFF.3: /\\partial(?![a-zA-Z])|\\mathrm\s*\{\s*d\s*\}|d/
 NGD.4: /d(?=\s*(\\mathbf\s*\{\s*)?[WbzaZA](?![a-zA-Z]))/
 _NABLA: /\\nabla(?![a-zA-Z])/
+_BEGIN_CASES: /\\begin\s*\{\s*cases\s*\}/
+_END_CASES: /\\end\s*\{\s*cases\s*\}/
+_ROWSEP: "\\\\"
+_CASE_AMP: "\x01"
+CASEWORD.4: /\\(text|mathrm|textrm|mbox)\s*\{\s*(for|if|when|otherwise|else)\s*\}/
+CMP: />=?|<=?|\\(geq?|leq?|gt|lt|geqslant|leqslant)(?![a-zA-Z])/
+_MAX: /\\max(?![a-zA-Z])/
+INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
 LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrp]/
 HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
 SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
@@ -205,6 +225,10 @@ _TERMINAL_TEXT = {
     "SMALLL": "'l'", "LOSSNAME": "a loss (L, \\ell, C, E)", "NUMBER": "a number",
     "INT": "an integer", "DIGIT": "a digit", "$END": "the end of the claim",
     "_SUM": "'\\sum'", "NGD": "'dW', 'dz' (Ng's gradients)", "HAT": "'\\hat{y}'",
+    "_BEGIN_CASES": "'\\\\begin{cases}'", "_END_CASES": "'\\\\end{cases}'",
+    "_ROWSEP": "'\\\\\\\\'", "_CASE_AMP": "'&'", "CASEWORD": "'\\\\text{if}'",
+    "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
+    "INDICATOR": "'\\\\mathbb{1}'",
     "SMALLK": "'k'", "OUTLAYER": "'n_l'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
 }
 _EXPECTED_ORDER = list(_TERMINAL_TEXT)
@@ -412,8 +436,41 @@ class Sum(Node):
 
 
 @dataclass(frozen=True)
+class Compare(Node):
+    """``left op right``, ``op`` one of ``> < >= <=``: a condition, 1 where it holds."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Cases(Node):
+    """``\\begin{cases} v_1 & c_1 \\\\ v_2 & \\text{otherwise} \\end{cases}``: ``rows`` of
+    ``(value, Compare or None)``, the first row whose condition holds (elementwise)."""
+
+    rows: tuple
+
+
+@dataclass(frozen=True)
+class Max(Node):
+    """``\\max(left, right)``, elementwise."""
+
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Indicator(Node):
+    """``\\mathbb{1}[condition]``."""
+
+    condition: Compare
+
+
+@dataclass(frozen=True)
 class Claim:
-    """``sides[0] = sides[1] (= sides[2] ...)``; ``text`` is the claim as given."""
+    """``sides[0] = sides[1] (= sides[2] ...)``; ``text`` is the claim as given (a trailing
+    ``\\quad (a = f(z))``, as the printer writes, is substituted into the sides)."""
 
     sides: tuple
     text: str
@@ -439,6 +496,9 @@ def children(node: Node) -> list[tuple[str, Node]]:
     part of its name, not a subexpression)."""
     if isinstance(node, Grad):
         return []
+    if isinstance(node, Cases):
+        return [(f"rows.{n}.{k}", part) for n, row in enumerate(node.rows)
+                for k, part in enumerate(row) if part is not None]
     return [(f.name, getattr(node, f.name)) for f in fields(node)
             if isinstance(getattr(node, f.name), Node) and f.name != "span"]
 
@@ -482,12 +542,53 @@ def parse_claim(text: str) -> Claim:
         stripped = stripped[:-1].rstrip()
     if not stripped.strip():
         raise ClaimParseError("empty claim", 1, ["a claim such as \\delta^{(l)} = ..."], text)
-    tree = _lark_parse(stripped, text)
+    clause = _WHERE.search(stripped)
+    if clause is not None:  # "\\quad (a = f(z))": parsed on its own, at its own columns
+        stripped = stripped[:clause.start()].rstrip()
+    tree = _lark_parse(_case_separators(stripped), text)
     _check_depth(tree, text)
-    claim = Claim(tuple(_Builder(text).build(side) for side in tree.children), text)
+    builder = _Builder(text)
+    sides = tuple(builder.build(side) for side in tree.children)
+    if clause is not None:
+        padded = " " * clause.start(1) + clause.group(1)
+        name, value = (builder.build(part) for part in _lark_parse(padded, text).children[:2])
+        sides = _substitute(sides, name, value, text)
+    claim = Claim(sides, text)
     _check_constants(claim)
     _check_derivative_order(claim)
     return claim
+
+
+_WHERE = re.compile(r"\\q?quad\s*\(\s*([a-z]\s*=\s*[^()=]*(\([^()=]*\))?[^()=]*)\)\s*$")
+
+
+_CASES_BLOCK = re.compile(r"\\begin\s*\{\s*cases\s*\}.*?\\end\s*\{\s*cases\s*\}", re.DOTALL)
+
+
+def _case_separators(text: str) -> str:
+    """The ``&`` between a case's value and its condition made a token of its own (one
+    character for one, so that the columns stay); elsewhere ``&`` is align markup."""
+    return _CASES_BLOCK.sub(lambda m: m.group(0).replace("&", "\x01"), text)
+
+
+def _substitute(sides: tuple, name: Node, value: Node, text: str) -> tuple:
+    """The sides with the letter of a ``\\quad (a = f(z))`` clause replaced by its value;
+    the clause's generic ``f`` is the function whose derivative the left side takes."""
+    if not isinstance(name, Leaf) or name.layer is not None:
+        raise ClaimParseError("the clause after \\quad defines a letter: (a = f(z))",
+                              name.span[0] + 1, text=text)
+    lhs = sides[0]
+    if isinstance(lhs, Apply) and lhs.func.order and isinstance(value, Apply) \
+            and value.func.name == "generic":
+        value = replace(value, func=replace(lhs.func, order=0, power=None))
+
+    def put(node):
+        if node == name:
+            return value
+        changes = {key: put(child) for key, child in children(node)}
+        return replace(node, **changes) if changes else node
+
+    return tuple(put(side) for side in sides)
 
 
 def _check_depth(tree, original: str) -> None:
@@ -995,6 +1096,37 @@ class _Builder:
         func = replace(self.function(fname), order=1)
         name = self.variable(var)
         return Apply(func, Leaf(name, span=_span(var)))
+
+    # ----- cases, max, indicators
+    def r_cases(self, tree, *rows):
+        built = []
+        for row in rows:
+            value, *rest = row.children
+            condition = self.build(rest[0]) if rest and rest[0].data == "condition" else None
+            if rest and rest[0].data == "otherwise" and "otherwise" not in str(
+                    rest[0].children[0]) and "else" not in str(rest[0].children[0]):
+                self.fail(rest[0], "a case needs its condition, e.g. z > 0")
+            built.append((self.build(value), condition))
+        if any(cond is None for _, cond in built[:-1]):
+            self.fail(tree, "only the last case may be 'otherwise'")
+        return Cases(tuple(built))
+
+    def r_condition(self, tree, *parts):
+        return self.build(parts[-1])
+
+    def r_compare(self, tree, left, op, right):
+        text = str(op)
+        normal = {"\\gt": ">", "\\lt": "<", "\\ge": ">=", "\\geq": ">=", "\\le": "<=",
+                  "\\leq": "<=", "\\geqslant": ">=", "\\leqslant": "<="}.get(text, text)
+        return Compare(normal, self.build(left), self.build(right))
+
+    def r_maximum(self, tree, *parts):
+        left, right = [p for p in parts if not _is_token(p, "LPAR", "RPAR")]
+        return Max(self.build(left), self.build(right))
+
+    def r_indicator(self, tree, token, *parts):
+        (compare,) = [p for p in parts if not _is_token(p, "LPAR", "RPAR")]
+        return Indicator(self.build(compare))
 
     # ----- loss gradients
     def r_nabla_short(self, tree, token, loss):

@@ -2,8 +2,8 @@
 
 Contract (CONVENTIONS §4)::
 
-    symbp verify [SPEC] --claim 'LATEX' [--claim ...] [--json]
-    symbp verify [SPEC] --file derivation.tex [--json]
+    symbp verify [SPEC] --claim 'LATEX' [--claim ...] [--convention NAME] [--let h=a ...] [--json]
+    symbp verify [SPEC] --file derivation.tex [--convention NAME] [--let h=a ...] [--json]
 
 prints one verdict per claim (``correct``, ``incorrect`` with the evidence,
 or ``cannot parse`` with the column) and exits 0 when every claim is
@@ -12,8 +12,14 @@ on stdout, and one line ``symbp: error: cannot parse ...`` with the first such
 claim's column on stderr) or on bad usage, which includes a network whose
 claims are not mapped yet (a layer that is not dense, weight decay: one line
 naming the field). ``--json`` prints one JSON object: a single claim's
-verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several. Only argparse is
-imported at start-up; lark, SymPy and NumPy are imported when the command runs.
+verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several, each with the
+``convention`` it was read in and the ``symbols`` mapped when the notation is not
+symbp's own. ``--convention NAME`` reads the claims in a source's notation (a preset
+of :mod:`symbp.verify.conventions`: nielsen, bishop, goodfellow, ng, cs231n,
+wikipedia, d2l, ufldl; default symbp), ``--let LETTER=QUANTITY`` (repeatable)
+declares a letter (``--let h=a``, ``--let t=y``, ``--let o=z^{(L)}``); an unknown
+name is bad usage naming the flag. Only argparse is imported at start-up; lark,
+SymPy and NumPy are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ def register(subparsers) -> None:
                         help="a claim 'LHS = RHS' in LaTeX (repeatable)")
     parser.add_argument("--file", metavar="TEX",
                         help="a file with one claim per line or per align row")
+    parser.add_argument("--convention", metavar="NAME",
+                        help="the notation the claims are written in: symbp (default), "
+                             "nielsen, bishop, goodfellow, ng, cs231n, wikipedia, d2l, ufldl")
+    parser.add_argument("--let", action="append", default=[], metavar="LETTER=QUANTITY",
+                        dest="lets", help="what a letter means, e.g. --let h=a (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -46,17 +57,21 @@ def run(args) -> int:
         raise SymbpError("verify: give either --claim or --file, not both")
 
     from symbp import verify as checker
+    from symbp.verify import conventions
 
+    convention = conventions.get(args.convention).name if args.convention else None
+    lets = [conventions.parse_let(text) for text in args.lets]
     network = None
     if args.spec:
         from symbp.spec import load_spec
 
         network = load_spec(args.spec)
+    reading = {"convention": convention, "lets": lets}
     if args.file:
-        verdicts = checker.verify_file(args.file, network)
+        verdicts = checker.verify_file(args.file, network, **reading)
     else:
         claims = [(None, text) for text in args.claim]
-        verdicts = checker.verify_many(claims, network)
+        verdicts = checker.verify_many(claims, network, **reading)
     _print(verdicts, args.json, checker)
     status = checker.overall(verdicts)
     if status == "cannot parse":

@@ -177,8 +177,9 @@ def read(text_or_claim, convention=None, lets=()) -> Reading:
     :func:`parse_let`), translate component forms; ClaimParseError when it cannot be read."""
     claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
     conv = get(convention)
-    rewritten, symbols = rewrite(claim, conv, dict(lets))
+    rewritten, symbols = rewrite(notation.piecewise(claim), conv, dict(lets))
     matrix = notation.to_matrix(rewritten)
+    matrix = C.Claim(tuple(_reciprocals(side) for side in matrix.sides), matrix.text)
     _check_symbp(matrix)
     return Reading(matrix, conv, symbols)
 
@@ -271,6 +272,9 @@ class _Rewriter:
             return leaf
         flip = (leaf.name == "W" and self.conv.weights_transposed) or (
             leaf.batch and self.conv.batch_columns and leaf.name != "B")
+        if flip:
+            self.symbols[C.leaf_latex(replace(leaf, layer=None))] = \
+                f"{C.leaf_latex(replace(leaf, layer=None))}^{{\\top}}"
         return C.Transpose(leaf, span=leaf.span) if flip else leaf
 
     def grad(self, node: C.Grad, idx) -> C.Node:
@@ -340,6 +344,8 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     - in a claim with no layer anywhere, everything is layer 1 when the input x appears
       (CS231n's ``dW = X^T dZ``), the output layer L when the target y appears;
     - anything else is a ClaimParseError asking for the layer index."""
+    if not _about_network(claim.lhs):  # a scalar claim in z, x or a: no layers
+        return claim
     refs, missing, targets, has_x, has_y = set(), [], [], False, False
     for side in claim.sides:
         for path, node in _walk_all(side):
@@ -371,6 +377,12 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     return C.Claim(sides, claim.text)
 
 
+def _about_network(lhs: C.Node) -> bool:
+    if isinstance(lhs, C.Indexed):
+        lhs = lhs.arg
+    return isinstance(lhs, C.Grad) or isinstance(lhs, C.Leaf) and lhs.name == "delta"
+
+
 def _walk_all(node):
     """Every node, and the targets of gradients too."""
     for path, child in C.walk(node):
@@ -387,6 +399,26 @@ def _set_layer(node, layer: C.LayerRef):
         return replace(node, target=_set_layer(node.target, layer))
     changes = {name: _set_layer(child, layer) for name, child in C.children(node)}
     return replace(node, **changes) if changes else node
+
+
+_SCALARS = {"B", "n", "eps", "p", "lambda"}
+
+
+def _reciprocals(node):
+    """``\\frac{1}{v}`` with a vector or matrix ``v`` is its elementwise reciprocal, as the
+    printer means it (``\\frac{1}{e^{A}}``): ``1 \\cdot v^{-1}``."""
+    if isinstance(node, C.Grad):
+        return node
+    changes = {name: _reciprocals(child) for name, child in C.children(node)}
+    node = replace(node, **changes) if changes else node
+    if isinstance(node, C.Div) and isinstance(node.num, C.Num) and not _scalar(node.den):
+        return C.MatMul(node.num, C.Power(node.den, -1, span=node.den.span), span=node.span)
+    return node
+
+
+def _scalar(node) -> bool:
+    return all(not isinstance(n, (C.Leaf, C.Grad, C.Ones)) or isinstance(n, C.Leaf)
+               and n.name in _SCALARS for _, n in C.walk(node))
 
 
 def _check_symbp(claim: C.Claim) -> None:

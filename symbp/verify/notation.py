@@ -21,6 +21,10 @@ its free indices name the rows (and columns) of the matrix claim:
   run over the whole range (from 0 or 1: the range itself is the width's);
 - elementwise functions, sums, differences, powers and quotients keep the indices.
 
+:func:`piecewise` reads ``\\begin{cases}``, ``\\max`` and ``\\mathbb{1}[\\cdot]`` as the
+functions the decision knows (steps are relu's derivative), before a convention maps
+the letters.
+
 Anything without such a reading (an index on one side only, a vector without an
 index among entries, a trace, three factors sharing a summed index with no vector
 to merge) raises :class:`~symbp.claims.ClaimParseError` naming the construct and
@@ -30,6 +34,7 @@ why: never a guessed matrix. Nothing is evaluated here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from symbp import claims as C
 
@@ -48,6 +53,74 @@ class _Unreadable(Exception):
     def __init__(self, node: C.Node, reason: str):
         super().__init__(reason)
         self.node, self.reason = node, reason
+
+
+def piecewise(claim: C.Claim) -> C.Claim:
+    """``\\begin{cases}``, ``\\max`` and ``\\mathbb{1}[...]`` in the functions the decision
+    reads: a condition ``u > v`` is the step ``relu'(u - v)`` (1 where it holds, 0 at the
+    border, as relu's derivative); the first case that holds is taken, elementwise;
+    ``\\max(u, v)`` is ``v + relu(u - v)`` (``relu(v)`` for ``\\max(0, v)``)."""
+    return C.Claim(tuple(_steps(side) for side in claim.sides), claim.text)
+
+
+def _steps(node):
+    if isinstance(node, C.Cases):
+        rows = [(_steps(value), cond and _indicator(cond)) for value, cond in node.rows]
+        value, cond = rows[-1]
+        result = value if cond is None else _product(value, cond)
+        for value, cond in reversed(rows[:-1]):
+            result = _plus(_product(value, cond), _product(C.Sub(_one(), cond), result))
+        return _spanned(result, node.span)
+    if isinstance(node, C.Indicator):
+        return _spanned(_indicator(node.condition), node.span)
+    if isinstance(node, C.Max):
+        left, right = _steps(node.left), _steps(node.right)
+        for zero, other in ((left, right), (right, left)):
+            if zero == C.Num(Fraction(0)):
+                return C.Apply(C.Func("relu"), other, span=node.span)
+        return C.Add(right, C.Apply(C.Func("relu"), C.Sub(left, right)), span=node.span)
+    changes = {name: _steps(child) for name, child in C.children(node)}
+    return replace(node, **changes) if changes else node
+
+
+def _indicator(cond: C.Compare) -> C.Node:
+    left, right = _steps(cond.left), _steps(cond.right)
+    rising = cond.op in (">", ">=")
+    high, low = (left, right) if rising else (right, left)
+    difference = high if low == C.Num(Fraction(0)) else C.Sub(high, low)
+    if cond.op in (">", "<"):  # strict: 0 on the border
+        return _step(difference)
+    negated = C.Neg(difference) if not isinstance(difference, C.Sub) else C.Sub(
+        difference.right, difference.left)
+    return C.Sub(_one(), _step(negated))
+
+
+def _step(arg: C.Node) -> C.Node:
+    return C.Apply(C.Func("relu", 1), arg)
+
+
+def _one() -> C.Node:
+    return C.Num(Fraction(1))
+
+
+def _product(value: C.Node, cond: C.Node) -> C.Node:
+    if value == _one():
+        return cond
+    if value == C.Num(Fraction(0)):
+        return value
+    return C.Hadamard(value, cond)
+
+
+def _plus(left: C.Node, right: C.Node) -> C.Node:
+    if right == C.Num(Fraction(0)):
+        return left
+    if left == C.Num(Fraction(0)):
+        return right
+    return C.Add(left, right)
+
+
+def _spanned(node: C.Node, span) -> C.Node:
+    return replace(node, span=span)
 
 
 def has_components(claim: C.Claim) -> bool:
@@ -180,6 +253,11 @@ class _Reader:
         if left.idx and right.idx and left.idx != right.idx:
             if sorted(left.idx) == sorted(right.idx) and len(left.idx) == 2:
                 right = _T(transpose(right.expr), left.idx)
+            elif _broadcasts(left.idx, right.idx) or _broadcasts(right.idx, left.idx):
+                # a batch matrix and a vector along one of its axes, as the printer writes
+                # X W^T + b: the vector is added to each row (or column)
+                wide = left.idx if len(left.idx) == 2 else right.idx
+                return _T(kind(left.expr, right.expr, span=node.span), wide)
             else:
                 raise _Unreadable(node, f"the terms have different free indices "
                                         f"({_names(left.idx)} and {_names(right.idx)})")
@@ -248,6 +326,10 @@ class _Reader:
         if node.upper is not None and node.upper.strip().isdigit():
             raise _Unreadable(node, f"\\sum up to the number {node.upper}: write the range "
                                     "as a width, n_l")
+
+
+def _broadcasts(wide: tuple, narrow: tuple) -> bool:
+    return len(wide) == 2 and len(narrow) == 1 and narrow[0] in wide
 
 
 def _factors(node) -> list:
