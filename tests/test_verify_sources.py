@@ -6,45 +6,33 @@ d2l.ai and UFLDL print them, in their own notation, each with its source cited:
 about half are right, the others carry one realistic mistake (a missing transpose,
 a bias in the recursion, a wrong layer index, sigma' taken at a, a missing 1/m, a
 sign slip, ...). Each is checked through the command line as a user runs it
-(``symbp verify SPEC --convention NAME --json --claim ...``, in process): the
-verdict and the exit status, for a wrong claim the mistake the explanation names,
-and for a claim read in a source's convention that ``--json`` names it.
+(``symbp.verify.verify(claim, spec, convention=NAME, lets=...)``, the function behind
+``symbp verify SPEC --convention NAME --json``): the verdict, for a wrong claim the
+mistake the explanation names, and for a claim read in a source's convention that the
+verdict's JSON form names it.
 """
 
-import contextlib
-import io
 import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from symbp.cli import main
+from symbp.verify import verify
 
 HERE = Path(__file__).resolve().parent / "verify_sources"
 CORPUS = tomllib.loads((HERE / "corpus.toml").read_text(encoding="utf-8"))["claim"]
-EXIT = {"correct": 0, "incorrect": 1}
+VERDICTS = ("correct", "incorrect")
 # the report's explanation: every field but the formulas it echoes (the claim itself,
 # the correct formula), so that a mistake is named, not merely quoted
 FORMULAS = {"claim", "lhs", "correct", "correct_at_layer", "difference", "counterexample",
             "layers", "verdict"}
 
 
-def _argv(entry) -> list[str]:
-    argv = ["verify", str(HERE / entry["spec"]), "--json"]
-    if entry["convention"]:
-        argv += ["--convention", entry["convention"]]
-    for let in entry.get("lets", []):
-        argv += ["--let", let]
-    return argv + ["--claim", entry["claim"]]
-
-
-def _run(entry) -> tuple[int, dict]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(_argv(entry))
-    assert not err.getvalue(), err.getvalue()
-    return status, json.loads(out.getvalue())
+def _run(entry) -> dict:
+    verdict = verify(entry["claim"], HERE / entry["spec"], convention=entry["convention"] or None,
+                     lets=tuple(entry.get("lets", ())))
+    return verdict.to_dict()
 
 
 def _text(value) -> str:
@@ -61,7 +49,7 @@ def test_the_corpus_is_cited_and_balanced():
     assert len(ids) == len(set(ids))
     assert len(CORPUS) >= 3
     verdicts = [entry["verdict"] for entry in CORPUS]
-    assert set(verdicts) <= set(EXIT)
+    assert set(verdicts) <= set(VERDICTS)
     for entry in CORPUS:
         assert entry["source"] and (HERE / entry["spec"]).is_file(), entry["id"]
         if entry["verdict"] == "incorrect":
@@ -70,9 +58,8 @@ def test_the_corpus_is_cited_and_balanced():
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[entry["id"] for entry in CORPUS])
 def test_source_claim(entry):
-    status, verdict = _run(entry)
+    verdict = _run(entry)
     assert verdict["verdict"] == entry["verdict"], json.dumps(verdict, indent=1)
-    assert status == EXIT[entry["verdict"]]
     if entry["verdict"] == "incorrect":
         explanation = _text({k: v for k, v in verdict.items() if k not in FORMULAS})
         assert entry["mistake"] in explanation, json.dumps(verdict, indent=1)
