@@ -122,12 +122,23 @@ def _index_symbols(exprs) -> tuple:
 
 
 def _positions(exprs, symbols: tuple, ranges: dict) -> list:
-    """Each index expression's value at every point of the symbols' grid (full shape)."""
+    """Each index expression at every point of the symbols' grid (full shape), exactly:
+    ``(value, integral)`` with ``value`` an integer array (the floor) and ``integral``
+    where the expression is an integer (a stride's ``(u - p)/3`` is rational)."""
     grid = _grid(symbols, ranges)
     shape = tuple(ranges[s] for s in symbols)
-    values = [sp.lambdify(symbols, e, modules="numpy")(*grid) if symbols else float(e)
-              for e in exprs]
-    return [np.broadcast_to(np.asarray(v, dtype=float), shape) for v in values]
+    results = []
+    for expr in exprs:
+        expr = sp.sympify(expr)
+        coefficients = sp.Poly(expr, *symbols).coeffs() if symbols else [expr]
+        denominator = math.lcm(*[int(sp.fraction(c)[1]) for c in coefficients])
+        numerator = sp.expand(expr * denominator)
+        values = sp.lambdify(symbols, numerator, modules="numpy")(*grid) if symbols \
+            else int(numerator)
+        values = np.broadcast_to(np.asarray(values, dtype=np.int64), shape)
+        d = int(denominator)
+        results.append((values // d, values % d == 0))
+    return results
 
 
 def _gather(name: str, indices: tuple, ranges: dict):
@@ -137,12 +148,11 @@ def _gather(name: str, indices: tuple, ranges: dict):
 
     def read(arrays):
         array = np.asarray(arrays[name], dtype=float)
-        valid = np.ones(positions[0].shape, dtype=bool) if positions else True
+        valid = True
         clipped = []
-        for position, size in zip(positions, array.shape, strict=True):
-            valid = valid & (position == np.round(position)) & (position >= 0) \
-                & (position <= size - 1)
-            clipped.append(np.clip(np.round(position), 0, size - 1).astype(int))
+        for (position, integral), size in zip(positions, array.shape, strict=True):
+            valid = valid & integral & (position >= 0) & (position <= size - 1)
+            clipped.append(np.clip(position, 0, size - 1))
         return np.where(valid, array[tuple(clipped)], 0.0)
 
     return read, symbols
@@ -151,12 +161,11 @@ def _gather(name: str, indices: tuple, ranges: dict):
 def _condition(expr, ranges: dict):
     """A range condition or a Kronecker delta as a 0/1 array over its index symbols."""
     symbols = _index_symbols(expr.args)
-    values = _positions(expr.args, symbols, ranges)
+    (first, first_integral), (second, second_integral) = _positions(expr.args, symbols, ranges)
     if isinstance(expr, Inside):
-        position, size = values
-        mask = (position == np.round(position)) & (position >= 0) & (position <= size - 1)
+        mask = first_integral & (first >= 0) & (first <= second - 1)
     else:
-        mask = values[0] == values[1]
+        mask = (first == second) & first_integral & second_integral
     mask = mask.astype(float)
     return (lambda arrays: mask), symbols
 
