@@ -126,6 +126,7 @@ def arranged(expr: sp.Expr, axes: dict) -> sp.Expr:
 def split_sum(expr: sp.Sum) -> tuple:
     """``(limits outermost first, range conditions, the rest of the summand)``."""
     factors = sp.Mul.make_args(expr.function)
-    conditions = [f for f in factors if isinstance(f, Inside)]
+    conditions = sorted((f for f in factors if isinstance(f, Inside)),  # by axis: i, then j
+                        key=lambda f: sorted(map(str, f.free_symbols)))
     rest = sp.Mul(*[f for f in factors if not isinstance(f, Inside)])
     return list(reversed(expr.limits)), conditions, rest

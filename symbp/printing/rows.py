@@ -115,12 +115,15 @@ def formula_row(name: str, target, expr: sp.Expr, shape: tuple, view: View,
         (line,) = found.lines
         return Row(name, (line,), found.texts[0], " ".join(line), sp.srepr(expr))
     if found is not None:  # a convolution read as a correlation (image by image)
-        lines += list(found.lines)
-        texts = [text, *found.texts]
+        lines += [(lhs, relation, rhs) for lhs, _, rhs in found.lines]
+        texts = [text, *[line.replace(" = ", f" {_text_relation(relation)} ", 1)
+                         for line in found.texts]]
         for quantity, form, form_shape, form_view, note in found.forms:
             lhs, rhs, form_text = index_form(quantity, form, form_shape, form_view)
-            lines.append((lhs, "=", rhs + (note[0] if note else "")))
-            texts.append(form_text + (note[1] if note else ""))
+            own = quantity is target  # the reading of the row's own quantity, or a definition
+            lines.append((lhs, relation if own else "=", rhs + (note[0] if note else "")))
+            texts.append((form_text.replace(" = ", f" {_text_relation(relation)} ", 1) if own
+                          else form_text) + (note[1] if note else ""))
         text = "\n    ".join(texts)
     return Row(name, tuple(lines), text, f"{index_lhs} {relation} {index_rhs}", sp.srepr(expr))
 

@@ -27,9 +27,18 @@ from symbp.engine.backward import backward
 from symbp.engine.indices import FREE, Inside
 from symbp.engine.simplify import simplify
 from symbp.printing import general
+from symbp.printing.axes import is_spatial
 from symbp.printing.matrix import matrix_latex, matrix_text
 from symbp.printing.names import WEIGHTED_OPS, gradient_quantity, readable, tensor_quantity
-from symbp.printing.rows import Row, Section, View, formula_row, matrix_form, matrix_line
+from symbp.printing.rows import (
+    Row,
+    Section,
+    View,
+    formula_row,
+    index_form,
+    matrix_form,
+    matrix_line,
+)
 from symbp.printing.sample import sample_equation, sample_gradient
 from symbp.printing.scalar import ScalarLatex, ScalarText
 
@@ -196,6 +205,16 @@ class Document:
 
     def _paths_row(self, gradient, paths: list) -> Row:
         """A tensor read by several layers: its gradient as the sum of each layer's path."""
+        target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
+        if any(is_spatial(expr, self.batch.axes, self.batch.axes[gradient.adjoint.name])
+               for expr in paths):  # in index form, each path with its letters and ranges
+            forms = [index_form(target, expr, gradient.of.shape, self.batch) for expr in paths]
+            rhs = " + ".join(rf"\left({rhs}\right)" for _, rhs, _ in forms)
+            text = " + ".join(f"({line.split(' = ', 1)[1]})" for _, _, line in forms)
+            lhs = forms[0][0]
+            return Row(f"paths_{gradient.adjoint.name}", ((lhs, "=", rhs),),
+                       f"{forms[0][2].split(' = ', 1)[0]} = {text}", f"{lhs} = {rhs}",
+                       sp.srepr(gradient.expr))
         parts, index_parts, texts = [], [], []
         rank = gradient.of.rank
         for expr in paths:
@@ -205,7 +224,6 @@ class Document:
             texts.append(ScalarText({}, self.batch.quantities).doprint(named) if node is None
                          else matrix_text(node))
             parts.append(index_parts[-1] if node is None else matrix_latex(node))
-        target = gradient_quantity(self.graph, gradient.of, gradient.adjoint, "batch")
         join = " + ".join(rf"\left({p}\right)" if " + " in p or " - " in p else p
                           for p in parts)
         _, letters = readable(sp.Integer(0), gradient.of.shape)
