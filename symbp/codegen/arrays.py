@@ -30,7 +30,8 @@ from symbp.engine.argmax import IsArgmax
 class Term:
     """NumPy code for a value whose axes carry ``axes``; ``call`` is how it is made:
     ``("matmul", left, right)``, ``("sum", operand, axes)``, ``("einsum", subscripts,
-    operands)`` or None for an elementwise expression; ``atomic``: usable as an operand
+    operands)``, ``("tensordot", code)`` (a new array: no ``out=``) or None for an
+    elementwise expression; ``atomic``: usable as an operand
     without parentheses."""
 
     code: str
@@ -79,6 +80,8 @@ def writes(term: Term, out: str) -> str | None:
         return f"np.matmul({term.call[1]}, {term.call[2]}, out={out})"
     if kind == "sum":
         return f"np.sum({term.call[1]}, axis={term.call[2]}, out={out})"
+    if kind == "tensordot":
+        return None
     return f"np.einsum({term.call[1]!r}, {', '.join(term.call[2])}, out={out})"
 
 
@@ -167,11 +170,12 @@ def _tensordot(factors, summed, kept) -> Term | None:
     else:
         first, second = left, right
         result = tuple(a for a in first.axes + second.axes if a not in summed)
+    summed = sorted(summed, key=first.axes.index)  # in memory order: cheaper copies
     pairs = ([first.axes.index(k) for k in summed], [second.axes.index(k) for k in summed])
     code = f"np.tensordot({first.code}, {second.code}, axes=({pairs[0]}, {pairs[1]}))"
     if result != kept:
         code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
-    return Term(code, kept, atomic=False)
+    return Term(code, kept, ("tensordot", code), atomic=False)
 
 
 def _first_maximum(expr: IsArgmax, names) -> Term:

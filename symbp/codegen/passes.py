@@ -29,11 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from symbp.codegen.arrays import Term, aligned, compile_index, writes
+from symbp.codegen.arrays import Term, aligned, atomic, compile_index, writes
 from symbp.codegen.printer import print_expr
 from symbp.codegen.safety import Code
-from symbp.codegen.views import Lowering, Padding, lower_views
-from symbp.engine.indices import FREE
+from symbp.codegen.views import Lowering, Padding, lower_views, split_strided
+from symbp.engine.argmax import IsArgmax
+from symbp.engine.indices import FREE, Inside
 from symbp.ops.base import BATCH
 from symbp.registry import A, X, Y
 
@@ -129,11 +130,11 @@ class _Writer:
         """``expr`` with every width symbol replaced by its size (``B`` stays a name)."""
         return sp.sympify(expr).xreplace(self.sizes)
 
-    def lowered(self, expr: sp.Expr, extents: tuple):
-        """``expr`` (of a tensor of shape ``extents``) with its sizes substituted and its
-        affine reads as views, and the statements writing the padded arrays they view."""
+    def lowered(self, expr: sp.Expr, ranges: dict):
+        """``expr`` (its free indices' extents in ``ranges``, None for the batch) with
+        its affine reads as views, and the statements writing the padded arrays they view."""
         lowering = Lowering(self.names, self.padded, self.names.views)
-        expr = lower_views(self.expression(expr), lowering, dict(zip(FREE, extents, strict=False)))
+        expr = lower_views(expr, lowering, ranges)
         return expr, [p.code(f'work.get("{p.name}")') for p in lowering.paddings]
 
     def padded(self, source: str, pads: tuple, dilation: tuple, extents: tuple) -> Padding:
@@ -153,8 +154,48 @@ class _Writer:
 
     def assign(self, name: str, expr: sp.Expr, rank: int, out_hint: str | None = None) -> list:
         """Statements binding variable ``name`` to ``expr`` (rank ``rank``)."""
-        expr, padding = self.lowered(expr, self.extents[name])
+        expr = self.expression(expr)
+        extents = self.extents[name]
+        plain = [f for f in sp.Mul.make_args(expr) if _reads_plainly(f)]
+        strided = sp.Mul(*[f for f in sp.Mul.make_args(expr) if not _reads_plainly(f)])
+        split = split_strided(strided, extents) if strided != 1 else None
+        if split is not None:
+            lines = self._joined(name, *split)
+            if lines is not None and plain:  # the rest multiplies the result in place
+                rest = compile_index(sp.Mul(*plain), self.names, FREE[:rank])
+                lines.append(f"{name} *= {_bare(rest, FREE[:rank])}")
+            if lines is not None:
+                return lines
+        expr, padding = self.lowered(expr, dict(zip(FREE, extents, strict=False)))
         return padding + self._assign(name, expr, rank, out_hint)
+
+    def maximum(self, name: str, entry: sp.Expr, limits: tuple, rank: int) -> list:
+        """``name`` = the maximum of ``entry`` over the indices of ``limits``."""
+        target = FREE[:rank]
+        ranges = dict(zip(target, self.extents[name], strict=True))
+        ranges |= {index: int(high - low + 1) for index, low, high in limits}
+        expr, padding = self.lowered(self.expression(entry), ranges)
+        term = compile_index(expr, self.names, target)
+        summed = tuple(index for index, _, _ in limits)
+        axis = tuple(term.axes.index(index) for index in summed)
+        kept = tuple(a for a in term.axes if a not in summed)
+        self.owned.add(name)
+        maximum = f"_window_max({term.code}, {axis}"
+        if kept == target:
+            return padding + [f"{name} = {maximum}, out={self.buffer(name)})"]
+        return padding + [f"{name} = {aligned(Term(maximum + ')', kept), target)}"]
+
+    def _joined(self, name: str, expr: sp.Expr, axes: tuple, ranges: dict) -> list | None:
+        """``name`` computed with a strided axis split in two, then reshaped (see
+        :func:`~symbp.codegen.views.split_strided`)."""
+        expr, padding = self.lowered(expr, ranges)
+        term = compile_index(expr, self.names, axes)
+        if set(term.axes) != set(axes):
+            return None
+        shape = ", ".join("-1" if d is None else str(d) for d in self.extents[name])
+        self.owned.add(name)
+        code = aligned(term, axes)
+        return padding + [f"{name} = {code if atomic(code) else f'({code})'}.reshape({shape})"]
 
     def _assign(self, name: str, expr: sp.Expr, rank: int, out_hint) -> list:
         target = FREE[:rank]
@@ -186,7 +227,8 @@ class _Writer:
     def store(self, out: str, expr: sp.Expr, rank: int) -> list:
         """Statements writing ``expr`` into the existing array ``out`` (a gradient)."""
         target = FREE[:rank]
-        expr, padding = self.lowered(expr, self.extents[out])
+        expr, padding = self.lowered(self.expression(expr),
+                                     dict(zip(FREE, self.extents[out], strict=False)))
         lines = self._into("", out, expr, rank, lambda: out)
         if lines is not None:
             return padding + lines
@@ -200,7 +242,7 @@ class _Writer:
             if len(pieces) < 2 and combine == "*=" and not isinstance(expr, sp.Sum):
                 pieces = (expr,)
             for position, piece in enumerate(pieces):
-                call = self._call(piece, rank, out)
+                call = self._call(piece, rank, out, fresh=bool(bind))
                 if call is None:
                     continue
                 rest = pieces[:position] + pieces[position + 1:]
@@ -215,9 +257,11 @@ class _Writer:
                 return [first, f"{name} {combine} {_bare(term, target)}"]
         return None
 
-    def _call(self, piece, rank, out) -> str | None:
+    def _call(self, piece, rank, out, fresh=False) -> str | None:
         target = FREE[:rank]
         term = compile_index(piece, self.names, target)
+        if term.call is not None and term.call[0] == "tensordot":
+            return term.code if fresh and term.axes == target else None
         if term.call is not None and term.axes == target:
             return writes(term, out())
         difference = _difference(piece)
@@ -226,6 +270,12 @@ class _Writer:
             if left.axes == target and left.call is None and left.atomic:
                 return f"np.subtract({left.code}, {aligned(right, target)}, out={out()})"
         return None
+
+
+def _reads_plainly(expr: sp.Expr) -> bool:
+    """No sum, no condition, every entry at plain indices (an elementwise factor)."""
+    return not expr.has(sp.Sum, Inside) and all(
+        isinstance(i, sp.Symbol) for e in expr.atoms(sp.Indexed) for i in e.indices)
 
 
 def _bare(term: Term, target: tuple) -> str:
@@ -325,9 +375,36 @@ def _forward_lines(writer, graph, network, readers, keeps, activations) -> list:
                 lines.append(f"{name} = {code}")
                 writer.owned.add(name)
             continue
+        pooled = _window_maximum(graph, equation.expr)
+        if pooled is not None:
+            lines += writer.maximum(name, *pooled, rank)
+            continue
         lines += _branch(writer, keeps, equation.expr,
                          lambda expr, name=name, rank=rank: writer.assign(name, expr, rank))
     return lines
+
+
+def _window_maximum(graph, expr):
+    """``(entry, limits)`` when ``expr`` is ``sum_p entry(p) * chi[.., p]`` with ``chi`` the
+    window-argmax indicator of that entry (max pooling): that sum is the window's maximum,
+    computed as one. None for any other expression."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    factors = sp.Mul.make_args(expr.function)
+    chosen = [f for f in factors if isinstance(f, sp.Indexed)
+              and isinstance(getattr(graph.definition(f.base.label.name), "expr", None),
+                             IsArgmax)]
+    if len(factors) != 2 or len(chosen) != 1:
+        return None
+    (indicator,) = chosen
+    (entry,) = [f for f in factors if f is not indicator]
+    definition = graph.definition(indicator.base.label.name).expr
+    own = dict(zip(FREE, indicator.indices, strict=False))
+    summed = tuple(index for index, _, _ in expr.limits)
+    window = tuple(own[p] for p, _ in definition.window)
+    if window != summed or definition.entry.xreplace(own) != entry:
+        return None
+    return entry, expr.limits
 
 
 def _layer_summary(layer) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symbp.engine.indices import Inside, affine_terms
+from symbp.engine.indices import FREE, Inside, affine_terms, contract, within_ranges
 
 
 class Unlowerable(ValueError):
@@ -355,3 +355,78 @@ def _flatten_read(body, limits, lowering, ranges):
     labels = tuple(indices[:first] + [target] + indices[first + len(order):])
     code = f"{lowering.arrays(entry.base.label.name)}.reshape({shape})"
     return lowering.view(code, tuple(ranges.get(s) for s in labels), labels)
+
+
+# ------------------------------------------------------- strided outputs
+def split_strided(expr: sp.Expr, extents: tuple):
+    """A statement that reads an index ``u`` of its result only as ``(u - p)/S``, ``p``
+    summed over ``0..S-1`` (a pooling or convolution whose kernel is its stride, read
+    backwards), or plainly, computed as an array with ``u = S*m + r`` split in two axes
+    ``(m, r)`` that a ``reshape`` joins: ``(u - p)/S`` is an integer only for ``p = r``,
+    so the sum over ``p`` goes and the read is at ``m``. Returns ``(expr, axes, ranges)``
+    (the new expression, the result's axes in C order, every index's extent) or None."""
+    free = FREE[:len(extents)]
+    limits = {index: high - low + 1 for s in expr.atoms(sp.Sum) for index, low, high in s.limits}
+    axes, ranges, split = [], {}, {}
+    for index, extent in zip(free, extents, strict=True):
+        stride = _stride_of(expr, index, limits)
+        if stride is None or extent is None or extent % stride:
+            axes.append(index)
+            ranges[index] = extent
+            continue
+        high = sp.Symbol(f"{index.name}_high", integer=True, nonnegative=True)
+        low = sp.Symbol(f"{index.name}_low", integer=True, nonnegative=True)
+        split[index] = (stride, high, low)
+        axes += [high, low]
+        ranges |= {high: extent // stride, low: stride}
+    if not split:
+        return None
+    expr = expr.xreplace({u: stride * high + low for u, (stride, high, low) in split.items()})
+    quotients = {}  # m + (r - p)/S -> (m, the delta of p and r)
+    for stride, high, low in split.values():
+        for index in _indices(expr):
+            if affine_terms(index) is None:
+                continue
+            coefficients, constant = affine_terms(index)
+            summed = set(coefficients) - {high, low}
+            if (coefficients.get(high) == 1 and coefficients.get(low) == sp.Rational(1, stride)
+                    and constant == 0 and len(summed) == 1
+                    and coefficients[next(iter(summed))] == -sp.Rational(1, stride)):
+                quotients[sp.expand(index)] = (high, sp.KroneckerDelta(summed.pop(), low))
+    expr = expr.replace(
+        lambda e: isinstance(e, Inside) and sp.expand(e.args[0]) in quotients,
+        lambda e: quotients[sp.expand(e.args[0])][1] * Inside(
+            quotients[sp.expand(e.args[0])][0], e.args[1]))
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Indexed),
+        lambda e: e.base[tuple(quotients.get(sp.expand(i), (i,))[0] for i in e.indices)])
+    ranges |= {index: extent for index, extent in limits.items()}
+    bounds = {s: (0, n - 1) for s, n in ranges.items() if n is not None}
+    return within_ranges(contract(expr), bounds), tuple(axes), ranges
+
+
+def _stride_of(expr, index, limits):
+    """``S`` when every index expression holding ``index`` is ``index`` or ``(index - p)/S``
+    with ``p`` summed over ``0..S-1``, at least one of them the latter; else None."""
+    strides = set()
+    for expression in _indices(expr):
+        if not expression.has(index) or expression == index:
+            continue
+        terms = affine_terms(expression)
+        if terms is None or terms[1] != 0 or len(terms[0]) != 2:
+            return None
+        coefficient = terms[0].get(index)
+        (other,) = set(terms[0]) - {index} or {None}
+        if coefficient is None or other is None or terms[0][other] != -coefficient:
+            return None
+        stride = 1 / coefficient
+        if not stride.is_Integer or stride < 2 or limits.get(other) != stride:
+            return None
+        strides.add(int(stride))
+    return strides.pop() if len(strides) == 1 else None
+
+
+def _indices(expr):
+    """Every index expression of ``expr``: of its entries and of its conditions."""
+    found = [i for e in expr.atoms(sp.Indexed) for i in e.indices]
+    return found + [e.args[0] for e in expr.atoms(Inside)]
