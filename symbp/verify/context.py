@@ -25,6 +25,7 @@ from symbp.verify.shapes import LayerError
 SEEDS = (11, 23, 37)
 PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
 BATCH_ROWS = 4
+RTOL = 1e-7  # claim and truth agree to this relative tolerance (float64 values)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,21 @@ class Instance:
     def truth(self, kind: str, layer: int) -> np.ndarray:
         return self.values["truth", kind, layer]
 
+    def paths(self, kind: str, layer: int) -> list:
+        """The truth of ``kind`` at ``layer`` split into the engine's paths (cached)."""
+        key = ("paths", kind, layer)
+        if key not in self.values:
+            self.values[key] = self.ctx.truth.paths(kind, layer, self.values)
+        return self.values[key]
+
     def describe(self) -> str:
         widths = ", ".join(str(w) for w in self.widths)
         return f"{self.label} n_0..n_{len(self.widths) - 1} = {widths}"
+
+
+def close(claim, truth) -> bool:
+    claim, truth = np.asarray(claim, dtype=float), np.asarray(truth, dtype=float)
+    if claim.shape != truth.shape or not np.all(np.isfinite(claim)):
+        return False
+    scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-12)
+    return bool(np.allclose(claim, truth, rtol=RTOL, atol=RTOL * scale))

@@ -35,7 +35,7 @@ import numpy as np
 
 from symbp import claims as C
 from symbp.errors import SymbpError
-from symbp.verify.context import Context, Instance, Target
+from symbp.verify.context import Context, Instance, Target, close
 from symbp.verify.echo import entry_latex
 from symbp.verify.entries import NoSymbolic, forms_entry, simplify_difference, symbolic_ok
 from symbp.verify.evaluate import SCALARS, Evaluation
@@ -45,7 +45,6 @@ from symbp.verify.shapes import LayerError, ShapeError, Val, target_dims
 from symbp.verify.truth import LETTER_OF
 from symbp.verify.verdict import Verdict
 
-RTOL = 1e-7
 PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the right-hand side is
 
 
@@ -78,8 +77,9 @@ class NetworkCheck:
         self.claim, self.target, self.ctx = claim, target, ctx
         self.depth = ctx.depth
         self.sums: dict = {}
-        rhs_batch = any(isinstance(n, C.Leaf) and n.batch for side in claim.sides[1:]
-                        for _, n in C.walk(side))
+        rhs_batch = any((n.target if isinstance(n, C.Grad) else n).batch
+                        for side in claim.sides[1:] for _, n in C.walk(side)
+                        if isinstance(n, (C.Leaf, C.Grad)))
         if target.kind in PARAMETER_KINDS and rhs_batch:
             self.target = target = Target(target.kind, target.layer, True, target.node)
         self.batch = target.batch
@@ -385,11 +385,3 @@ class NetworkCheck:
         return {"layer": point.layer, "where": where, "widths": inst.widths,
                 "point": used, "claim": np.asarray(point.claim).tolist(),
                 "truth": np.asarray(point.truth).tolist()}
-
-
-def close(claim, truth) -> bool:
-    claim, truth = np.asarray(claim, dtype=float), np.asarray(truth, dtype=float)
-    if claim.shape != truth.shape or not np.all(np.isfinite(claim)):
-        return False
-    scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-12)
-    return bool(np.allclose(claim, truth, rtol=RTOL, atol=RTOL * scale))

@@ -128,7 +128,8 @@ class Evaluation:
         if self.symbolic and name in _TENSOR_LETTERS:
             entry = tensor_entry(code, rows, cols, name == "W" or (
                 self.inst.batch and name != "b"))
-        return Val(array, rows, cols, self.text(node), entry=entry, vector=vector)
+        return Val(array, rows, cols, self.text(node), scalar=rows.one and cols.one,
+                   entry=entry, vector=vector)
 
     def _scalar(self, node) -> sp.Expr:
         """λ, p, ε (exact, from the spec) and the width n_l of a claim."""
@@ -223,27 +224,32 @@ class Evaluation:
 
     def e_Div(self, node):
         num, den = self.run(node.num), self.run(node.den)
-        if not den.scalar and num.scalar:
-            raise ShapeError(f"{self.text(node)} divides by the non-scalar {den.text}")
+        matrix = not (den.rows.one or den.cols.one) and not (self.inst.batch and den.rows.key
+                                                             == "B")
+        if num.scalar and matrix:  # 1/M: elementwise only for vectors and a batch's rows
+            raise ShapeError(f"{self.text(node)} divides by the matrix {den.text}")
         return self._elementwise(node, num, den, "divided elementwise", np.divide,
                                  lambda u, v: u / v)
 
     def e_MatMul(self, node):
         left, right = self.run(node.left), self.run(node.right)
         text = self.text(node)
-        if right.ones == "col" and not left.scalar:  # M 1: a column of ones that fits M
-            right = Val(np.ones((left.array.shape[1], 1)), left.cols, ONE, right.text,
-                        entry=sp.Integer(1))
-        if left.ones == "row" and not right.scalar:  # 1^T M
-            left = Val(np.ones((1, right.array.shape[0])), ONE, right.rows, left.text,
-                       entry=sp.Integer(1))
+        if right.ones == "col" and not left.scalar:  # M 1 (or M (c 1)): ones that fit M
+            right = Val(np.ones((left.array.shape[1], 1)) * right.array, left.cols, ONE,
+                        right.text, entry=right.entry)
+        if left.ones == "row" and not right.scalar:  # 1^T M (or c 1^T M)
+            left = Val(np.ones((1, right.array.shape[0])) * left.array, ONE, right.rows,
+                       left.text, entry=left.entry)
         if left.ones and right.ones:  # 1 1^T, 1^T 1: no operand says how long the ones are
             raise C.ClaimParseError(f"{text}: the length of \\mathbf{{1}} cannot be told here; "
                                     "write it next to the vector or matrix it sums",
                                     node.span[0] + 1, text=self.claim.text)
         if left.scalar or right.scalar:
-            return self._elementwise(node, left, right, "multiplied", np.multiply,
-                                     lambda u, v: u * v)
+            value = self._elementwise(node, left, right, "multiplied", np.multiply,
+                                      lambda u, v: u * v)
+            if left.scalar and right.scalar:  # c 1^T stays a row of ones, to fit what follows
+                value.ones = left.ones or right.ones
+            return value
         if left.cols.value != right.rows.value:
             raise ShapeError(f"{left.text} has {count(left.cols, 'column')}, {right.text} has "
                               f"{count(right.rows, 'row')}, so they cannot be multiplied")

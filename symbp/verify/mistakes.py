@@ -17,6 +17,8 @@ one term, factors in the wrong order.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +26,7 @@ import sympy as sp
 
 from symbp import claims as C
 from symbp.errors import SymbpError
+from symbp.verify.context import close
 from symbp.verify.functions import (
     MATH_FUNCTIONS,
     derivative_latex,
@@ -32,6 +35,7 @@ from symbp.verify.functions import (
     x_symbol,
 )
 from symbp.verify.shapes import LayerError
+from symbp.verify.truth import LETTER_OF
 
 if TYPE_CHECKING:
     from symbp.verify.decide import NetworkCheck, Outcome
@@ -45,6 +49,7 @@ def likely_mistakes(check: NetworkCheck, rhs, outcome: Outcome) -> list[str]:
     ratio = _ratio(check, outcome)
     if ratio is not None:
         found.append(ratio)
+    found += _missing_paths(check, outcome)
     for description, variant in itertools.islice(variants(rhs, check), MAX_VARIANTS):
         if description in found:
             continue
@@ -73,6 +78,14 @@ def _ratio(check: NetworkCheck, outcome: Outcome) -> str | None:
     for value, text in known.items():
         if abs(c - value) < 1e-6:
             return text
+    for layer, rate in _dropout_rates(check):
+        if abs(c - (1 - rate)) < 1e-9:
+            return (f"dropout's missing 1/(1-p): layer {layer} keeps each unit with "
+                    f"probability 1 - p = {1 - rate:g} and divides by it "
+                    f"(a^{{({layer})}} = m^{{({layer})}} \\odot a^{{({layer - 1})}} / (1-p)), so "
+                    "its gradient is divided by 1 - p too")
+        if abs(c - 1 / (1 - rate)) < 1e-9:
+            return (f"an extra 1/(1-p): layer {layer}'s dropout divides by 1 - p once")
     B = outcome.points[0].inst.B
     if abs(c - 1.0 / B) < 1e-9:
         return _extra_one_over_b(check)
@@ -95,6 +108,60 @@ def _constant_ratio(outcome: Outcome) -> float | None:
             return None
         ratios.append(c)
     return ratios[0] if np.allclose(ratios, ratios[0], rtol=1e-6) else None
+
+
+def _dropout_rates(check: NetworkCheck) -> list:
+    return [(number, layer.options["rate"]) for number, layer in
+            enumerate(check.ctx.network.layers, 1) if layer.type == "dropout"]
+
+
+def _missing_paths(check: NetworkCheck, outcome: Outcome) -> list[str]:
+    """The claim is the truth without one (or two) of the engine's paths: the gradient of a
+    tensor read by several equations (a layer's input into a norm's mean, variance and
+    normalisation; a residual's skip) misses what flows back through one of them."""
+    if outcome.shape or not outcome.points:
+        return []
+    kind = check.target.kind
+    first = outcome.points[0]
+    paths = first.inst.paths(kind, first.layer)
+    if len(paths) < 2:
+        return []
+    for size in (1, 2):
+        found = []
+        for combo in itertools.combinations(range(len(paths)), size):
+            if all(close(point.claim, point.truth - sum(
+                    point.inst.paths(kind, point.layer)[i][1] for i in combo))
+                   for point in outcome.points):
+                found.append("; ".join(_path_text(check, paths[i][0], first.layer)
+                                       for i in combo))
+        if found:
+            return found
+    return []
+
+
+def _path_text(check: NetworkCheck, consumer, layer: int) -> str:
+    """What a missing path is, in the claim's terms."""
+    letter = LETTER_OF[check.target.kind]
+    source = C.leaf_latex(C.Leaf(letter, C.LayerRef(None, layer), check.batch))
+    out, at = consumer.out, consumer.layer
+    kind = check.ctx.layer_type(at)
+    if consumer.op in ("layer_norm", "batch_norm"):
+        what = "mean" if out.name.startswith("mu") else "variance"
+        symbol = "μ" if what == "mean" else "σ²"
+        return (f"a missing {symbol} path in the {kind}: {source} also enters the {what} "
+                f"{out.latex} of layer {at}, and its gradient has a term through it")
+    if consumer.op == "residual":
+        return (f"a residual's missing identity path: layer {at} adds {source} to its "
+                f"input, so \\partial\\ell/\\partial a^{{({at})}} flows back to {source} "
+                "unchanged and is a term of its gradient")
+    if consumer.op == "objective":
+        return ("the weight-decay term is missing: the objective adds "
+                "\\frac{\\lambda}{2} \\sum \\|W\\|^2, so \\partial L/\\partial W^{(l)} has a "
+                "term \\lambda W^{(l)}")
+    if consumer.op == "dense":
+        return (f"the path through layer {at} is missing: {source} also feeds "
+                f"z^{{({at})}} = W^{{({at})}} {source} + b^{{({at})}}")
+    return f"the path through {out.latex} (layer {at}, {kind}) is missing"
 
 
 _DELTA_MEAN = (r"symbp's \Delta^{(l)} is \partial L/\partial Z^{(l)} of the mean loss "
@@ -144,6 +211,11 @@ def _extra_terms(rhs, nodes, check: NetworkCheck):
                            f"z^{{({m})}} = W^{{({m})}} a^{{({before})}} + b^{{({m})}} as a "
                            f"constant, so it drops out of the derivative with respect to "
                            f"a^{{({before})}}")
+                elif _has_leaf(drop, "lambda") and check.target.kind in ("db", "dgamma",
+                                                                        "dbeta"):
+                    why = (f"weight decay on the biases: remove {text}. The weight decay "
+                           "\\frac{\\lambda}{2} \\sum \\|W\\|^2 covers the weights of dense "
+                           "layers only, not biases or gains")
                 else:
                     why = f"an extra term: without {text} the claim is correct"
                 yield why, C.replace_at(rhs, path, keep)
@@ -321,9 +393,110 @@ def _operand_order(rhs, nodes, check: NetworkCheck):
                    C.replace_at(rhs, path, C.MatMul(node.right, node.left)))
 
 
-CATALOGUE = (_extra_terms, _transposes, _layer_indices, _activation_derivatives,
+def _missing_decay(rhs, nodes, check: NetworkCheck):
+    """``\\lambda W^{(l)}`` missing from a weight gradient of a network with weight decay."""
+    if check.target.kind == "dW" and check.ctx.network.training["weight_decay"]:
+        weight = C.Leaf("W", check.target.layer)
+        yield ("the weight-decay term is missing: the objective adds "
+               "\\frac{\\lambda}{2} \\sum \\|W\\|^2, so \\partial L/\\partial W^{(l)} has "
+               "a term \\lambda W^{(l)}",
+               C.Add(rhs, C.MatMul(C.Leaf("lambda", None), weight)))
+
+
+def _dropout_scale(rhs, nodes, check: NetworkCheck):
+    """A dropout mask without the ``1/(1-p)`` of inverted dropout."""
+    for path, node in nodes:
+        if isinstance(node, C.Leaf) and node.name == "mask" and node.layer is not None:
+            rate = C.Leaf("p", node.layer)
+            scaled = C.Div(node, C.Sub(C.Num(Fraction(1)), rate))
+            yield ("dropout's missing 1/(1-p): inverted dropout divides the kept units by "
+                   "1 - p in the forward pass (a = m \\odot a_{prev} / (1-p)), so the "
+                   f"gradient is {claim_text(check, node)} / (1-p) too",
+                   C.replace_at(rhs, path, scaled))
+
+
+def _bessel(rhs, nodes, check: NetworkCheck):
+    """``1/(n-1)`` (or ``1/(B-1)``) where the norm's biased variance has ``1/n``."""
+    for path, node in nodes:
+        if isinstance(node, C.Sub) and isinstance(node.right, C.Num) and \
+                node.right.value == 1 and isinstance(node.left, C.Leaf) and \
+                node.left.name in ("n", "B"):
+            yield ("Bessel's n-1 where the biased variance is used: the norm's \\sigma^{2} "
+                   "is the mean of the squared deviations (1/n, as torch's normalisation in "
+                   f"training), so {claim_text(check, node)} should be "
+                   f"{claim_text(check, node.left)}", C.replace_at(rhs, path, node.left))
+
+
+def _wrong_axis(rhs, nodes, check: NetworkCheck):
+    """A batch norm's mean taken over the features (``X \\mathbf{1} / n``) instead of over the
+    batch (``\\frac{1}{B} \\mathbf{1}^T X``), or a layer norm's the other way round."""
+    norms = {check.ctx.layer_type(m): m for m in range(1, check.depth + 1)
+             if check.ctx.layer_type(m) in ("batch_norm", "layer_norm")}
+    if not check.batch or not norms:
+        return
+    for path, node in nodes:
+        if "batch_norm" in norms and isinstance(node, C.MatMul) and isinstance(
+                node.right, C.Ones):
+            yield ("the mean over the wrong axis: batch norm averages each feature over the "
+                   "B samples of the batch (\\frac{1}{B} \\mathbf{1}^T X), not each sample "
+                   "over its features", _swap_sizes(C.replace_at(
+                       rhs, path, C.MatMul(C.Transpose(C.Ones()), node.left)), "B"))
+        if "layer_norm" in norms and isinstance(node, C.MatMul) and isinstance(
+                node.left, C.Transpose) and isinstance(node.left.arg, C.Ones):
+            width = C.LayerRef(None, norms["layer_norm"])
+            yield ("the mean over the wrong axis: layer norm averages each sample over its "
+                   "n features (\\frac{1}{n} X \\mathbf{1}), not each feature over the batch",
+                   _swap_sizes(C.replace_at(rhs, path, C.MatMul(node.right, C.Ones())), width))
+
+
+def _swap_sizes(node, to):
+    """Every ``n_l`` (``to == "B"``) or ``B`` (``to`` a width's layer) of ``node`` swapped."""
+    if isinstance(node, C.Leaf):
+        if to == "B" and node.name == "n":
+            return C.Leaf("B", None, span=node.span)
+        if to != "B" and node.name == "B":
+            return C.Leaf("n", to, span=node.span)
+        return node
+    changes = {name: _swap_sizes(child, to) for name, child in C.children(node)}
+    return replace(node, **changes) if changes else node
+
+
+def _missing_factor(rhs, nodes, check: NetworkCheck):
+    """A factor of the op's own quantities missing (``\\hat{x}``, ``\\gamma``, the mask)."""
+    layers = {node.layer for _, node in nodes if isinstance(node, C.Leaf) and node.layer}
+    layers |= {node.target.layer for _, node in nodes if isinstance(node, C.Grad)}
+    layers.add(check.target.layer)
+    l_value = check.bindings[0][0]
+    for ref in sorted(layers, key=lambda r: (r.var or "", r.offset)):
+        try:
+            layer = ref.resolve(l_value, check.depth)
+        except ValueError:
+            continue
+        for letter in ("xhat", "gamma", "mask"):
+            if 1 <= layer <= check.depth and check.ctx.truth.has(letter, layer):
+                factor = C.Leaf(letter, ref, check.batch and letter != "gamma")
+                yield (f"a missing factor {C.leaf_latex(_named(factor))}",
+                       C.Hadamard(rhs, factor))
+
+
+def _named(leaf: C.Leaf) -> C.Leaf:
+    latex = {"xhat": "\\hat{X}" if leaf.batch else "\\hat{x}", "gamma": "\\gamma",
+             "mask": "M" if leaf.batch else "m"}[leaf.name]
+    return replace(leaf, name=latex)
+
+
+def _has_leaf(node, name: str) -> bool:
+    return any(isinstance(item, C.Leaf) and item.name == name for _, item in C.walk(node))
+
+
+def claim_text(check: NetworkCheck, node) -> str:
+    return check.claim.source(node) or C.to_latex(node)
+
+
+CATALOGUE = (_bessel, _extra_terms, _transposes, _layer_indices, _activation_derivatives,
              _softmax_diagonal, _hand_derivatives, _missing_fprime, _extra_factors,
-             _side_by_side, _sign_slips, _operand_order)
+             _side_by_side, _sign_slips, _missing_decay, _dropout_scale, _wrong_axis,
+             _missing_factor, _operand_order)
 
 
 def _product(factors: list):

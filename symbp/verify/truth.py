@@ -260,7 +260,34 @@ class Truth:
             for name in self._quantities():
                 self._ensure(f"g_{name}", arrays, sizes)
             self._ensure(f"g_{self._input}", arrays, sizes)
-        return self._in_notation(arrays, rows)
+        values = self._in_notation(arrays, rows)
+        values["arrays"], values["sizes"], values["rows"] = arrays, sizes, rows
+        return values
+
+    def paths(self, kind: str, layer: int, values: dict) -> list:
+        """``(consumer equation, value)``: the gradient ``kind`` of layer ``layer`` at the
+        point ``values`` (:meth:`instance`'s) split into the engine's paths, one per
+        equation that reads the tensor (the layout of the truth's value)."""
+        from symbp.engine.backward import vjp
+        from symbp.engine.numeric import value_of
+
+        name = self._name(kind, layer)
+        tensor = self.graph.tensors[name]
+        gradient = self.derivation.gradient_of(name)
+        found = gradient.paths if gradient is not None else [
+            (consumer, vjp(consumer, tensor)) for consumer in self.graph.consumers(name)]
+        arrays, sizes = values["arrays"], values["sizes"]
+        result = []
+        with np.errstate(all="ignore"):
+            for consumer, contribution in found:
+                for entry in contribution.atoms(sp.Indexed):
+                    if entry.base.label.name.startswith("g_"):
+                        self._ensure(entry.base.label.name, arrays, sizes)
+                array = value_of(contribution, tensor, arrays, sizes,
+                                 frozenset({self.graph.loss.name}))
+                result.append((consumer, _layout(array, values["rows"],
+                                                 tensor.shape[:1] == (BATCH,))))
+        return result
 
     def _quantities(self) -> list:
         return [name for name in self.graph.tensors if _QUANTITY.fullmatch(name)]
