@@ -5,9 +5,11 @@ Contract: :func:`check_module` compares the generated module's
 differences of its training-mode objective ``loss(params, X, Y, state=...,
 training=True, masks=...)`` in float64: the whole batch's objective, since
 batch normalization couples the rows of a batch. The point is random inputs
-and valid targets, the state of ``init_state()``, and dropout masks drawn
-once (each unit kept with probability ``1 - rate``) and held fixed, so that
-the objective is a smooth function of the parameters. Every parameter entry
+of the spec's per-sample shape (``(B, *inputs)``: features, or channels and
+positions) and valid targets, the state of ``init_state()``, and dropout
+masks of each dropout layer's output shape drawn once (each entry kept with
+probability ``1 - rate``) and held fixed, so that the objective is a smooth
+function of the parameters. Every parameter entry
 is checked, or a random subset of ``max_entries`` per parameter (the count is
 reported), at the module's initial parameters with random offsets on the
 constant-initialised ones (biases, gains and shifts: ``b``, ``gamma``,
@@ -61,6 +63,19 @@ re-checked. An
 entry that no step resolves (the point sits on a kink, within ``2 STEP /
 10**SMALLER_STEPS`` of it, where the loss has no derivative) is skipped and
 counted, never failed.
+
+Max pooling. A window whose two largest entries are within a stencil's reach
+of each other is a kink of the loss like any other (the argmax changes along
+the stencil). The kink handling above copes with it, but a random point is
+first moved away from them: the rows of the batch where some max-pooling
+window's largest entry exceeds the next by less than ``TIE_MARGIN`` steps (in
+units of the RMS of the values pooled) are redrawn, up to ``TIE_ROUNDS``
+times, and the rows still near a tie are counted in the report. Exact ties
+(all of a window at relu's 0) are a flat region, not a kink, and are left as
+they are. The values at the pooling layers come from the engine's reference
+evaluation (:func:`symbp.engine.numeric.run`) of the spec's graph at the
+point: it only chooses the point; the verdict is still the module's gradients
+against the module's loss.
 """
 
 from __future__ import annotations
@@ -70,6 +85,7 @@ from functools import cached_property
 
 import numpy as np
 
+from symbp.ops.geometry import per_axis
 from symbp.spec import network_from_dict
 
 TOLERANCE = 1e-7
@@ -78,6 +94,8 @@ SMALLER_STEPS = 3  # STEP/10, STEP/100, STEP/1000
 ROUNDING_ULPS = 16
 SETTLED = 0.1  # of the tolerance: how far a converged estimate may still move
 CHECK_BATCH = 8
+TIE_MARGIN = 20  # steps (times the pooled values' RMS) between a window's two largest
+TIE_ROUNDS = 20  # redraws of the rows near a max-pool tie
 EPS = float(np.finfo(np.float64).eps)
 
 
@@ -97,6 +115,7 @@ class ParameterCheck:
 class CheckReport:
     rows: tuple
     tolerance: float
+    near_ties: int = 0  # rows of the batch left with a max-pool window near a tie
 
     @property
     def passed(self) -> bool:
@@ -133,6 +152,9 @@ class CheckReport:
         if self.skipped:
             notes.append(f"{self.skipped} skipped: the point sits on a kink of the loss (no "
                          f"step down to h = {STEP / 10**SMALLER_STEPS:.0e} resolves it)")
+        if self.near_ties:
+            notes.append(f"{self.near_ties} of the batch's samples with a max-pooling window "
+                         f"whose two largest entries are closer than {TIE_MARGIN} steps")
         return "".join(f"; {note}" for note in notes)
 
 
@@ -267,10 +289,11 @@ def check_parameter(point: CheckPoint, name, positions, derived, tolerance) -> P
 
 # ------------------------------------------------------------- the random point
 def random_point(module, rng, batch: int = CHECK_BATCH) -> tuple:
-    """Random inputs, valid targets for the network's task, and dropout masks of
-    each dropout layer's output shape (kept with probability ``1 - rate``)."""
+    """Random inputs of the spec's per-sample shape (``(batch, *inputs)``), valid
+    targets for the network's task, and dropout masks of each dropout layer's output
+    shape (kept with probability ``1 - rate``)."""
     network = network_from_dict(module.SPEC)
-    inputs = rng.normal(0.0, 1.0, (batch, *np.atleast_1d(network.inputs)))
+    inputs = rng.normal(0.0, 1.0, (batch, *network.input_shape))
     outputs = network.widths[-1]
     if network.task == "classification":
         targets = np.eye(outputs)[rng.integers(0, outputs, batch)]
@@ -282,9 +305,72 @@ def random_point(module, rng, batch: int = CHECK_BATCH) -> tuple:
 
 
 def dropout_masks(network, batch: int, rng) -> dict:
-    return {f"mask{index}": (rng.random((batch, network.widths[index]))
+    return {f"mask{index}": (rng.random((batch, *network.shapes[index]))
                              >= layer.options["rate"]).astype(float)
             for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
+
+
+# ------------------------------------------------------ max pooling: away from ties
+def max_pools(network) -> list:
+    """``(layer index, kernel, stride)`` of each max-pooling layer, one entry per axis."""
+    pools = []
+    for index, layer in enumerate(network.layers, 1):
+        if layer.type.startswith("max_pool"):
+            axes = len(network.shapes[index]) - 1
+            kernel = per_axis(layer.options["kernel"], axes, "kernel")
+            stride = per_axis(layer.options["stride"] or kernel, axes, "stride")
+            pools.append((index, kernel, stride))
+    return pools
+
+
+def window_gaps(x: np.ndarray, kernel: tuple, stride: tuple) -> np.ndarray:
+    """Per window of ``x`` (``(B, C, *spatial)``): its largest entry minus the next
+    one, shape ``(B, C, *out)``; 0 where two entries tie exactly."""
+    axes = tuple(range(2, x.ndim))
+    windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=axes)
+    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in stride))]
+    flat = np.sort(windows.reshape(*windows.shape[:x.ndim], -1), axis=-1)
+    return flat[..., -1] - flat[..., -2]
+
+
+def rows_near_a_tie(network, point: dict, pools: list) -> np.ndarray:
+    """The rows of the batch with a max-pool window whose largest entry exceeds the
+    next by less than ``TIE_MARGIN * STEP`` times the pooled values' RMS (an exact
+    tie is a flat region, such as relu's zeros, not a kink, and is left alone)."""
+    from symbp.engine.derivation import derive_graph
+    from symbp.engine.numeric import run
+    from symbp.ops.base import BATCH
+
+    derivation = derive_graph(network)
+    values = run(derivation.graph, point, {**derivation.sizes, BATCH: len(point["X"])})
+    near = np.zeros(len(point["X"]), dtype=bool)
+    for index, kernel, stride in pools:
+        x = values[f"a{index - 1}"] if index > 1 else values["X"]
+        gaps = window_gaps(x, kernel, stride)
+        margin = TIE_MARGIN * STEP * max(float(np.sqrt(np.mean(x**2))), EPS)
+        close = (gaps > 0) & (gaps < margin)
+        near |= close.reshape(len(close), -1).any(axis=1)
+    return near
+
+
+def away_from_ties(module, params, inputs, targets, masks, state, rng) -> tuple:
+    """``inputs`` with the rows near a max-pool tie redrawn, up to ``TIE_ROUNDS``
+    times, and the count of rows still near one (0 without max pooling). The
+    values at the pooling layers come from the engine's reference evaluation of
+    the spec's graph at the point: it chooses the point, the module is still what
+    is checked."""
+    network = network_from_dict(module.SPEC)
+    pools = max_pools(network)
+    if not pools:
+        return inputs, 0
+    inputs = inputs.copy()
+    given = {**params, **masks, **state, "Y": targets}
+    for _ in range(TIE_ROUNDS):
+        near = rows_near_a_tie(network, {**given, "X": inputs}, pools)
+        if not near.any():
+            return inputs, 0
+        inputs[near] = rng.normal(0.0, 1.0, inputs[near].shape)
+    return inputs, int(rows_near_a_tie(network, {**given, "X": inputs}, pools).sum())
 
 
 def shifted_params(module, seed, rng) -> dict:
@@ -316,7 +402,10 @@ def check_module(module, seed: int = 0, max_entries: int = 200,
         drawn = dropout_masks(network_from_dict(module.SPEC), len(inputs), rng)
     if masks is not None:
         drawn = {name: np.array(mask, dtype=np.float64) for name, mask in masks.items()}
-    point = CheckPoint(module, params, inputs, targets, drawn, module.init_state())
+    state, near_ties = module.init_state(), 0
+    if batch is None:
+        inputs, near_ties = away_from_ties(module, params, inputs, targets, drawn, state, rng)
+    point = CheckPoint(module, params, inputs, targets, drawn, state)
     gradients = point.gradients()
     rows = []
     for name, value in params.items():
@@ -325,4 +414,4 @@ def check_module(module, seed: int = 0, max_entries: int = 200,
             chosen = rng.choice(len(positions), max_entries, replace=False)
             positions = [positions[i] for i in sorted(chosen)]
         rows.append(check_parameter(point, name, positions, gradients[name], tolerance))
-    return CheckReport(tuple(rows), tolerance)
+    return CheckReport(tuple(rows), tolerance, near_ties)

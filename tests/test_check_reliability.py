@@ -470,3 +470,202 @@ def test_given_masks_are_held_fixed():
     rows = rows_by_name(report)
     assert rows["W1"].max_abs_gradient == rows["b1"].max_abs_gradient == 0.0
     assert rows["W3"].max_abs_gradient == 0.0 < rows["b3"].max_abs_gradient  # a2 = 0
+
+
+# ------------------------------------------------------------ CNNs (issue 11)
+# The checker on convolutional graphs, over torch.nn modules with autograd
+# gradients (right by construction): multi-axis inputs and dropout masks of a
+# conv output's shape, batch norm per channel, weight decay on conv weights,
+# and max pooling at points moved away from window ties.
+def conv(kind, channels, kernel, stride=1, padding=0, activation="identity"):
+    return {"type": kind, "channels": channels, "kernel": kernel, "stride": stride,
+            "padding": padding, "activation": activation}
+
+
+CNN_GRAPHS = {
+    "conv2d, relu, max_pool2d (the digits CNN's shape)": (
+        [1, 8, 8], [conv("conv2d", 4, 3, 1, 1, "relu"), conv("conv2d", 4, 3, 1, 0, "relu"),
+                    {"type": "max_pool2d", "kernel": 2}, Dense(3, "softmax")], "cross_entropy"),
+    "conv2d stride and padding, batch norm, dropout, overlapping max pool": (
+        [2, 7, 6], [conv("conv2d", 3, [3, 2], [2, 1], [1, 0]), {"type": "batch_norm"},
+                    {"type": "activation", "activation": "tanh"},
+                    {"type": "max_pool2d", "kernel": 2, "stride": 1},
+                    {"type": "dropout", "rate": 0.3}, Dense(3, "softmax")], "cross_entropy"),
+    "conv1d, layer norm, max_pool1d, avg_pool1d, flatten": (
+        [2, 12], [conv("conv1d", 3, 3, 1, 1, "elu"), {"type": "layer_norm"},
+                  {"type": "max_pool1d", "kernel": 3, "stride": 2},
+                  {"type": "avg_pool1d", "kernel": 2}, {"type": "flatten"}, Dense(2)], "mse"),
+    "max pooling of the input, avg_pool2d": (
+        [2, 6, 7], [{"type": "max_pool2d", "kernel": [2, 3], "stride": [2, 1]},
+                    conv("conv2d", 2, 2, 1, 0, "sigmoid"), {"type": "avg_pool2d", "kernel": 2},
+                    Dense(1, "sigmoid")], "bce"),
+}
+
+
+def cnn_module(case, weight_decay=0.0):
+    from torch_reference import TorchModule
+
+    inputs, layers, loss = CNN_GRAPHS[case]
+    return TorchModule(Network(inputs=inputs, layers=layers, loss=loss, name="cnn",
+                               training={"weight_decay": weight_decay}))
+
+
+CNN_ENTRIES = 15  # per parameter: torch's eager forward passes are the cost
+
+
+@pytest.mark.parametrize("seed, case", enumerate(CNN_GRAPHS))
+def test_check_passes_on_cnns(seed, case):
+    report = check_module(cnn_module(case, weight_decay=0.05), seed=seed, max_entries=CNN_ENTRIES)
+    assert report.passed, "\n" + report.table()
+    assert report.near_ties == 0 and report.skipped == 0, "\n" + report.table()
+
+
+def test_the_random_point_has_the_spec_shapes():
+    """Inputs ``(B, C, H, W)`` and dropout masks of the conv output's shape ``(B, C, Ho, Wo)``."""
+    from symbp.gradcheck import random_point
+
+    module = cnn_module("conv2d stride and padding, batch norm, dropout, overlapping max pool")
+    inputs, targets, masks = random_point(module, np.random.default_rng(0), batch=6)
+    assert inputs.shape == (6, 2, 7, 6) and targets.shape == (6, 3)
+    assert list(masks) == ["mask5"] and masks["mask5"].shape == (6, 3, 3, 4)
+    assert set(np.unique(masks["mask5"])) == {0.0, 1.0}
+
+
+def flip_w1_kernel(grads):
+    """The classic slip: the kernel gradient rotated by 180 degrees."""
+    grads["W1"] = np.ascontiguousarray(np.flip(grads["W1"], axis=tuple(range(2, grads["W1"].ndim))))
+
+
+def max_pool_as_average(module):
+    """Gradients whose max pooling passes its gradient back as average pooling does
+    (the forward pass, and so everything after the pooling, unchanged)."""
+    import torch_reference
+
+    right, pools = module.gradients, torch_reference.POOLS
+
+    def straight_through(maximum, average):
+        return lambda a, kernel, stride: average(a, kernel, stride) + (
+            maximum(a, kernel, stride) - average(a, kernel, stride)).detach()
+
+    def gradients(*args, **kwargs):
+        kept = dict(pools)
+        for axes in ("1d", "2d"):
+            pools["max_pool" + axes] = straight_through(kept["max_pool" + axes],
+                                                        kept["avg_pool" + axes])
+        try:
+            return right(*args, **kwargs)
+        finally:
+            pools.update(kept)
+    return gradients
+
+
+WRONG_CNN_GRADIENTS = {  # case, wrong gradients, the parameters that must fail
+    "kernel gradient rotated by 180 degrees": (
+        "conv2d, relu, max_pool2d (the digits CNN's shape)",
+        lambda module: wrong(module.gradients, flip_w1_kernel), ["W1"]),
+    "max pooling differentiated as average pooling": (
+        "conv2d, relu, max_pool2d (the digits CNN's shape)",
+        max_pool_as_average, ["W1", "b1", "W2", "b2"]),
+    "max_pool1d differentiated as average pooling": (
+        "conv1d, layer norm, max_pool1d, avg_pool1d, flatten",
+        max_pool_as_average, ["W1", "b1", "gamma2", "beta2"]),
+    "weight decay on the conv weights left out": (
+        "conv2d stride and padding, batch norm, dropout, overlapping max pool",
+        without_weight_decay, ["W1", "W6"]),
+}
+
+
+@pytest.mark.parametrize("case, corrupt, failing", WRONG_CNN_GRADIENTS.values(),
+                         ids=WRONG_CNN_GRADIENTS.keys())
+def test_wrong_cnn_gradients_fail(monkeypatch, case, corrupt, failing):
+    module = cnn_module(case, weight_decay=0.05)
+    monkeypatch.setattr(module, "gradients", corrupt(module))
+    report = check_module(module, max_entries=CNN_ENTRIES)
+    assert not report.passed, "\n" + report.table()
+    assert [row.name for row in report.rows if row.relative_error > report.tolerance] == \
+        failing, "\n" + report.table()
+
+
+# ---------------------------------------------------- max pooling: away from ties
+def test_window_gaps_are_the_two_largest_entries_apart():
+    from symbp.gradcheck import window_gaps
+
+    x = np.array([[[[1.0, 3.0, 0.5], [2.5, 0.0, 3.0], [9.0, 8.0, 7.0]]]])  # (1, 1, 3, 3)
+    gaps = window_gaps(x, (2, 2), (1, 1))  # windows at (0,0) (0,1) (1,0) (1,1)
+    np.testing.assert_allclose(gaps, [[[[0.5, 0.0], [1.0, 1.0]]]])
+    np.testing.assert_allclose(window_gaps(x, (1, 3), (2, 1)), [[[[2.0], [1.0]]]])
+
+
+def test_rows_near_a_max_pool_tie_are_redrawn_and_only_they():
+    """Max pooling of the input: row 1 has a window whose two largest entries are 1e-6
+    apart (within the stencil's reach), row 3 a window of two exactly equal maxima
+    (a flat region, left alone); only row 1 is redrawn, the others are kept."""
+    from symbp.gradcheck import TIE_MARGIN, away_from_ties, max_pools, rows_near_a_tie
+
+    module = cnn_module("max pooling of the input, avg_pool2d")
+    rng = np.random.default_rng(3)
+    params = module.init_params(0)
+    inputs = rng.normal(0.0, 1.0, (4, 2, 6, 7))
+    inputs[1, 0, 0, 0], inputs[1, 0, 0, 1] = 5.0, 5.0 + 1e-6
+    inputs[3, 1, 2, 3], inputs[3, 1, 3, 3] = 6.0, 6.0
+    targets = np.ones((4, 1))
+    network = module.network
+    point = {**params, "X": inputs, "Y": targets}
+    near = rows_near_a_tie(network, point, max_pools(network))
+    assert near.tolist() == [False, True, False, False]
+    moved, left = away_from_ties(module, params, inputs, targets, {}, {}, rng)
+    assert left == 0
+    np.testing.assert_array_equal(moved[[0, 2, 3]], inputs[[0, 2, 3]])
+    assert not np.array_equal(moved[1], inputs[1])
+    assert TIE_MARGIN * STEP > 2 * STEP  # farther than the stencil's widest offset
+
+
+def near_tie(gap, seed=5):
+    """A 1x1 conv of two channels, then 2x2 max pooling: sample 0's first window has
+    its two largest entries ``gap`` apart, and moving ``W1[0, 1]`` by ``h`` moves them
+    relative to each other by ``h`` (the window's second channel differs by 1)."""
+    from torch_reference import TorchModule
+
+    network = Network(inputs=[2, 4, 4], layers=[conv("conv2d", 1, 1),
+                                                {"type": "max_pool2d", "kernel": 2},
+                                                Dense(2)], loss="mse", name="tie")
+    module = TorchModule(network)
+    rng = np.random.default_rng(seed)
+    params = {"W1": np.array([[[[1.0]], [[0.5]]]]), "b1": np.array([0.2]),
+              "W3": rng.normal(0.0, 0.5, (2, 4)), "b3": rng.normal(0.0, 0.3, 2)}
+    inputs = rng.normal(0.0, 0.3, (6, 2, 4, 4))
+    inputs[0, :, 0, 0] = (3.0, 1.0)  # z = 3.7, the window's largest
+    inputs[0, :, 0, 1] = (3.5 - gap, 0.0)  # z = 3.7 - gap
+    return module, params, (inputs, rng.normal(0.0, 1.0, (6, 2)))
+
+
+def test_a_max_pool_window_near_a_tie_is_rechecked_and_a_wrong_gradient_still_fails(
+        monkeypatch):
+    """At the caller's point (not moved away from ties): stencils at STEP reorder the
+    window's two largest entries, 3e-5 apart; the check re-checks W1[0, 1] with
+    smaller steps and passes, and the same entry made wrong by a relative 1e-5 fails."""
+    module, params, batch = near_tie(NEAR)
+    report = check_module(module, params=params, batch=batch)
+    assert report.passed, "\n" + report.table()
+    assert rows_by_name(report)["W1"].rechecked >= 1 and report.skipped == 0, report.table()
+
+    def corrupt(grads):
+        grads["W1"][0, 1, 0, 0] *= 1.0 + 1e-5
+
+    monkeypatch.setattr(module, "gradients", wrong(module.gradients, corrupt))
+    report = check_module(module, params=params, batch=batch)
+    assert [row.name for row in report.rows if row.relative_error > report.tolerance] == \
+        ["W1"], "\n" + report.table()
+
+
+def test_the_random_point_moves_away_from_a_near_tie():
+    """The same near tie, but the batch left to the check: the point is redrawn until no
+    window is near a tie, so no entry needs a smaller step at the pooling layer."""
+    from symbp.gradcheck import max_pools, rows_near_a_tie
+
+    module, params, (inputs, targets) = near_tie(NEAR)
+    network = module.network
+    assert rows_near_a_tie(network, {**params, "X": inputs, "Y": targets},
+                           max_pools(network)).tolist() == [True] + [False] * 5
+    report = check_module(module, params=params)
+    assert report.passed and report.near_ties == 0 and report.skipped == 0, report.table()
