@@ -112,12 +112,15 @@ frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
 dop: _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF LEAF _RBRACE
 gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> grad
         | _DIFF loss _SLASH _DIFF target                                    -> grad
-        | _NABLA _SUB _LBRACE target _RBRACE loss                           -> nabla
-        | _NABLA _SUB (LEAF | HAT) loss                                     -> nabla_short
+        | _NABLA _SUB _LBRACE target _RBRACE loss loss_args?                -> nabla
+        | _NABLA _SUB (LEAF | HAT) loss loss_args?                          -> nabla_short
+        | _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF target _RBRACE loss loss_args? -> grad_of
         | _FRAC _LBRACE _DIFF fname _RBRACE _LBRACE _DIFF LEAF _RBRACE      -> dfunc
         | NGD target                                                        -> ng_grad
 target: (leaf | wrapped) (_SUP sup | _SUB index)*
 loss: (BIGL | LOSSNAME) (_SUB index)?
+loss_args: LPAR loss_arg ((_COMMA | _SEMI) loss_arg)* RPAR
+loss_arg: leaf | wrapped
 fn_app: fname fn_mod* fn_arg
 fn_bare: LPAR fname fn_mod* RPAR PRIME
 fname: FUNC | TEXTNAME | GENF
@@ -158,7 +161,7 @@ layer: layer_var_expr
 layer_var_expr: layer_var
      | layer_var _PLUS INT           -> layer_plus
      | layer_var _MINUS INT          -> layer_minus
-layer_var: SMALLL | BIGL | SMALLK | OUTLAYER
+layer_var: SMALLL | BIGL | SMALLK | OUTLAYER | ELL
 
 _EQ: "="
 _PLUS: "+"
@@ -167,6 +170,8 @@ _SLASH: "/"
 _SUP: "^"
 _SUB: "_"
 _COMMA: ","
+_SEMI: ";"
+ELL: /\\ell(?![a-zA-Z])/
 PRIME: "'"
 _LBRACE: "{"
 _RBRACE: "}"
@@ -229,7 +234,7 @@ _TERMINAL_TEXT = {
     "_ROWSEP": "'\\\\\\\\'", "_CASE_AMP": "'&'", "CASEWORD": "'\\\\text{if}'",
     "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
     "INDICATOR": "'\\\\mathbb{1}'",
-    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
+    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "_SEMI": "';'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
 }
 _EXPECTED_ORDER = list(_TERMINAL_TEXT)
 
@@ -992,7 +997,8 @@ class _Builder:
         if isinstance(tree, Token):
             if tree.type in ("INT", "DIGIT"):
                 return LayerRef(None, int(str(tree)))
-            return LayerRef("L" if tree.type == "OUTLAYER" else str(tree), 0)
+            letter = {"OUTLAYER": "L", "ELL": "l"}.get(tree.type, str(tree))
+            return LayerRef(letter, 0)
         if tree.data == "layer":
             return self.layer(tree.children[0])
         if tree.data == "layer_int":
@@ -1129,9 +1135,12 @@ class _Builder:
         return Indicator(self.build(compare))
 
     # ----- loss gradients
-    def r_nabla_short(self, tree, token, loss):
+    def r_nabla_short(self, tree, token, loss, *args):
         leaf = self.leaf(token)
         return self.gradient(self.loss(loss), leaf, token)
+
+    def r_grad_of(self, tree, target, loss, *args):  # \frac{\partial}{\partial W} J(W, b)
+        return self.gradient(self.loss(loss), self.target(target), target)
 
     def r_ng_grad(self, tree, d, target):
         return self.r_grad(tree, "d", target)
@@ -1149,13 +1158,15 @@ class _Builder:
     def r_grad(self, tree, loss, target):
         return self.gradient(self.loss(loss), self.target(target), target)
 
-    def r_nabla(self, tree, target, loss):
+    def r_nabla(self, tree, target, loss, *args):  # the loss's arguments J(W,b;x,y) say nothing
         return self.gradient(self.loss(loss), self.target(target), target)
 
     def gradient(self, loss: str, node, where) -> Node:
         """``d loss / d node``; an entry ``d loss / d w_{jk}`` is the entry of the gradient.
         The target's letters stay as written (a convention maps them)."""
         indices = ()
+        if isinstance(node, Transpose):  # Ng's dz^{[L]T}: the gradient, transposed
+            return Transpose(self.gradient(loss, node.arg, where), span=node.span)
         if isinstance(node, Indexed):
             node, indices = node.arg, node.indices
         if not isinstance(node, Leaf) or node.name not in _TARGETS:

@@ -73,15 +73,19 @@ class Convention:
     shift: int = 0  # added to the layer of a, z, delta written with l or a number
     layers_by_index: bool = False
     d_is_mean_gradient: bool = False  # CS231n's dZ is dL/dZ of the mean loss; Ng's stacks samples
+    weights_from_to: bool = False  # Wikipedia's w_{ij}: from unit i to unit j
 
 
 _BASE = {name: Role(name) for name in SYMBP_NAMES} | {"w": Role("W"), "yhat": Role("a", OUT)}
 
 PRESETS = {c.name: c for c in (
-    Convention("symbp", "symbp (CONVENTIONS §1)"),
+    Convention("symbp", "symbp (CONVENTIONS §1)",
+               "a^{(0)} = x, W^{(l)} is n_l \\times n_{l-1} and z^{(l)} = W^{(l)} a^{(l-1)} + b^{(l)}"),
     Convention("nielsen", "Nielsen, Neural Networks and Deep Learning, ch. 2",
                "w^l_{jk} is the weight from unit k of layer l-1 to unit j of layer l"),
-    Convention("wikipedia", "Wikipedia, Backpropagation"),
+    Convention("wikipedia", "Wikipedia, Backpropagation",
+               "w_{ij} is the weight from unit i to unit j and o_j the output of unit j",
+               {"o": Role("a"), "t": Role("y")}, layers_by_index=True, weights_from_to=True),
     Convention("bishop", "Bishop, PRML §5.3",
                "a is the pre-activation, z the hidden activation, y the output and t the "
                "target, and the units i, j, k are in consecutive layers",
@@ -92,7 +96,7 @@ PRESETS = {c.name: c for c in (
                {"a": Role("z"), "h": Role("a"), "H": Role("a")}),
     Convention("ng", "Ng's courses (deeplearning.ai)",
                "the columns of X, A, Z and dZ are the m samples (X is n_0 \\times m)",
-               {"m": Role("B")}, batch_columns=True),
+               {"m": Role("B"), "a": Role("a", OUT)}, batch_columns=True),
     Convention("cs231n", "CS231n notes",
                "W^{(l)} is n_{l-1} \\times n_l and Z = XW + b",
                {"N": Role("B"), "h": Role("a"), "H": Role("a")}, weights_transposed=True,
@@ -223,7 +227,9 @@ class _Rewriter:
         if ref.var == "k":
             self.symbols.setdefault("k (the layer)", "l")
             ref = C.LayerRef("l", ref.offset)
-        if self.conv.shift and name in ("a", "z", "delta") and ref.var != "L":
+        if self.conv.shift and ref.var == "L" and name in ("W", "b"):
+            ref = ref.shifted(-self.conv.shift)  # UFLDL's n_l counts the input layer
+        elif self.conv.shift and name in ("a", "z", "delta") and ref.var != "L":
             ref = ref.shifted(self.conv.shift)
         return ref
 
@@ -231,7 +237,9 @@ class _Rewriter:
         role = self.role(leaf)
         layer = self.layer(leaf.layer, role.name) if leaf.layer is not None else None
         if layer is None and indices and leaf.name not in ("y", "t") and self.index_layers:
-            layer = self.index_layers.get(indices[0])
+            layers = [self.index_layers[i] for i in indices if i in self.index_layers]
+            # a weight between the units of two layers is the deeper layer's
+            layer = max(layers, key=lambda ref: ref.offset) if layers else None
         if layer is None:
             layer = role.layer
         if role.name == "x" and layer is not None:
@@ -260,6 +268,9 @@ class _Rewriter:
 
     def indexed(self, node: C.Indexed):
         idx = tuple(node.indices)
+        base = node.arg.target if isinstance(node.arg, C.Grad) else node.arg
+        if self.conv.weights_from_to and isinstance(base, C.Leaf) and base.name in ("w", "W"):
+            idx = tuple(reversed(idx))  # w_{ij} from unit i to unit j is symbp's W_{ji}
         if isinstance(node.arg, C.Grad):
             inner = self.grad(node.arg, idx)
         else:
@@ -283,18 +294,17 @@ class _Rewriter:
             target = C.Leaf("a", C.LayerRef(None, 0), span=target.span)
         if target.name not in _TARGETS:
             self.fail(node, "differentiate the loss with respect to W, b, z, a or x")
-        loss = node.loss
-        if target.batch and target.name == "z":
-            # symbp's Delta is dL/dZ of the mean loss; Ng's dZ stacks the samples' deltas: B Delta
-            delta = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx)
-            stacked = loss == "d" and not self.conv.d_is_mean_gradient
-            return C.MatMul(C.Leaf("B"), delta, span=node.span) if stacked else delta
-        if loss == "d":
-            loss = "L" if target.batch else r"\ell"
-        grad = C.Grad(loss, target, span=node.span)
-        flip = (target.name == "W" and self.conv.weights_transposed) or (
-            target.batch and self.conv.batch_columns)
-        return C.Transpose(grad, span=node.span) if flip else grad
+        if target.batch and target.name == "z":  # symbp's Delta is dL/dZ of the mean loss
+            value = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx)
+        else:
+            loss = ("L" if target.batch else r"\ell") if node.loss == "d" else node.loss
+            grad = C.Grad(loss, target, span=node.span)
+            flip = (target.name == "W" and self.conv.weights_transposed) or (
+                target.batch and self.conv.batch_columns)
+            value = C.Transpose(grad, span=node.span) if flip else grad
+        # Ng's dZ, dA stack the samples' gradients: B times those of the mean loss
+        stacked = node.loss == "d" and target.batch and not self.conv.d_is_mean_gradient
+        return C.MatMul(C.Leaf("B"), value, span=node.span) if stacked else value
 
 
 def _index(inner: C.Node, idx: tuple) -> C.Node:

@@ -323,9 +323,6 @@ class _Reader:
                 and node.lower != 0:
             raise _Unreadable(node, f"\\sum up to {node.upper}: symbp reads sums over the "
                                     "whole range (0 to n-1, or 1 to n)")
-        if node.upper is not None and node.upper.strip().isdigit():
-            raise _Unreadable(node, f"\\sum up to the number {node.upper}: write the range "
-                                    "as a width, n_l")
 
 
 def _broadcasts(wide: tuple, narrow: tuple) -> bool:
