@@ -2,7 +2,8 @@
 
 Contract: :func:`train_on_data` generates the spec's module in memory,
 loads a data set through :mod:`symbp.data` (checked against the spec's
-input and output sizes), trains with the spec's ``[training]`` settings
+inputs, a number of features or a sample shape such as ``[1, 8, 8]``, and
+its outputs), trains with the spec's ``[training]`` settings
 (overridable), prints per-epoch train and test loss, and returns a
 :class:`TrainingResult` with the loss curves and the final train/test metric
 (accuracy, or RMSE in the targets' units). The curves are what Keras reports
@@ -68,8 +69,10 @@ def train_on_data(network, source: str, *, epochs=None, learning_rate=None, batc
             print(f"epoch {epoch:4d}/{epochs_total}  train loss {train_value:.4f}"
                   f"  test loss {test_loss[-1]:.4f}", file=out, flush=True)
 
+    samples = "rows" if dataset.X_train.ndim == 2 else \
+        f"samples of shape {dataset.X_train.shape[1:]}"
     print(f"training {network.name} on {dataset.name}: {len(dataset.X_train)} train / "
-          f"{len(dataset.X_test)} test rows, {settings['optimizer']}, "
+          f"{len(dataset.X_test)} test {samples}, {settings['optimizer']}, "
           f"learning rate {settings['learning_rate']}, batch {settings['batch_size']}, "
           f"{epochs_total} epochs", file=out, flush=True)
     start = time.perf_counter()
