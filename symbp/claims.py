@@ -119,8 +119,7 @@ gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> gra
         | NGD target                                                        -> ng_grad
 target: (leaf | wrapped) (_SUP sup | _SUB index)*
 loss: (BIGL | LOSSNAME) (_SUB index)?
-loss_args: LPAR loss_arg ((_COMMA | _SEMI) loss_arg)* RPAR
-loss_arg: leaf | wrapped
+loss_args: LOSSARGS
 fn_app: fname fn_mod* fn_arg
 fn_bare: LPAR fname fn_mod* RPAR PRIME
 fname: FUNC | TEXTNAME | GENF
@@ -170,7 +169,7 @@ _SLASH: "/"
 _SUP: "^"
 _SUB: "_"
 _COMMA: ","
-_SEMI: ";"
+LOSSARGS.5: /\((?=[^()]*[,;])[^()]*\)/
 ELL: /\\ell(?![a-zA-Z])/
 PRIME: "'"
 _LBRACE: "{"
@@ -234,7 +233,7 @@ _TERMINAL_TEXT = {
     "_ROWSEP": "'\\\\\\\\'", "_CASE_AMP": "'&'", "CASEWORD": "'\\\\text{if}'",
     "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
     "INDICATOR": "'\\\\mathbb{1}'",
-    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "_SEMI": "';'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
+    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "LOSSARGS": "'(W, b)'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
 }
 _EXPECTED_ORDER = list(_TERMINAL_TEXT)
 

@@ -301,6 +301,9 @@ class _Rewriter:
             grad = C.Grad(loss, target, span=node.span)
             flip = (target.name == "W" and self.conv.weights_transposed) or (
                 target.batch and self.conv.batch_columns)
+            if flip:
+                letter = C.leaf_latex(replace(node.target, layer=None))
+                self.symbols[letter] = f"{letter}^{{\\top}}"
             value = C.Transpose(grad, span=node.span) if flip else grad
         # Ng's dZ, dA stack the samples' gradients: B times those of the mean loss
         stacked = node.loss == "d" and target.batch and not self.conv.d_is_mean_gradient
