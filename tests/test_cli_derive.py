@@ -425,3 +425,137 @@ def test_the_replacements_above_change_the_valid_spec():
     """Guard: the bad specs are built by str.replace on VALID_SPEC."""
     for fragment in ("units = 4", '"tanh"', '"sigmoid"', '"mse"', "inputs = 3"):
         assert toml_spec(VALID_SPEC).count(fragment) == 1, fragment
+
+
+CNN_SPECS = {  # the convolution and pooling layer types, with norms and weight decay
+    "conv2d_pools_flatten": ("""
+        name = "conv2d_pools_flatten"
+        inputs = [2, 8, 7]
+        loss = "cross_entropy"
+        [[layers]]
+        type = "conv2d"
+        channels = 3
+        kernel = [3, 2]
+        stride = [2, 1]
+        padding = 1
+        activation = "relu"
+        [[layers]]
+        type = "max_pool2d"
+        kernel = 2
+        [[layers]]
+        type = "avg_pool2d"
+        kernel = [2, 1]
+        stride = 1
+        [[layers]]
+        type = "flatten"
+        [[layers]]
+        units = 2
+        activation = "softmax"
+        [training]
+        weight_decay = 0.01
+    """, ("conv2d", "relu", "max_pool2d", "avg_pool2d", "flatten", "dense", "softmax"),
+        {"W1", "b1", "W5", "b5"}),
+    "conv1d_norms": ("""
+        name = "conv1d_norms"
+        inputs = [1, 9]
+        loss = "mse"
+        [[layers]]
+        type = "conv1d"
+        channels = 2
+        kernel = 3
+        [[layers]]
+        type = "batch_norm"
+        [[layers]]
+        type = "conv1d"
+        channels = 2
+        kernel = 2
+        stride = 2
+        activation = "tanh"
+        [[layers]]
+        type = "layer_norm"
+        [[layers]]
+        type = "max_pool1d"
+        kernel = 3
+        [[layers]]
+        units = 1
+    """, ("conv1d", "batch_norm", "normalize", "affine", "tanh", "layer_norm", "max_pool1d",
+          "dense"), {"W1", "b1", "gamma2", "beta2", "W3", "b3", "gamma4", "beta4", "W6", "b6"}),
+}
+
+
+@pytest.mark.parametrize("key", sorted(CNN_SPECS))
+def test_cnn_layer_types_derive_in_every_format(capsys, write_spec, key):
+    text, ops, parameters = CNN_SPECS[key]
+    path = write_spec(text, f"{key}.toml")
+    status, latex, err = derive_output(capsys, path)
+    assert status == 0 and err == ""
+    for op in ops:
+        assert f"% Backward formulas of the op {op} " in latex, op
+    assert "% Notation (convolution and pooling)" in latex
+    assert r"\sum_{p=0}^{" in latex and r"\in \{0, \dots, " in latex  # the borders
+    status, text_out, _ = derive_output(capsys, path, "--format", "text")
+    assert status == 0 and "\\" not in text_out and "Inside" not in text_out
+    status, markdown, _ = derive_output(capsys, path, "--format", "markdown")
+    assert status == 0 and markdown.startswith(f"# Gradients of `{key}`")
+    status, out, _ = derive_output(capsys, path, "--format", "json")
+    assert status == 0
+    payload = json.loads(out)
+    assert parameters <= {g["of"] for g in payload["gradients"]}
+    assert all(g["index_latex"] for g in payload["gradients"])
+
+
+DIGITS_CNN = """
+    name = "digits_cnn"
+    inputs = [1, 8, 8]
+    loss = "cross_entropy"
+    [[layers]]
+    type = "conv2d"
+    channels = 16
+    kernel = 3
+    padding = 1
+    activation = "relu"
+    [[layers]]
+    type = "max_pool2d"
+    kernel = 2
+    [[layers]]
+    type = "conv2d"
+    channels = 16
+    kernel = 3
+    padding = 1
+    activation = "relu"
+    [[layers]]
+    type = "max_pool2d"
+    kernel = 2
+    [[layers]]
+    units = 10
+    activation = "softmax"
+"""
+README_CONV_LATEX = (  # the README's backward pass of a convolution layer (examples/digits_cnn)
+    r"\Delta^{(3)}_{s,c,i,j} &= \left[z^{(3)}_{s,c,i,j} > 0\right] \frac{\partial L}"
+    r"{\partial a^{(3)}_{s,c,i,j}}",
+    r"\frac{\partial L}{\partial b^{(3)}_{c}} &= \sum_{r} \sum_{i=0}^{3} \sum_{j=0}^{3} "
+    r"\Delta^{(3)}_{r,c,i,j}",
+    r"\frac{\partial L}{\partial W^{(3)}_{c,c',p,q}} &= \sum_{r} \sum_{i=0}^{3} \sum_{j=0}^{3} "
+    r"\left[0 \le i + p - 1 \le 3\right] \left[0 \le j + q - 1 \le 3\right] "
+    r"\Delta^{(3)}_{r,c,i,j} a^{(2)}_{r,c',i + p - 1,j + q - 1}",
+    r"\frac{\partial L}{\partial W^{(3)}_{c,c'}} &= \sum_{r} \operatorname{pad}_{1}\left("
+    r"a^{(2)}_{r,c'}\right) \star \Delta^{(3)}_{r,c}",
+    r"\frac{\partial L}{\partial a^{(2)}_{s,c,i,j}} &= \sum_{c'=0}^{n_{3} - 1} \sum_{p=0}^{2} "
+    r"\sum_{q=0}^{2} \left[0 \le i - p + 1 \le 3\right] \left[0 \le j - q + 1 \le 3\right] "
+    r"\Delta^{(3)}_{s,c',i - p + 1,j - q + 1} W^{(3)}_{c',c,p,q}",
+    r"\frac{\partial L}{\partial a^{(2)}_{s,c}} &= \sum_{c'} \widetilde{\Delta}^{(3)}_{s,c'} "
+    r"\star \operatorname{rot}_{180^{\circ}}\left(W^{(3)}_{c',c}\right) \quad \text{(full "
+    r"correlation, a transposed convolution)}",
+    r"\frac{\partial L}{\partial a^{(2)}_{s,c,i,j}} &= \sum_{c'=0}^{n_{3} - 1} \sum_{p=0}^{2} "
+    r"\sum_{q=0}^{2} \widetilde{\Delta}^{(3)}_{s,c',i + p,j + q} W^{(3)}_{c',c,2 - p,2 - q}",
+    r"\widetilde{\Delta}^{(3)}_{s,c,i,j} &= \left[0 \le i - 1 \le 3\right] \left[0 \le j - 1 "
+    r"\le 3\right] \Delta^{(3)}_{s,c,i - 1,j - 1} \quad \text{(zero-padded by 1)}",
+)
+
+
+def test_digits_cnn_prints_what_the_readme_shows(capsys, write_spec):
+    status, out, err = derive_output(capsys, write_spec(DIGITS_CNN, "digits_cnn.toml"))
+    assert status == 0 and err == ""
+    lines = [line.removesuffix(r" \\") for line in out.splitlines()]
+    for line in README_CONV_LATEX:
+        assert line in lines, line

@@ -265,7 +265,7 @@ def test_conv_input_gradient_as_a_transposed_convolution():
             r"\widetilde{\Delta}^{(3)}_{s,c'} \star \operatorname{rot}_{180^{\circ}}\left("
             r"W^{(3)}_{c',c}\right)") in latex
     assert (r"\widetilde{\Delta}^{(3)}_{s,c,i,j} &= \left[0 \le i - 1 \le 3\right] "
-            r"\left[0 \le j - 1 \le 3\right] \Delta^{(3)}_{s,c,i - 1,j - 1}\quad "
+            r"\left[0 \le j - 1 \le 3\right] \Delta^{(3)}_{s,c,i - 1,j - 1} \quad "
             r"\text{(zero-padded by 1)}") in latex
     assert r"\widetilde{\Delta}^{(3)}_{s,c',i + p,j + q} W^{(3)}_{c',c,2 - p,2 - q}" in latex
 
@@ -276,7 +276,7 @@ def test_strided_input_gradient_reads_delta_at_a_fraction():
             r"\Delta^{(2)}_{s,c',(i - p + 1)/2,j - q} W^{(2)}_{c',c,p,q}") in latex
     # K - 1 - P = 1 zero before; 7 + P - (4 - 1) 2 - 1 = 1 and 6 - (5 - 1) - 1 = 1 after
     assert (r"\widetilde{\Delta}^{(2)}_{s,c,i,j} &= \left[(i - 1)/2 \in \{0, \dots, 3\}\right] "
-            r"\left[0 \le j - 1 \le 4\right] \Delta^{(2)}_{s,c,(i - 1)/2,j - 1}\quad \text{("
+            r"\left[0 \le j - 1 \le 4\right] \Delta^{(2)}_{s,c,(i - 1)/2,j - 1} \quad \text{("
             r"dilated by (2,1) (stride - 1 zeros between entries), zero-padded by 1)}") in latex
     assert r"W^{(2)}_{c',c,2 - p,1 - q}" in latex
     assert (r"\operatorname{pad}_{(1,0)}\left(a^{(1)}_{s,c'}\right) \star_{(2,1)} "

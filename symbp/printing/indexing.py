@@ -123,10 +123,14 @@ def arranged(expr: sp.Expr, axes: dict) -> sp.Expr:
     return expr.func(*[arranged(arg, axes) for arg in expr.args])
 
 
+def by_letters(condition) -> list:
+    """The order range conditions print in: by their letters (the ``i`` axis before ``j``)."""
+    return sorted(map(str, condition.free_symbols))
+
+
 def split_sum(expr: sp.Sum) -> tuple:
     """``(limits outermost first, range conditions, the rest of the summand)``."""
     factors = sp.Mul.make_args(expr.function)
-    conditions = sorted((f for f in factors if isinstance(f, Inside)),  # by axis: i, then j
-                        key=lambda f: sorted(map(str, f.free_symbols)))
+    conditions = sorted((f for f in factors if isinstance(f, Inside)), key=by_letters)
     rest = sp.Mul(*[f for f in factors if not isinstance(f, Inside)])
     return list(reversed(expr.limits)), conditions, rest

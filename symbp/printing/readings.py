@@ -300,7 +300,7 @@ def _padding_note(strides, before, after) -> tuple:
         parts.append(f"zero-padded by {_subscript(before)} before and {_subscript(after)} "
                      "after")
     text = ", ".join(parts)
-    return rf"\quad \text{{({text})}}", f"  ({text})"
+    return rf" \quad \text{{({text})}}", f"  ({text})"
 
 
 def _rotated_image(target, rotated, shape, view, base, kernel):

@@ -42,6 +42,12 @@ def _subscript(printer, expr, comma: bool) -> str:
     return ("," if comma else "").join(indexing.affine(printer, i) for i in expr.indices)
 
 
+def _is_indicator(expr) -> bool:
+    """``Piecewise((1, c), (0, True))``, or a range condition: 1 where a condition holds."""
+    return isinstance(expr, Inside) or isinstance(expr, sp.Piecewise) and len(expr.args) == 2 \
+        and expr.args[0][0] == 1 and expr.args[1] == (0, sp.true)
+
+
 def needs_commas(entry: sp.Indexed) -> bool:
     """An entry with more than two indices, or one that is not a single letter, is read
     with commas between its indices (``W_{c,c',p,q}``, ``W_{k,4c+2i+j}``; ``W_{ik}`` stays)."""
@@ -109,6 +115,11 @@ class ScalarLatex(LatexPrinter):
         sums = " ".join(rf"\sum_{{{self._print(limit[0])}}}" for limit in reversed(expr.limits))
         return f"{sums} {text}"
 
+    def _print_Piecewise(self, expr):
+        if self.ranges and _is_indicator(expr):  # relu' as an Iverson bracket
+            return rf"\left[{self._print(expr.args[0][1])}\right]"
+        return super()._print_Piecewise(expr)
+
     def _ranged_sum(self, expr) -> str:
         """``\\sum_{p=0}^{2}`` for each index (a row's sum bare), then the range
         conditions as Iverson brackets, then the rest of the summand."""
@@ -167,8 +178,15 @@ class ScalarLatex(LatexPrinter):
         return f"{self._print(coefficient)} {body}"
 
     def _index_product(self, expr) -> str:
-        """A product of entries with the gradients' first (``delta_i a_j``)."""
+        """A product of entries with the gradients' first (``delta_i a_j``); with ranges, the
+        Iverson brackets first (``[z > 0] dL/da``)."""
         coefficient, factors = expr.as_coeff_mul()
+        brackets = sorted((f for f in factors if self.ranges and _is_indicator(f)),
+                          key=indexing.by_letters)
+        if brackets:
+            rest = sp.Mul(coefficient, *[f for f in factors if f not in brackets])
+            return " ".join([*[self._print(f) for f in brackets],
+                             *([self._wrap(rest)] if rest != 1 else [])])
         if sum(isinstance(f, sp.Indexed) for f in factors) < 2:
             return super()._print_Mul(expr)
         ordered = sorted(factors, key=lambda f: not self._is_gradient(f))
@@ -271,6 +289,8 @@ class ScalarText(StrPrinter):
         return text
 
     def _print_Piecewise(self, expr):
+        if self.ranges and _is_indicator(expr):  # relu' as an Iverson bracket
+            return f"[{self._print(expr.args[0][1])}]"
         parts = [f"{self._print(value)} if {self._print(cond)}" for value, cond in expr.args
                  if cond != sp.true]
         parts += [f"{self._print(value)} otherwise" for value, cond in expr.args
