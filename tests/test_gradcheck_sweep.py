@@ -9,6 +9,13 @@ pass written here from the definitions in CONVENTIONS §2 (relative error
 pre-activations of +-1000, generated in float32, trained with each optimizer,
 saved and loaded.
 
+CNNs (issue 11): a seeded sweep of random small convolutional networks
+(tests/test_engine_conv.py's ``random_cnn``: conv1d/conv2d with strides and
+padding, max and average pooling, batch and layer norm, dropout, flatten,
+every activation, three losses, weight decay) is generated and compared with
+the same network in ``torch.nn`` (tests/torch_reference.py) by autograd, and
+checked by :func:`~symbp.gradcheck.check_module` and ``symbp check``.
+
 The full cartesian product (9 activations ^ 3 hidden layers x 6 losses x 4
 depths) is far too slow to derive, so :data:`SWEEP` is a deterministic
 pseudo-random selection; :func:`test_sweep_covers_every_piece` checks that it
@@ -664,3 +671,108 @@ def test_predict_binary_and_regression():
     module = generated(regression)
     params, X, _ = random_problem(regression)
     np.testing.assert_array_equal(module.predict(params, X), module.forward(params, X))
+
+
+# ------------------------------------------------------------ CNNs (issue 11)
+CNN_SEEDS = range(12)
+CNN_BATCH = 6
+DIGITS_CNN = """\
+name = "digits_like_cnn"
+inputs = [1, 8, 8]
+loss = "cross_entropy"
+
+[[layers]]
+type = "conv2d"
+channels = 4
+kernel = 3
+padding = 1
+activation = "relu"
+
+[[layers]]
+type = "conv2d"
+channels = 6
+kernel = 3
+activation = "relu"
+
+[[layers]]
+type = "max_pool2d"
+kernel = 2
+
+[[layers]]
+units = 10
+activation = "softmax"
+"""
+
+
+@lru_cache(maxsize=None)
+def generated_cnn(seed):
+    from test_engine_conv import random_cnn
+
+    network = random_cnn(seed)
+    return load_module(generate_source(network, "float64")), network
+
+
+def cnn_problem(module, network, seed):
+    """Parameters with offsets on biases and gains, inputs of the spec's shape, valid
+    targets and dropout masks of each dropout layer's output shape."""
+    from test_engine_conv import targets
+
+    rng = np.random.default_rng(seed)
+    params = module.init_params(seed)
+    for name in params:
+        if name.startswith(("b", "gamma")):
+            params[name] = params[name] + rng.normal(0.0, 0.3, params[name].shape)
+    X = rng.normal(0.0, 1.0, (CNN_BATCH, *network.input_shape))
+    Y = targets(network.loss, (CNN_BATCH, network.widths[-1]), rng)
+    masks = {f"mask{index}": (rng.random((CNN_BATCH, *network.shapes[index])) >= 0.3)
+             .astype(float) for index, layer in enumerate(network.layers, 1)
+             if layer.type == "dropout"}
+    return params, X, Y, masks
+
+
+@pytest.mark.parametrize("seed", CNN_SEEDS)
+def test_cnn_gradients_match_torch(seed):
+    import torch
+    from test_engine_conv import norm_error
+    from torch_reference import TorchNetwork
+
+    module, network = generated_cnn(seed)
+    params, X, Y, masks = cnn_problem(module, network, seed)
+    net = TorchNetwork(network)
+    net.load(params)
+    objective = net.train().objective(torch.tensor(X), torch.tensor(Y),
+                                      {name: torch.tensor(m) for name, m in masks.items()})
+    objective.backward()
+    expected = net.gradients()
+    assert module.loss(params, X, Y, training=True, masks=masks) == pytest.approx(
+        objective.item(), rel=1e-12)
+    derived = module.gradients(params, X, Y, masks=masks)
+    assert set(derived) == set(params) == set(expected)
+    for name in params:
+        error = norm_error(derived[name], expected[name])
+        assert error <= RELATIVE_TOLERANCE, f"{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("seed", CNN_SEEDS)
+def test_cnn_gradients_match_finite_differences(seed):
+    module, _ = generated_cnn(seed)
+    report = check_module(module, seed=seed, max_entries=30)
+    assert {row.name for row in report.rows} == set(module.PARAM_NAMES)
+    assert report.passed, "\n" + report.table()
+    assert report.skipped == 0 and report.near_ties == 0, "\n" + report.table()
+
+
+def test_symbp_check_passes_on_a_cnn(tmp_path, capsys):
+    """The command on the issue's CNN shape (two 3x3 convs with relu, 2x2 max pooling,
+    dense softmax on 1x8x8): exit 0, every parameter ok."""
+    from symbp.cli import main
+
+    path = tmp_path / "digits_like_cnn.toml"
+    path.write_text(DIGITS_CNN, encoding="utf-8")
+    code = main(["check", str(path), "--max-entries", "60"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:-1]] == ["W1", "b1", "W2", "b2", "W4", "b4"]
+    assert [line.split()[-1] for line in lines[1:-1]] == ["ok"] * 6
+    assert lines[-1].startswith("gradient check passed")
