@@ -531,6 +531,11 @@ DIGITS_CNN = """
     activation = "softmax"
 """
 README_CONV_LATEX = (  # the README's backward pass of a convolution layer (examples/digits_cnn)
+    r"z^{(3)}_{s,c,i,j} &= \sum_{c'=0}^{n_{1} - 1} \sum_{p=0}^{2} \sum_{q=0}^{2} \left[0 \le i + "
+    r"p - 1 \le 3\right] \left[0 \le j + q - 1 \le 3\right] W^{(3)}_{c,c',p,q} "
+    r"a^{(2)}_{s,c',i + p - 1,j + q - 1} + b^{(3)}_{c}",
+    r"z^{(3)}_{s,c} &= \sum_{c'} \operatorname{pad}_{1}\left(a^{(2)}_{s,c'}\right) \star "
+    r"W^{(3)}_{c,c'} + b^{(3)}_{c}",
     r"\Delta^{(3)}_{s,c,i,j} &= \left[z^{(3)}_{s,c,i,j} > 0\right] \frac{\partial L}"
     r"{\partial a^{(3)}_{s,c,i,j}}",
     r"\frac{\partial L}{\partial b^{(3)}_{c}} &= \sum_{r} \sum_{i=0}^{3} \sum_{j=0}^{3} "
