@@ -88,14 +88,15 @@ def generated(key, dtype="float64"):
 # ------------------------------------------------------------------ the point
 def point(module, network, seed=0):
     """Parameters with random offsets on the constant-initialised ones (so that a
-    missing gamma or beta term shows), inputs, valid targets, masks and a state of
-    random running statistics, all float64."""
+    missing gamma or beta term shows), inputs of shape (BATCH, *inputs), valid
+    targets, masks of each dropout layer's output shape and a state of random
+    running statistics, all float64."""
     rng = np.random.default_rng(seed)
     params = module.init_params(seed, dtype=np.float64)
     for name in params:
         if name.startswith(("b", "gamma")):
             params[name] = params[name] + rng.normal(0.0, 0.3, params[name].shape)
-    X = rng.normal(0.0, 1.0, (BATCH, network.inputs))
+    X = rng.normal(0.0, 1.0, (BATCH, *network.input_shape))
     outputs = network.widths[-1]
     if network.loss == "cross_entropy":
         Y = rng.dirichlet(np.ones(outputs), BATCH)
@@ -103,7 +104,7 @@ def point(module, network, seed=0):
         Y = (rng.random((BATCH, outputs)) > 0.5).astype(float)
     else:
         Y = rng.normal(0.0, 1.0, (BATCH, outputs))
-    masks = {f"mask{index}": (rng.random((BATCH, network.widths[index])) >= 0.3).astype(float)
+    masks = {f"mask{index}": (rng.random((BATCH, *network.shapes[index])) >= 0.3).astype(float)
              for index, layer in enumerate(network.layers, 1) if layer.type == "dropout"}
     state = {name: (rng.normal(0.0, 0.5, value.shape) if name.startswith("mean")
                     else rng.uniform(0.5, 2.0, value.shape))

@@ -231,7 +231,7 @@ def _axis(entry, index, extent, conditions, used, ranges):
 
 
 def _shape_of(entry, coefficients, offset, size, ranges) -> _Axis:
-    symbols = sorted(coefficients, key=lambda s: (abs(coefficients[s]), str(s)))
+    symbols = sorted(coefficients, key=lambda s: (abs(coefficients[s]), ranges[s], str(s)))
     if not symbols:
         return _Axis("constant", offset=offset, extent=size)
     if len(symbols) == 1:
