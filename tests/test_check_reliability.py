@@ -586,6 +586,54 @@ def test_wrong_cnn_gradients_fail(monkeypatch, case, corrupt, failing):
         failing, "\n" + report.table()
 
 
+CNN_SPEC = """\
+name = "cnn"
+inputs = [2, 7, 6]
+loss = "cross_entropy"
+
+[[layers]]
+type = "conv2d"
+channels = 3
+kernel = [3, 2]
+stride = [2, 1]
+padding = [1, 0]
+activation = "relu"
+
+[[layers]]
+type = "max_pool2d"
+kernel = 2
+stride = 1
+
+[[layers]]
+units = 3
+activation = "softmax"
+"""
+
+
+@pytest.mark.parametrize("corrupt, failing", [(None, []), (flip_w1_kernel, ["W1"])],
+                         ids=["right", "kernel gradient rotated by 180 degrees"])
+def test_symbp_check_on_a_cnn_spec(tmp_path, capsys, monkeypatch, corrupt, failing):
+    """The command on a generated CNN: exit 0 with every row ok, and exit 1 naming W1
+    when the module's kernel gradient is rotated by 180 degrees."""
+    if corrupt is not None:
+        load_module = codegen.load_module
+
+        def load_with_wrong_gradient(source, *args, **kwargs):
+            module = load_module(source, *args, **kwargs)
+            monkeypatch.setattr(module, "gradients", wrong(module.gradients, corrupt))
+            return module
+
+        monkeypatch.setattr(codegen, "load_module", load_with_wrong_gradient)
+    path = tmp_path / "cnn.toml"
+    path.write_text(CNN_SPEC, encoding="utf-8")
+    code = main(["check", str(path), "--max-entries", "40"])
+    out, err = capsys.readouterr()
+    assert code == (1 if failing else 0), out + err
+    verdicts = {line.split()[0]: line.split()[-1] for line in out.strip().splitlines()[1:-1]}
+    assert list(verdicts) == ["W1", "b1", "W3", "b3"]
+    assert [name for name, verdict in verdicts.items() if verdict == "FAIL"] == failing
+
+
 # ---------------------------------------------------- max pooling: away from ties
 def test_window_gaps_are_the_two_largest_entries_apart():
     from symbp.gradcheck import window_gaps

@@ -165,6 +165,12 @@ CASES = {  # name: (inputs, layers, loss)
     "conv2d, kernel [4, 3], stride 3, padding 2": (
         [2, 9, 8], [conv("conv2d", 2, [4, 3], 3, 2, "gelu"), conv("conv2d", 2, 2, 1, 1, "tanh"),
                     Dense(3, "sigmoid")], "bce"),
+    "conv2d, stride above the kernel (inputs never read), one channel": (
+        [1, 9, 8], [conv("conv2d", 1, 2, 3, 1, "tanh"), conv("conv2d", 2, [2, 1], [1, 3]),
+                    Dense(2)], "mse"),
+    "conv1d, a kernel as large as the padded input (one position)": (
+        [2, 5], [conv("conv1d", 3, 7, 1, 1, "sigmoid"), conv("conv1d", 2, 1, 1, 0, "relu"),
+                 Dense(2, "softmax")], "cross_entropy"),
     "max_pool1d, kernel 3, stride 2 (overlapping windows)": (
         [2, 12], [conv("conv1d", 3, 3, 1, 1, "tanh"), {"type": "max_pool1d", "kernel": 3,
                                                        "stride": 2}, Dense(3, "softmax")],
@@ -249,6 +255,9 @@ def test_the_cases_hold_what_their_names_say():
     # rows 0..6 of 8 and columns 0..7 of 9 are read: the last row and column are not
     assert extents("max_pool2d, kernel [2, 3], stride [1, 2], after conv2d, before conv2d")[2] \
         == (2, 7, 4)
+    assert extents("conv2d, stride above the kernel (inputs never read), one channel")[1] \
+        == (1, 4, 3)  # windows at -1, 2, 5, 8 of width 2: positions 1, 4, 7 are never read
+    assert extents("conv1d, a kernel as large as the padded input (one position)")[1] == (3, 1)
 
 
 # --------------------------------------------------------- convolution borders
