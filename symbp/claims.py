@@ -154,7 +154,9 @@ sup_item: LPAR layer RPAR            -> sup_layer
         | TRANSPOSE                  -> sup_t
         | INT                        -> sup_pow
         | _MINUS INT                 -> sup_negpow
+        | _MINUS? INT _SLASH INT     -> sup_halfpow
         | PRIME_CMD                  -> sup_prime
+        | PRIME                      -> sup_prime
 layer: layer_var_expr
      | INT                           -> layer_int
 layer_var_expr: layer_var
@@ -946,6 +948,9 @@ class _Builder:
             if kind == "T" and isinstance(node, Indexed):
                 self.fail(token, "a transpose of an entry: transpose the matrix, or swap "
                                  "the indices")
+            if kind == "sqrt":
+                node = Apply(Func("sqrt"), node, span=node.span)
+                continue
             if kind == "T":
                 node = Transpose(node, span=(node.span[0], _span(token)[1]))
             elif kind == "pow":
@@ -986,6 +991,13 @@ class _Builder:
             return [("pow", int(str(token)), token)]
         if data == "sup_negpow":
             return [("pow", -int(str(token)), token)]
+        if data == "sup_halfpow":  # x^{-3/2}: a power of the square root
+            top, bottom = (int(str(t)) for t in sup.children)
+            if bottom != 2:
+                self.fail(token, "a fractional power other than a half (x^{3/2})")
+            negative = self.text[_span(sup)[0]:_span(token)[0]].strip().startswith("-")
+            power = -top if negative else top
+            return [("sqrt", None, token)] + ([("pow", power, token)] if power != 1 else [])
         if data == "sup_prime":
             return [("prime", None, token)]
         self.fail(sup, "unexpected superscript")  # pragma: no cover

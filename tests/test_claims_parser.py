@@ -233,6 +233,8 @@ def test_source_vector_notations(text, lhs, rhs_):
     (r"m^{(l)}", Leaf("mask", LJ)), (r"M^{(l)}", Leaf("mask", LJ, True)), ("m", Leaf("m")),
     (r"\lambda", Leaf("lambda")), (r"\epsilon", Leaf("eps")), ("p", Leaf("p")),
     ("n_{l+1}", Leaf("n", L1)), ("n_2", Leaf("n", LayerRef(None, 2))),
+    (r"(\sigma^{(l)})^{-3/2}", Power(Apply(Func("sqrt"), Leaf("sigma", LJ)), -3)),
+    ("x^{1/2}", Apply(Func("sqrt"), Leaf("x"))),
 ])
 def test_quantities_of_other_ops_and_bare_arguments(text, node):
     assert parse_claim(r"\delta^{(l)} = " + text).rhs == node

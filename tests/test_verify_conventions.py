@@ -51,7 +51,7 @@ def test_a_reading_names_the_users_symbols(claim, convention, symbols):
 @pytest.mark.parametrize("claim, preset, condition", [
     # CS231n's layout read in symbp's: right in CS231n's
     (r"\frac{\partial L}{\partial W^{(l)}} = (A^{(l-1)})^T \frac{\partial L}{\partial Z^{(l)}}",
-     "cs231n", r"W^{(l)} is n_{l-1} \times n_l and Z = XW + b"),
+     "cs231n", r"W^{(l)} is n_{l-1} \times n_l, b^{(l)} a row and Z = XW + b"),
     # Bishop's (and Goodfellow's) a is symbp's z: the first preset that reads it right is named
     (r"\nabla_{W^{(l)}} J = \nabla_{a^{(l)}} J \, (f(a^{(l-1)}))^\top", "bishop",
      "a is the pre-activation"),

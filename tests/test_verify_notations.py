@@ -54,6 +54,10 @@ CASES = [
      "correct", None),
     ("bishop 5.54", "tanh", "bishop", r"\delta_k = y_k - t_k", "correct", None),
     ("bishop 5.54 sign", "tanh", "bishop", r"\delta_k = t_k - y_k", "incorrect", "sign"),
+    ("bishop 5.3.2 first layer", "tanh", "bishop",
+     r"\frac{\partial E_n}{\partial w^{(1)}_{ji}} = \delta_j x_i", "correct", None),
+    ("bishop 5.3.2 second layer", "tanh", "bishop",
+     r"\frac{\partial E_n}{\partial w^{(2)}_{kj}} = \delta_k z_j", "correct", None),
     # Goodfellow et al., Algorithm 6.4
     ("goodfellow 6.4 f'", "tanh", "goodfellow",
      r"\nabla_{a^{(k)}} J = \nabla_{h^{(k)}} J \odot f'(a^{(k)})", "correct", None),
@@ -64,6 +68,8 @@ CASES = [
     ("goodfellow 6.4 h, no transpose", "tanh", "goodfellow",
      r"\nabla_{h^{(k-1)}} J = W^{(k)} \nabla_{a^{(k)}} J", "incorrect", "transpose"),
     # Ng, deeplearning.ai course 1 week 4: d-names, [l], *, g', 1/m, samples as columns
+    ("ng g' prime inside the braces", "tanh", "ng",
+     r"dZ^{[1]} = W^{[2]T} dZ^{[2]} * g^{[1]'}(Z^{[1]})", "correct", None),
     ("ng dz", "tanh", "ng", r"dz^{[l]} = W^{[l+1]T} dz^{[l+1]} * g^{[l]\prime}(z^{[l]})",
      "correct", None),
     ("ng dZ", "tanh", "ng", r"dZ^{[l]} = W^{[l+1]T} dZ^{[l+1]} * g'^{[l]}(Z^{[l]})", "correct",
@@ -77,6 +83,9 @@ CASES = [
     # CS231n: W is n_{l-1} x n_l, Z = XW + b, dZ the mean loss's gradient
     ("cs231n dW", "tanh", "cs231n", r"dW = X^T dZ", "correct", None),
     ("cs231n dW transposed", "tanh", "cs231n", r"dW = dZ^T X", "incorrect", None),
+    ("cs231n db, b a row", "tanh", "cs231n",
+     r"\frac{\partial L}{\partial b^{(2)}} = \mathbf{1}^T \frac{\partial L}{\partial Z^{(2)}}",
+     "correct", None),
     ("cs231n dL/dW", "tanh", "cs231n",
      r"\frac{\partial L}{\partial W^{(l)}} = (A^{(l-1)})^T \frac{\partial L}{\partial Z^{(l)}}",
      "correct", None),

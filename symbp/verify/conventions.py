@@ -98,7 +98,7 @@ PRESETS = {c.name: c for c in (
                "the columns of X, A, Z and dZ are the m samples (X is n_0 \\times m)",
                {"m": Role("B"), "a": Role("a", OUT)}, batch_columns=True),
     Convention("cs231n", "CS231n notes",
-               "W^{(l)} is n_{l-1} \\times n_l and Z = XW + b",
+               "W^{(l)} is n_{l-1} \\times n_l, b^{(l)} a row and Z = XW + b",
                {"N": Role("B"), "h": Role("a"), "H": Role("a")}, weights_transposed=True,
                d_is_mean_gradient=True),
     Convention("d2l", "d2l.ai, Dive into Deep Learning §5.3",
@@ -236,7 +236,7 @@ class _Rewriter:
     def leaf(self, leaf: C.Leaf, indices=()) -> C.Node:
         role = self.role(leaf)
         layer = self.layer(leaf.layer, role.name) if leaf.layer is not None else None
-        if layer is None and indices and leaf.name not in ("y", "t") and self.index_layers:
+        if layer is None and indices and role.name not in ("x", "y") and self.index_layers:
             layers = [self.index_layers[i] for i in indices if i in self.index_layers]
             # a weight between the units of two layers is the deeper layer's
             layer = max(layers, key=lambda ref: ref.offset) if layers else None
@@ -281,7 +281,7 @@ class _Rewriter:
         """Transposes of the convention's layouts (an entry swaps its indices instead)."""
         if not isinstance(leaf, C.Leaf):
             return leaf
-        flip = (leaf.name == "W" and self.conv.weights_transposed) or (
+        flip = (leaf.name in ("W", "b") and self.conv.weights_transposed) or (
             leaf.batch and self.conv.batch_columns and leaf.name != "B")
         if flip:
             self.symbols[C.leaf_latex(replace(leaf, layer=None))] = \
@@ -299,7 +299,7 @@ class _Rewriter:
         else:
             loss = ("L" if target.batch else r"\ell") if node.loss == "d" else node.loss
             grad = C.Grad(loss, target, span=node.span)
-            flip = (target.name == "W" and self.conv.weights_transposed) or (
+            flip = (target.name in ("W", "b") and self.conv.weights_transposed) or (
                 target.batch and self.conv.batch_columns)
             if flip:
                 letter = C.leaf_latex(replace(node.target, layer=None))
@@ -329,9 +329,14 @@ def _index_layers(claim: C.Claim, conv: Convention, lets: dict) -> dict:
     anchor_letter, anchor = "j", C.LayerRef("l")
     for side in claim.sides:
         for _, n in C.walk(side):
-            if isinstance(n, C.Indexed) and isinstance(n.arg, C.Leaf) \
-                    and n.arg.name in ("y", "t") and n.indices and n.indices[0] in order:
+            if not isinstance(n, C.Indexed) or not n.indices or n.indices[0] not in order:
+                continue
+            base = n.arg.target if isinstance(n.arg, C.Grad) else n.arg
+            if isinstance(base, C.Leaf) and base.name in ("y", "t"):  # the output's units
                 anchor_letter, anchor = n.indices[0], OUT
+            elif isinstance(base, C.Leaf) and base.name in ("w", "W") and base.layer \
+                    and anchor is not OUT:  # w^{(2)}_{kj}: unit k is in layer 2
+                anchor_letter, anchor = n.indices[0], base.layer
     return {letter: anchor.shifted(order.index(letter) - order.index(anchor_letter))
             for letter in letters}
 
