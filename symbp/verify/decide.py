@@ -45,7 +45,8 @@ from symbp.verify.shapes import LayerError, ShapeError, Val, target_dims
 from symbp.verify.truth import LETTER_OF
 from symbp.verify.verdict import Verdict
 
-PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the right-hand side is
+PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the rhs reads the batch
+VECTOR_KINDS = ("db", "dgamma", "dbeta")
 
 
 
@@ -231,12 +232,12 @@ class NetworkCheck:
                 point = Point(inst, l_value, layer)
                 try:
                     value = Evaluation(self, inst, l_value).run(rhs)
-                    self._final_shape(value, point)
+                    array = self._final_shape(value, point)
                 except (ShapeError, LayerError) as error:
                     outcome.shape = self._where(str(error), point)
                     outcome.shape_point = point
                     return outcome
-                point.claim = value.array
+                point.claim = array
                 point.truth = inst.truth(self.target.kind, layer)
                 results[(id(inst), layer)] = point
         for inst in instances:
@@ -249,8 +250,13 @@ class NetworkCheck:
                         return outcome
         return outcome
 
-    def _final_shape(self, value: Val, point: Point) -> None:
+    def _final_shape(self, value: Val, point: Point) -> np.ndarray:
+        """The claim's value in the truth's layout, or a ShapeError. A batch claim's
+        parameter vector may be a row (``\\mathbf{1}^T \\Delta``, NumPy's ``sum(axis=0)``)."""
         rows, cols = target_dims(self.target.kind, self.target.layer, point.layer, point.inst)
+        if self.batch and self.target.kind in VECTOR_KINDS and value.rows.one and \
+                (value.cols.value, 1) == (rows.value, cols.value) and not value.scalar:
+            return value.array.T
         lhs = self.target.latex()
         truth_shape = f"{rows.label} \\times {cols.label}"
         if value.scalar and not (rows.one and cols.one):
@@ -259,6 +265,7 @@ class NetworkCheck:
         if (value.rows.value, value.cols.value) != (rows.value, cols.value):
             raise ShapeError(f"{lhs} is {truth_shape}, but the right-hand side "
                               f"{value.text} is {value.shape_text}")
+        return value.array
 
     def _where(self, message: str, point: Point) -> str:
         at = f"layer l = {point.l_value}" if point.l_value is not None else \

@@ -205,7 +205,9 @@ def _extra_terms(rhs, nodes, check: NetworkCheck):
                     keep = C.Neg(keep, span=keep.span)
                 text = claim.source(drop)
                 if _is_bias(drop) and recursion:
-                    bias = drop.arg if isinstance(drop, C.Neg) else drop
+                    bias = drop
+                    while isinstance(bias, (C.Neg, C.Transpose)):
+                        bias = bias.arg
                     m, before = bias.layer.label, bias.layer.shifted(-1).label
                     why = (f"bias term in the recursion: remove {text}. The bias enters "
                            f"z^{{({m})}} = W^{{({m})}} a^{{({before})}} + b^{{({m})}} as a "
@@ -461,6 +463,25 @@ def _swap_sizes(node, to):
     return replace(node, **changes) if changes else node
 
 
+def _unnormalised(rhs, nodes, check: NetworkCheck):
+    """A norm's input ``a^{(k-1)}`` where its normalised input ``\\hat{x}^{(k)}`` belongs."""
+    norms = [m for m in range(1, check.depth + 1)
+             if check.ctx.layer_type(m) in ("batch_norm", "layer_norm")]
+    l_value = check.bindings[0][0]
+    for path, node in nodes:
+        if not (isinstance(node, C.Leaf) and node.name == "a" and node.layer is not None):
+            continue
+        try:
+            layer = node.layer.resolve(l_value, check.depth)
+        except ValueError:
+            continue
+        if layer + 1 in norms:
+            xhat = C.Leaf("xhat", node.layer.shifted(1), node.batch)
+            yield (f"the unnormalised input {claim_text(check, node)} where the normalised "
+                   f"{C.leaf_latex(_named(xhat))} belongs (layer {layer + 1} is a "
+                   f"{check.ctx.layer_type(layer + 1)})", C.replace_at(rhs, path, xhat))
+
+
 def _missing_factor(rhs, nodes, check: NetworkCheck):
     """A factor of the op's own quantities missing (``\\hat{x}``, ``\\gamma``, the mask)."""
     layers = {node.layer for _, node in nodes if isinstance(node, C.Leaf) and node.layer}
@@ -496,7 +517,7 @@ def claim_text(check: NetworkCheck, node) -> str:
 CATALOGUE = (_bessel, _extra_terms, _transposes, _layer_indices, _activation_derivatives,
              _softmax_diagonal, _hand_derivatives, _missing_fprime, _extra_factors,
              _side_by_side, _sign_slips, _missing_decay, _dropout_scale, _wrong_axis,
-             _missing_factor, _operand_order)
+             _unnormalised, _missing_factor, _operand_order)
 
 
 def _product(factors: list):
@@ -516,7 +537,7 @@ def _parent(root, path):
 
 
 def _is_bias(node) -> bool:
-    if isinstance(node, C.Neg):
+    while isinstance(node, (C.Neg, C.Transpose)):
         node = node.arg
     return isinstance(node, C.Leaf) and node.name == "b"
 

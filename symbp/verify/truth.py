@@ -267,27 +267,46 @@ class Truth:
     def paths(self, kind: str, layer: int, values: dict) -> list:
         """``(consumer equation, value)``: the gradient ``kind`` of layer ``layer`` at the
         point ``values`` (:meth:`instance`'s) split into the engine's paths, one per
-        equation that reads the tensor (the layout of the truth's value)."""
-        from symbp.engine.backward import vjp
-        from symbp.engine.numeric import value_of
-
+        equation that reads the tensor (the layout of the truth's value). A dense layer's
+        delta, whose one path is its activation's, is split by the paths of the
+        activation's output: each path of ``g_a{m}`` carried through the activation's VJP."""
         name = self._name(kind, layer)
+        tensor = self.graph.tensors[name]
+        per_row = tensor.shape[:1] == (BATCH,)
+        with np.errstate(all="ignore"):
+            raw = self._raw_paths(name, values["arrays"], values["sizes"])
+            if kind == "delta" and len(raw) == 1:
+                (activation, contribution, _), = raw
+                seed = f"g_{activation.out.name}"
+                upstream = self._raw_paths(activation.out.name, values["arrays"],
+                                           values["sizes"])
+                raw = [(source, contribution, self._value(
+                    contribution, tensor, {**values["arrays"], seed: array}, values["sizes"]))
+                       for source, _, array in upstream]
+        return [(consumer, _layout(array, values["rows"], per_row))
+                for consumer, _, array in raw]
+
+    def _raw_paths(self, name: str, arrays: dict, sizes: dict) -> list:
+        """``(consumer, contribution, value)`` of the gradient of tensor ``name``."""
+        from symbp.engine.backward import vjp
+
         tensor = self.graph.tensors[name]
         gradient = self.derivation.gradient_of(name)
         found = gradient.paths if gradient is not None else [
             (consumer, vjp(consumer, tensor)) for consumer in self.graph.consumers(name)]
-        arrays, sizes = values["arrays"], values["sizes"]
         result = []
-        with np.errstate(all="ignore"):
-            for consumer, contribution in found:
-                for entry in contribution.atoms(sp.Indexed):
-                    if entry.base.label.name.startswith("g_"):
-                        self._ensure(entry.base.label.name, arrays, sizes)
-                array = value_of(contribution, tensor, arrays, sizes,
-                                 frozenset({self.graph.loss.name}))
-                result.append((consumer, _layout(array, values["rows"],
-                                                 tensor.shape[:1] == (BATCH,))))
+        for consumer, contribution in found:
+            for entry in contribution.atoms(sp.Indexed):
+                if entry.base.label.name.startswith("g_"):
+                    self._ensure(entry.base.label.name, arrays, sizes)
+            result.append((consumer, contribution,
+                           self._value(contribution, tensor, arrays, sizes)))
         return result
+
+    def _value(self, expr, tensor, arrays: dict, sizes: dict) -> np.ndarray:
+        from symbp.engine.numeric import value_of
+
+        return value_of(expr, tensor, arrays, sizes, frozenset({self.graph.loss.name}))
 
     def _quantities(self) -> list:
         return [name for name in self.graph.tensors if _QUANTITY.fullmatch(name)]
