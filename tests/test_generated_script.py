@@ -252,3 +252,44 @@ def test_the_script_trains_in_a_process(scripts, tmp_path):
     assert result.stderr == ""
     assert sum(line.startswith("epoch") for line in result.stdout.splitlines()) == 3
     assert (tmp_path / "p.npz").is_file()
+
+
+# ------------------------------------------------------------ a convolutional network
+CNN = Network(inputs=[1, 6, 6], layers=[
+    {"type": "conv2d", "channels": 2, "kernel": 3, "padding": 1, "activation": "relu"},
+    {"type": "max_pool2d", "kernel": 2}, Dense(3, "softmax")], loss="cross_entropy",
+    name="c_net")
+IMAGES = RNG.normal(0.0, 1.0, (ROWS, 1, 6, 6))
+
+
+@pytest.fixture(scope="module")
+def cnn_script(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cnn") / "c_net.py"
+    path.write_text(generate_source(CNN), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("c_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("images", [IMAGES, IMAGES[:, 0]], ids=["NCHW", "NHW-one-channel"])
+def test_a_cnn_script_trains_on_images(images, cnn_script, tmp_path, capsys):
+    data = write_npz(tmp_path / "images.npz", X=images, y=LABELS)
+    code, out, err = run_main(cnn_script, capsys, ["--data", data, "--epochs", "2",
+                                                   "--save", tmp_path / "p.npz"])
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()].count("epoch") == 2
+    assert cnn_script.load_params(tmp_path / "p.npz")["W1"].shape == (2, 1, 3, 3)
+
+
+@pytest.mark.parametrize("images", [IMAGES.reshape(ROWS, 36), np.zeros((ROWS, 2, 6, 6)),
+                                    np.zeros((ROWS, 6, 5)), np.zeros((0, 1, 6, 6))],
+                         ids=["flat", "two-channels", "wrong-size", "no-rows"])
+def test_a_cnn_script_refuses_images_of_another_shape(images, cnn_script, tmp_path, capsys):
+    data = write_npz(tmp_path / "images.npz", X=images, y=LABELS[:len(images)])
+    before = listing(tmp_path)
+    code, out, err = run_main(cnn_script, capsys, ["--data", data])
+    assert code == 2
+    assert_one_error_line(err, str(images.shape), "(rows, 1, 6, 6)")
+    assert "epoch" not in out
+    assert listing(tmp_path) == before
