@@ -15,7 +15,7 @@ from symbp.errors import SpecError
 from symbp.ops.base import Builder, Option, layer_type, width
 from symbp.ops.dense import HE_ACTIVATIONS
 from symbp.ops.elementwise import activate, check_activation, check_units
-from symbp.ops.geometry import output_extent, pair_option, per_axis, spatial_input
+from symbp.ops.geometry import axis_name, output_extents, pair_option, per_axis, spatial_input
 
 
 def _geometry(builder: Builder, layer, axes: int):
@@ -23,9 +23,10 @@ def _geometry(builder: Builder, layer, axes: int):
     kernel = per_axis(layer.options["kernel"], axes, f"{where}.kernel")
     stride = per_axis(layer.options["stride"], axes, f"{where}.stride")
     padding = per_axis(layer.options["padding"], axes, f"{where}.padding")
-    for k, pad in zip(kernel, padding, strict=True):
+    for axis, (k, pad) in enumerate(zip(kernel, padding, strict=True)):
         if pad >= k:
-            raise SpecError(f"{where}.padding: {pad} is not smaller than the kernel {k}")
+            raise SpecError(f"{where}.padding: {pad} is not smaller than the kernel's "
+                            f"{axis_name(axis, axes)} {k}")
     return kernel, stride, padding
 
 
@@ -33,8 +34,8 @@ def build_convolution(builder: Builder, layer, axes: int):
     x = spatial_input(builder, axes, layer.type)
     kernel, stride, padding = _geometry(builder, layer, axes)
     spatial = [builder.size(d) for d in x.shape[2:]]
-    extents = tuple(output_extent(n, k, st, pad, f"layers[{builder.layer}].kernel")
-                    for n, k, st, pad in zip(spatial, kernel, stride, padding, strict=True))
+    extents = output_extents(tuple(spatial), kernel, stride, padding,
+                             f"layers[{builder.layer}].kernel")
     channels = width(builder.layer)
     builder.sizes[channels] = layer.options["channels"]
     activation = builder.network.activation_named(layer.options["activation"])

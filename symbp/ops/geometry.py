@@ -3,9 +3,9 @@
 Contract: :func:`pair_option` checks an ``int`` or a list of one int per spatial
 axis (``kernel = 3``, ``stride = [1, 2]``) and returns a tuple;
 :func:`spatial_input` checks that the previous output has the channels-first
-shape a layer of ``axes`` spatial axes needs; :func:`output_extent` is
-PyTorch's ``floor((n + 2 pad - k) / stride) + 1``, a spec error naming the
-kernel when the window does not fit.
+shape a layer of ``axes`` spatial axes needs; :func:`output_extents` is
+PyTorch's ``floor((n + 2 pad - k) / stride) + 1`` per axis, a spec error naming
+the kernel and the axis when the window does not fit.
 """
 
 from __future__ import annotations
@@ -49,8 +49,23 @@ def spatial_input(builder, axes: int, kind: str):
     return previous
 
 
-def output_extent(size: int, kernel: int, stride: int, padding: int, where: str) -> int:
-    if size + 2 * padding < kernel:
-        raise SpecError(f"{where}: a window of {kernel} does not fit an input of {size}"
-                        + (f" padded by {padding}" if padding else ""))
-    return (size + 2 * padding - kernel) // stride + 1
+AXIS_NAMES = {1: ("length",), 2: ("height", "width")}
+
+
+def axis_name(axis: int, axes: int) -> str:
+    """``length`` for the one spatial axis of a 1-d layer, ``height``/``width`` for 2-d."""
+    return AXIS_NAMES[axes][axis]
+
+
+def output_extents(sizes: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                   where: str) -> tuple:
+    """Each spatial axis's ``floor((n + 2 pad - k) / stride) + 1``, as PyTorch; a window
+    that does not fit an axis is a spec error naming the axis."""
+    extents = []
+    for axis, (n, k, st, pad) in enumerate(zip(sizes, kernel, stride, padding, strict=True)):
+        if n + 2 * pad < k:
+            name = axis_name(axis, len(sizes))
+            raise SpecError(f"{where}: a window of {k} does not fit the input's {name} {n}"
+                            + (f" padded by {pad}" if pad else ""))
+        extents.append((n + 2 * pad - k) // st + 1)
+    return tuple(extents)

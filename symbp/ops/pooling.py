@@ -14,7 +14,7 @@ import sympy as sp
 from symbp.engine.argmax import IsArgmax
 from symbp.engine.indices import BOUND, FREE
 from symbp.ops.base import Builder, Option, layer_type
-from symbp.ops.geometry import output_extent, pair_option, per_axis, spatial_input
+from symbp.ops.geometry import output_extents, pair_option, per_axis, spatial_input
 
 
 def _window(builder: Builder, layer, axes: int):
@@ -22,8 +22,8 @@ def _window(builder: Builder, layer, axes: int):
     x = spatial_input(builder, axes, layer.type)
     kernel = per_axis(layer.options["kernel"], axes, f"{where}.kernel")
     stride = per_axis(layer.options["stride"] or kernel, axes, f"{where}.stride")
-    extents = tuple(output_extent(builder.size(n), k, st, 0, f"{where}.kernel")
-                    for n, k, st in zip(x.shape[2:], kernel, stride, strict=True))
+    extents = output_extents(tuple(builder.size(n) for n in x.shape[2:]), kernel, stride,
+                             (0,) * axes, f"{where}.kernel")
     s, c, *positions = FREE[:axes + 2]
     offsets = BOUND[:axes]
     reads = tuple(i * st + p for i, p, st in zip(positions, offsets, stride, strict=True))
