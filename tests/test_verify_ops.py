@@ -90,6 +90,9 @@ CORRECT = [
     ("wd", r"\frac{\partial \ell}{\partial W^{(l)}} = \delta^{(l)} (a^{(l-1)})^T + "
            r"\lambda W^{(l)}"),
     ("wd", r"\frac{\partial L}{\partial b^{(l)}} = (\Delta^{(l)})^T \mathbf{1}"),
+    ("wd", r"\frac{\partial L}{\partial b^{(l)}} = \mathbf{1}^T \Delta^{(l)}"),  # NumPy's sum(0)
+    ("bn", r"\frac{\partial L}{\partial \beta^{(2)}} = \mathbf{1}^T "
+           r"\frac{\partial L}{\partial A^{(2)}}"),
 ]
 
 
@@ -126,6 +129,16 @@ MISTAKES = [
      ["a residual's missing identity path: layer 3 adds a^{(1)}"],
      r"\frac{\partial \ell}{\partial a^{(1)}} = (W^{(2)})^T \delta^{(2)} + "
      r"\frac{\partial \ell}{\partial a^{(3)}}"),
+    ("res", r"\delta^{(1)} = ((W^{(2)})^T \delta^{(2)}) \odot f'(z^{(1)})",
+     ["a residual's missing identity path"],
+     r"\delta^{(1)} = ((W^{(2)})^T \delta^{(2)} + \frac{\partial \ell}{\partial a^{(3)}}) "
+     r"\odot f'(z^{(1)})"),
+    # the norm's input where its normalised input belongs
+    ("bn", r"\frac{\partial L}{\partial \gamma^{(2)}} = (\frac{\partial L}{\partial A^{(2)}} "
+           r"\odot A^{(1)})^T \mathbf{1}",
+     [r"the unnormalised input A^{(1)} where the normalised \hat{X}^{(2)} belongs"],
+     r"\frac{\partial L}{\partial \gamma^{(2)}} = (\frac{\partial L}{\partial A^{(2)}} "
+     r"\odot \hat{X}^{(2)})^T \mathbf{1}"),
     # dropout's missing 1/(1 - p)
     ("drop", r"\frac{\partial \ell}{\partial a^{(1)}} = m^{(2)} \odot "
              r"\frac{\partial \ell}{\partial a^{(2)}}",
