@@ -27,6 +27,7 @@ from symbp.engine.indices import FREE
 from symbp.engine.numeric import compile_expression, run
 from symbp.ops.base import BATCH
 from symbp.printing import FORMATS, render
+from symbp.printing.general_conv import general_forms
 from symbp.printing.indexing import arranged
 from symbp.printing.names import gradient_quantity
 from symbp.printing.readings import reading
@@ -60,6 +61,9 @@ CNNS = {
                                       {"type": "activation", "activation": "relu"},
                                       conv(2, 2, stride=2), {"type": "layer_norm"},
                                       {"units": 2, "activation": "softmax"}], "cross_entropy"),
+    "general-strided": ([1, 7, 6], [conv(2, 3, padding=1, activation="relu"),
+                                    conv(2, [3, 2], stride=[2, 1], padding=1, activation="tanh"),
+                                    {"units": 2}], "mse"),
     "pool-stride-residual": ([2, 7, 7], [{"type": "max_pool2d", "kernel": 3, "stride": 2},
                                          conv(2, 3, padding=1, name="h"),
                                          conv(2, 3, padding=1, activation="tanh"),
@@ -340,3 +344,31 @@ def test_conv_layers_use_delta_and_letters_by_axis():
     text = outputs_of("digits-like")["text"]
     assert "Delta^(1)[s,c,i,j] = " in text and "delta^(3)[c,i,j] = " in text
     assert "dL/dW^(1)[c,c',p,q] = " in text and "dL/db^(1)[c] = " in text
+
+
+# ------------------------------------------------------ the general layer
+@pytest.mark.parametrize("key", ["digits-like", "general-strided"])
+def test_general_conv_layer_is_the_derived_layer_with_its_numbers_named(key):
+    """Putting the numbers back into the general formulas gives the derived ones exactly."""
+    layer, forms, numbers = general_forms(Document(derived(key)))
+    assert {form.label for form in forms} == {"forward", f"g_z{layer}", f"g_W{layer}",
+                                              f"g_b{layer}", f"g_a{layer - 1}"}
+    for form in forms:  # the delta has no geometry: only its layer's f' is renamed in print
+        assert (form.general != form.concrete) == (form.label != f"g_z{layer}"), form.label
+        assert form.general.xreplace(numbers) == form.concrete, form.label
+
+
+def test_general_conv_layer_prints_with_symbols():
+    text = outputs_of("digits-like")["text"]
+    assert "general convolution layer l for one sample (the formulas of layer 3 renamed" in text
+    assert ("dl/da^(l - 1)[c,i,j] = sum_{c'=0..n_l - 1} sum_{p=0..K - 1} sum_{q=0..K - 1} "
+            "([(i - p + P)/S in {0..H' - 1}] [(j - q + P)/S in {0..W' - 1}] "
+            "W^(l)[c',c,p,q]*delta^(l)[c',(i - p + P)/S,(j - q + P)/S])") in text
+    assert ("dl/dW^(l)[c,c',p,q] = sum_{i=0..H' - 1} sum_{j=0..W' - 1} ([0 <= S i + p - P <= "
+            "H - 1] [0 <= S j + q - P <= W - 1] a^(l - 1)[c',S i + p - P,S j + q - P]"
+            "*delta^(l)[c,i,j])") in text
+    assert "delta^(l)[c,i,j] = f_l'(z^(l)[c,i,j])*dl/da^(l)[c,i,j]" in text
+    strided = outputs_of("general-strided")["latex"]
+    assert r"\left[(i - p + P)/S_{1} \in \{0, \dots, H' - 1\}\right]" in strided
+    assert r"\sum_{q=0}^{K_{2} - 1}" in strided
+    assert "general convolution" not in outputs_of("strided-nonsquare")["text"]  # unpadded

@@ -42,6 +42,9 @@ def affine(printer, expr: sp.Expr) -> str:
     """``expr`` as an affine index (see the module docstring); other expressions as they are."""
     if isinstance(expr, sp.Symbol) or expr.is_Integer:
         return printer._print(expr)
+    numerator, denominator = sp.fraction(sp.together(expr))
+    if not denominator.is_Number:  # a named stride: (i - p + P)/S
+        return f"({affine(printer, sp.expand(numerator))})/{printer._print(denominator)}"
     terms = affine_terms(expr)
     if terms is None:
         return printer._print(expr)
@@ -49,8 +52,8 @@ def affine(printer, expr: sp.Expr) -> str:
     numbers = [c for c in (*coefficients.values(), constant) if c.is_Rational]
     denominator = math.lcm(*[int(c.q) for c in numbers]) if numbers else 1
     scaled = [(s, c * denominator) for s, c in coefficients.items() if c != 0]
-    scaled.sort(key=lambda item: (item[1].could_extract_minus_sign(),
-                                  -abs(item[1]) if item[1].is_Number else 0, str(item[0])))
+    scaled.sort(key=lambda item: (item[1].could_extract_minus_sign(), -float(abs(
+        item[1])) if item[1].is_Number else -float("inf"), str(item[0])))  # S i + p - P
     constant = sp.expand(constant * denominator)
     text = ""
     if scaled and all(c.could_extract_minus_sign() for _, c in scaled) and \
@@ -68,12 +71,20 @@ def affine(printer, expr: sp.Expr) -> str:
     return f"({text})/{denominator}" if denominator != 1 else text
 
 
+def _integral(expr: sp.Expr) -> bool:
+    """Whether an index expression is an integer wherever its index symbols are: integer
+    numbers and named sizes as coefficients, no denominator."""
+    terms = affine_terms(expr)
+    if terms is None or not sp.fraction(sp.together(expr))[1].is_Number:
+        return False
+    return all(c.is_integer or not c.is_Number and sp.fraction(c)[1] == 1
+               for c in (*terms[0].values(), terms[1]))
+
+
 def inside(printer, condition: Inside, latex: bool) -> str:
     expr, size = condition.args
     shown, last = affine(printer, expr), printer._print(size - 1)
-    terms = affine_terms(expr)
-    integral = terms is not None and all(
-        c.is_integer for c in (*terms[0].values(), terms[1]))
+    integral = _integral(expr)
     if latex:
         text = rf"0 \le {shown} \le {last}" if integral else \
             rf"{shown} \in \{{0, \dots, {last}\}}"

@@ -53,7 +53,8 @@ class Quantity:
         return rf"\frac{{\partial {self.over}}}{{\partial {sub}}}" if self.over else sub
 
     def text_entry(self, indices: str) -> str:
-        return f"{to_text(self.entry_base) if not self.over else self.text}[{indices}]"
+        entry = f"{to_text(self.entry_base) if not self.over else self.text}[{indices}]"
+        return f"{to_text(self.function)}({entry})" if self.function else entry
 
 
 def to_text(latex: str) -> str:

@@ -245,7 +245,7 @@ def _flipped(index, offset, ranges):
     stride = 1 / used[position]
     padding = constant * stride
     if not (stride.is_Integer and stride > 0 and used[offset] == -used[position]
-            and padding.is_Integer and padding >= 0):
+            and padding.is_Integer and padding >= 0 and ranges[offset][1].is_Integer):
         return None
     return position, int(stride), int(padding), int(ranges[offset][1]) + 1
 

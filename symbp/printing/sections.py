@@ -26,7 +26,7 @@ from symbp.engine.argmax import IsArgmax
 from symbp.engine.backward import backward
 from symbp.engine.indices import FREE, Inside
 from symbp.engine.simplify import simplify
-from symbp.printing import general
+from symbp.printing import general, general_conv
 from symbp.printing.axes import is_spatial
 from symbp.printing.matrix import matrix_latex, matrix_text
 from symbp.printing.names import WEIGHTED_OPS, gradient_quantity, readable, tensor_quantity
@@ -64,7 +64,7 @@ class Document:
         found = [self.forward(), notation(self.graph), self.evaluation(), self.activations(),
                  *self.op_sections(),
                  self.backward_pass(), self.backward_sample(),
-                 general.section(self), self.step()]
+                 general.section(self), general_conv.section(self), self.step()]
         return [section for section in found if section is not None and section.rows]
 
     # ----- forward
