@@ -519,9 +519,11 @@ def _training_data(path):
     for key, array in (("X", X), ("y", y)):
         if array.dtype.kind not in "biuf":
             raise _BadInput(f"{path}: {key} holds {array.dtype} values, expected real numbers")
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != LAYER_SIZES[0]:
-        raise _BadInput(f"{path}: X has shape {X.shape}, expected (rows, {LAYER_SIZES[0]})"
-                        " with at least one row")
+    if X.shape[1:] == INPUT_SHAPE[1:] and INPUT_SHAPE[0] == 1:  # one channel, no axis for it
+        X = X[:, None]
+    if X.ndim < 2 or X.shape[0] == 0 or X.shape[1:] != INPUT_SHAPE:
+        raise _BadInput(f"{path}: X has shape {X.shape}, expected (rows, "
+                        f"{', '.join(map(str, INPUT_SHAPE))}) with at least one row")
     if y.shape[:1] != X.shape[:1]:
         raise _BadInput(f"{path}: X has {X.shape[0]} rows but y has shape {y.shape}")
     with np.errstate(over="ignore"):  # a value beyond DTYPE's range becomes inf: refused
