@@ -192,3 +192,41 @@ def test_the_ops_claims_read_through_the_default_convention(networks):
     for key, claim in CORRECT:
         if "n_2" not in claim:
             assert verify(claim, networks[key]).ok, claim
+
+
+PIECES = [r"\mu^{(2)}", r"\sigma^{2(2)}", r"\hat{x}^{(2)}", r"\gamma^{(2)}", r"\beta^{(2)}",
+          r"m^{(2)}", "p", r"\lambda", r"\epsilon", "n_2", r"\frac{\partial \ell}{\partial a^{(2)}}",
+          r"\frac{\partial \ell}{\partial \hat{x}^{(2)}}", r"\delta^{(3)}", r"W^{(3)}", "a^{(1)}",
+          r"\mathbf{1}", "^T", r"\odot", "+", "-", "(", ")", r"\sqrt{", "}", r"\frac{1}{", "2",
+          r"\hat{X}^{(2)}", r"\frac{\partial L}{\partial A^{(2)}}", "B", r"\sum_i"]
+
+
+@pytest.mark.parametrize("key", ["ln", "drop", "bn"])
+def test_every_claim_about_an_op_ends_in_a_verdict(key, networks):
+    """Random claims from the ops' pieces: a verdict (or a usage error naming the field),
+    never a crash."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from symbp.verify import VERDICTS
+
+    rhs = st.lists(st.sampled_from(PIECES), min_size=1, max_size=8).map(" ".join)
+    lhs = st.sampled_from([r"\frac{\partial \ell}{\partial a^{(1)}}",
+                           r"\frac{\partial L}{\partial A^{(1)}}",
+                           r"\frac{\partial \ell}{\partial \gamma^{(2)}}", r"\delta^{(1)}"])
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(lhs, rhs)
+    def check(left, right):
+        try:
+            verdict = verify(f"{left} = {right}", networks[key])
+        except SymbpError as error:
+            assert "\n" not in str(error)
+            return
+        assert verdict.verdict in VERDICTS
+        json.dumps(verdict.to_dict())
+        str(verdict)
+
+    check()
