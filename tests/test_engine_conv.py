@@ -231,11 +231,9 @@ def case_network(name, weight_decay=0.0) -> Network:
                    training={"weight_decay": weight_decay})
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_each_op_matches_torch(case):
-    network = case_network(case)
-    for seed in range(2):
-        assert_matches_torch(network, seed, input_gradient=True)
+@pytest.mark.parametrize("seed, case", enumerate(CASES))
+def test_each_op_matches_torch(seed, case):
+    assert_matches_torch(case_network(case), seed, input_gradient=True)
 
 
 @pytest.mark.parametrize("case", sorted(WEIGHT_DECAY))
@@ -322,16 +320,17 @@ def test_a_conv_bias_before_batch_norm_has_gradient_zero():
 
 
 # --------------------------------------------------------------- max pool ties
-TIE_CASES = {
-    "kernel 2": {"type": "max_pool2d", "kernel": 2},
-    "kernel 3, stride 2 (windows share entries)": {"type": "max_pool2d", "kernel": 3,
-                                                   "stride": 2},
-    "kernel [2, 3], stride 1": {"type": "max_pool2d", "kernel": [2, 3], "stride": 1},
+TIE_CASES = {  # the layer, the input's per-sample shape
+    "kernel 2": ({"type": "max_pool2d", "kernel": 2}, [2, 6, 7]),
+    "kernel 3, stride 2 (windows share entries)": (
+        {"type": "max_pool2d", "kernel": 3, "stride": 2}, [2, 6, 7]),
+    "kernel [2, 3], stride 1": ({"type": "max_pool2d", "kernel": [2, 3], "stride": 1}, [2, 6, 7]),
+    "max_pool1d, kernel 3, stride 2": ({"type": "max_pool1d", "kernel": 3, "stride": 2}, [3, 11]),
 }
 
 
 def first_max_routing(X, kernel, stride, g_out):
-    """The input gradient of max pooling written out loop by loop: each window's
+    """The input gradient of 2-d max pooling written out loop by loop: each window's
     output gradient goes to its first maximum in row-major order."""
     expected = np.zeros(X.shape)
     for s, c, i, j in np.ndindex(g_out.shape):
@@ -342,24 +341,30 @@ def first_max_routing(X, kernel, stride, g_out):
     return expected
 
 
+def per_axis_pair(value) -> tuple:
+    values = tuple(value) if isinstance(value, list) else (value,)
+    return values * 2 if len(values) == 1 else values
+
+
 @pytest.mark.parametrize("case", TIE_CASES)
 def test_max_pool_ties_route_the_gradient_to_the_first_maximum(case):
     """Inputs of a few integers (many windows with two or more equal maxima): the
-    engine's g_X is torch CPU's and the loop-by-loop first-maximum routing."""
-    layer = TIE_CASES[case]
-    network = Network(inputs=[2, 6, 7], layers=[layer, Dense(3, "softmax")],
-                      loss="cross_entropy")
-    rng = np.random.default_rng(11)
-    X = rng.integers(0, 3, (BATCH_SIZE, 2, 6, 7)).astype(float)
+    engine's g_X is torch CPU's and the loop-by-loop first-maximum routing (a 1-d
+    pooling read as a 2-d one of height 1)."""
+    layer, shape = TIE_CASES[case]
+    network = Network(inputs=shape, layers=[layer, Dense(3, "softmax")], loss="cross_entropy")
+    X = np.random.default_rng(11).integers(0, 3, (BATCH_SIZE, *shape)).astype(float)
     values = assert_matches_torch(network, seed=11, inputs=X, input_gradient=True)
-    kernel = tuple(layer["kernel"]) if isinstance(layer["kernel"], list) else (layer["kernel"],) * 2
-    stride = layer.get("stride", kernel)
-    stride = tuple(stride) if isinstance(stride, list) else (stride,) * 2 \
-        if isinstance(stride, int) else stride
-    expected = first_max_routing(X, kernel, stride, values["g_a1"])
-    assert norm_error(values["g_X"], expected) <= TOLERANCE
-    windows = np.lib.stride_tricks.sliding_window_view(X, kernel, axis=(2, 3))[
-        :, :, ::stride[0], ::stride[1]].reshape(*values["a1"].shape, -1)
+    kernel, stride = per_axis_pair(layer["kernel"]), per_axis_pair(layer.get("stride",
+                                                                             layer["kernel"]))
+    as_2d = (lambda a: a[:, :, None, :]) if len(shape) == 2 else (lambda a: a)
+    if len(shape) == 2:
+        kernel, stride = (1, kernel[0]), (1, stride[0])
+    expected = first_max_routing(as_2d(X), kernel, stride, as_2d(values["g_a1"]))
+    assert norm_error(as_2d(values["g_X"]), expected) <= TOLERANCE
+    windows = np.lib.stride_tricks.sliding_window_view(as_2d(X), kernel, axis=(2, 3))[
+        :, :, ::stride[0], ::stride[1]]
+    windows = windows.reshape(*windows.shape[:4], -1)
     tied = np.sum(windows == windows.max(axis=-1, keepdims=True), axis=-1) > 1
     assert tied.mean() > 0.3  # the point really is full of ties
 
