@@ -4,15 +4,25 @@ Contract: :func:`render` takes a
 :class:`~symbp.engine.derivation.GraphDerivation` (``derive_graph(network)``)
 and returns it in one of :data:`FORMATS`; :func:`repr_latex` is the Jupyter
 display. The content (:mod:`symbp.printing.sections`) is the same in every
-format: the forward pass, evaluation mode, the activation derivatives, each
-layer type's derived backward formulas, the backward pass (batch, and one
-sample where rows do not interact), the general layer of a plain MLP and the
-SGD step, each formula in index form and, where every tensor has rank <= 2,
-matrix form. Modules: :mod:`~symbp.printing.names` (what tensors and
-indices are called), :mod:`~symbp.printing.scalar` (index and elementwise
-expressions), :mod:`~symbp.printing.matrix` (matrix trees of
-:mod:`symbp.forms`), :mod:`~symbp.printing.sample` (the per-sample view),
-:mod:`~symbp.printing.general` (layer ``l``), :mod:`~symbp.printing.formats`.
+format: the forward pass, the notation of convolutions and pooling (where
+there are any), evaluation mode, the activation derivatives, each layer
+type's derived backward formulas, the backward pass (batch, and one sample
+where rows do not interact), the general layer of a plain MLP, the general
+convolution layer and the SGD step, each formula in index form and, where
+every tensor has rank <= 2, matrix form. Index forms over channels,
+positions and kernel offsets print their sums with their ranges and their
+range conditions as Iverson brackets; a convolution, a flatten and a dense
+layer's input gradient after one also print their readings (correlations,
+the transposed convolution, reshapes). Modules: :mod:`~symbp.printing.names`
+(what tensors are called), :mod:`~symbp.printing.axes` (the kinds of axes
+and their index letters), :mod:`~symbp.printing.indexing` (affine indices,
+range conditions, sums), :mod:`~symbp.printing.scalar` (index and
+elementwise expressions), :mod:`~symbp.printing.matrix` (matrix trees of
+:mod:`symbp.forms`), :mod:`~symbp.printing.readings` (the readings),
+:mod:`~symbp.printing.sample` (the per-sample view),
+:mod:`~symbp.printing.general` (layer ``l``),
+:mod:`~symbp.printing.general_conv` (convolution layer ``l``),
+:mod:`~symbp.printing.formats`.
 """
 
 from __future__ import annotations

@@ -3,10 +3,14 @@
 Contract: a :class:`Row` holds a quantity's name, its aligned LaTeX lines
 ``(lhs, relation, rhs)``, a plain-text line, its index form and its SymPy
 string; a :class:`Section` a title and rows. A :class:`View` holds the names
-(:mod:`symbp.printing.names`) of one view of a graph. :func:`formula_row`
-prints an index expression in a view: the matrix form from
-:func:`symbp.forms.to_matrix` when every tensor has rank <= 2 and the
-expression has a matrix reading, then the index form with readable letters.
+(:mod:`symbp.printing.names`), the kinds of axes (:mod:`symbp.printing.axes`)
+and the shapes of one view of a graph. :func:`formula_row` prints an index
+expression in a view: the matrix form from :func:`symbp.forms.to_matrix` when
+every tensor has rank <= 2 and the expression has a matrix reading, then the
+index form with readable letters (over channels, positions or kernel offsets:
+nested sums merged, in kind order, with their ranges), then the expression's
+reading (:mod:`symbp.printing.readings`) where it has one; a reshape's reading
+replaces its index form (which holds a Kronecker delta).
 """
 
 from __future__ import annotations

@@ -6,8 +6,14 @@ z^{(1)}_{s,i}}``, sums as ``\\sum_{k}``) or whose symbols stand for whole
 tensors (the elementwise parts of a matrix form, where a product of tensors
 is ``\\odot`` and scalar constants multiply plainly in front). Sums print
 with their positive terms first and a negative term as a difference
-(``a - y``, never ``-y + a`` or ``+ -``). :class:`ScalarText` is the same in
-plain text. Neither shows SymPy internals.
+(``a - y``, never ``-y + a`` or ``+ -``). Indices print as affine index
+expressions (:mod:`symbp.printing.indexing`), with commas where an entry has
+more than two or one is not a single letter (``W_{c,c',p,q}``, ``W_{ik}``
+stays). With ``ranges`` (an index form over channels, positions or kernel
+offsets) a sum prints its ranges (``\\sum_{p=0}^{2}``; a sum over the batch
+bare) and range conditions and indicators (``relu'``) print as Iverson
+brackets ahead of the product. :class:`ScalarText` is the same in plain text.
+Neither shows SymPy internals.
 """
 
 from __future__ import annotations

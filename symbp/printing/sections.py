@@ -4,13 +4,16 @@ Contract: :func:`document` takes a
 :class:`~symbp.engine.derivation.GraphDerivation` and returns, in reading
 order: the forward pass (every equation of the training graph, in index form
 and, where every tensor has rank <= 2, matrix form for the batch and for one
-sample), evaluation mode where it differs (running statistics, no dropout,
+sample), the notation of convolutions and pooling (definitions only: the
+Iverson bracket, the correlation, pad/dil/rot, how argmax ties resolve),
+evaluation mode where it differs (running statistics, no dropout,
 the running updates), the activation derivatives (``sympy.diff``, rewritten
 in the output), each layer type's derived backward formulas (the VJP of each
-of its equations, as derived for its first layer), the backward pass in the
-order it is computed (a tensor read by two layers, such as a residual's
-source, first as the sum of its paths), the same for one sample where rows do
-not interact, the general layer ``l`` of a plain MLP, and the SGD step. A
+of its equations, as derived for the equation with the most of them), the
+backward pass in the order it is computed (a tensor read by two layers, such
+as a residual's source, first as the sum of its paths), the same for one
+sample where rows do not interact, the general layer ``l`` of a plain MLP,
+the general convolution layer ``l``, and the SGD step. A
 :class:`Row` holds a quantity's name, its aligned LaTeX lines, a plain-text
 line, its index form and its SymPy string. Every formula is one of the
 engine's gradients (or one VJP of them); the printer only reads and names.
