@@ -1,12 +1,13 @@
 """The round trip: every row that ``symbp derive --format latex`` prints verifies as correct.
 
-For each spec whose layers ``symbp verify`` reads (the dense examples and the MLPs of
-the tests), the derivation's LaTeX document is split into its ``align*`` blocks and
+For each example spec and the MLPs of the tests, the derivation's LaTeX document is split into its ``align*`` blocks and
 each row (per sample, batch and index form; general layer l and concrete layers; the
 activation derivatives, also in the printer's ``\\quad (a = f(z))`` form) is verified
-against the same spec in symbp's own convention: it must be ``correct``. The forward
-pass and the gradient-descent step are definitions, not derivations: ``symbp verify``
-refuses them with a ``cannot parse`` naming the left-hand side, never a verdict.
+against the same spec in symbp's own convention: on a plain MLP it must be ``correct``;
+on a network with other ops it is correct or refused, never ``incorrect``. The forward
+pass, the gradient-descent step and the ``+=`` rows (one contribution of several to a
+gradient) are not claims of an equality: ``symbp verify`` refuses them (cannot parse),
+never a verdict.
 """
 
 import re
@@ -16,12 +17,14 @@ import pytest
 from conftest import EXAMPLES, ISSUE_SPEC
 
 from symbp.engine.derivation import derive_graph
+from symbp.errors import SymbpError
 from symbp.printing import render
 from symbp.spec import Dense, Network, load_spec, network_from_dict
 from symbp.verify.claim_files import read_claims
 from symbp.verify.conventions import verify_written
 
 DEFINITIONS = ("Forward pass", "Gradient descent step")
+ACCUMULATES = r"\mathrel{+}="  # one contribution to a gradient read by several ops
 # Printed rows that are not matrix LaTeX as printed (reported against symbp/printing): the
 # softplus backward row juxtaposes two B x n matrices where it means the elementwise product;
 # verify rightly reads a matrix product. Each must still be refused, so that this goes
@@ -29,11 +32,13 @@ DEFINITIONS = ("Forward pass", "Gradient descent step")
 PRINTER_ISSUES = (r"- \frac{1}{e^{A^{(", )
 
 
+def _mlp(net) -> bool:
+    return all(layer.type == "dense" for layer in net.layers) and not net.training.get(
+        "weight_decay")
+
+
 def _networks():
     specs = {path.stem: load_spec(path) for path in EXAMPLES}
-    specs = {name: net for name, net in specs.items()
-             if all(layer.type == "dense" for layer in net.layers)
-             and not net.training.get("weight_decay")}
     specs["issue_s"] = network_from_dict(tomllib.loads(ISSUE_SPEC))
     specs["sig_mse"] = Network(inputs=3, layers=[Dense(4, "sigmoid"), Dense(2, "sigmoid")],
                                loss="mse")
@@ -75,22 +80,36 @@ def _split(block: str) -> list[str]:
     return [text for row in rows for _, text in read_claims(row.strip())]
 
 
+def _decide(row, network):
+    """The verdict, or None where verify refuses the network for this claim (a SymbpError
+    naming the layer: per-sample claims on a network with batch norm)."""
+    try:
+        return verify_written(row, network)
+    except SymbpError:
+        return None
+
+
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_every_printed_row_verifies_as_correct(name):
+    """On a plain MLP every derivation row is correct. On a network with other ops
+    (layer norm, residual, dropout, batch norm) a row the decision does not read yet may
+    be refused (cannot parse, or the network refused), but is never called incorrect."""
     network = NETWORKS[name]
-    checked, wrong = 0, []
+    mlp = _mlp(network)
+    correct, wrong = 0, []
     for section, row in _rows(network):
-        verdict = verify_written(row, network)
-        if section.startswith(DEFINITIONS):
-            assert verdict.verdict == "cannot parse", (row, str(verdict))
+        verdict = _decide(row, network)
+        if section.startswith(DEFINITIONS) or ACCUMULATES in row:
+            assert verdict is None or verdict.verdict == "cannot parse", (row, str(verdict))
             continue
-        checked += 1
         if any(issue in row for issue in PRINTER_ISSUES):
             assert not verdict.ok and "side by side" in str(verdict), str(verdict)
             continue
-        if not verdict.ok:
+        if verdict is not None and verdict.ok:
+            correct += 1
+        elif mlp or (verdict is not None and verdict.verdict == "incorrect"):
             wrong.append(f"{row}\n{verdict}")
-    assert checked >= 20
+    assert correct >= (20 if mlp else 1)
     assert not wrong, "\n\n".join(wrong)
 
 

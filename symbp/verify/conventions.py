@@ -45,6 +45,7 @@ SYMBP_NAMES = {"W", "b", "z", "a", "x", "y", "delta", "B",  # and of the other o
 _LAYERED = {"W", "b", "z", "a", "delta", "mu", "sigma2", "sigma", "xhat", "gamma", "beta",
             "mask"}
 _TARGETS = {"W", "b", "z", "a", "gamma", "beta", "xhat", "mu", "sigma2"}
+_UNLAYERED = {"x", "y", "B", "lambda"}
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class _Rewriter:
             layer = role.layer
         if role.name == "x" and layer is not None:
             self.fail(leaf, "x is the input: it takes no layer index")
-        new = C.Leaf(role.name, layer if role.name in _LAYERED else None, leaf.batch,
+        new = C.Leaf(role.name, None if role.name in _UNLAYERED else layer, leaf.batch,
                      span=leaf.span)
         return replace(new, batch=False) if role.name == "B" else new
 

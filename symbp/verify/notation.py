@@ -38,6 +38,8 @@ from fractions import Fraction
 
 from symbp import claims as C
 
+_SCALAR_NAMES = {"B", "n", "eps", "p", "lambda"}  # the batch size, a width, the ops' constants
+_STATISTICS = {"mu", "sigma2", "sigma"}  # a scalar per sample, or a vector along one index
 _VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mask"}
 
 
@@ -184,6 +186,8 @@ def _entry(node: C.Indexed) -> _T:
             raise _Unreadable(node, "a weight entry takes two indices, W_{jk} (row j of "
                                     "layer l, column k of layer l-1)")
         return _T(base, idx)
+    if name in _STATISTICS and len(idx) == 1:  # layer norm's mu_s, batch norm's mu_i
+        return _T(base, idx)
     if name not in _VECTOR_NAMES:
         raise _Unreadable(node, f"{C.leaf_latex(leaf)} takes no index")
     if len(idx) == 1:
@@ -219,7 +223,7 @@ class _Reader:
         return _T(node, ())
 
     def r_Leaf(self, node):
-        if node.name == "B":
+        if node.name in _SCALAR_NAMES or node.name in _STATISTICS:
             return _T(node, ())
         raise _Unreadable(node, f"{C.leaf_latex(node)} appears without an index among entries: "
                                 f"write its entry, e.g. {C.leaf_latex(node)}_j")
@@ -430,7 +434,8 @@ def transpose(node: C.Node) -> C.Node:
     claim reads as one writes it (``(u v^T)^T`` is ``v u^T``)."""
     if isinstance(node, C.Transpose):
         return node.arg
-    if isinstance(node, (C.Num, C.Ones)) or (isinstance(node, C.Leaf) and node.name == "B"):
+    if isinstance(node, (C.Num, C.Ones)) or (isinstance(node, C.Leaf)
+                                              and node.name in _SCALAR_NAMES):
         return node
     if isinstance(node, C.MatMul):
         if _scalar(node.left):
@@ -453,7 +458,7 @@ def _scalar(node: C.Node) -> bool:
     if isinstance(node, C.Num):
         return True
     if isinstance(node, C.Leaf):
-        return node.name == "B"
+        return node.name in _SCALAR_NAMES
     if isinstance(node, (C.Div, C.MatMul)):
         left, right = (node.num, node.den) if isinstance(node, C.Div) else (node.left,
                                                                             node.right)
