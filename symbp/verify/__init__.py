@@ -1,14 +1,18 @@
 """Verify hand derivations: is a gradient formula right, and where does it go wrong?
 
 Contract: :func:`verify` takes one claim in the LaTeX of :mod:`symbp.claims`
-(per sample, column vectors, CONVENTIONS §1) and, for claims about a
-network, the network; it returns a :class:`Verdict` (``correct``,
-``incorrect`` or ``cannot parse``) and never raises for a malformed claim.
+(in symbp's notation, CONVENTIONS §1, or a named source's convention) and,
+for claims about a network, the network (dense, activation, layer_norm,
+batch_norm, residual and dropout layers, weight decay); it returns a
+:class:`Verdict` (``correct``, ``incorrect`` or ``cannot parse``) and never
+raises for a malformed claim.
 :func:`verify_parsed` decides a claim already parsed (or rewritten from
 another notation). :func:`verify_file` checks every claim of a ``.tex`` or
 text file. The modules, one per idea:
 
 - :mod:`~symbp.verify.check`: the entry points;
+- :mod:`~symbp.verify.notation`, :mod:`~symbp.verify.conventions`: the sources'
+  notations and conventions, read into symbp's;
 - :mod:`~symbp.verify.truth`: the truth, the graph engine's gradients read in
   the notation of claims (matrix trees, general-layer formulas, values at
   random points);

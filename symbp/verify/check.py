@@ -10,7 +10,7 @@ conventions module reads it into symbp's notation and returns
 claim. They raise :class:`~symbp.errors.SymbpError` only for bad usage (a
 network claim without a network, a generic-layer claim on a network without
 the layers it speaks about) and for a network whose claims are not mapped
-(:mod:`symbp.verify.truth`).
+(a convolution: :mod:`symbp.verify.truth`).
 
 :func:`verify_parsed` decides a :class:`~symbp.claims.Claim` that is already
 parsed (and possibly rewritten from another notation, as

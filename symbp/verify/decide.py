@@ -9,16 +9,21 @@ never from formulas written here. A claim is decided in this order:
 1. **Layers.** A claim about the generic layer ``l`` must hold at every
    layer it applies to: every hidden layer for ``\\delta^{(l)}``,
    ``\\partial L/\\partial z^{(l)}`` and ``\\partial L/\\partial a^{(l)}``; every
-   layer for ``\\partial L/\\partial W^{(l)}`` and ``\\partial L/\\partial b^{(l)}``.
+   layer for ``\\partial L/\\partial W^{(l)}``, ``\\partial L/\\partial b^{(l)}`` and
+   the other ops' gradients; of those, in a network with other ops, the layers
+   where every quantity the claim names exists (``W^{(l+1)}`` only where layer
+   ``l+1`` is dense). Batch norm's claims are batch claims.
 2. **Shapes.** The right-hand side is evaluated on column vectors with the
    spec's widths and with two sets of pairwise different widths, so that a
    missing transpose or a bias of the wrong layer cannot hide behind square
    matrices. The first mismatch is reported in the claim's own terms, e.g.
    ``b^{(l+1)} has n_{l+1} rows, (W^{(l+1)})^T \\delta^{(l+1)} has n_l``.
-3. **Symbols.** Both sides are read entrywise as SymPy expressions
-   (:mod:`symbp.verify.entries`); where SymPy simplifies the difference to
-   zero the claim is symbolically equal, otherwise the simplified difference
-   is what the verdict shows.
+3. **Symbols.** For networks of dense layers both sides are read entrywise
+   as SymPy expressions (:mod:`symbp.verify.entries`); where SymPy simplifies
+   the difference to zero the claim is symbolically equal, otherwise the
+   simplified difference is what the verdict shows. Claims about the other
+   ops are decided on the numbers, and the correct formula shown is the row
+   ``symbp derive`` prints.
 4. **Numbers.** float64 values at three random points for each of the three
    width sets (nine points per layer). A claim is called correct only when
    every point of every layer agrees; never on a single point.
