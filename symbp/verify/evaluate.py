@@ -135,7 +135,7 @@ class Evaluation:
         """λ, p, ε (exact, from the spec) and the width n_l of a claim."""
         name = node.name
         if name == "lambda":
-            return sp.nsimplify(self.ctx.network.training["weight_decay"], rational=True)
+            return _exact(self.ctx.network.training["weight_decay"])
         if name == "n":
             if node.layer is None:
                 raise C.ClaimParseError("n needs a layer, e.g. n_l", node.span[1] + 1,
@@ -157,7 +157,7 @@ class Evaluation:
                                     f"{' or '.join(types)} layers; name the layer, "
                                     f"e.g. {name}^{{(l)}}", node.span[0] + 1,
                                     text=self.claim.text)
-        return sp.nsimplify(values.pop(), rational=True)
+        return _exact(values.pop())
 
     def e_Grad(self, node):
         target = node.target
@@ -370,3 +370,8 @@ def _broadcast_dim(a: Dim, b: Dim) -> Dim | None:
     if a.one:
         return b
     return a if b.one else None
+
+
+def _exact(value) -> sp.Rational:
+    """A spec's number as the rational it is written as (``1e-05`` is 1/100000)."""
+    return sp.Rational(repr(float(value)))
