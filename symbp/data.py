@@ -72,7 +72,7 @@ import math
 import os
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -136,11 +136,11 @@ def load_dataset(
     shape = _check_arguments(n_inputs, n_outputs, task, test_fraction)
     n_targets = 1 if task == "classification" else n_outputs
     raw = _read_source(os.fspath(source), n_targets)
-    X = _check_shapes(raw, shape, n_targets)
+    raw = replace(raw, X=_check_shapes(raw, shape, n_targets))
     labels = _check_targets(raw, task, n_outputs)
     strata = labels if labels is not None and labels.ndim == 1 else None
     train, test = _split_indices(len(raw.X), test_fraction, seed, strata)
-    return _assemble(raw, X, task, n_outputs, train, test)
+    return _assemble(raw, task, n_outputs, train, test)
 
 
 def metric(dataset: Dataset, predictions: np.ndarray, split: str = "test") -> tuple[str, float]:
@@ -492,11 +492,10 @@ def _standardise(A: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return A / std - mean / std
 
 
-def _assemble(raw: _Raw, X: np.ndarray, task: str, n_outputs: int, train: np.ndarray,
-              test: np.ndarray) -> Dataset:
-    """Standardise ``X`` (the inputs in the spec's shape) and encode the targets."""
-    mean, std = (_standardiser if X.ndim == 2 else _channel_standardiser)(X[train])
-    X = _standardise(X, mean, std)
+def _assemble(raw: _Raw, task: str, n_outputs: int, train: np.ndarray, test: np.ndarray) -> Dataset:
+    """Standardise ``raw.X`` (in the spec's sample shape) and encode the targets."""
+    mean, std = (_standardiser if raw.X.ndim == 2 else _channel_standardiser)(raw.X[train])
+    X = _standardise(raw.X, mean, std)
     y_mean = y_std = None
     if task == "classification":
         y_raw = raw.Y[:, 0].astype(np.int64)
