@@ -39,8 +39,13 @@ def test_every_source_has_a_preset():
      {"a": "z", "h": "a", "k (the layer)": "l"}),
     (r"\delta_j = h'(a_j) \sum_k w_{kj} \delta_k", "bishop", {"a": "z", "w": "W"}),
     (r"\delta_k = y_k - t_k", "bishop", {"y": "a^{(L)}", "t": "y"}),
-    (r"dW = X^T dZ", "cs231n", {"W": "W^{\\top}"}),
-    (r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}", "ng", {"m": "B", "A": "A^{\\top}"}),
+    (r"dW = X^T dZ", "cs231n",
+     {"dW": r"\left(\frac{\partial \ell}{\partial W}\right)^{\top}", "dZ": r"\Delta",
+      "the layer of the unlayered quantities": "1"}),
+    (r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}", "ng",
+     {"m": "B", "A": "A^{\\top}", "dZ": r"B \left(\Delta\right)^{\top}"}),
+    (r"\frac{\partial L}{\partial W^{(l)}} = (A^{(l-1)})^T \frac{\partial L}{\partial Z^{(l)}}",
+     "cs231n", {r"\partial L/\partial W": r"\left(\frac{\partial L}{\partial W}\right)^{\top}"}),
 ])
 def test_a_reading_names_the_users_symbols(claim, convention, symbols):
     reading = read(claim, convention)

@@ -278,15 +278,16 @@ class _Rewriter:
             inner = self.layout(self.leaf(node.arg, idx), idx)
         return _index(inner, idx)
 
-    def layout(self, leaf: C.Node, idx) -> C.Node:
-        """Transposes of the convention's layouts (an entry swaps its indices instead)."""
+    def layout(self, leaf: C.Node, idx, written: str | None = None) -> C.Node:
+        """Transposes of the convention's layouts (an entry swaps its indices instead);
+        ``written`` names the user's symbol in the mapping (default: the leaf's letter)."""
         if not isinstance(leaf, C.Leaf):
             return leaf
         flip = (leaf.name in ("W", "b") and self.conv.weights_transposed) or (
             leaf.batch and self.conv.batch_columns and leaf.name != "B")
-        if flip:
-            self.symbols[C.leaf_latex(replace(leaf, layer=None))] = \
-                f"{C.leaf_latex(replace(leaf, layer=None))}^{{\\top}}"
+        if flip and written is None:
+            letter = C.leaf_latex(replace(leaf, layer=None))
+            self.symbols[letter] = f"{letter}^{{\\top}}"
         return C.Transpose(leaf, span=leaf.span) if flip else leaf
 
     def grad(self, node: C.Grad, idx) -> C.Node:
@@ -295,20 +296,27 @@ class _Rewriter:
             target = C.Leaf("a", C.LayerRef(None, 0), span=target.span)
         if target.name not in _TARGETS:
             self.fail(node, "differentiate the loss with respect to W, b, z, a or x")
+        letter = C.leaf_latex(replace(target, layer=None))
+        written = f"d{letter}" if node.loss == "d" else f"\\partial {node.loss}/\\partial {letter}"
         if target.batch and target.name == "z":  # symbp's Delta is dL/dZ of the mean loss
-            value = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx)
+            value = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx, written)
+            meaning = r"\Delta"
         else:
             loss = ("L" if target.batch else r"\ell") if node.loss == "d" else node.loss
-            grad = C.Grad(loss, target, span=node.span)
-            flip = (target.name in ("W", "b") and self.conv.weights_transposed) or (
-                target.batch and self.conv.batch_columns)
-            if flip:
-                letter = C.leaf_latex(replace(node.target, layer=None))
-                self.symbols[letter] = f"{letter}^{{\\top}}"
-            value = C.Transpose(grad, span=node.span) if flip else grad
+            value = C.Grad(loss, target, span=node.span)
+            meaning = rf"\frac{{\partial {loss}}}{{\partial {letter}}}"
+            if (target.name in ("W", "b") and self.conv.weights_transposed) or (
+                    target.batch and self.conv.batch_columns):
+                value = C.Transpose(value, span=node.span)
+        if isinstance(value, C.Transpose):
+            meaning = rf"\left({meaning}\right)^{{\top}}"
         # Ng's dZ, dA stack the samples' gradients: B times those of the mean loss
         stacked = node.loss == "d" and target.batch and not self.conv.d_is_mean_gradient
-        return C.MatMul(C.Leaf("B"), value, span=node.span) if stacked else value
+        if stacked:
+            value, meaning = C.MatMul(C.Leaf("B"), value, span=node.span), f"B {meaning}"
+        if node.loss == "d" or meaning != rf"\frac{{\partial {node.loss}}}{{\partial {letter}}}":
+            self.symbols[written] = meaning
+        return value
 
 
 def _index(inner: C.Node, idx: tuple) -> C.Node:
@@ -390,9 +398,7 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
                                 f"which layer it is: write {letter}^{{(l)}}{hint}",
                                 first.span[0] + 1, ["'^{(l)}'"], claim.text)
     sides = tuple(_set_layer(side, layer) for side in claim.sides)
-    for leaf in missing + targets:
-        writer.symbols.setdefault(C.leaf_latex(replace(leaf, layer=None)),
-                                  C.leaf_latex(replace(leaf, layer=layer)))
+    writer.symbols["the layer of the unlayered quantities"] = layer.label
     return C.Claim(sides, claim.text)
 
 
