@@ -9,6 +9,7 @@ reason, never a verdict.
 
 import pytest
 
+from symbp import claims as C
 from symbp.claims import parse_claim
 from symbp.spec import Dense, Network
 from symbp.verify.conventions import read, verify_written
@@ -216,3 +217,41 @@ def test_a_reading_keeps_the_users_text_for_the_report():
     assert reading.claim.text == text and reading.symbols == {"w": "W"}
     verdict = verify_written(text, NETS["tanh"])
     assert verdict.claim == text and "sigma" in verdict.likely_mistake
+
+
+# ------------------------------------------------------------------ fuzz
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from symbp.claims import ClaimParseError  # noqa: E402
+from symbp.verify.conventions import PRESETS  # noqa: E402
+
+PIECES = [r"\delta", "^l", "^{l+1}", "^{[l]}", "^{(k)}", "^{(n_l)}", "_j", "_k", "_{jk}", "_{kj}",
+          "_{s,i}", "_{r,i}", r"\sum_k", r"\sum_{r=1}^{B}", r"\sum_x", "w", "W", "a", "z", "b", "x",
+          "y", "h", "o", "t", "g", "m", "N", r"\hat{y}", "A", "Z", r"\Delta", "dz", "dW", "dZ",
+          "dA", r"\frac{\partial C}{\partial w^l_{jk}}", r"\nabla_a C", r"\nabla_{W^{(l)}} J",
+          r"\frac{\partial L}{\partial Z^{(l)}}", "^T", "^{\\top}", "*", r"\odot", r"\cdot",
+          r"\bullet", "+", "-", "(", ")", "{", "}", "=", " = ", r"\sigma'", "f'", "h'", "g'",
+          r"(f^l)'", r"\Sigma'", "(", r"\mathbf{1}", r"\mathbb{1}[", ">", "0", "1", r"\frac{1}{m}",
+          r"\begin{cases}", "&", r"\\", r"\end{cases}", r"\max(", ",", r"\text{otherwise}",
+          r"\log\cosh", r"\quad (a = f(z))", "J(W,b;x,y)", r"\mu^{(l)}", r"\sigma^{2(l)}"]
+SEEDS = [case[3] for case in CASES[:40:3]]
+
+soup = st.lists(st.sampled_from(PIECES), min_size=1, max_size=20).map(" ".join)
+mutated = st.tuples(st.sampled_from(SEEDS), st.integers(0, 300), st.integers(0, 4),
+                    st.sampled_from(PIECES)).map(
+    lambda t: t[0][:t[1] % (len(t[0]) + 1)] + t[3] + t[0][t[1] % (len(t[0]) + 1) + t[2]:])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(soup, mutated), st.sampled_from(sorted(PRESETS)))
+def test_fuzz_reading_either_reads_or_says_where(text, convention):
+    """Parsing, the convention's rewrite and the matrix reading never fail otherwise than
+    with a ClaimParseError at a column of the claim."""
+    try:
+        reading = read(text, convention)
+    except ClaimParseError as error:
+        assert 1 <= error.column <= len(text) + 1 and error.reason
+        return
+    assert not any(isinstance(node, (C.Indexed, C.Sum, C.Cases, C.Max, C.Indicator))
+                   for side in reading.claim.sides for _, node in C.walk(side))
