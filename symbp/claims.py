@@ -193,7 +193,7 @@ CASEWORD.4: /\\(text|mathrm|textrm|mbox)\s*\{\s*(for|if|when|otherwise|else)\s*\
 CMP: />=?|<=?|\\(geq?|leq?|gt|lt|geqslant|leqslant)(?![a-zA-Z])/
 _MAX: /\\max(?![a-zA-Z])/
 INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
-LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrp]/
+LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
 HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
 SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
 WIDTH.2: /n_\s*(\{\s*[lL]\s*([+-]\s*\d)?\s*\}|\{\s*\d\s*\}|[lL\d])/
@@ -745,7 +745,7 @@ _LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W
                r"\epsilon": ("eps", False), r"\varepsilon": ("eps", False),
                r"\gamma": ("gamma", False), r"\beta": ("beta", False),
                r"\lambda": ("lambda", False), "M": ("mask", True), "r": ("mask", False),
-               "p": ("p", False), r"\sigma": ("sigma", False)}
+               "p": ("p", False), r"\sigma": ("sigma", False), "n": ("count", False)}
 # Letters kept as written, for a convention to map: a layer superscript may follow them.
 _LAYERED = {"W", "b", "z", "a", "delta", "w", "h", "o", "g", "mu", "sigma", "sigma2", "eps",
             "xhat", "gamma", "beta", "mask", "p", "m"}

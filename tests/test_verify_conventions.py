@@ -89,6 +89,8 @@ def test_a_wrong_claim_in_every_convention_gets_no_convention_note():
     (r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{N} (\Delta^{(l)})^T A^{(l-1)}", "N",
      "--convention cs231n"),
     (r"\nabla_{W^{(k)}} J = g \, h^{(k-1)\top}", "g", "--let g=delta"),
+    (r"\frac{\partial C}{\partial b^L_{j}} = \frac{1}{n} \sum_x (a^L_j-y_j)", "n",
+     "--convention nielsen"),
 ])
 def test_an_unknown_symbol_is_named_with_what_it_may_mean(claim, letter, fix):
     verdict = verify_written(claim, NET)

@@ -19,6 +19,8 @@ NETS = {
     "tanh": Network(inputs=3, layers=[Dense(4, "tanh"), Dense(5, "tanh"), Dense(2, "identity")],
                     loss="mse"),
     "sigmoid": Network(inputs=3, layers=[Dense(4, "sigmoid"), Dense(2, "sigmoid")], loss="mse"),
+    "sigmoid_ce": Network(inputs=3, layers=[Dense(4, "sigmoid"), Dense(2, "sigmoid")],
+                          loss="bce"),
     "relu": Network(inputs=3, layers=[Dense(4, "relu"), Dense(2, "sigmoid")], loss="bce"),
     "softmax": Network(inputs=4, layers=[Dense(5, "tanh"), Dense(3, "softmax")],
                        loss="cross_entropy"),
@@ -46,6 +48,14 @@ CASES = [
      r"\delta^l = ((w^{l+1})^T \delta^{l+1}) \odot \sigma'(z^l)", "correct", None),
     ("nielsen BP2 vector, no transpose", "sigmoid", "nielsen",
      r"\delta^l = (w^{l+1} \delta^{l+1}) \odot \sigma'(z^l)", "incorrect", "transpose"),
+    # Nielsen ch. 3, eqs. (67), (68): the mean over the n training inputs x
+    ("nielsen 67", "sigmoid_ce", "nielsen",
+     r"\frac{\partial C}{\partial w^L_{jk}} = \frac{1}{n} \sum_x a^{L-1}_k (a^L_j-y_j)", "correct",
+     None),
+    ("nielsen 68", "sigmoid_ce", "nielsen",
+     r"\frac{\partial C}{\partial b^L_{j}} = \frac{1}{n} \sum_x (a^L_j-y_j)", "correct", None),
+    ("nielsen 67 without 1/n", "sigmoid_ce", "nielsen",
+     r"\frac{\partial C}{\partial w^L_{jk}} = \sum_x a^{L-1}_k (a^L_j-y_j)", "incorrect", "1/B"),
     # Bishop, PRML §5.3, eqs. (5.54)-(5.56): unlayered units i, j, k
     ("bishop 5.56", "tanh", "bishop", r"\delta_j = h'(a_j) \sum_k w_{kj} \delta_k", "correct",
      None),

@@ -83,7 +83,8 @@ PRESETS = {c.name: c for c in (
     Convention("symbp", "symbp (CONVENTIONS §1)",
                "a^{(0)} = x, W^{(l)} is n_l \\times n_{l-1} and z^{(l)} = W^{(l)} a^{(l-1)} + b^{(l)}"),
     Convention("nielsen", "Nielsen, Neural Networks and Deep Learning, ch. 2",
-               "w^l_{jk} is the weight from unit k of layer l-1 to unit j of layer l"),
+               "w^l_{jk} is the weight from unit k of layer l-1 to unit j of layer l and n the "
+               "number of training inputs", {"count": Role("B")}),
     Convention("wikipedia", "Wikipedia, Backpropagation",
                "w_{ij} is the weight from unit i to unit j and o_j the output of unit j",
                {"o": Role("a"), "t": Role("y")}, layers_by_index=True, weights_from_to=True),
@@ -111,6 +112,7 @@ PRESETS = {c.name: c for c in (
 )}
 DEFAULT = PRESETS["symbp"]
 
+_WRITTEN = {"yhat": "\\hat{y}", "count": "n"}  # the parser's names of letters written otherwise
 # What an unmapped letter means in the sources, and how to declare it.
 HINTS = {
     "h": ("the activation in Goodfellow (h^{(k)}) and d2l (\\mathbf{h})",
@@ -124,6 +126,8 @@ HINTS = {
           "write that gradient, e.g. \\nabla_{a^{(k)}} J, or --let g=delta"),
     "m": ("the batch size in Ng's courses", "--convention ng or --let m=B"),
     "N": ("the batch size in CS231n", "--convention cs231n or --let N=B"),
+    "count": ("the number of training inputs in Nielsen (a width is n_l)",
+              "--convention nielsen or --let n=B"),
 }
 
 
@@ -214,11 +218,11 @@ class _Rewriter:
             meaning, fix = HINTS.get(name, ("not a quantity of the network", "--let "
                                             f"{name}=a (or another quantity)"))
             convention = "" if self.conv is DEFAULT else f" {self.conv.name}"
-            letter = "\\hat{y}" if name == "yhat" else name
+            letter = _WRITTEN.get(name, name)
             self.fail(leaf, f"{letter} is not defined in the{convention} convention: {letter} is "
                             f"{meaning}; use {fix}")
         if role.name != name or role.layer is not None:
-            written = "\\hat{y}" if name == "yhat" else C.leaf_latex(replace(leaf, layer=None))
+            written = _WRITTEN.get(name) or C.leaf_latex(replace(leaf, layer=None))
             self.symbols[written] = role.latex
         return role
 

@@ -19,7 +19,10 @@ its free indices name the rows (and columns) of the matrix claim:
   ``W^T \\delta``), over one factor a sum of rows or columns (``\\sum_r \\Delta_{r,i}``
   is entry ``i`` of ``\\Delta^T \\mathbf{1}``); the sum's limits, when written, must
   run over the whole range (from 0 or 1: the range itself is the width's);
-- elementwise functions, sums, differences, powers and quotients keep the indices.
+- elementwise functions, sums, differences, powers and quotients keep the indices;
+- ``\\sum_x`` (Nielsen's sum over the training inputs x) makes each per-sample entry
+  under it a row of the batch: ``\\sum_x a_k \\delta_j`` is entry ``jk`` of
+  ``\\Delta^T A`` up to the batch's scaling, which the claim writes (``\\frac{1}{n}``).
 
 :func:`piecewise` reads ``\\begin{cases}``, ``\\max`` and ``\\mathbb{1}[\\cdot]`` as the
 functions the decision knows (steps are relu's derivative), before a convention maps
@@ -38,6 +41,7 @@ from fractions import Fraction
 
 from symbp import claims as C
 
+SAMPLES = "x"  # the index of a sum over the training inputs (Nielsen's \\sum_x)
 _SCALAR_NAMES = {"B", "n", "eps", "p", "lambda"}  # the batch size, a width, the ops' constants
 _STATISTICS = {"mu", "sigma2", "sigma"}  # a scalar per sample, or a vector along one index
 _VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mask"}
@@ -207,6 +211,7 @@ class _Reader:
 
     def __init__(self, free: tuple):
         self.free = free
+        self.sample = None  # inside \\sum_x: per-sample entries are rows of the batch
 
     def side(self, node) -> _T:
         return self.read(node)
@@ -233,7 +238,12 @@ class _Reader:
                                 "\\frac{\\partial C}{\\partial a^L_j}")
 
     def r_Indexed(self, node):
-        return _entry(node)
+        entry = _entry(node)
+        base = entry.expr.target if isinstance(entry.expr, C.Grad) else entry.expr
+        if self.sample and len(entry.idx) == 1 and isinstance(entry.expr, C.Leaf) \
+                and base.name in _VECTOR_NAMES - {"b", "gamma", "beta"}:
+            return _T(replace(entry.expr, batch=True), (self.sample,) + entry.idx)
+        return entry
 
     def r_Ones(self, node):
         raise _Unreadable(node, "\\mathbf{1} among entries: write the sum, \\sum_k")
@@ -303,6 +313,12 @@ class _Reader:
         return _merge(node, done)
 
     def _sum(self, node: C.Sum) -> _T:
+        if node.index == SAMPLES and self.sample is None:  # Nielsen's sum over the inputs x
+            self.sample = SAMPLES
+            try:
+                return self._sum(node)
+            finally:
+                self.sample = None
         parts = [self.read(f) if not isinstance(f, C.Sum) else self._sum(f)
                  for f in _factors(node.body)]
         index = node.index or self._implied_index(node, parts)
