@@ -185,6 +185,9 @@ def test_a_quantity_a_layer_does_not_have_is_named(networks):
                      networks["ln"])
     assert verdict.verdict == "incorrect"
     assert "layer 2 is a layer_norm layer, which has no W" in verdict.shape
+    target = decide(r"\frac{\partial \ell}{\partial \gamma^{(2)}} = m^{(2)}", networks["drop"])
+    assert target.verdict == "cannot parse"
+    assert "layer 2 is a dropout layer, which has no gamma" in target.summary
 
 
 def test_the_ops_claims_read_through_the_default_convention(networks):
@@ -201,7 +204,10 @@ PIECES = [r"\mu^{(2)}", r"\sigma^{2(2)}", r"\hat{x}^{(2)}", r"\gamma^{(2)}", r"\
           r"\hat{X}^{(2)}", r"\frac{\partial L}{\partial A^{(2)}}", "B", r"\sum_i"]
 
 
-@pytest.mark.parametrize("key", ["ln", "drop", "bn"])
+EXAMPLES = 40
+
+
+@pytest.mark.parametrize("key", ["ln", "drop", "bn", "res"])
 def test_every_claim_about_an_op_ends_in_a_verdict(key, networks):
     """Random claims from the ops' pieces: a verdict (or a usage error naming the field),
     never a crash."""
@@ -217,7 +223,7 @@ def test_every_claim_about_an_op_ends_in_a_verdict(key, networks):
                            r"\frac{\partial L}{\partial A^{(1)}}",
                            r"\frac{\partial \ell}{\partial \gamma^{(2)}}", r"\delta^{(1)}"])
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(lhs, rhs)
     def check(left, right):
         try:

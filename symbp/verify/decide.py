@@ -114,6 +114,11 @@ class NetworkCheck:
                 raise C.ClaimParseError(
                     f"the network has layers 1..{depth}; {self.claim.source(target.node)} "
                     f"is layer {layer}", target.node.span[0] + 1, text=self.claim.text)
+            if not self.ctx.truth.has(LETTER_OF[target.kind], layer):
+                raise C.ClaimParseError(
+                    f"{self.claim.source(target.node)}: layer {layer} is a "
+                    f"{self.ctx.layer_type(layer)} layer, which has no "
+                    f"{LETTER_OF[target.kind]}", target.node.span[0] + 1, text=self.claim.text)
             return [(None, layer)]
         pairs = [(layer - ref.offset, layer) for layer in layers
                  if self._has_quantities(layer - ref.offset, layer)]
