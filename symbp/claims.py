@@ -150,6 +150,7 @@ sup: _LBRACE sup_item+ _RBRACE
    | layer_var                       -> sup_layer
    | PRIME_CMD                       -> sup_prime
 sup_item: LPAR layer RPAR            -> sup_layer
+        | LPAR EXAMPLE RPAR          -> sup_example
         | layer_var_expr             -> sup_layer
         | TRANSPOSE                  -> sup_t
         | INT                        -> sup_pow
@@ -208,6 +209,7 @@ BIGL: "L"
 SMALLL: "l"
 SMALLK: "k"
 OUTLAYER: /n_\s*(\{\s*l\s*\}|l)/
+EXAMPLE: /[ijnrst](?![a-zA-Z])/
 LOSSNAME: /\\ell(?![a-zA-Z])|\\mathcal\s*\{\s*L\s*\}|[CEJ]/
 IDX: /[a-zA-Z]/
 NUMBER: /\d+(\.\d+)?|\.\d+/
@@ -235,7 +237,7 @@ _TERMINAL_TEXT = {
     "_ROWSEP": "'\\\\\\\\'", "_CASE_AMP": "'&'", "CASEWORD": "'\\\\text{if}'",
     "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
     "INDICATOR": "'\\\\mathbb{1}'",
-    "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "LOSSARGS": "'(W, b)'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
+    "EXAMPLE": "an example (i)", "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "LOSSARGS": "'(W, b)'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
 }
 _EXPECTED_ORDER = list(_TERMINAL_TEXT)
 
@@ -428,6 +430,14 @@ class Indexed(Node):
 
     arg: Node
     indices: tuple
+
+
+@dataclass(frozen=True)
+class Example(Node):
+    """Ng's ``X^{[l](i)}``: the column (example) ``index`` of the batch quantity ``arg``."""
+
+    arg: Node
+    index: str
 
 
 @dataclass(frozen=True)
@@ -934,6 +944,12 @@ class _Builder:
                                                and node.name in FUNCTION_LETTERS):
                 node = self.function_letter_sup(node, kind, value, token)
                 continue
+            if kind == "example":
+                if not isinstance(node, Leaf) or not node.batch:
+                    self.fail(token, "an example's superscript (i) belongs on a batch quantity, "
+                                     "e.g. dZ^{[l](i)}")
+                node = Example(node, value, span=node.span)
+                continue
             if kind == "layer":
                 inner = node.arg if isinstance(node, Indexed) else node
                 if isinstance(inner, Leaf) and inner.layer is None and inner.name in _LAYERED:
@@ -982,6 +998,8 @@ class _Builder:
             return items
         data = sup.data
         token = sup.children[0] if sup.children else sup
+        if data == "sup_example":  # Ng's a^{[l](i)}: the example i
+            return [("example", str(sup.children[1]), sup)]
         if data == "sup_layer":
             inner = [c for c in sup.children if not _is_token(c, "LPAR", "RPAR")][0]
             return [("layer", self.layer(inner), sup)]
@@ -1178,6 +1196,8 @@ class _Builder:
         indices = ()
         if isinstance(node, Transpose):  # Ng's dz^{[L]T}: the gradient, transposed
             return Transpose(self.gradient(loss, node.arg, where), span=node.span)
+        if isinstance(node, Example):  # dZ^{[l](i)}: an example of the gradient
+            return Example(self.gradient(loss, node.arg, where), node.index, span=node.span)
         if isinstance(node, Indexed):
             node, indices = node.arg, node.indices
         if not isinstance(node, Leaf) or node.name not in _TARGETS:

@@ -88,6 +88,10 @@ CASES = [
     ("ng dW", "tanh", "ng", r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}", "correct", None),
     ("ng dW without 1/m", "tanh", "ng", r"dW^{[l]} = dZ^{[l]} A^{[l-1]T}", "incorrect", "1/B"),
     ("ng db", "tanh", "ng", r"db^{[l]} = \frac{1}{m} dZ^{[l]} \mathbf{1}", "correct", None),
+    ("ng db as a sum of examples", "tanh", "ng",
+     r"db^{[l]} = \frac{1}{m} \sum_{i=1}^{m} dZ^{[l](i)}", "correct", None),
+    ("ng db as a sum, without 1/m", "tanh", "ng", r"db^{[l]} = \sum_{i=1}^{m} dZ^{[l](i)}",
+     "incorrect", "1/B"),
     ("ng dZ output", "sigmoid", "ng", r"dZ^{[L]} = A^{[L]} - Y", "incorrect", None),
     ("ng dA", "tanh", "ng", r"dA^{[l-1]} = W^{[l]T} dZ^{[l]}", "correct", None),
     ("ng da bare", "relu", "ng", r"da^{[L]} = -\frac{y}{a} + \frac{1-y}{1-a}", "correct", None),
@@ -195,6 +199,7 @@ def test_the_table_is_balanced():
     (r"\delta^l_j = w^{l+1}_{12}", "one number"),
     (r"\delta^l_{jk} = \delta^l_j", "does not depend on the index k"),
     (r"\delta^l_{j} = \sum_k a^l_k", "does not depend on the index j"),
+    (r"\delta^l_{j} = dZ^{[l](i)}", "in a sum over the examples"),
 ])
 def test_component_forms_without_a_matrix_reading_cannot_be_read(claim, reason):
     verdict = verify_written(claim, NETS["tanh"])
@@ -244,7 +249,8 @@ PIECES = [r"\delta", "^l", "^{l+1}", "^{[l]}", "^{(k)}", "^{(n_l)}", "_j", "_k",
           r"\bullet", "+", "-", "(", ")", "{", "}", "=", " = ", r"\sigma'", "f'", "h'", "g'",
           r"(f^l)'", r"\Sigma'", "(", r"\mathbf{1}", r"\mathbb{1}[", ">", "0", "1", r"\frac{1}{m}",
           r"\begin{cases}", "&", r"\\", r"\end{cases}", r"\max(", ",", r"\text{otherwise}",
-          r"\log\cosh", r"\quad (a = f(z))", "J(W,b;x,y)", r"\mu^{(l)}", r"\sigma^{2(l)}"]
+          r"\log\cosh", r"\quad (a = f(z))", "J(W,b;x,y)", r"\mu^{(l)}", r"\sigma^{2(l)}",
+          "^{[l](i)}", r"\sum_{i=1}^{m}", r"\frac{1}{n}"]
 SEEDS = [case[3] for case in CASES[:40:3]]
 
 soup = st.lists(st.sampled_from(PIECES), min_size=1, max_size=20).map(" ".join)

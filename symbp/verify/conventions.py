@@ -260,6 +260,13 @@ class _Rewriter:
             return self.indexed(node)
         if isinstance(node, C.Grad):
             return self.grad(node, ())
+        if isinstance(node, C.Sum) and isinstance(node.body, C.Example) \
+                and node.body.index == node.index:
+            # Ng's \sum_{i=1}^{m} dZ^{[l](i)}: the sum of the examples' columns, dZ 1
+            return C.MatMul(self.node(node.body.arg), C.Ones(), span=node.span)
+        if isinstance(node, C.Example):
+            self.fail(node, "an example's column X^{(i)} is read in a sum over the examples, "
+                            "\\sum_{i=1}^{m} X^{(i)}")
         if isinstance(node, C.Transpose):
             inner = self.node(node.arg)
             return inner.arg if isinstance(inner, C.Transpose) else replace(node, arg=inner)
