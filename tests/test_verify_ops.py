@@ -24,6 +24,8 @@ SPECS = {
 [[layers]]\ntype = "batch_norm"\n[[layers]]\nunits = 2\n""",
     "drop": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 4\nactivation = "tanh"\n
 [[layers]]\ntype = "dropout"\nrate = 0.25\n[[layers]]\nunits = 2\n""",
+    "drop1": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 2\nactivation = "tanh"\n
+[[layers]]\ntype = "dropout"\nrate = 0.1\n[[layers]]\nunits = 2\n""",
     "res": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 4\nactivation = "tanh"\nname = "h"\n
 [[layers]]\nunits = 4\nactivation = "tanh"\n[[layers]]\ntype = "residual"\nfrom = "h"\n
 [[layers]]\nunits = 2\n""",
@@ -148,6 +150,12 @@ MISTAKES = [
     ("drop", r"\delta^{(1)} = (m^{(2)} \odot (W^{(3)})^T \delta^{(3)}) \odot f'(z^{(1)})",
      ["dropout's missing 1/(1-p)"],
      r"\delta^{(1)} = (\frac{1}{1-p} m^{(2)} \odot (W^{(3)})^T \delta^{(3)}) \odot f'(z^{(1)})"),
+    # the mask left out: every random point drops a unit, even at rate 0.1 and width 2
+    ("drop1", r"\frac{\partial \ell}{\partial a^{(1)}} = \frac{1}{1-p} "
+              r"\frac{\partial \ell}{\partial a^{(2)}}",
+     ["a missing factor m^{(2)}"],
+     r"\frac{\partial \ell}{\partial a^{(1)}} = \frac{1}{1-p} m^{(2)} \odot "
+     r"\frac{\partial \ell}{\partial a^{(2)}}"),
     # weight decay: missing, and on the biases
     ("wd", r"\frac{\partial L}{\partial W^{(l)}} = (\Delta^{(l)})^T A^{(l-1)}",
      ["the weight-decay term is missing"],

@@ -337,8 +337,7 @@ class Truth:
             given[tensor.name] = rng.normal(1.0 if letter == "gamma" else 0.0, scale,
                                             shape(tensor))
         for tensor in self.graph.given("mask"):
-            given[tensor.name] = (rng.random(shape(tensor)) < self.graph.keep[tensor.name]
-                                  ).astype(float)
+            given[tensor.name] = _mask(rng, shape(tensor), self.graph.keep[tensor.name])
         for tensor in self.graph.given("state"):
             given[tensor.name] = np.zeros(shape(tensor))
         given[self._input] = rng.normal(0, 1, shape(self.graph.tensors[self._input]))
@@ -389,6 +388,21 @@ def _printed_rows(derivation) -> dict:
             lhs, relation, rhs = row.lines[0]
             found[row.name] = f"{lhs} {relation} {rhs}"
     return found
+
+
+def _mask(rng, shape: tuple, keep: float) -> np.ndarray:
+    """A dropout mask with a dropped and a kept unit in every row (of two or more units), so
+    that no point of a claim hides the mask (or its absence) behind a row of ones."""
+    mask = (rng.random(shape) < keep).astype(float)
+    rows = mask.reshape(shape[0], -1)
+    if rows.shape[1] >= 2:
+        for row in rows:
+            picks = rng.choice(rows.shape[1], 2, replace=False)
+            if row.all():
+                row[picks[0]] = 0.0
+            if not row.any():
+                row[picks[1]] = 1.0
+    return rows.reshape(shape)
 
 
 def _layout(array: np.ndarray, rows: int, per_row: bool) -> np.ndarray:
