@@ -5,28 +5,39 @@ Contract: :func:`parse_claim` turns one line such as::
     \\delta^{(l)} = \\left((W^{(l+1)})^T \\delta^{(l+1)}\\right) \\odot f'(z^{(l)})
 
 into a :class:`Claim`, a chain of sides ``lhs = rhs (= rhs ...)`` whose nodes
-are the small AST defined below (per sample, column vectors, the notation of
-CONVENTIONS §1). The grammar is a real LALR grammar (:data:`GRAMMAR`), not a
-set of regular expressions. Its precedence, loosest first:
+are the small AST defined below. The letters stay as the user wrote them
+(``w``, ``h``, ``o``, ``t``, ``g``, ``\\hat{y}``, Ng's ``dW``, the layer variable
+``k``): :mod:`symbp.verify.conventions` says what they mean, and
+:mod:`symbp.verify.notation` reads index forms as matrices. The grammar is a real
+LALR grammar (:data:`GRAMMAR`), not a set of regular expressions. Its precedence,
+loosest first:
 
 - ``+`` and ``-`` (also a leading ``-``);
-- ``\\odot`` / ``\\circ``: the elementwise product;
+- ``\\odot``, ``\\circ``, ``\\bullet`` and ``*`` (Ng's): the elementwise product;
+- ``\\sum_k``, ``\\sum_{k=1}^{n_l}`` (limits from 0 or 1), over the product that follows;
 - juxtaposition, ``\\cdot``, ``\\times`` (the matrix product, or scaling when
   one side is a scalar) and ``/``;
 - ``\\frac{d}{dz}`` applied to what follows;
-- superscripts: a layer ``^{(l+1)}`` (also ``^{l+1}``), a transpose ``^T``,
-  ``^{T}``, ``^\\top``, ``^{\\top}`` (also ``W^{(l+1)T}``) and elementwise
-  powers ``(a^{(l)})^2``.
+- superscripts and subscripts: a layer ``^{(l+1)}``, ``^{l+1}``, ``^l``, Ng's
+  ``^{[l]}``, Goodfellow's ``^{(k)}``, UFLDL's ``^{(n_l)}``, CS229's ``^{[\\ell]}``,
+  Ng's example ``^{[l](i)}``; a transpose ``^T``, ``^\\top`` (also ``W^{(l+1)T}``);
+  powers ``(a^{(l)})^2``, ``x^{-3/2}`` (a power of the square root); index
+  subscripts ``w^l_{jk}``, ``\\Delta_{s,i}`` (an :class:`Indexed` entry); primes.
 
-Atoms: ``W b z a x y \\delta`` (batch forms ``X Y A Z \\Delta`` and the batch
-size ``B``), numbers, ``\\mathbf{1}``, ``\\frac{..}{..}``, groups in ``( )``,
-``\\left( \\right)``, ``[ ]`` or ``{ }``, function applications
-(``\\sigma \\tanh \\exp \\log \\ln \\sqrt``, ``\\operatorname{softmax}`` and any
-``\\operatorname{name}``, ``e^{..}``, and ``f``/``g``/``\\phi`` meaning the
-layer's own activation, with primes ``f'``, ``f_l'``, ``\\sigma^{\\prime}`` and
-powers ``\\tanh^2``), and loss gradients ``\\frac{\\partial L}{\\partial W^{(l)}}``
-(also ``\\ell``, ``C``, ``E``, ``J``, ``\\mathcal{L}``, ``\\partial L/\\partial W``
-and ``\\nabla_{W^{(l)}} L``).
+Atoms: the quantities (``W b z a x y \\delta``, batch ``X Y A Z \\Delta``, the batch
+size ``B``; the letters of the sources above; the other ops' ``\\mu \\sigma^{2(l)}
+\\sigma^{(l)} \\epsilon \\hat{x} \\gamma \\beta``, masks ``m^{(l)} r^{(l)}``, ``p``,
+``\\lambda``, widths ``n_l``), numbers, ``\\mathbf{1}``, ``\\frac{..}{..}``, groups in
+``( )``, ``\\left( \\right)``, ``[ ]``, ``\\{ \\}`` or ``{ }``, function applications
+(``\\sigma \\tanh \\exp \\log \\ln \\sqrt``, ``\\operatorname{name}``, ``e^{..}``, an
+argument without parentheses ``\\log\\cosh x``; ``f``, ``\\phi`` and a primed ``g'``,
+``h'`` meaning the layer's activation, ``(f^l)'`` its derivative at ``z^l``,
+Nielsen's ``\\Sigma'(z)`` the diagonal matrix of ``\\sigma'(z)``), ``\\begin{cases}``,
+``\\max(u, v)``, ``\\mathbb{1}[u > v]``, and loss gradients
+``\\frac{\\partial L}{\\partial W^{(l)}}`` (also ``\\ell C E J \\mathcal{L}``, ``E_n``,
+``\\partial L/\\partial W``, ``\\nabla_{W^{(l)}} L``, ``\\nabla_a C``,
+``\\frac{\\partial}{\\partial W} J(W,b;x,y)``, Ng's ``dz^{[l]}``). A trailing
+``\\quad (a = f(z))`` (the printer's) is substituted into the sides.
 
 Anything else raises :class:`ClaimParseError`, a
 :class:`~symbp.errors.SymbpError` carrying the 1-based ``column`` and the
