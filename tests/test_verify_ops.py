@@ -122,6 +122,8 @@ MISTAKES = [
                             rf"\frac{{1}}{{n_2}} {GB} \mathbf{{1}}"),
      ["the mean over the wrong axis: batch norm averages each feature over the B samples"],
      BN_INPUT),
+    ("ln", LN_INPUT.replace(r"\sigma^{2(2)} + \epsilon", r"\sigma^{2(2)}"),
+     [r"the normalisation's \epsilon is missing"], LN_INPUT),
     ("ln", r"\frac{\partial \ell}{\partial \gamma^{(2)}} = \frac{\partial \ell}{\partial a^{(2)}}",
      [r"a missing factor \hat{x}^{(2)}"],
      r"\frac{\partial \ell}{\partial \gamma^{(2)}} = \frac{\partial \ell}{\partial a^{(2)}} "

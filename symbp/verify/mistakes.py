@@ -429,6 +429,19 @@ def _bessel(rhs, nodes, check: NetworkCheck):
                    f"{claim_text(check, node.left)}", C.replace_at(rhs, path, node.left))
 
 
+def _missing_eps(rhs, nodes, check: NetworkCheck):
+    """``\\sqrt{\\sigma^2}`` where the norm divides by ``\\sqrt{\\sigma^2 + \\epsilon}``."""
+    for path, node in nodes:
+        if isinstance(node, C.Leaf) and node.name in ("sigma2", "sigma") and node.layer and \
+                not isinstance(_parent(rhs, path), C.Add):
+            with_eps = C.Add(node, C.Leaf("eps", node.layer))
+            if node.name == "sigma":
+                with_eps = C.Apply(C.Func("sqrt"), C.Add(C.Power(node, 2), C.Leaf(
+                    "eps", node.layer)))
+            yield ("the normalisation's \\epsilon is missing: the layer divides by "
+                   "\\sqrt{\\sigma^{2} + \\epsilon}", C.replace_at(rhs, path, with_eps))
+
+
 def _wrong_axis(rhs, nodes, check: NetworkCheck):
     """A batch norm's mean taken over the features (``X \\mathbf{1} / n``) instead of over the
     batch (``\\frac{1}{B} \\mathbf{1}^T X``), or a layer norm's the other way round."""
@@ -516,7 +529,7 @@ def claim_text(check: NetworkCheck, node) -> str:
 
 CATALOGUE = (_bessel, _extra_terms, _transposes, _layer_indices, _activation_derivatives,
              _softmax_diagonal, _hand_derivatives, _missing_fprime, _extra_factors,
-             _side_by_side, _sign_slips, _missing_decay, _dropout_scale, _wrong_axis,
+             _side_by_side, _sign_slips, _missing_decay, _dropout_scale, _missing_eps, _wrong_axis,
              _unnormalised, _missing_factor, _operand_order)
 
 
