@@ -205,12 +205,12 @@ CASEWORD.4: /\\(text|mathrm|textrm|mbox)\s*\{\s*(for|if|when|otherwise|else)\s*\
 CMP: />=?|<=?|\\(geq?|leq?|gt|lt|geqslant|leqslant)(?![a-zA-Z])/
 _MAX: /\\max(?![a-zA-Z])/
 INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
-LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
+LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda|pi)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
 HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
 SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
 WIDTH.2: /n_\s*(\{\s*[lL]\s*([+-]\s*\d)?\s*\}|\{\s*\d\s*\}|[lL\d])/
 WRAP: /\\(mathbf|boldsymbol|bm|vec|mathbb|bf)(?![a-zA-Z])/
-FUNC: /\\(sigma|Sigma|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
+FUNC: /\\(sigma|Sigma|Phi|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
 TEXTNAME.2: /\\(operatorname|mathrm|text|textrm|mathit|mathsf|rm)\s*\{\s*[A-Za-z](\\?_|[A-Za-z0-9])*\s*\}/
 GENF: /f|\\phi(?![a-zA-Z])|\\varphi(?![a-zA-Z])/
 _EULER: "e"
@@ -256,9 +256,9 @@ LOSS_NAMES = {"L": "L", r"\ell": r"\ell", "C": "C", "E": "E", "J": "J"}
 FUNCTION_NAMES = {
     "sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log",
     "sqrt": "sqrt", "cosh": "cosh", "sinh": "sinh", "sech": "sech", "sin": "sin",
-    "cos": "cos", "Sigma": "Sigma",
+    "cos": "cos", "Sigma": "Sigma", "Phi": "normal_cdf",
 }
-_TEXT_ALIASES = {"sigmoid": "sigmoid", "logistic": "sigmoid", "relu": "relu",
+_TEXT_ALIASES = {"erf": "erf", "Phi": "normal_cdf", "sigmoid": "sigmoid", "logistic": "sigmoid", "relu": "relu",
                  "softmax": "softmax", "softplus": "softplus", "diag": "diag",
                  "sech": "sech", "tanh": "tanh", "exp": "exp", "log": "log",
                  "identity": "identity", "id": "identity", "swish": "silu"}
@@ -405,6 +405,7 @@ class Func:
     order: int = 0  # number of primes
     power: int | None = None  # \tanh^2
     layer: LayerRef | None = None  # f_l
+    letter: str = field(default="f", compare=False)  # as written: f, or \phi (a density too)
 
     @property
     def latex(self) -> str:
@@ -766,7 +767,8 @@ _LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W
                r"\epsilon": ("eps", False), r"\varepsilon": ("eps", False),
                r"\gamma": ("gamma", False), r"\beta": ("beta", False),
                r"\lambda": ("lambda", False), "M": ("mask", True), "r": ("mask", False),
-               "p": ("p", False), r"\sigma": ("sigma", False), "n": ("count", False)}
+               "p": ("p", False), r"\sigma": ("sigma", False), "n": ("count", False),
+               r"\pi": ("pi", False)}
 # Letters kept as written, for a convention to map: a layer superscript may follow them.
 _LAYERED = {"W", "b", "z", "a", "delta", "w", "h", "o", "g", "mu", "sigma", "sigma2", "eps",
             "xhat", "gamma", "beta", "mask", "p", "m"}
@@ -1115,7 +1117,7 @@ class _Builder:
         token = fname.children[0]
         text = str(token)
         if token.type == "GENF":
-            return Func("generic")
+            return Func("generic", letter="f" if str(token) == "f" else "phi")
         if token.type == "FUNC":
             return Func(FUNCTION_NAMES[text[1:]])
         name = text[text.index("{") + 1:text.rindex("}")].strip().replace("\\_", "_")

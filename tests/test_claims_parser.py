@@ -235,6 +235,8 @@ def test_source_vector_notations(text, lhs, rhs_):
     ("n_{l+1}", Leaf("n", L1)), ("n_2", Leaf("n", LayerRef(None, 2))),
     (r"(\sigma^{(l)})^{-3/2}", Power(Apply(Func("sqrt"), Leaf("sigma", LJ)), -3)),
     ("x^{1/2}", Apply(Func("sqrt"), Leaf("x"))),
+    (r"\Phi(x)", Apply(Func("normal_cdf"), Leaf("x"))), (r"\pi", Leaf("pi")),
+    (r"\operatorname{erf}(x)", Apply(Func("erf"), Leaf("x"))),
 ])
 def test_quantities_of_other_ops_and_bare_arguments(text, node):
     assert parse_claim(r"\delta^{(l)} = " + text).rhs == node

@@ -226,6 +226,16 @@ def test_component_forms_are_the_matrix_claims_one_writes(component, matrix):
     assert to_matrix(parse_claim(component)).sides == parse_claim(matrix).sides
 
 
+def test_phi_is_the_normal_density_in_a_scalar_identity_and_the_activation_in_a_network():
+    """gelu'(x) = \\Phi(x) + x \\phi(x): \\Phi the normal CDF, \\phi its density; d2l's
+    \\phi'(z) in a claim about a network is the layer's activation."""
+    scalar = read(r"\frac{d}{dx} \operatorname{gelu}(x) = \Phi(x) + x \phi(x)").claim.rhs
+    assert scalar == C.Add(C.Apply(C.Func("normal_cdf"), C.Leaf("x")),
+                           C.MatMul(C.Leaf("x"), C.Apply(C.Func("normal_pdf"), C.Leaf("x"))))
+    network = read(r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) \odot \phi'(z^{(l)})").claim
+    assert network.rhs.right.func == C.Func("generic", 1)
+
+
 def test_a_reading_keeps_the_users_text_for_the_report():
     text = r"\delta^l_j = \sum_k w^{l+1}_{kj} \delta^{l+1}_k \sigma'(z^l_j)"
     reading = read(text)

@@ -41,11 +41,11 @@ OUT = C.LayerRef("L")
 HIDDEN = C.LayerRef("L", -1)
 SYMBP_NAMES = {"W", "b", "z", "a", "x", "y", "delta", "B",  # and of the other ops:
                "mu", "sigma2", "sigma", "eps", "xhat", "gamma", "beta", "mask", "p", "lambda",
-               "n"}
+               "n", "pi"}
 _LAYERED = {"W", "b", "z", "a", "delta", "mu", "sigma2", "sigma", "xhat", "gamma", "beta",
             "mask"}
 _TARGETS = {"W", "b", "z", "a", "gamma", "beta", "xhat", "mu", "sigma2"}
-_UNLAYERED = {"x", "y", "B", "lambda"}
+_UNLAYERED = {"x", "y", "B", "lambda", "pi"}
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,10 @@ def read(text_or_claim, convention=None, lets=()) -> Reading:
     :func:`parse_let`), translate component forms; ClaimParseError when it cannot be read."""
     claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
     conv = get(convention)
-    rewritten, symbols = rewrite(notation.piecewise(claim), conv, dict(lets))
+    claim = notation.piecewise(claim)
+    if not _about_network(claim.lhs):  # \phi in a scalar identity is the normal density
+        claim = C.Claim(tuple(_densities(side) for side in claim.sides), claim.text)
+    rewritten, symbols = rewrite(claim, conv, dict(lets))
     matrix = notation.to_matrix(rewritten)
     matrix = C.Claim(tuple(_reciprocals(side) for side in matrix.sides), matrix.text)
     _check_symbp(matrix)
@@ -413,6 +416,16 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     return C.Claim(sides, claim.text)
 
 
+def _densities(node):
+    """``\\phi(x)`` in a scalar identity (gelu's ``\\Phi(x) + x \\phi(x)``): the normal density;
+    in a claim about a network it is the layer's activation (d2l's)."""
+    if isinstance(node, C.Apply) and node.func.name == "generic" and node.func.letter == "phi":
+        return replace(node, func=C.Func("normal_pdf", node.func.order, node.func.power),
+                       arg=_densities(node.arg))
+    changes = {name: _densities(child) for name, child in C.children(node)}
+    return replace(node, **changes) if changes else node
+
+
 def _about_network(lhs: C.Node) -> bool:
     if isinstance(lhs, C.Indexed):
         lhs = lhs.arg
@@ -437,7 +450,7 @@ def _set_layer(node, layer: C.LayerRef):
     return replace(node, **changes) if changes else node
 
 
-_SCALARS = {"B", "n", "eps", "p", "lambda"}
+_SCALARS = {"B", "n", "eps", "p", "lambda", "pi"}
 
 
 def _reciprocals(node):

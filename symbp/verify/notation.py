@@ -42,7 +42,7 @@ from fractions import Fraction
 from symbp import claims as C
 
 SAMPLES = "x"  # the index of a sum over the training inputs (Nielsen's \\sum_x)
-_SCALAR_NAMES = {"B", "n", "eps", "p", "lambda"}  # the batch size, a width, the ops' constants
+_SCALAR_NAMES = {"B", "n", "eps", "p", "lambda", "pi"}  # the batch size, a width, the ops' constants
 _STATISTICS = {"mu", "sigma2", "sigma"}  # a scalar per sample, or a vector along one index
 _VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mask"}
 
