@@ -192,7 +192,8 @@ def test_the_table_is_balanced():
     (r"\delta^l_j = \sum_j w^{l+1}_{kj}", "a free index of the left-hand side"),
     (r"\delta^l_j = \sum_k w^{l+1}_{kk} \delta^{l+1}_k", "repeated index"),
     (r"\delta^l_j = \sum_k w^{l+1}_{kj} \delta^{l+1}", "without an index"),
-    (r"\delta^l = \sum_k w^{l+1}_{kj} \delta^{l+1}_k", "left-hand side is not an entry"),
+    (r"\delta^l = \sum_k w^{l+1}_{kj} \delta^{l+1}_k", "appears without an index"),
+    (r"\delta^l_j = \delta^l", "appears without an index"),
     (r"\delta^l_j = \sum_{k=1}^{n-1} w^{l+1}_{kj} \delta^{l+1}_k", "whole range"),
     (r"\delta^l_j = \sum_{k=1}^{10} w^{l+1}_{kj} \delta^{l+1}_k", "index letter"),
     (r"\delta^l_j = w^{l+1}_{j} \delta^{l+1}_j", "two indices"),
@@ -219,6 +220,7 @@ def test_component_forms_without_a_matrix_reading_cannot_be_read(claim, reason):
      r"\frac{\partial L}{\partial b^{(l)}} = (\Delta^{(l)})^T \mathbf{1}"),
     (r"\Delta^{(l)}_{s,i} = \sum_k \Delta^{(l+1)}_{s,k} W^{(l+1)}_{ki}",
      r"\Delta^{(l)} = \Delta^{(l+1)} W^{(l+1)}"),
+    (r"f'(z^{(l)}_i) = a^{(l)}_i (1 - a^{(l)}_i)", r"f'(z^{(l)}) = a^{(l)} \odot (1 - a^{(l)})"),
     (r"\delta^{(l)}_j = \frac{1}{2} (a^{(l)}_j)^2 - \tanh(z^{(l)}_j) \delta^{(l)}_j",
      r"\delta^{(l)} = \frac{1}{2} (a^{(l)})^2 - \tanh(z^{(l)}) \odot \delta^{(l)}"),
 ])

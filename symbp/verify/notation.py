@@ -6,7 +6,8 @@ maps the user's letters first) and returns the same claim in the vector/matrix
 AST that the decision reads, so that the evaluator never sees an index. A claim
 without subscripts or sums comes back unchanged. A component claim's left side is
 an entry, ``\\delta^l_j``, ``\\partial C/\\partial w^l_{jk}``, ``\\Delta^{(l)}_{s,i}``;
-its free indices name the rows (and columns) of the matrix claim:
+(or an elementwise expression of entries, UFLDL's ``f'(z^{(l)}_i)``); its free
+indices name the rows (and columns) of the matrix claim:
 
 - a vector quantity takes one index (``a_j``), ``W`` two (``W_{jk}``, row ``j``,
   column ``k``), a batch quantity two (``\\Delta_{s,i}``, ``a_{s,i}``: row ``s`` the
@@ -141,12 +142,14 @@ def to_matrix(claim: C.Claim) -> C.Claim:
         return claim
     lhs = claim.lhs
     try:
-        if not isinstance(lhs, C.Indexed):
+        # the left side is an entry (\\delta^l_j), or an elementwise expression of entries
+        # (UFLDL's f'(z^{(l)}_i)): its free indices name the rows and columns
+        target = _entry(lhs) if isinstance(lhs, C.Indexed) else _Reader(()).side(lhs)
+        if not target.idx:
             raise _Unreadable(lhs, "the right-hand side is written with entries (index "
-                                   "subscripts or sums) but the left-hand side is not an "
-                                   "entry: write both sides with indices, e.g. "
-                                   "\\delta^l_j = ..., or neither")
-        target = _entry(lhs)
+                                   "subscripts or sums) but the left-hand side has no index: "
+                                   "write both sides with indices, e.g. \\delta^l_j = ..., "
+                                   "or neither")
         sides = [target.expr]
         for side in claim.sides[1:]:
             sides.append(_orient(_Reader(target.idx).side(side), target, side))
