@@ -44,12 +44,20 @@ def _text(value) -> str:
     return str(value)
 
 
+SOURCES = ("nielsen", "bishop", "goodfellow", "ng", "cs229", "cs231n", "wikipedia", "d2l", "ufldl",
+           "ops")  # the id's prefix; ops: Ioffe & Szegedy, Ba et al., He et al., Srivastava et al.
+
+
 def test_the_corpus_is_cited_and_balanced():
     ids = [entry["id"] for entry in CORPUS]
     assert len(ids) == len(set(ids))
-    assert len(CORPUS) >= 3
+    assert len(CORPUS) >= 100
     verdicts = [entry["verdict"] for entry in CORPUS]
     assert set(verdicts) <= set(VERDICTS)
+    assert min(verdicts.count(v) for v in VERDICTS) >= 0.4 * len(CORPUS)
+    for source in SOURCES:  # every source with a right claim and a wrong one
+        assert {e["verdict"] for e in CORPUS if e["id"].startswith(source + "-")} == set(VERDICTS), \
+            source
     for entry in CORPUS:
         assert entry["source"] and (HERE / entry["spec"]).is_file(), entry["id"]
         if entry["verdict"] == "incorrect":
