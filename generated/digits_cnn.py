@@ -132,6 +132,16 @@ def _window_max(x, axes, out=None):
     return out
 
 
+def _window_sum(x, axes, out=None):
+    """The sum of x over its window axes `axes` (those axes dropped)."""
+    offsets = _offsets(x, axes)
+    first = x[next(offsets)]
+    out = first.copy() if out is None else np.copyto(out, first) or out
+    for index in offsets:
+        out += x[index]
+    return out
+
+
 def _first_maximum(x, axes):
     """1 where x holds the first maximum of its window (the axes `axes`, in row-major
     order, as torch's max pooling), else 0, in x's dtype; the window's axes go last."""
@@ -293,7 +303,7 @@ def _work_arrays(params, rows):
     work["delta5"] = np.empty((rows, 10), dtype)
     work["X_padded"] = np.zeros((rows, 1, 10, 10), dtype)  # zero borders: only entries are written
     work["a2_padded"] = np.zeros((rows, 8, 6, 6), dtype)  # zero borders: only entries are written
-    work["delta3_padded"] = np.zeros((rows, 32, 6, 6), dtype)  # zero borders: only entries are written
+    work["g_a2_by_offset_padded"] = np.zeros((8, 3, 3, rows, 6, 6), dtype)  # zero borders: only entries are written
     return work
 
 
@@ -346,8 +356,9 @@ def _backprop(params, X, Y, rate, work, grads):
     a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
     grads["W3"][...] = np.tensordot(delta3, _windows(a2_padded, (3, 3), (2, 3)), axes=([0, 2, 3], [0, 2, 3]))
     # dL/da2
-    delta3_padded = _zero_padded(delta3, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("delta3_padded"))
-    g_a2 = np.tensordot(params["W3"], _windows(delta3_padded, (3, 3), (2, 3))[:, :, :, :, ::-1, ::-1], axes=([0, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    g_a2_by_offset = np.tensordot(params["W3"], delta3, axes=([0], [1]))
+    g_a2_by_offset_padded = _zero_padded(g_a2_by_offset, ((0, 0), (0, 0), (0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("g_a2_by_offset_padded"))
+    g_a2 = np.transpose(_window_sum(np.diagonal(np.diagonal(_windows(g_a2_by_offset_padded, (3, 3), (4, 5))[:, :, :, :, :, :, ::-1, ::-1], 0, 1, 6), 0, 1, 5), (5, 4)), (1, 0, 2, 3))
     # dL/dz1
     delta1 = (g_a2[:, :, :, None, :, None]*np.transpose(chi2, (0, 1, 2, 4, 3, 5))).reshape(-1, 8, 8, 8)
     delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)

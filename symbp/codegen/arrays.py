@@ -82,6 +82,8 @@ def writes(term: Term, out: str) -> str | None:
         return f"np.sum({term.call[1]}, axis={term.call[2]}, out={out})"
     if kind == "tensordot":
         return None
+    if kind == "window_sum":
+        return f"_window_sum({term.call[1]}, {term.call[2]}, out={out})"
     return f"np.einsum({term.call[1]!r}, {', '.join(term.call[2])}, out={out})"
 
 
@@ -122,6 +124,9 @@ def _compile_sum(expr: sp.Sum, names, want: tuple) -> Term:
         if not remaining:
             return Term(f"np.sum({operand})", ())
         axis_code = str(axis[0]) if len(axis) == 1 else str(axis)
+        if operand.startswith(("_windows(", "np.diagonal(")):  # short strided window axes
+            return Term(f"_window_sum({operand}, {tuple(axis)})", remaining,
+                        ("window_sum", operand, str(tuple(axis))))
         return Term(f"np.sum({operand}, axis={axis_code})", remaining,
                     ("sum", operand, axis_code))
     return _einsum(factors, kept)

@@ -32,7 +32,14 @@ import sympy as sp
 from symbp.codegen.arrays import Term, aligned, atomic, compile_index, writes
 from symbp.codegen.printer import print_expr
 from symbp.codegen.safety import Code
-from symbp.codegen.views import Lowering, Padding, lower_views, split_strided
+from symbp.codegen.views import (
+    Lowering,
+    Padding,
+    View,
+    contract_first,
+    lower_views,
+    split_strided,
+)
 from symbp.engine.argmax import IsArgmax
 from symbp.engine.indices import FREE, Inside
 from symbp.ops.base import BATCH
@@ -166,8 +173,17 @@ class _Writer:
                 lines.append(f"{name} *= {_bare(rest, FREE[:rank])}")
             if lines is not None:
                 return lines
-        expr, padding = self.lowered(expr, dict(zip(FREE, extents, strict=False)))
-        return padding + self._assign(name, expr, rank, out_hint)
+        ranges = dict(zip(FREE, extents, strict=False))
+        first = contract_first(expr, self.names, ranges)
+        lines = []
+        if first is not None:  # the contraction, then the windows (col2im order)
+            inner, labels, inner_extents, outer = first
+            terms = f"{name}_by_offset"
+            self.names.views[terms] = View(terms, inner_extents)
+            lines.append(f"{terms} = {_bare(compile_index(inner, self.names, labels), labels)}")
+            expr = outer(sp.IndexedBase(terms, real=True))
+        expr, padding = self.lowered(expr, ranges)
+        return lines + padding + self._assign(name, expr, rank, out_hint)
 
     def maximum(self, name: str, entry: sp.Expr, limits: tuple, rank: int) -> list:
         """``name`` = the maximum of ``entry`` over the indices of ``limits``."""

@@ -430,3 +430,61 @@ def _indices(expr):
     """Every index expression of ``expr``: of its entries and of its conditions."""
     found = [i for e in expr.atoms(sp.Indexed) for i in e.indices]
     return found + [e.args[0] for e in expr.atoms(Inside)]
+
+
+# ------------------------------------------- contraction before the windows
+def contract_first(expr: sp.Expr, arrays, ranges: dict):
+    """A convolution-like sum ``sum_{c,p} A[.., c, p] G[.., c, e(u, p)]`` (``A`` read at
+    plain indices, ``G`` at affine ones in the offsets ``p``) as two steps when that
+    is cheaper than the windows of ``G``: ``T[.., p, .., j] = sum_c A[.., c, p] G[.., c, j]``
+    (one contraction of plain arrays), then ``sum_p T[.., p, .., e(u, p)]`` (a read of
+    ``T`` at affine indices: windows, summed over the offsets). This is the
+    transposed convolution's col2im order, which does not multiply the zeros of a
+    padded ``G``. Returns ``(inner, labels, extents, outer)``: the first step's
+    expression and its axes and their extents, and ``outer(base)``, the second step
+    reading ``T`` from ``base``; or None."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    body, limits = _merged(expr)
+    factors = sp.Mul.make_args(body)
+    conditions = [f for f in factors if isinstance(f, Inside)]
+    reads = [f for f in factors if isinstance(f, sp.Indexed)]
+    numbers = [f for f in factors if f.is_number]
+    if len(reads) != 2 or len(conditions) + len(reads) + len(numbers) != len(factors):
+        return None
+    plain = [r for r in reads if all(isinstance(i, sp.Symbol) for i in r.indices)]
+    if len(plain) != 1 or len(set(plain[0].indices)) != len(plain[0].indices):
+        return None
+    (kernel,), (read,) = plain, [r for r in reads if r is not plain[0]]
+    summed = {index: int(high - low + 1) for index, low, high in limits}
+    affine = [i for i in read.indices if not isinstance(i, sp.Symbol)]
+    offsets = [k for k in summed if k in kernel.indices and any(e.has(k) for e in affine)]
+    contracted = [k for k in summed if k not in offsets]
+    if not offsets or any(k not in kernel.indices or k not in read.indices for k in contracted):
+        return None
+    if any(e.has(*contracted) for e in affine):
+        return None
+    positions = {e: sp.Symbol(f"j{a}", integer=True, nonnegative=True)
+                 for a, e in enumerate(read.indices) if not isinstance(e, sp.Symbol)}
+    spread = read.base[tuple(positions.get(i, i) for i in read.indices)]
+    labels = tuple(i for i in kernel.indices if i not in contracted) + tuple(
+        i for i in spread.indices if i not in contracted)
+    if len(set(labels)) != len(labels):
+        return None
+    sizes = dict(ranges) | summed
+    kernel_extents = dict(zip(kernel.indices, arrays.extents(kernel.base.label.name),
+                              strict=True))
+    read_extents = dict(zip(spread.indices, arrays.extents(read.base.label.name), strict=True))
+    extents = tuple(kernel_extents.get(s, read_extents.get(s)) for s in labels)
+    windows = math.prod(sizes[s] for s in (*offsets, *contracted)) * math.prod(
+        sizes[s] or 1 for s in read.free_symbols if s in ranges)
+    if math.prod(e or 1 for e in extents) >= windows:
+        return None
+    inner = sp.Mul(*numbers) * sp.Sum(kernel * spread, *[(k, 0, summed[k] - 1)
+                                                        for k in contracted])
+
+    def outer(base):
+        entry = base[labels].xreplace({j: e for e, j in positions.items()})
+        return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, summed[k] - 1) for k in offsets])
+
+    return inner, labels, extents, outer
