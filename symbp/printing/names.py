@@ -45,6 +45,7 @@ class Quantity:
     comma: bool = False  # indices joined with commas (a batch row index among them)
     function: str = ""  # an entry printed as function(entry_base_{...}) when set
     gradient: bool = False  # a gradient (its entries print first in a product)
+    parameter: bool = False  # a parameter (next, in a product over positions: W a)
 
     def entry(self, indices: str) -> str:
         sub = f"{self.entry_base}_{{{indices}}}"
@@ -93,7 +94,8 @@ def tensor_quantity(tensor, view: str) -> Quantity:
         return Quantity(tensor.name, latex, to_text(latex), latex)
     batch_matrix = is_batch(tensor) and tensor.rank == 2
     latex = capital(tensor.latex) if batch_matrix else tensor.latex
-    return Quantity(tensor.name, latex, to_text(latex), tensor.latex, comma=is_batch(tensor))
+    return Quantity(tensor.name, latex, to_text(latex), tensor.latex, comma=is_batch(tensor),
+                    parameter=tensor.role == "parameter")
 
 
 def gradient_quantity(graph, tensor, adjoint, view: str) -> Quantity:

@@ -195,13 +195,19 @@ class ScalarLatex(LatexPrinter):
                              *([self._wrap(rest)] if rest != 1 else [])])
         if sum(isinstance(f, sp.Indexed) for f in factors) < 2:
             return super()._print_Mul(expr)
-        ordered = sorted(factors, key=lambda f: not self._is_gradient(f))
+        ordered = sorted(factors, key=lambda f: (not self._is_gradient(f), self.ranges and not
+                                                 self._is_parameter(f)))
         text = " ".join(self._wrap(f) for f in ordered)
         if coefficient == 1:
             return text
         if coefficient == -1:
             return "- " + text
         return f"{self._print(coefficient)} {text}"
+
+    def _is_parameter(self, factor) -> bool:
+        quantity = self.quantities.get(factor.base.label) if isinstance(
+            factor, sp.Indexed) else None
+        return quantity is not None and quantity.parameter
 
     def _is_gradient(self, factor) -> bool:
         quantity = self.quantities.get(factor.base.label) if isinstance(
