@@ -13,6 +13,7 @@ verdict's JSON form names it.
 """
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def _text(value) -> str:
     return str(value)
 
 
+# the letters each preset maps (CONVENTIONS §1 has other meanings or none for them): where a
+# claim uses one, the verdict's ``symbols`` says what it was read as
+MAPPED = {"nielsen": ("w",), "bishop": ("a", "z", "t"), "goodfellow": ("a", "h"),
+          "ng": ("dZ", "dz", "dW", "dA", "da", "db", "m"), "cs231n": ("N",), "d2l": ("h", "o")}
 SOURCES = ("nielsen", "bishop", "goodfellow", "ng", "cs229", "cs231n", "wikipedia", "d2l", "ufldl",
            "ops")  # the id's prefix; ops: Ioffe & Szegedy, Ba et al., He et al., Srivastava et al.
 
@@ -73,3 +78,6 @@ def test_source_claim(entry):
         assert entry["mistake"] in explanation, json.dumps(verdict, indent=1)
     if entry["convention"]:
         assert entry["convention"].lower() in verdict.get("convention", "").lower(), verdict
+        for letter in MAPPED.get(entry["convention"], ()):
+            if re.search(rf"(?<![A-Za-z\\]){letter}(?![A-Za-z])", entry["claim"]):
+                assert letter in verdict.get("symbols", {}), (letter, verdict.get("symbols"))
