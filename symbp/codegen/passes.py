@@ -429,7 +429,27 @@ def _layer_summary(layer) -> str:
         return f"dense, {int(layer.options['units'])} units"
     if layer.type == "dropout":
         return f"dropout, rate {float(layer.options['rate'])!r}"
+    if "kernel" in layer.options:  # convolution and pooling: the window's geometry
+        return f"{layer.type}, {window_summary(layer)}"
     return layer.type
+
+
+def window_summary(layer) -> str:
+    """``8 channels, kernel 3x3, stride 2x2, padding 1x1`` (what differs from the
+    defaults), from the layer's integers only."""
+    options = layer.options
+    parts = [f"{int(options['channels'])} channels"] if "channels" in options else []
+
+    def sizes(value):
+        return "x".join(str(int(v)) for v in value)
+
+    parts.append(f"kernel {sizes(options['kernel'])}")
+    if options.get("stride") and tuple(options["stride"]) not in ((1,), tuple(
+            options["kernel"])):
+        parts.append(f"stride {sizes(options['stride'])}")
+    if any(options.get("padding") or ()):
+        parts.append(f"padding {sizes(options['padding'])}")
+    return ", ".join(parts)
 
 
 def _inline_single_readers(gradients) -> list:

@@ -17,7 +17,7 @@ from pathlib import Path
 import sympy as sp
 
 from symbp import __version__
-from symbp.codegen.passes import build_passes
+from symbp.codegen.passes import build_passes, window_summary
 from symbp.codegen.safety import Code, literal, render_slot
 from symbp.engine.derivation import derive_graph
 from symbp.printing.rows import View, formula_row
@@ -64,6 +64,10 @@ def _architecture(network) -> str:
             parts.append(f"residual from {layer.options['from']}")
         elif layer.type == "dropout":
             parts.append(f"dropout {layer.options['rate']}")
+        elif "kernel" in layer.options:
+            activation = layer.options.get("activation")
+            parts.append(f"{layer.type} ({window_summary(layer)})"
+                         + (f" {activation}" if activation and activation != "identity" else ""))
         else:
             parts.append(layer.type)
     return " -> ".join(parts)
@@ -73,8 +77,9 @@ def _formulas(derivation) -> list:
     """The derived backward pass, one text line per gradient in the order the code computes
     them (matrix form where there is one, else index form), as :mod:`symbp.printing` has it."""
     view = View.of(derivation.graph, derivation.gradients, "batch")
-    return [formula_row(g.adjoint.name, view.quantities[g.adjoint.base.label], g.expr,
-                        g.adjoint.shape, view).text for g in derivation.gradients]
+    return [line for g in derivation.gradients
+            for line in formula_row(g.adjoint.name, view.quantities[g.adjoint.base.label],
+                                    g.expr, g.adjoint.shape, view).text.splitlines()]
 
 
 def _masks(derivation) -> list:
