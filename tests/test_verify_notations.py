@@ -95,6 +95,12 @@ CASES = [
     ("ng dZ output", "sigmoid", "ng", r"dZ^{[L]} = A^{[L]} - Y", "incorrect", None),
     ("ng dA", "tanh", "ng", r"dA^{[l-1]} = W^{[l]T} dZ^{[l]}", "correct", None),
     ("ng da bare", "relu", "ng", r"da^{[L]} = -\frac{y}{a} + \frac{1-y}{1-a}", "correct", None),
+    ("ng dz transposed", "sigmoid_ce", "ng", r"dz^{[L]T} = a^{[L]T} - y^T", "correct", None),
+    ("ng dz transposed, mse", "sigmoid", "ng", r"dz^{[L]T} = a^{[L]T} - y^T", "incorrect", None),
+    ("cs229 ell as the layer", "tanh", "ng",
+     r"\nabla_{W^{[\ell]}} J(W,b) = \delta^{[\ell]} a^{[\ell-1]T}", "correct", None),
+    ("cs229 ell, wrong layer", "tanh", "ng",
+     r"\nabla_{W^{[\ell]}} J(W,b) = \delta^{[\ell]} a^{[\ell]T}", "incorrect", None),
     # CS231n: W is n_{l-1} x n_l, Z = XW + b, dZ the mean loss's gradient
     ("cs231n dW", "tanh", "cs231n", r"dW = X^T dZ", "correct", None),
     ("cs231n dW transposed", "tanh", "cs231n", r"dW = dZ^T X", "incorrect", None),
