@@ -220,10 +220,9 @@ class _Rewriter:
         if role is None:
             meaning, fix = HINTS.get(name, ("not a quantity of the network", "--let "
                                             f"{name}=a (or another quantity)"))
-            convention = "" if self.conv is DEFAULT else f" {self.conv.name}"
             letter = _WRITTEN.get(name, name)
-            self.fail(leaf, f"{letter} is not defined in the{convention} convention: {letter} is "
-                            f"{meaning}; use {fix}")
+            self.fail(leaf, f"{letter} is not defined in the {self.conv.name} convention: "
+                            f"{letter} is {meaning}; use {fix}")
         if role.name != name or role.layer is not None:
             written = _WRITTEN.get(name) or C.leaf_latex(replace(leaf, layer=None))
             self.symbols[written] = role.latex
