@@ -74,9 +74,50 @@ CNNS = {
 }
 
 
+ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu")
+
+
+def random_cnn(seed: int) -> tuple:
+    """A seeded random CNN: conv1d or conv2d layers (kernels, strides, paddings), pooling,
+    norms, dropout, activations, a residual, perhaps a flatten, a softmax output."""
+    rng = np.random.default_rng(seed)
+    axes = int(rng.integers(1, 3))
+    inputs = [int(rng.integers(1, 3)), *[int(rng.integers(5, 9)) for _ in range(axes)]]
+    layers = []
+    for position in range(int(rng.integers(1, 4))):
+        kind = str(rng.choice(["conv", "conv", "max", "avg", "batch_norm", "layer_norm",
+                               "dropout", "activation", "residual"]))
+        if kind == "conv" or position == 0:
+            kernel = [int(rng.integers(1, 4)) for _ in range(axes)]
+            layers.append({"type": f"conv{axes}d", "channels": int(rng.integers(1, 4)),
+                           "kernel": kernel,
+                           "stride": [int(rng.integers(1, 3)) for _ in range(axes)],
+                           "padding": [int(rng.integers(0, k)) for k in kernel],
+                           "activation": str(rng.choice(ACTIVATIONS)), "name": f"h{position}"})
+        elif kind in ("max", "avg"):
+            layers.append({"type": f"{kind}_pool{axes}d", "kernel": int(rng.integers(1, 3)),
+                           "stride": int(rng.integers(1, 3))})
+        elif kind == "dropout":
+            layers.append({"type": "dropout", "rate": 0.3})
+        elif kind == "activation":
+            layers.append({"type": "activation", "activation": str(rng.choice(ACTIVATIONS))})
+        elif kind == "residual":
+            layers.append({"type": "residual", "from": "h0"})
+        else:
+            layers.append({"type": kind})
+    if rng.random() < 0.5:
+        layers.append({"type": "flatten"})
+    return inputs, [*layers, {"units": 2, "activation": "softmax"}], "cross_entropy"
+
+
+# seeds whose CNN has a convolution after another layer (strides, paddings, a residual, pooling,
+# batch and layer norm between them, three convolutions)
+SWEEP = tuple(f"random-{seed}" for seed in (2, 4, 7, 16, 39, 53, 82, 151))
+
+
 @lru_cache(maxsize=None)
 def derived(key):
-    inputs, layers, loss = CNNS[key]
+    inputs, layers, loss = random_cnn(int(key.split("-")[1])) if key in SWEEP else CNNS[key]
     return derive_graph(network_from_dict({"name": key.replace("-", "_"), "inputs": inputs,
                                            "loss": loss, "layers": layers}))
 
@@ -113,7 +154,7 @@ def evaluate(expr, sizes, arrays, shape, scalars=frozenset()):
 
 
 # --------------------------------------------------------------- every format
-@pytest.mark.parametrize("key", sorted(CNNS))
+@pytest.mark.parametrize("key", [*sorted(CNNS), *SWEEP])
 @pytest.mark.parametrize("fmt", [*FORMATS, "standalone"])
 def test_no_sympy_internals(key, fmt):
     text = outputs_of(key)[fmt]
@@ -162,7 +203,7 @@ def test_latex_compiles_with_pdflatex(pdflatex, tmp_path, key):
 
 
 # ------------------------------------------------------ the printed values
-@pytest.mark.parametrize("key", sorted(CNNS))
+@pytest.mark.parametrize("key", [*sorted(CNNS), *SWEEP])
 def test_arranged_sums_are_the_engines_gradients(key):
     """Merging nested sums and ordering their indices changes no value."""
     derivation = derived(key)
@@ -215,7 +256,7 @@ def test_transposed_convolution_reading_is_the_input_gradient(key):
                                    atol=1e-13, err_msg=gradient.adjoint.name)
 
 
-@pytest.mark.parametrize("key", sorted(CNNS))
+@pytest.mark.parametrize("key", [*sorted(CNNS), *SWEEP])
 def test_per_sample_view_is_the_batch_gradient_per_row(key):
     """Row s of a per-sample gradient is B times the batch gradient's row; a kernel's
     per-sample gradients (still summed over the positions) average to the batch gradient."""
@@ -372,3 +413,17 @@ def test_general_conv_layer_prints_with_symbols():
     assert r"\left[(i - p + P)/S_{1} \in \{0, \dots, H' - 1\}\right]" in strided
     assert r"\sum_{q=0}^{K_{2} - 1}" in strided
     assert "general convolution" not in outputs_of("strided-nonsquare")["text"]  # unpadded
+
+
+@pytest.mark.parametrize("key", SWEEP)
+def test_random_cnn_readings_are_the_engines_gradients(key):
+    """On random CNNs every transposed-convolution reading evaluates to its gradient."""
+    sizes, _, values = evaluated(key)
+    found = _input_gradient_readings(key)
+    assert found
+    for gradient, result in found:
+        (_, rotated, shape, _, _), (tilde, definition, tilde_shape, _, _) = result.forms
+        padded = evaluate(definition, sizes, values, tilde_shape)
+        got = evaluate(rotated, sizes, {**values, tilde.code: padded}, shape)
+        np.testing.assert_allclose(got, values[gradient.adjoint.name], rtol=1e-12,
+                                   atol=1e-13, err_msg=gradient.adjoint.name)
