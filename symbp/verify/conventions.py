@@ -209,7 +209,7 @@ class _Rewriter:
     def __init__(self, claim: C.Claim, conv: Convention, lets: dict):
         self.claim, self.conv, self.lets = claim, conv, lets
         self.symbols: dict = {}
-        self.index_layers = _index_layers(claim, conv, lets) if conv.layers_by_index else {}
+        self.index_layers = _index_layers(claim) if conv.layers_by_index else {}
 
     def fail(self, node, message):
         raise C.ClaimParseError(message, node.span[0] + 1, text=self.claim.text)
@@ -342,7 +342,7 @@ def _index(inner: C.Node, idx: tuple) -> C.Node:
     return C.Indexed(inner, idx, span=inner.span)
 
 
-def _index_layers(claim: C.Claim, conv: Convention, lets: dict) -> dict:
+def _index_layers(claim: C.Claim) -> dict:
     """Bishop's units: index letters i, j, k in consecutive layers; j is layer l, or the
     letter of the output (y, t) is L."""
     order = "ijk"
