@@ -38,6 +38,12 @@ def _term(printer, symbol, coefficient) -> str:
     return f"{printer._print(coefficient)} {name}"
 
 
+def _joined(text: str, piece: str, negative: bool) -> str:
+    if not text:
+        return ("-" if negative else "") + piece
+    return text + (" - " if negative else " + ") + piece
+
+
 def affine(printer, expr: sp.Expr) -> str:
     """``expr`` as an affine index (see the module docstring); other expressions as they are."""
     if isinstance(expr, sp.Symbol) or expr.is_Integer:
@@ -61,12 +67,11 @@ def affine(printer, expr: sp.Expr) -> str:
         text, constant = printer._print(constant), sp.Integer(0)
     for symbol, coefficient in scaled:
         negative = coefficient.could_extract_minus_sign()
-        piece = _term(printer, symbol, -coefficient if negative else coefficient)
-        text += (" - " if negative else " + ") + piece if text else ("-" if negative else "") + piece
+        text = _joined(text, _term(printer, symbol, -coefficient if negative else coefficient),
+                       negative)
     if constant != 0:
         negative = constant.could_extract_minus_sign()
-        piece = printer._print(-constant if negative else constant)
-        text += (" - " if negative else " + ") + piece if text else ("-" if negative else "") + piece
+        text = _joined(text, printer._print(-constant if negative else constant), negative)
     text = text or "0"
     return f"({text})/{denominator}" if denominator != 1 else text
 

@@ -73,8 +73,8 @@ def to_text(latex: str) -> str:
 
 def capital(latex: str) -> str:
     """``a^{(1)}`` -> ``A^{(1)}``, ``\\hat{x}^{(2)}`` -> ``\\hat{X}^{(2)}``; Greek names as they are."""
-    latex = re.sub(r"^(\\operatorname\{vec\}\()([a-z])(?=\^)", lambda m: m.group(1) + m.group(2).upper(),
-                   latex)  # the reshape of a batch tensor: vec(A^{(4)})
+    latex = re.sub(r"^(\\operatorname\{vec\}\()([a-z])(?=\^)",  # a batch reshape: vec(A^{(4)})
+                   lambda m: m.group(1) + m.group(2).upper(), latex)
     latex = re.sub(r"^([a-z])(?=\^|$)", lambda m: m.group(1).upper(), latex)
     return re.sub(r"^\\hat\{([a-z])\}", lambda m: rf"\hat{{{m.group(1).upper()}}}", latex)
 

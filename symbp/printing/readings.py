@@ -378,6 +378,6 @@ def _unflattened(target, expr, shape, view):
     if node is None:
         return None
     lhs = target.latex
-    return Reading(((lhs, "=", rf"\operatorname{{vec}}^{{-1}}\left({matrix_latex(node, view.scalars)}"
-                     r"\right)"),),
+    shown = matrix_latex(node, view.scalars)
+    return Reading(((lhs, "=", rf"\operatorname{{vec}}^{{-1}}\left({shown}\right)"),),
                    (f"{target.text} = vec^-1({matrix_text(node, view.scalars)})",))

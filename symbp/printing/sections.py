@@ -311,13 +311,16 @@ def notation(graph) -> Section | None:
                                  r"in 1-d)}"),),
                 "(x ⋆_S k)[i,j] = sum_{p,q} x[iS+p,jS+q] k[p,q]  (valid cross-correlation; "
                 "⋆ = ⋆_1; one index in 1-d)"),
-            Row("pad_dilate_rotate", ((r"\operatorname{pad}_{P}(x),\ \operatorname{dil}_{S}(x),"
-                                       r"\ \operatorname{rot}_{180^{\circ}}(k)", ":",
-                                       r"x \text{ with } P \text{ zeros around it; } x "
-                                       r"\text{ with } S - 1 \text{ zeros between neighbours; "
-                                       r"} k_{K-1-p,\,K-1-q}"),),
-                "pad_P(x), dil_S(x), rot180(k): x with P zeros around it; with S - 1 zeros "
-                "between neighbours; k[K-1-p, K-1-q]")]
+            Row("pad", ((r"\operatorname{pad}_{P}(x)", ":", r"x \text{ with } P \text{ zeros "
+                         r"around it (per axis: } \operatorname{pad}_{(P_1,P_2)}\text{)}"),),
+                "pad_P(x): x with P zeros around it (per axis: pad_(P1,P2))"),
+            Row("dilate", ((r"\operatorname{dil}_{S}(x)", ":", r"x \text{ with } S - 1 "
+                            r"\text{ zeros between neighbours}"),),
+                "dil_S(x): x with S - 1 zeros between neighbours"),
+            Row("rotate", ((r"\operatorname{rot}_{180^{\circ}}(k)_{p,q}", "=",
+                            r"k_{K-1-p,\,K-1-q} \quad \text{(the kernel rotated by } "
+                            r"180^{\circ}\text{)}"),),
+                "rot180(k)[p,q] = k[K-1-p, K-1-q]  (the kernel rotated by 180 degrees)")]
     if any(isinstance(e, IsArgmax) for e in exprs):
         rows.append(Row("argmax_ties", ((r"\operatorname*{argmax}", ":",
                                          r"\text{the first maximum of a window in row-major "
