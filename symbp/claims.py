@@ -13,7 +13,8 @@ LALR grammar (:data:`GRAMMAR`), not a set of regular expressions. Its precedence
 loosest first:
 
 - ``+`` and ``-`` (also a leading ``-``);
-- ``\\odot``, ``\\circ``, ``\\bullet`` and ``*`` (Ng's): the elementwise product;
+- ``\\odot``, ``\\circ``, ``\\bullet``: the elementwise product, and ``*`` (:class:`Star`:
+  Ng's elementwise product, or a convolution);
 - ``\\sum_k``, ``\\sum_{k=1}^{n_l}`` (limits from 0 or 1), over the product that follows;
 - juxtaposition, ``\\cdot``, ``\\times`` (the matrix product, or scaling when
   one side is a scalar) and ``/``;
@@ -77,6 +78,7 @@ start: expr (_EQ expr)+
     | _PLUS product
 ?product: hterm
     | product _ODOT hterm            -> hadamard
+    | product _STAR hterm            -> star
 ?hterm: mterm
     | sumop hterm                    -> sumover
     | mterm sumop hterm              -> matmul_sum
@@ -190,7 +192,8 @@ _LBRACE: "{"
 _RBRACE: "}"
 LPAR: /\\left\s*([(\[]|\\\{)|\\[bB]igg?l?\s*([(\[]|\\\{)|[(\[]|\\\{/
 RPAR: /\\right\s*([)\]]|\\\})|\\[bB]igg?r?\s*([)\]]|\\\})|[)\]]|\\\}/
-_ODOT: /\\(odot|circ|bullet)(?![a-zA-Z])|\*/
+_ODOT: /\\(odot|circ|bullet)(?![a-zA-Z])/
+_STAR: "*"
 _CDOT: /\\(cdot|times)(?![a-zA-Z])/
 _FRAC: /\\[dt]?frac(?![a-zA-Z])/
 _SUM: /\\sum(?![a-zA-Z])(\s*\\limits(?![a-zA-Z]))?/
@@ -235,7 +238,7 @@ DIGIT: /\d/
 _TERMINAL_TEXT = {
     "_EQ": "'='", "_PLUS": "'+'", "_MINUS": "'-'", "_SLASH": "'/'", "_SUP": "'^'",
     "_SUB": "'_'", "PRIME": "\"'\"", "_LBRACE": "'{'", "_RBRACE": "'}'",
-    "LPAR": "'('", "RPAR": "')'", "_ODOT": "'\\odot'", "_CDOT": "'\\cdot'",
+    "LPAR": "'('", "RPAR": "')'", "_ODOT": "'\\odot'", "_STAR": "'*'", "_CDOT": "'\\cdot'",
     "_FRAC": "'\\frac'", "_DIFF": "'\\partial' or 'd'", "_NABLA": "'\\nabla'",
     "LEAF": "a quantity (W, b, z, a, x, y, \\delta)", "WRAP": "'\\mathbf'",
     "FUNC": "a function (\\sigma, \\tanh, \\exp, \\log)",
@@ -368,6 +371,15 @@ class Sub(Node):
 
 @dataclass(frozen=True)
 class Hadamard(Node):
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Star(Node):
+    """``u * v``: Ng's (and NumPy's) elementwise product, or a convolution: the convention
+    and the network decide (:mod:`symbp.verify.conventions`)."""
+
     left: Node
     right: Node
 
@@ -531,6 +543,16 @@ def children(node: Node) -> list[tuple[str, Node]]:
             if isinstance(getattr(node, f.name), Node) and f.name != "span"]
 
 
+def map_children(node: Node, fn) -> Node:
+    """``node`` with ``fn`` applied to each child node (a case's value and condition too)."""
+    if isinstance(node, Cases):
+        rows = tuple(tuple(None if part is None else fn(part) for part in row)
+                     for row in node.rows)
+        return replace(node, rows=rows)
+    changes = {name: fn(child) for name, child in children(node)}
+    return replace(node, **changes) if changes else node
+
+
 def walk(node: Node):
     """Every node of a tree, parents first, with its path (a tuple of field names)."""
     stack = [((), node)]
@@ -611,10 +633,7 @@ def _substitute(sides: tuple, name: Node, value: Node, text: str) -> tuple:
         value = replace(value, func=replace(lhs.func, order=0, power=None))
 
     def put(node):
-        if node == name:
-            return value
-        changes = {key: put(child) for key, child in children(node)}
-        return replace(node, **changes) if changes else node
+        return value if node == name else map_children(node, put)
 
     return tuple(put(side) for side in sides)
 
@@ -838,6 +857,9 @@ class _Builder:
 
     def r_hadamard(self, tree, left, right):
         return Hadamard(self.build(left), self.build(right))
+
+    def r_star(self, tree, left, right):
+        return Star(self.build(left), self.build(right))
 
     def r_matmul(self, tree, left, right):
         node = self.build_fn(left)
@@ -1311,6 +1333,10 @@ class _LatexPrinter:
 
     def p_Hadamard(self, node):
         return (f"{self.wrap(node.left, Add, Sub, Neg, MatMul)} \\odot "
+                f"{self.wrap(node.right, Add, Sub, Neg, MatMul)}")
+
+    def p_Star(self, node):
+        return (f"{self.wrap(node.left, Add, Sub, Neg, MatMul)} * "
                 f"{self.wrap(node.right, Add, Sub, Neg, MatMul)}")
 
     def p_MatMul(self, node):

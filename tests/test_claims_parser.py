@@ -23,6 +23,7 @@ from symbp.claims import (
     Num,
     Ones,
     Power,
+    Star,
     Sub,
     Sum,
     Transpose,
@@ -195,8 +196,8 @@ def test_component_forms_keep_indices_and_letters(text, lhs, rhs_):
 @pytest.mark.parametrize("text, lhs, rhs_", [
     # Ng: d-gradients, [l] layers, * elementwise, g^{[l]\prime}
     (r"dz^{[l]} = W^{[l+1]T} dz^{[l+1]} * g^{[l]\prime}(z^{[l]})", Grad("d", Leaf("z", LJ)),
-     Hadamard(MatMul(Transpose(W()), Grad("d", Leaf("z", L1))),
-              Apply(Func("generic", 1, layer=LJ), Leaf("z", LJ)))),
+     Star(MatMul(Transpose(W()), Grad("d", Leaf("z", L1))),
+          Apply(Func("generic", 1, layer=LJ), Leaf("z", LJ)))),
     (r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}", Grad("d", Leaf("W", LJ)),
      MatMul(MatMul(Div(Num(Fraction(1)), Leaf("m")), Grad("d", Leaf("z", LJ, True))),
             Transpose(Leaf("a", LM1, True)))),

@@ -244,6 +244,25 @@ def test_phi_is_the_normal_density_in_a_scalar_identity_and_the_activation_in_a_
     assert network.rhs.right.func == C.Func("generic", 1)
 
 
+def test_star_is_elementwise_unless_the_network_convolves():
+    """Ng's ``*`` is the elementwise product; on a network with convolutions ``*`` may be a
+    convolution, so the claim must say which (never a guessed verdict)."""
+    claim = r"\delta^{(l)} = ((W^{(l+1)})^T \delta^{(l+1)}) * f'(z^{(l)})"
+    assert verify_written(claim, NETS["tanh"]).ok
+    conv = Network(inputs=[1, 6, 6], layers=[{"type": "conv2d", "channels": 2, "kernel": 3},
+                                             {"type": "flatten"}, Dense(2, "identity")],
+                   loss="mse")
+    verdict = verify_written(claim, conv)
+    assert verdict.verdict == "cannot parse" and "'*' on a network with convolutions" in (
+        verdict.summary)
+
+
+def test_cases_and_the_printers_where_clause_together():
+    claim = (r"\operatorname{relu}'(z) = \begin{cases} b & z > 0 \\ 0 & \text{otherwise} "
+             r"\end{cases} \quad (b = 1)")
+    assert verify_written(claim).ok
+
+
 def test_a_reading_keeps_the_users_text_for_the_report():
     text = r"\delta^l_j = \sum_k w^{l+1}_{kj} \delta^{l+1}_k \sigma'(z^l_j)"
     reading = read(text)

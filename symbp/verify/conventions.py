@@ -179,21 +179,25 @@ class Reading:
     claim: C.Claim
     convention: Convention
     symbols: dict
+    convolutions: bool = False
 
 
-def read(text_or_claim, convention=None, lets=()) -> Reading:
+def read(text_or_claim, convention=None, lets=(), convolutions: bool = False) -> Reading:
     """Parse (if given text), rewrite in ``convention`` with ``lets`` (pairs from
-    :func:`parse_let`), translate component forms; ClaimParseError when it cannot be read."""
+    :func:`parse_let`), translate component forms; ClaimParseError when it cannot be read.
+    ``*`` is the elementwise product, unless the network has ``convolutions`` (then it
+    may be one: the claim must say \\odot)."""
     claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
     conv = get(convention)
     claim = notation.piecewise(claim)
+    claim = C.Claim(tuple(_stars(side, convolutions, claim) for side in claim.sides), claim.text)
     if not _about_network(claim.lhs):  # \phi in a scalar identity is the normal density
         claim = C.Claim(tuple(_densities(side) for side in claim.sides), claim.text)
     rewritten, symbols = rewrite(claim, conv, dict(lets))
     matrix = notation.to_matrix(rewritten)
     matrix = C.Claim(tuple(_reciprocals(side) for side in matrix.sides), matrix.text)
     _check_symbp(matrix)
-    return Reading(matrix, conv, symbols)
+    return Reading(matrix, conv, symbols, convolutions)
 
 
 def rewrite(claim: C.Claim, conv: Convention, lets: dict) -> tuple[C.Claim, dict]:
@@ -415,6 +419,17 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     return C.Claim(sides, claim.text)
 
 
+def _stars(node, convolutions: bool, claim: C.Claim):
+    if isinstance(node, C.Star):
+        if convolutions:
+            raise C.ClaimParseError("'*' on a network with convolutions: write \\odot for the "
+                                    "elementwise product (claims about a convolution are not "
+                                    "read yet)", node.span[0] + 1, text=claim.text)
+        return C.Hadamard(_stars(node.left, convolutions, claim),
+                          _stars(node.right, convolutions, claim), span=node.span)
+    return C.map_children(node, lambda child: _stars(child, convolutions, claim))
+
+
 def _densities(node):
     """``\\phi(x)`` in a scalar identity (gelu's ``\\Phi(x) + x \\phi(x)``): the normal density;
     in a claim about a network it is the layer's activation (d2l's)."""
@@ -491,8 +506,10 @@ def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict
     network = as_network(network)
     conv = get(convention)
     pairs = [parse_let(item) if isinstance(item, str) else item for item in lets]
+    convolutions = network is not None and any(
+        layer.type.startswith("conv") for layer in network.layers)
     try:
-        reading = read(text, conv, pairs)
+        reading = read(text, conv, pairs, convolutions)
     except C.ClaimParseError as error:
         verdict = unparsed(text if isinstance(text, str) else repr(text), error)
         return _label(verdict, conv, {}, convention is not None)
@@ -520,7 +537,7 @@ def _other_conventions(verdict, text, reading: Reading, network, pairs) -> None:
         if conv is reading.convention:
             continue
         try:
-            other = read(text, conv, pairs)
+            other = read(text, conv, pairs, reading.convolutions)
         except C.ClaimParseError:
             continue
         if other.claim.sides in seen:
