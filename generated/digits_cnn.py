@@ -138,13 +138,27 @@ def _window_max(x, axes, out=None):
     return out
 
 
-def _window_sum(x, axes, out=None):
-    """The sum of x over its window axes `axes` (those axes dropped)."""
-    offsets = _offsets(x, axes)
-    first = x[next(offsets)]
-    out = first.copy() if out is None else np.copyto(out, first) or out
-    for index in offsets:
-        out += x[index]
+def _col2im(terms, offsets, positions, size, stride, padding, dilation=None):
+    """out[.., u, ..] = the sum over the kernel offsets p (the axes `offsets`) of
+    terms[.., p, .., (u + padding - dilation p)/stride, ..] (the axes `positions`) where
+    that position is an integer in range: each offset's terms added where they land
+    (a transposed convolution in col2im order, without a padded copy). The offset axes
+    go; the position axes get the extents `size`."""
+    dilation = dilation or (1,) * len(offsets)
+    kept = [axis for axis in range(terms.ndim) if axis not in offsets]
+    shape = [terms.shape[axis] for axis in kept]
+    for axis, extent in zip(positions, size, strict=True):
+        shape[kept.index(axis)] = extent
+    out = np.zeros(shape, terms.dtype)
+    for offset in np.ndindex(*(terms.shape[axis] for axis in offsets)):
+        source, target = [slice(None)] * terms.ndim, [slice(None)] * out.ndim
+        for p, at, axis, n, s, d, pad in zip(offset, offsets, positions, size, stride,
+                                             dilation, padding, strict=True):
+            shift = d * p - pad  # the term at position e lands at u = s e + shift
+            first, last = max(0, -(shift // s)), min(terms.shape[axis] - 1, (n - 1 - shift) // s)
+            source[at], source[axis] = p, slice(first, last + 1)
+            target[kept.index(axis)] = slice(s * first + shift, max(s * last + shift + 1, 0), s)
+        out[tuple(target)] += terms[tuple(source)]
     return out
 
 
@@ -309,7 +323,6 @@ def _work_arrays(params, rows):
     work["delta5"] = np.empty((rows, 10), dtype)
     work["X_padded"] = np.zeros((rows, 1, 10, 10), dtype)  # zero borders: only entries are written
     work["a2_padded"] = np.zeros((rows, 8, 6, 6), dtype)  # zero borders: only entries are written
-    work["g_a2_by_offset_padded"] = np.zeros((8, 3, 3, rows, 6, 6), dtype)  # zero borders: only entries are written
     return work
 
 
@@ -363,8 +376,7 @@ def _backprop(params, X, Y, rate, work, grads):
     grads["W3"][...] = np.tensordot(delta3, _windows(a2_padded, (3, 3), (2, 3)), axes=([0, 2, 3], [0, 2, 3]))
     # dL/da2
     g_a2_by_offset = np.tensordot(params["W3"], delta3, axes=([0], [1]))
-    g_a2_by_offset_padded = _zero_padded(g_a2_by_offset, ((0, 0), (0, 0), (0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("g_a2_by_offset_padded"))
-    g_a2 = np.transpose(_window_sum(np.diagonal(np.diagonal(_windows(g_a2_by_offset_padded, (3, 3), (4, 5))[:, :, :, :, :, :, ::-1, ::-1], 0, 1, 6), 0, 1, 5), (5, 4)), (1, 0, 2, 3))
+    g_a2 = np.transpose(_col2im(g_a2_by_offset, (1, 2), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1)), (1, 0, 2, 3))
     # dL/dz1
     delta1 = (g_a2[:, :, :, None, :, None]*np.transpose(chi2, (0, 1, 2, 4, 3, 5))).reshape(-1, 8, 8, 8)
     delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)

@@ -87,6 +87,14 @@ CASES = {  # name: (inputs, layers, loss, weight decay)
         [2, 6, 6], [conv(channels=3, kernel=2, stride=2, activation="tanh"),
                     conv(channels=2, kernel=3, stride=3, activation="leaky_relu"),
                     Dense(2, "softmax")], "cross_entropy", 0.0),
+    "more channels, strided and padded (col2im input gradient)": (
+        [1, 9, 8], [conv(channels=2, kernel=3, activation="tanh"),
+                    conv(channels=6, kernel=[3, 2], stride=[2, 1], padding=[1, 1],
+                         activation="relu"), Dense(3, "softmax")], "cross_entropy", 0.0),
+    "conv1d more channels, stride 3 (col2im input gradient)": (
+        [1, 12], [conv("conv1d", channels=2, kernel=2, activation="sigmoid"),
+                  conv("conv1d", channels=5, kernel=4, stride=3, padding=2),
+                  Dense(2)], "mse", 0.0),
     "batch norm after a conv": (
         [2, 6, 6], [conv(channels=3, kernel=3, padding=1), {"type": "batch_norm",
                                                             "momentum": 0.3},
@@ -312,15 +320,16 @@ def _passes(network):
 def test_each_convolution_and_each_of_its_gradients_is_one_tensordot():
     """The issue's CNN: forward and kernel gradient of each conv are one np.tensordot
     over window views; the input gradient of the second (4 -> 6 channels) is cheaper in
-    col2im order: one np.tensordot of plain arrays, then a sum over the windows of its
-    result. The poolings, whose kernel is their stride, read reshapes (no windows) and
-    go back by a reshape."""
+    col2im order: one np.tensordot of plain arrays, then each kernel offset's terms
+    added where they land (_col2im, no padded copy). The poolings, whose kernel is
+    their stride, read reshapes (no windows) and go back by a reshape."""
     forward, backward, source = _passes(network_of("the issue's CNN"))
     assert sum("np.tensordot" in line and "_windows(" in line for line in forward) == 2
     assert sum("np.tensordot" in line and "_windows(" in line for line in backward) == 2
     (terms,) = [line for line in backward if "_by_offset = np.tensordot(" in line]
     assert "_windows(" not in terms
-    assert sum("_window_sum(" in line and "_windows(" in line for line in backward) == 1
+    assert sum(line.startswith("g_a2 = ") and "_col2im(g_a2_by_offset" in line
+               for line in backward) == 1
     pooling = [line for line in forward if "_window_max(" in line or "_first_maximum(" in line]
     assert len(pooling) == 4 and all(".reshape(-1," in line and "_windows(" not in line
                                      for line in pooling)

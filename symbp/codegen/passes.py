@@ -38,6 +38,7 @@ from symbp.codegen.views import (
     View,
     contract_first,
     lower_views,
+    scattered,
     split_strided,
 )
 from symbp.engine.argmax import IsArgmax
@@ -174,7 +175,7 @@ class _Writer:
             if lines is not None:
                 return lines
         ranges = dict(zip(FREE, extents, strict=False))
-        first = contract_first(expr, self.names, ranges)
+        first = contract_first(strided, self.names, ranges)
         lines = []
         if first is not None:  # the contraction, then the windows (col2im order)
             inner, labels, inner_extents, outer = first
@@ -182,6 +183,15 @@ class _Writer:
             self.names.views[terms] = View(terms, inner_extents)
             lines.append(f"{terms} = {_bare(compile_index(inner, self.names, labels), labels)}")
             expr = outer(sp.IndexedBase(terms, real=True))
+            scatter = scattered(expr, self.names, ranges)
+            if scatter is not None:
+                self.owned.add(name)
+                lines.append(f"{name} = {aligned(Term(*scatter), FREE[:rank])}")
+                if plain:  # the rest multiplies the result in place
+                    rest = compile_index(sp.Mul(*plain), self.names, FREE[:rank])
+                    lines.append(f"{name} *= {_bare(rest, FREE[:rank])}")
+                return lines
+            expr *= sp.Mul(*plain)
         expr, padding = self.lowered(expr, ranges)
         return lines + padding + self._assign(name, expr, rank, out_hint)
 

@@ -110,6 +110,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "uses_first_maximum": any("_first_maximum(" in code for code in codes),
         "uses_window_max": any("_window_max(" in code for code in codes),
         "uses_window_sum": any("_window_sum(" in code for code in codes),
+        "uses_col2im": any("_col2im(" in code for code in codes),
         "input_shape": network.input_shape if len(network.input_shape) > 1 else None,
         "as_inputs": Code("_as_batch" if len(network.input_shape) > 1 else "_as_rows"),
         "version": __version__,

@@ -488,3 +488,55 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
         return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, summed[k] - 1) for k in offsets])
 
     return inner, labels, extents, outer
+
+
+def scattered(expr: sp.Expr, arrays, ranges: dict):
+    """``sum_p Inside(e) T[.., p, .., e, ..]`` with each ``e = (u + P - D p)/S`` (``u`` a free
+    index, ``p`` a summed offset): the second step of :func:`contract_first`, as
+    ``_col2im``: each offset's terms added at their input positions (no padded copy of
+    ``T``, no multiplication by its zeros). Returns ``(code, axes)`` or None."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    body, limits = _merged(expr)
+    factors = sp.Mul.make_args(body)
+    conditions = {sp.expand(f.args[0]): f.args[1] for f in factors if isinstance(f, Inside)}
+    reads = [f for f in factors if isinstance(f, sp.Indexed)]
+    if len(reads) != 1 or len(conditions) + 1 != len(factors):
+        return None
+    (entry,) = reads
+    summed = [index for index, _, _ in limits]
+    offsets, positions, geometry, axes = [], [], [], []
+    for axis, index in enumerate(entry.indices):
+        if isinstance(index, sp.Symbol):
+            if index not in summed:
+                axes.append(index)
+            else:
+                offsets.append((index, axis))
+            continue
+        terms = affine_terms(index)
+        if terms is None or len(terms[0]) != 2:  # (without a condition: always inside)
+            return None
+        (coefficients, constant) = terms
+        free = [s for s in coefficients if s not in summed]
+        moved = [s for s in coefficients if s in summed]
+        if len(free) != 1 or len(moved) != 1 or (1 / coefficients[free[0]]).is_integer is False:
+            return None
+        stride = 1 / coefficients[free[0]]
+        dilation, padding = -coefficients[moved[0]] * stride, constant * stride
+        if not (stride.is_Integer and stride > 0 and dilation.is_Integer and dilation > 0
+                and padding.is_Integer and ranges.get(free[0])):
+            return None
+        positions.append((moved[0], axis))
+        geometry.append((int(stride), int(dilation), int(padding), ranges[free[0]]))
+        axes.append(free[0])
+    moved = [s for s, _ in positions]
+    if len(set(moved)) != len(moved) or not {s for s, _ in offsets} == set(moved) == set(summed):
+        return None
+    order = {symbol: axis for symbol, axis in offsets}
+    offset_axes = tuple(order[symbol] for symbol, _ in positions)
+    position_axes = tuple(axis for _, axis in positions)
+    stride, dilation, padding, size = (tuple(g[k] for g in geometry) for k in range(4))
+    dilated = "" if set(dilation) == {1} else f", dilation={dilation}"
+    code = (f"_col2im({arrays(entry.base.label.name)}, {offset_axes}, {position_axes}, "
+            f"size={size}, stride={stride}, padding={padding}{dilated})")
+    return code, tuple(axes)
