@@ -157,11 +157,18 @@ class Instance:
     def __init__(self, ctx: Context, label: str, widths: list, seed: int, batch: bool):
         self.ctx, self.label, self.widths, self.seed, self.batch = ctx, label, widths, seed, batch
         rows = BATCH_ROWS if batch else 1
-        self.values = ctx.truth.instance(widths, seed, rows)
+        try:
+            self.values = ctx.truth.instance(widths, seed, rows)
+        except T.NotMapped as error:
+            raise SymbpError(f"symbp verify cannot check this per-sample claim: {error}") from None
         self.B = rows if batch else PER_SAMPLE_B
 
-    def truth(self, kind: str, layer: int) -> np.ndarray:
-        return self.values["truth", kind, layer]
+    def truth(self, kind: str, layer: int, objective: bool = False) -> np.ndarray:
+        """The truth of ``kind`` at ``layer``; ``objective``: of a per-sample objective
+        (``J``, ``L``: the sample's loss plus the weight decay), else of the loss."""
+        truth = self.values["truth", kind, layer]
+        return truth + self.values["decay", kind, layer] if objective and (
+            "decay", kind, layer) in self.values else truth
 
     def paths(self, kind: str, layer: int) -> list:
         """The truth of ``kind`` at ``layer`` split into the engine's paths (cached)."""

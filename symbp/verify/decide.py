@@ -12,7 +12,8 @@ never from formulas written here. A claim is decided in this order:
    layer for ``\\partial L/\\partial W^{(l)}``, ``\\partial L/\\partial b^{(l)}`` and
    the other ops' gradients; of those, in a network with other ops, the layers
    where every quantity the claim names exists (``W^{(l+1)}`` only where layer
-   ``l+1`` is dense). Batch norm's claims are batch claims.
+   ``l+1`` is dense). Where batch norm couples the samples, a per-sample claim
+   is about sample 0 of a batch (:mod:`symbp.verify.truth`).
 2. **Shapes.** The right-hand side is evaluated on column vectors with the
    spec's widths and with two sets of pairwise different widths, so that a
    missing transpose or a bias of the wrong layer cannot hide behind square
@@ -52,6 +53,7 @@ from symbp.verify.verdict import Verdict
 
 PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the rhs reads the batch
 VECTOR_KINDS = ("db", "dgamma", "dbeta")
+OBJECTIVES = ("L", "J")  # the losses of claims that name the objective, not a sample's loss
 
 
 
@@ -89,12 +91,9 @@ class NetworkCheck:
         if target.kind in PARAMETER_KINDS and rhs_batch:
             self.target = target = Target(target.kind, target.layer, True, target.node)
         self.batch = target.batch
-        if ctx.truth.couples_rows and not self.batch:
-            layer = next(m for m, kind in ctx.truth.types.items() if kind == "batch_norm")
-            raise SymbpError(
-                f"layers[{layer}]: batch norm couples the samples of a batch, so its gradients "
-                "have no per-sample form; write the claim for the batch (\\Delta^{(l)}, "
-                "A^{(l)}, \\frac{\\partial L}{\\partial A^{(l)}}, ...)")
+        # a per-sample claim about L or J (the objective) includes the weight decay; one
+        # about the sample's loss (\ell, C, E) does not
+        self.objective = isinstance(target.node, C.Grad) and target.node.loss in OBJECTIVES
         self.bindings = self._bindings()
 
     # ----- which layers
@@ -248,7 +247,7 @@ class NetworkCheck:
                     outcome.shape_point = point
                     return outcome
                 point.claim = array
-                point.truth = inst.truth(self.target.kind, layer)
+                point.truth = inst.truth(self.target.kind, layer, self.objective)
                 results[(id(inst), layer)] = point
         for inst in instances:
             for _, layer in self.bindings:

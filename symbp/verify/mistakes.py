@@ -213,8 +213,15 @@ def _extra_terms(rhs, nodes, check: NetworkCheck):
                            f"z^{{({m})}} = W^{{({m})}} a^{{({before})}} + b^{{({m})}} as a "
                            f"constant, so it drops out of the derivative with respect to "
                            f"a^{{({before})}}")
+                elif _has_leaf(drop, "lambda") and check.target.kind == "dW" and \
+                        not check.batch and not check.objective:
+                    why = (f"weight decay in a sample's loss: remove {text}. The weight "
+                           "decay \\frac{\\lambda}{2} \\sum \\|W\\|^2 is part of the "
+                           "objective (L or J), not of the sample's loss \\ell; it is in "
+                           "\\partial L/\\partial W^{(l)} = (\\Delta^{(l)})^T A^{(l-1)} + "
+                           "\\lambda W^{(l)}")
                 elif _has_leaf(drop, "lambda") and check.target.kind in ("db", "dgamma",
-                                                                        "dbeta"):
+                                                                          "dbeta"):
                     why = (f"weight decay on the biases: remove {text}. The weight decay "
                            "\\frac{\\lambda}{2} \\sum \\|W\\|^2 covers the weights of dense "
                            "layers only, not biases or gains")
@@ -397,7 +404,8 @@ def _operand_order(rhs, nodes, check: NetworkCheck):
 
 def _missing_decay(rhs, nodes, check: NetworkCheck):
     """``\\lambda W^{(l)}`` missing from a weight gradient of a network with weight decay."""
-    if check.target.kind == "dW" and check.ctx.network.training["weight_decay"]:
+    if check.target.kind == "dW" and check.ctx.network.training["weight_decay"] and (
+            check.batch or check.objective):
         weight = C.Leaf("W", check.target.layer)
         yield ("the weight-decay term is missing: the objective adds "
                "\\frac{\\lambda}{2} \\sum \\|W\\|^2, so \\partial L/\\partial W^{(l)} has "

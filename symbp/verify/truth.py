@@ -67,6 +67,7 @@ _WIDTH = re.compile(r"n_\{(\d+)\}")
 _ROW_KINDS = ("delta", "da")  # their engine form has the batch row as first index
 WEIGHT_SCALE, BIAS_SCALE = 0.7, 0.3  # random points: tanh and sigmoid layers do not saturate
 GAIN_SCALE = 0.3  # gamma = 1 + N(0, GAIN_SCALE), beta = N(0, GAIN_SCALE): no 1 or 0 hides a term
+SAMPLE_BATCH = 4  # where batch norm couples the rows, one sample is read off a batch this size
 
 
 class NotMapped(Exception):
@@ -248,21 +249,44 @@ class Truth:
         other vectors as columns, ``a0`` for x, ``z1``, ``a1``, ``xhat2``, ``Y``,
         ``delta1``), per sample (``rows == 1``: columns) or as ``rows`` rows;
         ``("truth", kind, m)`` holds the truth of ``kind`` at layer ``m``, in the same
-        layout."""
+        layout (per sample: of the sample's loss; ``("decay", kind, m)`` what the weight
+        decay adds for the objective of a batch of one). Where batch norm couples the rows, one sample is sample 0 of a batch of
+        :data:`SAMPLE_BATCH` (see :class:`_View`)."""
+        view = _View(SAMPLE_BATCH, True) if rows == 1 and self.couples_rows else \
+            _View(rows, False)
         sizes = {symbol: widths[int(_WIDTH.fullmatch(symbol.name).group(1))]
                  for symbol in self.derivation.sizes}
-        sizes[BATCH] = rows
+        sizes[BATCH] = view.batch
         given = self._random_point(sizes, np.random.default_rng(seed))
         from symbp.engine.numeric import run
 
         with np.errstate(all="ignore"):
             arrays = run(self.graph, given, sizes, self.derivation.gradients)
+            if view.sample_of_batch:
+                arrays = self._only_sample_zero(given, arrays, sizes)
             for name in self._quantities():
                 self._ensure(f"g_{name}", arrays, sizes)
             self._ensure(f"g_{self._input}", arrays, sizes)
-        values = self._in_notation(arrays, rows)
-        values["arrays"], values["sizes"], values["rows"] = arrays, sizes, rows
+        values = self._in_notation(arrays, sizes, view)
+        values["arrays"], values["sizes"], values["view"] = arrays, sizes, view
         return values
+
+    def _only_sample_zero(self, given: dict, arrays: dict, sizes: dict) -> dict:
+        """The batch again with every target but sample 0's set to its prediction, where the
+        loss's gradient vanishes: the engine's gradients are then sample 0's loss's, / B."""
+        from symbp.engine.numeric import run
+
+        output = arrays[f"a{self.depth}"]
+        target = np.array(given[self._target])
+        target[1:] = output[1:]
+        arrays = run(self.graph, {**given, self._target: target}, sizes,
+                     self.derivation.gradients)
+        last = arrays.get(f"g_z{self.depth}")
+        if last is None or np.max(np.abs(last[1:])) > 1e-12 * max(1.0, np.max(np.abs(last))):
+            raise NotMapped("batch norm couples the samples of a batch, and this loss's "
+                            "gradient does not vanish where a = y, so one sample's gradients "
+                            "cannot be read off a batch; write the claim for the batch")
+        return arrays
 
     def paths(self, kind: str, layer: int, values: dict) -> list:
         """``(consumer equation, value)``: the gradient ``kind`` of layer ``layer`` at the
@@ -283,7 +307,8 @@ class Truth:
                 raw = [(source, contribution, self._value(
                     contribution, tensor, {**values["arrays"], seed: array}, values["sizes"]))
                        for source, _, array in upstream]
-        return [(consumer, _layout(array, values["rows"], per_row))
+        view = values["view"]
+        return [(consumer, view.gradient(array, per_row, consumer.op))
                 for consumer, _, array in raw]
 
     def _raw_paths(self, name: str, arrays: dict, sizes: dict) -> list:
@@ -345,22 +370,34 @@ class Truth:
                                        rng)
         return given
 
-    def _in_notation(self, arrays: dict, rows: int) -> dict:
-        values = {"a0": _layout(arrays[self._input], rows, True),
-                  "Y": _layout(arrays[self._target], rows, True)}
+    def _in_notation(self, arrays: dict, sizes: dict, view: "_View") -> dict:
+        values = {"a0": view.value(arrays[self._input], True),
+                  "Y": view.value(arrays[self._target], True)}
         names = [(self._input, "a0", 0)] + [
             (name, name, int(_QUANTITY.fullmatch(name).group(2))) for name in self._quantities()]
         for name, code, layer in names:
             tensor = self.graph.tensors[name]
             per_row = tensor.shape[:1] == (BATCH,)
-            values[code] = _layout(arrays[name], rows, per_row)
+            values[code] = view.value(arrays[name], per_row)
             letter = "a" if code == "a0" else _QUANTITY.fullmatch(name).group(1)
             if letter in KIND_OF and f"g_{name}" in arrays:
-                values["truth", KIND_OF[letter], layer] = _layout(arrays[f"g_{name}"], rows,
-                                                                  per_row)
+                parts = self._gradient_parts(name, arrays, sizes, view)
+                values["truth", KIND_OF[letter], layer] = sum(
+                    view.gradient(array, per_row, consumer.op) for consumer, _, array in parts)
+                for consumer, _, array in parts:
+                    if consumer.op == "objective":  # a sample's objective adds it
+                        values["decay", KIND_OF[letter], layer] = view.value(array, per_row)
             if letter == "z":
                 values[f"delta{layer}"] = values["truth", "delta", layer]
         return values
+
+    def _gradient_parts(self, name: str, arrays: dict, sizes: dict, view: "_View") -> list:
+        """The gradient of ``name`` whole, or, for a parameter in a per-sample claim, split
+        into its paths: the weight decay's belongs to the objective L, not to the sample's
+        loss (as ``symbp derive`` prints a sample's gradients)."""
+        if not view.per_sample or self.graph.tensors[name].shape[:1] == (BATCH,):
+            return [(_WHOLE, None, arrays[f"g_{name}"])]
+        return self._raw_paths(name, arrays, sizes)
 
     # ------------------------------------------------------------- printed
     def printed(self, kind: str, layer: int, batch: bool) -> str | None:
@@ -388,6 +425,44 @@ def _printed_rows(derivation) -> dict:
             lhs, relation, rhs = row.lines[0]
             found[row.name] = f"{lhs} {relation} {rhs}"
     return found
+
+
+class _View:
+    """How the engine's arrays read in a claim: ``batch`` rows as rows (a batch claim) or
+    one row as a column (a per-sample claim on a batch of one). Where batch norm couples
+    the rows (``sample_of_batch``), a per-sample claim reads sample 0 of a batch whose other
+    samples' losses have zero gradient: each per-row tensor's row 0, and ``batch`` times the
+    engine's gradients (of the mean loss). A per-sample gradient is the sample's loss's: the
+    weight decay's path is not in it."""
+
+    def __init__(self, batch: int, sample_of_batch: bool):
+        self.batch, self.sample_of_batch = batch, sample_of_batch
+
+    def value(self, array, per_row: bool) -> np.ndarray:
+        if self.sample_of_batch and per_row:
+            return _layout(np.asarray(array)[:1], 1, True)
+        return _layout(array, 1 if self.sample_of_batch else self.batch, per_row)
+
+    @property
+    def per_sample(self) -> bool:
+        return self.sample_of_batch or self.batch == 1
+
+    def gradient(self, array, per_row: bool, op: str | None = None) -> np.ndarray:
+        """A gradient's value; ``op`` the equation of its path: the objective's (the
+        weight decay) is no part of a sample's loss."""
+        if op == "objective" and self.per_sample:
+            return 0 * self.value(array, per_row)
+        scale = self.batch if self.sample_of_batch else 1
+        return scale * self.value(array, per_row)
+
+
+class _Whole:
+    """The consumer of a gradient taken whole (not split into its paths)."""
+
+    op = None
+
+
+_WHOLE = _Whole()
 
 
 def _mask(rng, shape: tuple, keep: float) -> np.ndarray:
