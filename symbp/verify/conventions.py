@@ -261,7 +261,7 @@ class _Rewriter:
 
     def node(self, node):
         if isinstance(node, C.Leaf):
-            return self.layout(self.leaf(node), ())
+            return self.layout(self.leaf(node))
         if isinstance(node, C.Indexed):
             return self.indexed(node)
         if isinstance(node, C.Grad):
@@ -292,10 +292,10 @@ class _Rewriter:
         if isinstance(node.arg, C.Grad):
             inner = self.grad(node.arg, idx)
         else:
-            inner = self.layout(self.leaf(node.arg, idx), idx)
+            inner = self.layout(self.leaf(node.arg, idx))
         return _index(inner, idx)
 
-    def layout(self, leaf: C.Node, idx, written: str | None = None) -> C.Node:
+    def layout(self, leaf: C.Node, written: str | None = None) -> C.Node:
         """Transposes of the convention's layouts (an entry swaps its indices instead);
         ``written`` names the user's symbol in the mapping (default: the leaf's letter)."""
         if not isinstance(leaf, C.Leaf):
@@ -316,7 +316,7 @@ class _Rewriter:
         letter = C.leaf_latex(replace(target, layer=None))
         written = f"d{letter}" if node.loss == "d" else f"\\partial {node.loss}/\\partial {letter}"
         if target.batch and target.name == "z":  # symbp's Delta is dL/dZ of the mean loss
-            value = self.layout(C.Leaf("delta", target.layer, True, span=node.span), idx, written)
+            value = self.layout(C.Leaf("delta", target.layer, True, span=node.span), written)
             meaning = r"\Delta"
         else:
             loss = ("L" if target.batch else r"\ell") if node.loss == "d" else node.loss
@@ -337,8 +337,8 @@ class _Rewriter:
 
 
 def _index(inner: C.Node, idx: tuple) -> C.Node:
-    """``inner`` indexed by ``idx``: a transposed quantity swaps its indices, a quotient
-    by B indexes its numerator."""
+    """``inner`` indexed by ``idx``: a transposed quantity swaps its indices, Ng's ``B``
+    times a quantity indexes the quantity."""
     if isinstance(inner, C.Transpose):
         return C.Indexed(inner.arg, tuple(reversed(idx)), span=inner.span)
     if isinstance(inner, C.MatMul):  # Ng's B Delta
