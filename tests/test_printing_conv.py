@@ -427,3 +427,48 @@ def test_random_cnn_readings_are_the_engines_gradients(key):
         got = evaluate(rotated, sizes, {**values, tilde.code: padded}, shape)
         np.testing.assert_allclose(got, values[gradient.adjoint.name], rtol=1e-12,
                                    atol=1e-13, err_msg=gradient.adjoint.name)
+
+
+def _by_entries(expr, sizes, values, shape):
+    """``expr`` evaluated entry by entry (floor and Mod of integers as SymPy has them)."""
+    shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in shape)
+    out = np.empty(shape)
+    for position in np.ndindex(*shape):
+        entry = expr.xreplace(dict(zip(FREE, map(sp.Integer, position), strict=False)))
+        out[position] = float(entry.replace(
+            lambda e: isinstance(e, sp.Indexed),
+            lambda e: sp.Float(values[e.base.label.name][tuple(int(i) for i in e.indices)])))
+    return out
+
+
+@pytest.mark.parametrize("key", ["digits-like", "conv1d-avg"])
+def test_tiled_pooling_reading_is_the_input_gradient(key):
+    """Where the windows tile the input, the reading with floor(i/K) and i mod K (one window
+    per position, no sum) is the engine's gradient of the pooling's input."""
+    derivation, document = derived(key), Document(derived(key))
+    sizes, _, values = evaluated(key)
+    checked = 0
+    for gradient in derivation.gradients:
+        if not any(c.op.endswith(("pool1d", "pool2d")) for c in
+                   derivation.graph.consumers(gradient.of.name)):
+            continue
+        target = gradient_quantity(derivation.graph, gradient.of, gradient.adjoint, "batch")
+        result = reading(target, document.shown.get(gradient.adjoint.name, gradient.expr),
+                         gradient.of.shape, document.batch)
+        assert result is not None and len(result.forms) == 1, gradient.adjoint.name
+        (_, tiled, shape, _, _), = result.forms
+        assert not tiled.has(sp.Sum)
+        np.testing.assert_allclose(_by_entries(tiled, sizes, values, shape),
+                                   values[gradient.adjoint.name], rtol=1e-12, atol=1e-13)
+        checked += 1
+    assert checked
+    latex = latex_of(key)
+    assert r"\lfloor i/2 \rfloor" in latex
+    assert (r"i \bmod 2" in latex) == key.startswith("digits")  # max pooling's position
+
+
+def test_entries_over_positions_have_commas():
+    """One sample of a 1-d convolution: entries ``a_{c,i}``, never ``a_{ci}``."""
+    latex = latex_of("conv1d-avg")
+    assert r"\delta^{(2)}_{c,i} &= \left[z^{(2)}_{c,i} > 0\right]" in latex
+    assert not re.search(r"\^\{\(\d\)\}_\{c[a-z]\}", latex)

@@ -2,7 +2,9 @@
 
 Contract: :func:`affine` prints an index expression linear in its index
 symbols with the positive terms first and the constant last, over a common
-denominator (``(i - p + 1)/2``, never ``i/2 - p/2 + 1/2``). :func:`inside`
+denominator (``(i - p + 1)/2``, never ``i/2 - p/2 + 1/2``); ``floor`` and
+``Mod`` of one (a window's index, the position in it) as ``\\lfloor i/2
+\\rfloor`` and ``i \\bmod 2``. :func:`inside`
 prints :class:`~symbp.engine.indices.Inside` as an Iverson bracket:
 ``[0 <= e <= n-1]`` for an integral ``e``, ``[e in {0, ..., n-1}]`` for one
 with a denominator (the condition that holds a stride's divisibility too).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from symbp.engine.argmax import IsArgmax
 from symbp.engine.indices import Inside, affine_terms
@@ -48,6 +51,13 @@ def affine(printer, expr: sp.Expr) -> str:
     """``expr`` as an affine index (see the module docstring); other expressions as they are."""
     if isinstance(expr, sp.Symbol) or expr.is_Integer:
         return printer._print(expr)
+    latex = isinstance(printer, LatexPrinter)
+    if isinstance(expr, sp.floor):  # a window's index, floor(i/S)
+        inner = affine(printer, expr.args[0])
+        return rf"\lfloor {inner} \rfloor" if latex else f"floor({inner})"
+    if isinstance(expr, sp.Mod):  # the position in a window, i mod S
+        shown = (affine(printer, expr.args[0]), printer._print(expr.args[1]))
+        return rf"{shown[0]} \bmod {shown[1]}" if latex else f"{shown[0]} mod {shown[1]}"
     numerator, denominator = sp.fraction(sp.together(expr))
     if not denominator.is_Number:  # a named stride: (i - p + P)/S
         return f"({affine(printer, sp.expand(numerator))})/{printer._print(denominator)}"
@@ -73,7 +83,9 @@ def affine(printer, expr: sp.Expr) -> str:
         negative = constant.could_extract_minus_sign()
         text = _joined(text, printer._print(-constant if negative else constant), negative)
     text = text or "0"
-    return f"({text})/{denominator}" if denominator != 1 else text
+    if denominator == 1:
+        return text
+    return f"{text}/{denominator}" if " " not in text else f"({text})/{denominator}"
 
 
 def _integral(expr: sp.Expr) -> bool:

@@ -21,6 +21,10 @@ in index form) or None when the expression has none of these forms:
   form is the derived expression with ``p -> K - 1 - p`` and the padded delta
   named (``tilde``, defined by the derived read and its range conditions).
 
+- a pooling's input gradient ``sum_p [(i - p)/K in ...] g_{(i-p)/K}`` whose windows
+  tile the input (stride = kernel = K, the extent a multiple of it): each position lies
+  in one window, ``p = i mod K``, read at ``floor(i/K)``.
+
 Nothing is derived here: a reading recognises the derived expression's shape
 and renames or substitutes within it.
 """
@@ -49,7 +53,7 @@ class Reading:
 
 
 def reading(target, expr: sp.Expr, shape: tuple, view) -> Reading | None:
-    for read in (_transposed, _correlation, _reshape, _unflattened):
+    for read in (_transposed, _correlation, _reshape, _unflattened, _tiled):
         found = read(target, expr, shape, view)
         if found is not None:
             return found
@@ -381,3 +385,56 @@ def _unflattened(target, expr, shape, view):
     shown = matrix_latex(node, view.scalars)
     return Reading(((lhs, "=", rf"\operatorname{{vec}}^{{-1}}\left({shown}\right)"),),
                    (f"{target.text} = vec^-1({matrix_text(node, view.scalars)})",))
+
+
+# ------------------------------------------------------------- tiled windows
+def _tiled(target, expr, shape, view):
+    """The sum over window offsets with exactly one term per position, where windows tile."""
+    coefficient, summed = expr.as_coeff_Mul()
+    if not isinstance(summed, sp.Sum):
+        return None
+    limits, factors = flattened_sum(summed)
+    ranges = {i: (low, high) for i, low, high in limits}
+    conditions = [f for f in factors if isinstance(f, Inside)]
+    extents = view.shapes.get(target.code, ())
+    windows, offsets, counts = {}, {}, {}
+    for index in {i for f in factors for e in ([f] if isinstance(f, Inside) else
+                                               f.atoms(sp.Indexed))
+                  for i in (e.args[:1] if isinstance(e, Inside) else e.indices)
+                  if i.free_symbols & set(ranges) and not isinstance(i, sp.Symbol)}:
+        found = _window_read(index, ranges, extents)
+        if found is None:
+            return None
+        position, offset, size = found
+        windows[index] = sp.floor(position / size)
+        offsets[offset] = sp.Mod(position, size)
+        counts[index] = extents[FREE.index(position)] // size  # the windows along the axis
+    if set(offsets) != set(ranges) or any(c.args[0] not in windows or c.args[1] !=
+                                          counts[c.args[0]] for c in conditions):
+        return None
+    body = sp.Mul(*[f for f in factors if not isinstance(f, Inside)])
+    tiled = coefficient * body.xreplace(windows).xreplace(offsets)
+    note = (r" \quad \text{(the windows tile the input: one window per position)}",
+            "  (the windows tile the input: one window per position)")
+    return Reading((), (), ((target, tiled, shape, view, note),))
+
+
+def _window_read(index, ranges, extents):
+    """``(position, offset, K)`` of a read at ``(u - p)/K`` with ``p`` in ``0..K-1`` and the
+    extent of ``u`` a multiple of ``K``, or None."""
+    terms = affine_terms(index)
+    if terms is None or terms[1] != 0:
+        return None
+    used = {s: c for s, c in terms[0].items() if c != 0}
+    offsets = [s for s in used if s in ranges]
+    positions = [s for s in used if s not in ranges and s in FREE]
+    if len(offsets) != 1 or len(positions) != 1 or len(used) != 2:
+        return None
+    (offset,), (position,) = offsets, positions
+    size = 1 / used[position]
+    axis = FREE.index(position)
+    if not (size.is_Integer and size > 1 and used[offset] == -used[position]
+            and ranges[offset] == (0, size - 1) and axis < len(extents)
+            and sp.sympify(extents[axis]).is_Integer and extents[axis] % size == 0):
+        return None
+    return position, offset, size

@@ -90,7 +90,7 @@ def index_form(target, expr: sp.Expr, shape: tuple, view: View) -> tuple:
     if spatial:
         expr = arranged(expr, view.axes)
     named, letters = readable(expr, shape, view.axes, own)
-    comma = target.comma or len(letters) > 2 or any(len(letter) > 1 for letter in letters)
+    comma = target.comma or spatial or len(letters) > 2 or any(len(x) > 1 for x in letters)
     lhs = target.entry(("," if comma else "").join(letters)) if shape else target.latex
     rhs = ScalarLatex(view.names(), view.quantities, ranges=spatial).doprint(named)
     text_lhs = target.text_entry(",".join(letters)) if shape else target.text

@@ -97,7 +97,8 @@ class ScalarLatex(LatexPrinter):
 
     def _print_Indexed(self, expr):
         quantity = self.quantities.get(expr.base.label)
-        comma = quantity is not None and quantity.comma or needs_commas(expr)
+        comma = quantity is not None and quantity.comma or needs_commas(expr) or \
+            self.ranges and len(expr.indices) > 1  # c,i in an index form over positions
         if quantity is None:
             return f"{self._print(expr.base.label)}_{{{_subscript(self, expr, comma)}}}"
         return quantity.entry(_subscript(self, expr, comma))
