@@ -235,7 +235,7 @@ def _backprop(params, X, Y, rate, work, grads):
     np.matmul(delta2.T, a1, out=grads["W2"])
     # dL/dz1
     delta1 = np.matmul(delta2, params["W2"], out=work.get("delta1"))
-    delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
+    delta1 *= np.greater(z1, 0).astype(z1.dtype)
     # dL/db1
     np.sum(delta1, axis=0, out=grads["b1"])
     # dL/dW1

@@ -12,6 +12,7 @@ objective, Delta^(l) = dL/dZ^(l)), in the order the code computes it:
     dL/da^(4)[s,c,i,j] = sum_{k=0..n_5 - 1} (W^(5)[k,4c + 2i + j]*Delta^(5)[s,k])
         dL/da^(4) = vec^-1(Delta^(5) W^(5))
     dL/da^(3)[s,c,i,j] = sum_{p=0..1} sum_{q=0..1} ([(i - p)/2 in {0..1}] [(j - q)/2 in {0..1}] chi^(4)[s,c,(i - p)/2,(j - q)/2,p,q]*dL/da^(4)[s,c,(i - p)/2,(j - q)/2])
+        dL/da^(3)[s,c,i,j] = chi^(4)[s,c,floor(i/2),floor(j/2),i mod 2,j mod 2]*dL/da^(4)[s,c,floor(i/2),floor(j/2)]  (the windows tile the input: one window per position)
     Delta^(3)[s,c,i,j] = [z^(3)[s,c,i,j] > 0]*dL/da^(3)[s,c,i,j]
     dL/db^(3)[c] = sum_r sum_{i=0..3} sum_{j=0..3} (Delta^(3)[r,c,i,j])
     dL/dW^(3)[c,c',p,q] = sum_r sum_{i=0..3} sum_{j=0..3} ([0 <= i + p - 1 <= 3] [0 <= j + q - 1 <= 3] a^(2)[r,c',i + p - 1,j + q - 1]*Delta^(3)[r,c,i,j])
@@ -21,6 +22,7 @@ objective, Delta^(l) = dL/dZ^(l)), in the order the code computes it:
         dL/da^(2)[s,c,i,j] = sum_{c'=0..n_3 - 1} sum_{p=0..2} sum_{q=0..2} (W^(3)[c',c,2 - p,2 - q]*Delta~^(3)[s,c',i + p,j + q])
         Delta~^(3)[s,c,i,j] = [0 <= i - 1 <= 3]*[0 <= j - 1 <= 3]*Delta^(3)[s,c,i - 1,j - 1]  (zero-padded by 1)
     dL/da^(1)[s,c,i,j] = sum_{p=0..1} sum_{q=0..1} ([(i - p)/2 in {0..3}] [(j - q)/2 in {0..3}] chi^(2)[s,c,(i - p)/2,(j - q)/2,p,q]*dL/da^(2)[s,c,(i - p)/2,(j - q)/2])
+        dL/da^(1)[s,c,i,j] = chi^(2)[s,c,floor(i/2),floor(j/2),i mod 2,j mod 2]*dL/da^(2)[s,c,floor(i/2),floor(j/2)]  (the windows tile the input: one window per position)
     Delta^(1)[s,c,i,j] = [z^(1)[s,c,i,j] > 0]*dL/da^(1)[s,c,i,j]
     dL/db^(1)[c] = sum_r sum_{i=0..7} sum_{j=0..7} (Delta^(1)[r,c,i,j])
     dL/dW^(1)[c,c',p,q] = sum_r sum_{i=0..7} sum_{j=0..7} ([0 <= i + p - 1 <= 7] [0 <= j + q - 1 <= 7] X[r,c',i + p - 1,j + q - 1]*Delta^(1)[r,c,i,j])
@@ -368,7 +370,7 @@ def _backprop(params, X, Y, rate, work, grads):
     g_a4 = np.tensordot(delta5, params["W5"].reshape(10, 32, 2, 2), axes=([1], [0]))
     # dL/dz3
     delta3 = (g_a4[:, :, :, None, :, None]*np.transpose(chi4, (0, 1, 2, 4, 3, 5))).reshape(-1, 32, 4, 4)
-    delta3 *= np.where(np.greater(z3, 0), 1, 0).astype(z3.dtype)
+    delta3 *= np.greater(z3, 0).astype(z3.dtype)
     # dL/db3
     np.sum(delta3, axis=(0, 2, 3), out=grads["b3"])
     # dL/dW3
@@ -379,7 +381,7 @@ def _backprop(params, X, Y, rate, work, grads):
     g_a2 = np.transpose(_col2im(g_a2_by_offset, (1, 2), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1)), (1, 0, 2, 3))
     # dL/dz1
     delta1 = (g_a2[:, :, :, None, :, None]*np.transpose(chi2, (0, 1, 2, 4, 3, 5))).reshape(-1, 8, 8, 8)
-    delta1 *= np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
+    delta1 *= np.greater(z1, 0).astype(z1.dtype)
     # dL/db1
     np.sum(delta1, axis=(0, 2, 3), out=grads["b1"])
     # dL/dW1

@@ -353,7 +353,7 @@ def _backprop(params, X, Y, rate, work, grads, masks=None, state=None):
     # dL/dxhat5
     g_xhat5 = g_a5*params["gamma5"]
     # dL/dz4
-    delta4 = (g_xhat5 - 0.0078125*np.einsum('ab,ab->a', g_xhat5, xhat5)[:, None]*xhat5 - 0.0078125*np.sum(g_xhat5, axis=1)[:, None])*np.where(np.greater(z4, 0), 1, 0).astype(z4.dtype)/np.sqrt(sigma25[:, None] + 1e-05)
+    delta4 = (g_xhat5 - 0.0078125*np.einsum('ab,ab->a', g_xhat5, xhat5)[:, None]*xhat5 - 0.0078125*np.sum(g_xhat5, axis=1)[:, None])*np.greater(z4, 0).astype(z4.dtype)/np.sqrt(sigma25[:, None] + 1e-05)
     # dL/db4
     np.sum(delta4, axis=0, out=grads["b4"])
     # dL/dW4
@@ -372,7 +372,7 @@ def _backprop(params, X, Y, rate, work, grads, masks=None, state=None):
     # dL/dxhat2
     g_xhat2 = g_a2*params["gamma2"]
     # dL/dz1
-    delta1 = (g_a6 + g_xhat2/np.sqrt(sigma22 + 1e-05) - np.einsum('ab,ab->b', g_xhat2, xhat2)*xhat2/(B*np.sqrt(sigma22 + 1e-05)) - np.sum(g_xhat2, axis=0)/(B*np.sqrt(sigma22 + 1e-05)))*np.where(np.greater(z1, 0), 1, 0).astype(z1.dtype)
+    delta1 = (g_a6 + g_xhat2/np.sqrt(sigma22 + 1e-05) - np.einsum('ab,ab->b', g_xhat2, xhat2)*xhat2/(B*np.sqrt(sigma22 + 1e-05)) - np.sum(g_xhat2, axis=0)/(B*np.sqrt(sigma22 + 1e-05)))*np.greater(z1, 0).astype(z1.dtype)
     # dL/db1
     np.sum(delta1, axis=0, out=grads["b1"])
     # dL/dW1

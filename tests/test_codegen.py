@@ -79,6 +79,17 @@ def test_single_call_activations_write_into_work_arrays():
     assert "_expit(z4, out=z4)" in forward_pass  # mse reads a4 only: z4 is not kept
 
 
+def test_an_indicator_prints_as_one_cast_in_the_arrays_dtype():
+    """relu's derivative [z > 0] is the comparison cast once to z's dtype (no int64
+    array from np.where): 0 at 0, as torch, and float32 stays float32."""
+    code = print_expr(sp.Piecewise((1, z > 0), (0, True)))
+    assert code == "np.greater(z, 0).astype(z.dtype)"
+    values = np.array([-2.0, -0.0, 0.0, 1e-30, 3.5], dtype=np.float32)
+    result = eval(code, {"np": np}, {"z": values})  # noqa: S307 - our printer's output
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, (values > 0).astype(np.float32))
+
+
 def test_printer_piecewise_is_np_where():
     code = print_expr(sp.Piecewise((z, z > 0), (z / 100, True)))
     assert code.startswith("np.where(")

@@ -2,10 +2,12 @@
 
 Contract: :class:`CodePrinter` (a strict ``NumPyPrinter``) prints ``np.``
 names, positive terms first, numbers as Python floats (so float32 arrays stay
-float32), ``Heaviside`` as ``np.heaviside`` (its value at 0 a Python float, so the
-array's dtype is kept), two-branch ``Piecewise`` as ``np.maximum``/``np.where`` (an unused
-``exp`` branch clamped so it cannot overflow) and an :class:`Operand` (an
-array the index compiler has already written as code) verbatim.
+float32), an indicator ``Piecewise((1, c), (0, True))`` as ``c.astype(dtype)``
+(one cast, no integer array), ``Heaviside`` as ``np.heaviside`` (its value at 0
+a Python float, so the array's dtype is kept), two-branch ``Piecewise`` as
+``np.maximum``/``np.where`` (an unused ``exp`` branch clamped so it cannot
+overflow) and an :class:`Operand` (an array the index compiler has already
+written as code) verbatim.
 :func:`stable` applies exact rewrites that keep ``exp`` from overflowing:
 ``log(1 + exp(u))`` -> ``np.logaddexp(0, u)``, ``exp(u)`` beside
 ``1 + exp(u)`` through the logistic ``_expit``. :func:`print_expr` is both.
@@ -89,9 +91,11 @@ class CodePrinter(NumPyPrinter):
             if _is_positive_part(then, cond, otherwise):  # relu: one ufunc, can write in place
                 return f"np.maximum({self._print(then)}, 0.0)"
             then, otherwise = _clamp_branches(then, cond, otherwise)
+            anchor = sorted(cond.free_symbols, key=str)[0] if cond.free_symbols else None
+            if then == 1 and otherwise == 0 and anchor is not None:  # an indicator: one cast
+                return f"{self._print(cond)}.astype({self._print(anchor)}.dtype)"
             code = f"np.where({self._print(cond)}, {self._print(then)}, {self._print(otherwise)})"
             if then.is_number and otherwise.is_number:  # keep the array's dtype (float32)
-                anchor = sorted(cond.free_symbols, key=str)[0]
                 code += f".astype({self._print(anchor)}.dtype)"
             return code
         return super()._print_Piecewise(expr)
