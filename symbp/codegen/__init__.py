@@ -5,10 +5,12 @@ Contract: :func:`generate_source` renders ``templates/module.py.j2``
 NumPy and the standard library and exposes the interface of CONVENTIONS §5.
 Every line of the forward and backward passes is compiled from the index
 expressions of :func:`~symbp.engine.derivation.derive_graph` (checked there
-against finite differences): :mod:`~symbp.codegen.arrays` turns an index
-expression into NumPy (matrix products, axis sums, ``einsum``, elementwise
-code), :mod:`~symbp.codegen.passes` orders the statements and their work
-arrays, :mod:`~symbp.codegen.printer` prints elementwise parts in numerically
+against finite differences): :mod:`~symbp.codegen.views` turns reads at
+affine indices (convolution windows, strides, zero padding, flatten) into
+NumPy views of plain arrays, :mod:`~symbp.codegen.arrays` turns an index
+expression into NumPy (matrix products, ``tensordot``, axis sums, ``einsum``,
+elementwise code), :mod:`~symbp.codegen.passes` orders the statements and
+their work arrays, :mod:`~symbp.codegen.printer` prints elementwise parts in numerically
 stable forms, :mod:`~symbp.codegen.render` gathers the template's values and
 :mod:`~symbp.codegen.safety` is the one ``finalize`` hook through which every
 rendered value passes (nothing from a spec or a file name becomes code). The
