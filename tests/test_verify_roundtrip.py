@@ -5,7 +5,8 @@ each row (per sample, batch and index form; general layer l and concrete layers;
 activation derivatives, also in the printer's ``\\quad (a = f(z))`` form) is verified
 against the same spec in symbp's own convention: on a plain MLP it must be ``correct``;
 on a network with other ops it is correct or refused, never ``incorrect``. The forward
-pass, the gradient-descent step and the ``+=`` rows (one contribution of several to a
+pass (training and evaluation mode, with the running statistics' updates), the
+gradient-descent step and the ``+=`` rows (one contribution of several to a
 gradient) are not claims of an equality: ``symbp verify`` refuses them (cannot parse),
 never a verdict.
 """
@@ -23,7 +24,7 @@ from symbp.spec import Dense, Network, load_spec, network_from_dict
 from symbp.verify.claim_files import read_claims
 from symbp.verify.conventions import verify_written
 
-DEFINITIONS = ("Forward pass", "Gradient descent step")
+DEFINITIONS = ("Forward pass", "Evaluation mode", "Gradient descent step")
 ACCUMULATES = r"\mathrel{+}="  # one contribution to a gradient read by several ops
 # Printed rows that are not matrix LaTeX as printed (reported against symbp/printing): the
 # softplus backward row juxtaposes two B x n matrices where it means the elementwise product;

@@ -295,7 +295,10 @@ class _Reader:
         if den.idx and not num.idx:  # 1 / a_j: a power of the entry
             return self._product(node, [num, _T(C.Power(den.expr, -1), den.idx)])
         if num.idx and den.idx and num.idx != den.idx:
-            raise _Unreadable(node, "a quotient of entries with different indices")
+            if not (_broadcasts(num.idx, den.idx) or _broadcasts(den.idx, num.idx)):
+                raise _Unreadable(node, "a quotient of entries with different indices")
+            wide = num.idx if len(num.idx) == 2 else den.idx  # a batch matrix by a vector
+            return _T(C.Div(num.expr, den.expr, span=node.span), wide)
         return _T(C.Div(num.expr, den.expr, span=node.span), num.idx or den.idx)
 
     # ----- products and sums
