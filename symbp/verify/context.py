@@ -26,6 +26,7 @@ SEEDS = (11, 23, 37)
 PER_SAMPLE_B = 7  # the value of B where a per-sample claim mentions it
 BATCH_ROWS = 4
 RTOL = 1e-7  # claim and truth agree to this relative tolerance (float64 values)
+OBJECTIVES = ("L", "J")  # the losses of claims that name the objective, not a sample's loss
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Target:
     layer: C.LayerRef
     batch: bool
     node: C.Node
+
+    @property
+    def objective(self) -> bool:
+        """A claim about the objective (``L``, ``J``: weight decay included), not about a
+        sample's loss (``\\ell``, ``C``, ``E``)."""
+        return isinstance(self.node, C.Grad) and self.node.loss in OBJECTIVES
 
     def latex(self, l_value=None, depth=None) -> str:
         if self.kind == "delta":
@@ -108,16 +115,16 @@ class Context:
         seeds = SEEDS[:1] if quick else SEEDS
         return [self.instance(s, seed, batch) for s in order for seed in seeds]
 
-    def truth_tree(self, kind: str, layer: int, batch: bool):
+    def truth_tree(self, kind: str, layer: int, batch: bool, objective: bool = False):
         """The engine's matrix tree for ``kind`` at a concrete layer."""
-        key = (kind, layer, batch)
+        key = (kind, layer, batch, objective)
         if key not in self._trees:
-            self._trees[key] = self._make_tree(kind, layer, batch)
+            self._trees[key] = self._make_tree(kind, layer, batch, objective)
         return self._trees[key]
 
-    def _make_tree(self, kind, layer, batch):
+    def _make_tree(self, kind, layer, batch, objective):
         try:
-            return self.truth.tree(kind, layer, batch)
+            return self.truth.tree(kind, layer, batch, objective)
         except T.NotMapped as error:
             raise SymbpError(f"symbp verify cannot read the derived {kind} of layer {layer} "
                              f"in the notation of claims: {error}") from None
@@ -136,7 +143,7 @@ class Context:
         """The truth's formula at the concrete ``layer`` (``l`` = ``l_value``)."""
         if not self.truth.dense_only:
             return self.truth.printed(target.kind, layer, target.batch)
-        tree = self.truth_tree(target.kind, layer, target.batch)
+        tree = self.truth_tree(target.kind, layer, target.batch, target.objective)
         return f"{target.latex(l_value, self.depth)} = {tree_latex(tree)}"
 
     def general_tree(self, target: Target, layer: int):
@@ -145,9 +152,10 @@ class Context:
         ref = target.layer
         base = (T.LAYER if ref.var == "l" else T.OUTPUT) + ref.offset
         try:
-            return self.truth.general_tree(target.kind, layer, target.batch, base)
+            return self.truth.general_tree(target.kind, layer, target.batch, base,
+                                           target.objective)
         except T.NotMapped:
-            return self.truth_tree(target.kind, layer, target.batch)
+            return self.truth_tree(target.kind, layer, target.batch, target.objective)
 
 
 class Instance:

@@ -53,7 +53,6 @@ from symbp.verify.verdict import Verdict
 
 PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the rhs reads the batch
 VECTOR_KINDS = ("db", "dgamma", "dbeta")
-OBJECTIVES = ("L", "J")  # the losses of claims that name the objective, not a sample's loss
 
 
 
@@ -91,9 +90,7 @@ class NetworkCheck:
         if target.kind in PARAMETER_KINDS and rhs_batch:
             self.target = target = Target(target.kind, target.layer, True, target.node)
         self.batch = target.batch
-        # a per-sample claim about L or J (the objective) includes the weight decay; one
-        # about the sample's loss (\ell, C, E) does not
-        self.objective = isinstance(target.node, C.Grad) and target.node.loss in OBJECTIVES
+        self.objective = target.objective  # per sample: the weight decay is in L, J, not in l
         self.bindings = self._bindings()
 
     # ----- which layers
@@ -361,7 +358,7 @@ class NetworkCheck:
         inst = self.ctx.instances(self.batch, quick=True)[0]
         try:
             value = Evaluation(self, inst, l_value, symbolic=True).run(rhs)
-            truth_tree = self.ctx.truth_tree(self.target.kind, layer, self.batch)
+            truth_tree = self.ctx.truth_tree(self.target.kind, layer, self.batch, self.objective)
             truth = forms_entry(truth_tree, self.ctx, self.batch, self.sums)[0]
             if value.entry is None:
                 return None

@@ -23,6 +23,7 @@ import sympy as sp
 
 from symbp import claims as C
 from symbp.verify import truth as T
+from symbp.verify.context import OBJECTIVES
 from symbp.verify.entries import forms_entry, product_entry, tensor_entry
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
 from symbp.verify.shapes import (
@@ -166,11 +167,12 @@ class Evaluation:
         if ("truth", kind, layer) not in self.inst.values:
             raise LayerError(f"{self.text(node)}: layer {layer} is a "
                              f"{self.ctx.layer_type(layer)} layer, which has no {target.name}")
-        array = self.inst.truth(kind, layer)
+        objective = node.loss in OBJECTIVES
+        array = self.inst.truth(kind, layer, objective)
         rows, cols, vector = quantity_dims(target.name, target.layer, layer, self.inst)
         entry = None
         if self.symbolic and self.ctx.truth.dense_only:
-            tree = self.ctx.truth_tree(kind, layer, self.inst.batch)
+            tree = self.ctx.truth_tree(kind, layer, self.inst.batch, objective)
             entry = forms_entry(tree, self.ctx, self.inst.batch, self.check.sums)[0]
         return Val(array, rows, cols, self.text(node), entry=entry, vector=vector)
 

@@ -114,31 +114,45 @@ class Truth:
         return (letter == "a" and layer == 0) or f"{letter}{layer}" in self.graph.tensors
 
     # ----------------------------------------------------------- formulas
-    def tree(self, kind: str, layer: int, batch: bool):
-        """The matrix tree of ``kind`` at the concrete ``layer``."""
-        return self._tree(self.expression(kind, layer, batch), kind, layer, batch)
+    def tree(self, kind: str, layer: int, batch: bool, objective: bool = False):
+        """The matrix tree of ``kind`` at the concrete ``layer`` (per sample: of the sample's
+        loss, or with ``objective`` of the objective, weight decay included)."""
+        return self._tree(self.expression(kind, layer, batch, objective), kind, layer, batch)
 
-    def general_tree(self, kind: str, layer: int, batch: bool, base: sp.Expr):
+    def general_tree(self, kind: str, layer: int, batch: bool, base: sp.Expr,
+                     objective: bool = False):
         """The formula of ``kind`` at ``layer`` written for the layer expression ``base``."""
-        expr = self._general_expression(kind, layer, batch)
+        expr = self._general_expression(kind, layer, batch, objective)
         tree = self._tree(expr, kind, layer, batch)
         return forms.map_tensors(tree, lambda t: forms.Leaf(_relabel(t, layer, base)))
 
-    def expression(self, kind: str, layer: int, batch: bool) -> sp.Expr:
+    def expression(self, kind: str, layer: int, batch: bool, objective: bool = False
+                   ) -> sp.Expr:
         """The index expression of ``kind`` at ``layer`` in claims' tensors (see the
-        module docstring); its free indices are :meth:`free`'s."""
-        key = (kind, layer, batch)
+        module docstring); its free indices are :meth:`free`'s. Per sample it is the
+        sample's loss's (no weight decay) unless ``objective``."""
+        key = (kind, layer, batch, batch or objective)
         if key not in self._notation:
-            engine = self._gradient(self._name(kind, layer))
+            name = self._name(kind, layer)
+            engine = self._gradient(name) if batch or objective else self._loss_gradient(name)
             self._notation[key] = self._read(engine, kind, batch)
         return self._notation[key]
 
-    def _general_expression(self, kind: str, layer: int, batch: bool) -> sp.Expr:
+    def _loss_gradient(self, name: str) -> sp.Expr:
+        """The engine's gradient of ``name`` without the weight decay's path."""
+        gradient = self.derivation.gradient_of(name)
+        if gradient is None:
+            return self._gradient(name)
+        decay = [c for consumer, c in gradient.paths if consumer.op == "objective"]
+        return sp.expand(gradient.expr - sp.Add(*decay)) if decay else gradient.expr
+
+    def _general_expression(self, kind: str, layer: int, batch: bool, objective: bool
+                            ) -> sp.Expr:
         if kind == "delta" and layer < self.depth:
             opaque = self._opaque_fprime(layer)
             if opaque is not None:
                 return self._read(opaque, kind, batch)
-        return self.expression(kind, layer, batch)
+        return self.expression(kind, layer, batch, objective)
 
     def _opaque_fprime(self, layer: int) -> sp.Expr | None:
         """``g_a{m} * fprime{m}``: the activation's VJP with its coefficient held opaque,
