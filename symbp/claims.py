@@ -66,6 +66,7 @@ MAX_DEPTH = 50  # levels of the parse tree
 MAX_DIGITS = 300  # of any constant a claim can produce
 MAX_ORDER = 2  # of a derivative
 MAX_EXPONENT = 12
+MAX_NODES = 4000  # of a claim once a (a = f(z)) clause is substituted
 
 GRAMMAR = r"""
 start: expr (_EQ expr)+
@@ -601,7 +602,9 @@ def parse_claim(text: str) -> Claim:
     sides = tuple(builder.build(side) for side in tree.children)
     if clause is not None:
         padded = " " * clause.start(1) + clause.group(1)
-        name, value = (builder.build(part) for part in _lark_parse(padded, text).children[:2])
+        clause_tree = _lark_parse(padded, text)
+        _check_depth(clause_tree, text)
+        name, value = (builder.build(part) for part in clause_tree.children[:2])
         sides = _substitute(sides, name, value, text)
     claim = Claim(sides, text)
     _check_constants(claim)
@@ -635,7 +638,11 @@ def _substitute(sides: tuple, name: Node, value: Node, text: str) -> tuple:
     def put(node):
         return value if node == name else map_children(node, put)
 
-    return tuple(put(side) for side in sides)
+    sides = tuple(put(side) for side in sides)
+    if sum(1 for side in sides for _ in walk(side)) > MAX_NODES:
+        raise ClaimParseError(f"with the clause's {name.name} substituted the claim has more than "
+                              f"{MAX_NODES} terms", name.span[0] + 1, text=text)
+    return sides
 
 
 def _check_depth(tree, original: str) -> None:

@@ -283,6 +283,9 @@ def test_errors_point_at_the_column(text, column, expected):
     (r"\delta^l_j = a^l_{j}^T", "transpose of an entry"),
     (r"\delta^{(l)} = \mathbf{2}", "vector of ones"),
     ("(" * 60 + "x" + ")" * 60 + " = x", "nested"),
+    (r"\tanh'(z) = 1 - a^2 \quad (a = " + "{" * 60 + "z" + "}" * 60 + ")", "nested"),
+    (r"\tanh'(z) = " + " = ".join([" + ".join(["a"] * 30)] * 5) + r" \quad (a = "
+     + " + ".join(["z"] * 30) + ")", "more than 4000 terms"),
     ("x" * 3000, "longer"),
 ])
 def test_semantic_errors_are_parse_errors(text, message):
