@@ -78,9 +78,11 @@ BAD = {
     "kernel larger than the input": (toml_spec([1, 4, 4], conv2d(kernel=5)), "layers[1].kernel",
                                      ["5", "4"]),
     "kernel larger than the width only": (toml_spec([1, 8, 4], conv2d(kernel=[3, 5])),
-                                          "layers[1].kernel", ["5", "4"]),
+                                          "layers[1].kernel", ["5", "width 4"]),
+    "kernel larger than the height only": (toml_spec([1, 4, 8], conv2d(kernel=[5, 3])),
+                                           "layers[1].kernel", ["5", "height 4"]),
     "kernel larger than the padded input": (toml_spec([1, 3], conv1d(kernel=6, padding=1)),
-                                            "layers[1].kernel", ["6", "3", "padded by 1"]),
+                                            "layers[1].kernel", ["6", "length 3 padded by 1"]),
     # stride
     "stride 0": (toml_spec(IMAGE, conv2d(stride=0)), "layers[1].stride", ["got 0"]),
     "stride negative": (toml_spec(IMAGE, conv2d(stride=-1)), "layers[1].stride", ["-1"]),
@@ -96,7 +98,7 @@ BAD = {
                                     ["3", "kernel"]),
     "padding above the kernel on one axis": (toml_spec(IMAGE, conv2d(kernel=[3, 2],
                                                                      padding=[1, 2])),
-                                             "layers[1].padding", ["2", "kernel"]),
+                                             "layers[1].padding", ["2", "kernel's width 2"]),
     "padding three entries": (toml_spec(IMAGE, conv2d(padding=[0, 0, 0])), "layers[1].padding",
                               []),
     "padding two entries on conv1d": (toml_spec(SIGNAL, conv1d(padding=[1, 1])),
@@ -144,6 +146,9 @@ BAD = {
     "pool stride a float": (toml_spec(IMAGE, pool(stride=1.5)), "layers[1].stride", ["1.5"]),
     "pool window larger than the input": (toml_spec([1, 3, 3], pool("avg_pool2d", kernel=4)),
                                           "layers[1].kernel", ["4", "3"]),
+    "pool window larger than the width only": (
+        toml_spec([1, 8, 3], pool("avg_pool2d", kernel=[2, 4])), "layers[1].kernel",
+        ["4", "width 3"]),
     "pool window larger than the conv output": (toml_spec(IMAGE, conv2d(), pool(kernel=7)),
                                                 "layers[2].kernel", ["7", "6"]),
     "pool kernel three entries": (toml_spec(IMAGE, pool(kernel=[2, 2, 2])), "layers[1].kernel",
@@ -168,8 +173,16 @@ BAD = {
     "inputs too many entries per sample": (toml_spec([1000, 1000, 1000], conv2d()), "inputs",
                                            ["1000000000"]),
     # limits
-    "too many conv parameters": (toml_spec([64, 16, 16], conv2d(channels=100000, kernel=5)),
-                                 "layers", ["parameters"]),
+    "too many conv parameters": (toml_spec([1000, 8, 8], conv2d(channels=20000)), "layers",
+                                 ["181,460,002 parameters"]),
+    "a conv output of 10^8 entries per sample": (
+        toml_spec([1, 1000, 1000], conv2d(channels=100, kernel=1)), "layers[1]",
+        ["100,000,000 entries per sample", "[100, 1000, 1000]"]),
+    # the output
+    "the network's output a feature map": (toml_spec(IMAGE, conv2d(), output=False),
+                                           "layers[1]", ["one vector per sample", "[2, 6, 6]"]),
+    "the network's output pooled": (toml_spec(IMAGE, conv2d(), pool(), output=False),
+                                    "layers[2]", ["one vector per sample", "[2, 3, 3]"]),
 }
 
 
@@ -243,6 +256,8 @@ GOOD = {  # id: (inputs, layers, the per-sample shapes of the input and each lay
     "a padded window larger than the input": ([1, 3], [conv1d(kernel=4, padding=1)],
                                               [(1, 3), (2, torch_extent(3, 4, 1, 1))]),
     "flatten": ([2, 3, 4], [{"type": "flatten"}], [(2, 3, 4), (24,)]),
+    "a conv output of exactly 10^6 entries per sample": (
+        [1, 1000, 1000], [conv2d(channels=1, kernel=1)], [(1, 1000, 1000), (1, 1000, 1000)]),
     "inputs of one entry is a feature count": ([5], [{"units": 3}], [(5,), (3,)]),
 }
 
