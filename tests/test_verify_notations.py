@@ -257,6 +257,13 @@ def test_star_is_elementwise_unless_the_network_convolves():
         verdict.summary)
 
 
+def test_nested_maxima_are_bounded():
+    """\\max(u, v) spells v twice; forty nested maxima would be 2^40 terms."""
+    text = r"\frac{d}{dz} z = " + r"\max(z, " * 40 + "z" + ")" * 40
+    verdict = verify_written(text)
+    assert verdict.verdict == "cannot parse" and "more than" in verdict.summary
+
+
 def test_cases_and_the_printers_where_clause_together():
     claim = (r"\operatorname{relu}'(z) = \begin{cases} b & z > 0 \\ 0 & \text{otherwise} "
              r"\end{cases} \quad (b = 1)")

@@ -67,7 +67,21 @@ def piecewise(claim: C.Claim) -> C.Claim:
     reads: a condition ``u > v`` is the step ``relu'(u - v)`` (1 where it holds, 0 at the
     border, as relu's derivative); the first case that holds is taken, elementwise;
     ``\\max(u, v)`` is ``v + relu(u - v)`` (``relu(v)`` for ``\\max(0, v)``)."""
-    return C.Claim(tuple(_steps(side) for side in claim.sides), claim.text)
+    sides = tuple(_steps(side) for side in claim.sides)
+    memo: dict = {}
+    if sum(_size(side, memo) for side in sides) > C.MAX_NODES:  # nested \max, cases in cases
+        raise C.ClaimParseError(f"with its cases and maxima spelled out the claim has more "
+                                f"than {C.MAX_NODES} terms", 1, text=claim.text)
+    return C.Claim(sides, claim.text)
+
+
+def _size(node, memo: dict) -> int:
+    """The number of nodes of ``node`` as a tree, counted once per shared subtree (so
+    that a tree of 2^50 nodes built from shared parts is measured in linear time)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1 + sum(_size(child, memo) for _, child in C.children(node))
+    return memo[key]
 
 
 def _steps(node):
