@@ -13,7 +13,8 @@ a - y as -(y - a), f' as f', f_l', g'^{[l]}, the activation's own derivative or 
 in a, and LaTeX spellings (^T, ^\\top, W^{(l)T}, \\odot, \\circ, \\left( \\right)). A second
 test writes the equations entry by entry (index subscripts, \\sum over an index with or
 without 0- or 1-based limits, factors in either order) in symbp's, Nielsen's and UFLDL's
-notation (d2l's network, the bold h, o, z of one hidden layer, is the first test's). A claim may be ``cannot parse``; it must never be ``incorrect``; and in symbp's
+notation, and in Bishop's unlayered units of a two-layer network (d2l's network, the bold
+h, o, z of one hidden layer, is the first test's). A claim may be ``cannot parse``; it must never be ``incorrect``; and in symbp's
 own notation every one must be read and ``correct``. Derandomized and bounded (about 15 s
 of CPU).
 """
@@ -392,11 +393,11 @@ OUTPUTS = (("softmax", "cross_entropy"), ("sigmoid", "bce"), ("identity", "mse")
 
 
 @st.composite
-def networks(draw, sigmoid_only=False, depth=None):
+def networks(draw, sigmoid_only=False, depth=None, canonical=False):
     depth = depth or draw(st.integers(2, 4))
     widths = draw(st.lists(st.integers(2, 5), min_size=depth - 1, max_size=depth - 1))
     hidden = ("sigmoid",) if sigmoid_only else HIDDEN
-    outputs = OUTPUTS[1:2] + OUTPUTS[3:] if sigmoid_only else OUTPUTS
+    outputs = OUTPUTS[1:2] + OUTPUTS[3:] if sigmoid_only else OUTPUTS[:3] if canonical else OUTPUTS
     output, loss = draw(st.sampled_from(outputs))
     width = draw(st.integers(2, 4)) if output == "softmax" else draw(st.integers(1, 3))
     layers = [Dense(n, draw(st.sampled_from(hidden))) for n in widths]
@@ -676,12 +677,42 @@ def component_claims(draw, net: Network, name: str):
     return f"{c.entry('delta', out, j)} = {error}"
 
 
-@pytest.mark.parametrize("name", list(COMPONENTS))
+@st.composite
+def bishop_claims(draw, net: Network):
+    """Bishop's unlayered units of a two-layer network (PRML §5.3): inputs i, hidden units j,
+    outputs k; a the pre-activation, z the hidden activation, y the output, t the target."""
+    flip = draw(st.booleans())
+
+    def product(*factors):
+        return " ".join(reversed(factors) if flip else factors)
+
+    hidden = net.layers[0].activation
+    sums = draw(st.sampled_from([r"\sum_k", r"\sum_{k}", r"\sum_{k=1}^{K}"]))
+    kind = draw(st.sampled_from(("output", "hidden", "second", "first")))
+    if kind == "output":
+        return r"\delta_k = " + draw(st.sampled_from(["y_k - t_k", "-(t_k - y_k)", "-t_k + y_k"]))
+    if kind == "hidden":
+        forms = ["h'(a_j)"] + (["(1 - z_j^2)"] if hidden == "tanh" else [])
+        weighted = f"{sums} " + product("w_{kj}", r"\delta_k")
+        return r"\delta_j = " + product(draw(st.sampled_from(forms)), weighted)
+    grad = draw(st.sampled_from([r"\frac{{\partial E_n}}{{\partial {}}}",
+                                 r"\partial E_n / \partial {}"]))
+    if kind == "second":
+        return grad.format(draw(st.sampled_from(["w_{kj}", "w^{(2)}_{kj}"]))) + " = " \
+            + product(r"\delta_k", "z_j")
+    return grad.format("w_{ji}") + " = " + product(r"\delta_j", "z_i")  # eq. (5.53)
+
+
+@pytest.mark.parametrize("name", list(COMPONENTS) + ["bishop"])
 @settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_component_forms_are_never_incorrect(name, data):
-    net = data.draw(networks(sigmoid_only=name == "nielsen"), label="network")
-    claim = data.draw(component_claims(net, name), label="claim")
+    if name == "bishop":
+        net = data.draw(networks(depth=2, canonical=True), label="network")
+        claim = data.draw(bishop_claims(net), label="claim")
+    else:
+        net = data.draw(networks(sigmoid_only=name == "nielsen"), label="network")
+        claim = data.draw(component_claims(net, name), label="claim")
     verdict = check(claim, net, name)
     assert verdict.verdict != "incorrect", f"{claim}\n{verdict}"
