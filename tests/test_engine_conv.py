@@ -25,6 +25,7 @@ losses.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,9 +35,11 @@ from conftest import SWEEP_ACTIVATIONS
 from torch_reference import TorchNetwork
 
 from symbp.engine.backward import backward
-from symbp.engine.derivation import derive_graph
+from symbp.engine.derivation import GraphDerivation, derive_graph, self_check
+from symbp.engine.indices import FREE
 from symbp.engine.numeric import run, value_of
 from symbp.engine.simplify import simplify
+from symbp.errors import InternalError
 from symbp.ops.base import BATCH
 from symbp.spec import Dense, Network
 
@@ -450,3 +453,41 @@ def test_the_sweep_covers_every_piece():
 @pytest.mark.parametrize("seed", SWEEP_SEEDS)
 def test_random_cnns_match_torch(seed):
     assert_matches_torch(random_cnn(seed), seed, input_gradient=True)
+
+
+# ------------------------------------------------- the self-check sees conv slips
+def with_gradient(derivation, name, change) -> GraphDerivation:
+    """A copy of ``derivation`` whose gradient of ``name`` is ``change(expr)`` (the
+    cached derivation itself is left alone)."""
+    gradients = [replace(g, expr=change(g.expr)) if g.of.name == name else g
+                 for g in derivation.gradients]
+    return GraphDerivation(derivation.network, derivation.train, derivation.eval, gradients)
+
+
+def chi_as_average(expr):
+    """Max pooling's gradient routed as average pooling's: every window entry 1/K."""
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name == "chi2",
+                        lambda e: sp.Rational(1, 4))
+
+
+i2, i3 = FREE[2:4]
+SLIPS = {  # the classic mistakes of a hand derivation, each in one gradient
+    "the kernel gradient rotated by 180 degrees": (
+        "W1", lambda expr: expr.xreplace({i2: 2 - i2, i3: 2 - i3})),
+    "max pooling's gradient spread as average pooling's": ("a1", chi_as_average),
+    "the bias gradient summed over the batch only": (
+        "b1", lambda expr: sp.Sum(expr.function.xreplace({expr.limits[1][0]: 0,
+                                                         expr.limits[2][0]: 0}),
+                                  expr.limits[0])),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS)
+def test_the_engines_self_check_catches_a_conv_slip(slip):
+    """derive_graph's self-check, which every case above passed, is a real check for
+    these ops: the same derivation with one slip in a conv or pool gradient fails it."""
+    name, change = SLIPS[slip]
+    derivation = derive_graph(case_network("max_pool2d, kernel 2"))
+    self_check(derivation)  # the right one passes
+    with pytest.raises(InternalError, match="self-check failed"):
+        self_check(with_gradient(derivation, name, change))
