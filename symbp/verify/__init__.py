@@ -24,7 +24,8 @@ text file. The modules, one per idea:
 - :mod:`~symbp.verify.entries`: both sides entrywise in SymPy, and their
   difference;
 - :mod:`~symbp.verify.decide`: the decision over layers, width sets and points;
-- :mod:`~symbp.verify.mistakes`: the likely mistake, by testing variants;
+- :mod:`~symbp.verify.mistakes`: the likely mistake, by testing variants
+  (:mod:`~symbp.verify.rewrites`, :mod:`~symbp.verify.op_rewrites`: the rewritten claims);
 - :mod:`~symbp.verify.scalar`: claims without a network;
 - :mod:`~symbp.verify.echo`: LaTeX of truths and differences;
 - :mod:`~symbp.verify.verdict`: the verdict and its report;
