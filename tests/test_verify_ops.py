@@ -22,6 +22,9 @@ SPECS = {
 [[layers]]\ntype = "layer_norm"\n[[layers]]\nunits = 2\nactivation = "sigmoid"\n""",
     "bn": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 4\nactivation = "tanh"\n
 [[layers]]\ntype = "batch_norm"\n[[layers]]\nunits = 2\n""",
+    "bnact": """inputs = 3\nloss = "cross_entropy"\n[[layers]]\nunits = 4\nactivation = "tanh"\n
+[[layers]]\ntype = "batch_norm"\n[[layers]]\nunits = 3\n[[layers]]\ntype = "activation"
+activation = "softmax"\n""",
     "drop": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 4\nactivation = "tanh"\n
 [[layers]]\ntype = "dropout"\nrate = 0.25\n[[layers]]\nunits = 2\n""",
     "drop1": """inputs = 3\nloss = "mse"\n[[layers]]\nunits = 2\nactivation = "tanh"\n
@@ -199,6 +202,9 @@ def test_a_per_sample_claim_on_batch_norm_is_about_one_sample_of_a_batch(network
     gamma = decide(beta.replace(r"\beta", r"\gamma"), network)
     assert gamma.verdict == "incorrect" and r"a missing factor \hat{x}^{(2)}" in gamma.likely_mistake
     assert decide(r"\delta^{(3)} = a^{(3)} - y", network).ok
+    softmax_layer = networks["bnact"]  # the output's softmax an activation layer
+    assert decide(beta, softmax_layer).ok
+    assert decide(r"\delta^{(3)} = a^{(4)} - y", softmax_layer).ok
 
 
 def test_a_quantity_a_layer_does_not_have_is_named(networks):

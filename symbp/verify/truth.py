@@ -295,8 +295,12 @@ class Truth:
         target[1:] = output[1:]
         arrays = run(self.graph, {**given, self._target: target}, sizes,
                      self.derivation.gradients)
-        last = arrays.get(f"g_z{self.depth}")
-        if last is None or np.max(np.abs(last[1:])) > 1e-12 * max(1.0, np.max(np.abs(last))):
+        # the output layer's input: where the rows' losses meet the network
+        name = f"z{self.depth}" if f"z{self.depth}" in self.graph.tensors else \
+            f"a{self.depth - 1}"
+        self._ensure(f"g_{name}", arrays, sizes)
+        last = arrays[f"g_{name}"]
+        if np.max(np.abs(last[1:])) > 1e-12 * max(1.0, np.max(np.abs(last))):
             raise NotMapped("batch norm couples the samples of a batch, and this loss's "
                             "gradient does not vanish where a = y, so one sample's gradients "
                             "cannot be read off a batch; write the claim for the batch")
