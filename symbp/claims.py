@@ -199,7 +199,7 @@ _CDOT: /\\(cdot|times)(?![a-zA-Z])/
 _FRAC: /\\[dt]?frac(?![a-zA-Z])/
 _SUM: /\\sum(?![a-zA-Z])(\s*\\limits(?![a-zA-Z]))?/
 _DIFF.3: /\\partial(?![a-zA-Z])|\\mathrm\s*\{\s*d\s*\}|d/
-NGD.4: /d(?=\s*(\\mathbf\s*\{\s*)?[WbzaZA](?![a-zA-Z]))/
+NGD.4: /d(?=\s*(\\mathbf\s*\{\s*)?[WbzaZAxX](?![a-zA-Z]))/
 _NABLA: /\\nabla(?![a-zA-Z])/
 _BEGIN_CASES: /\\begin\s*\{\s*cases\s*\}/
 _END_CASES: /\\end\s*\{\s*cases\s*\}/

@@ -104,6 +104,8 @@ CASES = [
     # CS231n: W is n_{l-1} x n_l, Z = XW + b, dZ the mean loss's gradient
     ("cs231n dW", "tanh", "cs231n", r"dW = X^T dZ", "correct", None),
     ("cs231n dW transposed", "tanh", "cs231n", r"dW = dZ^T X", "incorrect", None),
+    ("cs231n dX", "tanh", "cs231n", r"dX = dZ W^T", "correct", None),
+    ("cs231n dX, no transpose", "tanh", "cs231n", r"dX = dZ W", "incorrect", None),
     ("cs231n db, b a row", "tanh", "cs231n",
      r"\frac{\partial L}{\partial b^{(2)}} = \mathbf{1}^T \frac{\partial L}{\partial Z^{(2)}}",
      "correct", None),

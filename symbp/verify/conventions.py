@@ -310,7 +310,7 @@ class _Rewriter:
     def grad(self, node: C.Grad, idx) -> C.Node:
         target = self.leaf(node.target, idx)
         if target.name == "x":
-            target = C.Leaf("a", C.LayerRef(None, 0), span=target.span)
+            target = C.Leaf("a", C.LayerRef(None, 0), target.batch, span=target.span)
         if target.name not in _TARGETS:
             self.fail(node, "differentiate the loss with respect to W, b, z, a or x")
         letter = C.leaf_latex(replace(target, layer=None))
@@ -393,12 +393,14 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     refs, missing, targets, has_x, has_y = set(), [], [], False, False
     for side in claim.sides:
         for path, node in _walk_all(side):
-            if isinstance(node, C.Leaf) and node.name in _LAYERED:
+            input_ = isinstance(node, C.Leaf) and (node.name == "x" or (
+                node.name == "a" and node.layer == C.LayerRef(None, 0)))  # a^{(0)} is x
+            if isinstance(node, C.Leaf) and node.name in _LAYERED and not input_:
                 if node.layer is not None:
                     refs.add(node.layer)
                 else:
                     (targets if path == "target" else missing).append(node)
-            has_x |= isinstance(node, C.Leaf) and node.name == "x"
+            has_x |= input_
             has_y |= isinstance(node, C.Leaf) and node.name == "y"
     if not missing and not targets:
         return claim
