@@ -15,9 +15,12 @@ reported), at the module's initial parameters with random offsets on the
 constant-initialised ones (biases, gains and shifts: ``b``, ``gamma``,
 ``beta``) or at parameters the caller gives. It uses only the module's public
 interface (CONVENTIONS §5: ``SPEC``, ``init_params``, ``init_state``,
-``loss``, ``gradients``): the module is the thing being checked.
-:class:`CheckReport` gives, per parameter, the largest relative error, how
-many entries needed a smaller step and how many were skipped at a kink;
+``loss``, ``gradients``): the module is the thing being checked (the
+engine's reading of its ``SPEC`` only helps choose the point, away from
+max-pooling ties; see below). :class:`CheckReport` gives, per parameter, the
+largest relative error, how many entries needed a smaller step and how many
+were skipped at a kink, and how many samples of the batch were left near a
+max-pooling tie;
 ``symbp check`` prints the table and exits 1 when any entry fails.
 
 The stencil. With ``L_k`` the loss at ``theta + k h``, the derivative is
