@@ -717,3 +717,17 @@ def test_the_random_point_moves_away_from_a_near_tie():
                            max_pools(network)).tolist() == [True] + [False] * 5
     report = check_module(module, params=params)
     assert report.passed and report.near_ties == 0 and report.skipped == 0, report.table()
+
+
+def test_samples_left_near_a_tie_are_counted_in_the_report(monkeypatch):
+    """When no redraw clears the windows (here: a margin no window can have), the check
+    still runs, and its report says how many samples were left near a tie."""
+    import symbp.gradcheck as gradcheck
+
+    module = cnn_module("conv2d, relu, max_pool2d (the digits CNN's shape)")
+    monkeypatch.setattr(gradcheck, "TIE_MARGIN", 1e12)
+    report = check_module(module, max_entries=5)
+    assert report.near_ties == gradcheck.CHECK_BATCH
+    assert report.passed, report.table()
+    assert f"; {gradcheck.CHECK_BATCH} of the batch's samples with a max-pooling window whose " \
+        "two largest entries are closer than" in report.table()
