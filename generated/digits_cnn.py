@@ -166,16 +166,17 @@ def _col2im(terms, offsets, positions, size, stride, padding, dilation=None):
 
 def _first_maximum(x, axes):
     """1 where x holds the first maximum of its window (the axes `axes`, in row-major
-    order, as torch's max pooling), else 0, in x's dtype; the window's axes go last."""
+    order, as torch's max pooling), else 0, in x's dtype; the window's axes go last
+    (a view: the array is laid out as x, so that reading it back is contiguous)."""
     largest = _window_max(x, axes)
-    chosen = np.empty((*largest.shape, np.prod([x.shape[axis] for axis in axes])), x.dtype)
+    chosen = np.empty(x.shape, x.dtype)
     free = np.ones(largest.shape, bool)  # no maximum found before this offset
-    for position, index in enumerate(_offsets(x, axes)):
+    for index in _offsets(x, axes):
         first = np.equal(x[index], largest)
         first &= free
         free ^= first
-        chosen[..., position] = first
-    return chosen.reshape(*largest.shape, *(x.shape[axis] for axis in axes))
+        chosen[index] = first
+    return np.moveaxis(chosen, axes, tuple(range(-len(axes), 0)))
 
 
 def _log_softmax(z, a):
