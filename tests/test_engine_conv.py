@@ -313,6 +313,22 @@ def test_batch_norm_running_update_and_eval_graph_match_torch(case):
     assert evaluated["L"] != pytest.approx(values["L"], rel=1e-6)  # running != batch statistics
 
 
+def test_the_eval_graph_of_dropout_on_a_conv_output_has_no_mask():
+    """Evaluation mode reads no mask (``a = a_prev``): the eval graph's objective is
+    torch's in eval mode, and differs from the training objective with the mask."""
+    network = case_network("dropout with a fixed mask on a conv output")
+    derivation = derive_graph(network)
+    sizes = {**derivation.sizes, BATCH: BATCH_SIZE}
+    arrays = random_arrays(derivation.graph, sizes, network, np.random.default_rng(8))
+    assert "mask2" in derivation.graph.tensors and "mask2" not in derivation.eval.graph.tensors
+    assert arrays["mask2"].shape == (BATCH_SIZE, 3, 7, 6)
+    evaluated = run(derivation.eval.graph, arrays, sizes)
+    objective, _, _ = torch_oracle(network, arrays, training=False)
+    assert evaluated["L"] == pytest.approx(objective.item(), rel=TOLERANCE)
+    trained, _ = engine_values(derivation, arrays)
+    assert evaluated["L"] != pytest.approx(trained["L"], rel=1e-6)
+
+
 def test_a_conv_bias_before_batch_norm_has_gradient_zero():
     """Batch norm removes the per-channel mean: the bias's gradient is exactly 0 (both
     sides give rounding noise), compared absolutely."""
