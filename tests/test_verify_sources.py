@@ -5,13 +5,15 @@ Goodfellow et al., Ng's courses and the CS229 notes, the CS231n notes, Wikipedia
 d2l.ai and UFLDL print them, in their own notation, each with its source cited:
 about half are right, the others carry one realistic mistake (a missing transpose,
 a bias in the recursion, a wrong layer index, sigma' taken at a, a missing 1/m, a
-sign slip, ...). Each is checked through the command line as a user runs it
-(``symbp.verify.verify(claim, spec, convention=NAME, lets=...)``, the function behind
-``symbp verify SPEC --convention NAME --json``): the verdict, for a wrong claim the
-mistake the explanation names, and for a claim read in a source's convention that the
-verdict's JSON form names it.
+sign slip, ...). Each is checked with ``symbp.verify.verify(claim, spec, convention=NAME,
+lets=...)``: the verdict, for a wrong claim the mistake the explanation names, for a claim
+read in a source's convention that the verdict names the convention and the letters it
+mapped; and one right and one wrong claim of each convention through the command line,
+``symbp verify SPEC --convention NAME --json``, for the same verdict and its exit status.
 """
 
+import contextlib
+import io
 import json
 import re
 import tomllib
@@ -19,11 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from symbp.cli import main
 from symbp.verify import verify
 
 HERE = Path(__file__).resolve().parent / "verify_sources"
 CORPUS = tomllib.loads((HERE / "corpus.toml").read_text(encoding="utf-8"))["claim"]
 VERDICTS = ("correct", "incorrect")
+EXIT = {"correct": 0, "incorrect": 1}
 # the report's explanation: every field but the formulas it echoes (the claim itself,
 # the correct formula), so that a mistake is named, not merely quoted
 FORMULAS = {"claim", "lhs", "correct", "correct_at_layer", "difference", "counterexample",
@@ -84,3 +88,29 @@ def test_source_claim(entry):
         for letter in MAPPED.get(entry["convention"], ()):
             if re.search(rf"(?<![A-Za-z\\]){letter}(?![A-Za-z])", entry["claim"]):
                 assert letter in verdict.get("symbols", {}), (letter, verdict.get("symbols"))
+
+
+def _first_of_each_convention():
+    seen, picked = set(), []
+    for entry in CORPUS:
+        key = (entry["convention"], entry["verdict"])
+        if entry["spec"] and key not in seen:
+            seen.add(key)
+            picked.append(entry)
+    return picked
+
+
+@pytest.mark.parametrize("entry", _first_of_each_convention(),
+                         ids=[entry["id"] for entry in _first_of_each_convention()])
+def test_the_command_line_agrees(entry):
+    argv = ["verify", str(HERE / entry["spec"]), "--json", "--claim", entry["claim"]]
+    if entry["convention"]:
+        argv += ["--convention", entry["convention"]]
+    for let in entry.get("lets", ()):
+        argv += ["--let", let]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(argv)
+    verdict = json.loads(out.getvalue())
+    assert (verdict["verdict"], status) == (entry["verdict"], EXIT[entry["verdict"]]), verdict
+    assert verdict.get("convention", "symbp") == (entry["convention"] or "symbp")
