@@ -38,6 +38,7 @@ from symbp.verify.rewrites import (
     layer_indices,
     missing_fprime,
     operand_order,
+    pre_activations,
     side_by_side,
     sign_slips,
     softmax_diagonal,
@@ -205,4 +206,4 @@ def variants(rhs, check: NetworkCheck):
 CATALOGUE = (bessel, extra_terms, transposes, layer_indices, activation_derivatives,
              softmax_diagonal, hand_derivatives, missing_fprime, extra_factors,
              side_by_side, sign_slips, missing_decay, dropout_scale, missing_eps, wrong_axis,
-             unnormalised, missing_factor, operand_order)
+             unnormalised, missing_factor, pre_activations, operand_order)

@@ -178,13 +178,29 @@ def hand_derivatives(rhs, nodes, check: NetworkCheck):
 
 
 def missing_fprime(rhs, nodes, check: NetworkCheck):
+    """``f'`` left out of a delta (or of a bias gradient, which is the delta)."""
     target = check.target
-    if target.kind == "delta":
+    if target.kind in ("delta", "db") and not (target.kind == "db" and check.batch):
         ref = target.layer
         generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
         yield (f"missing the factor f_{{{ref.label}}}'(z^{{({ref.label})}}): "
                f"\\delta^{{({ref.label})}} = \\partial\\ell/\\partial z^{{({ref.label})}} needs "
                f"the derivative of the activation", C.Hadamard(rhs, generic))
+
+
+def pre_activations(rhs, nodes, check: NetworkCheck):
+    """``z^{(m)}`` where the activation ``a^{(m)} = f_m(z^{(m)})`` belongs, and back."""
+    claim = check.claim
+    for path, node in nodes:
+        if isinstance(node, C.Leaf) and node.name in ("z", "a") and node.layer is not None:
+            other = C.Leaf("a" if node.name == "z" else "z", node.layer, node.batch)
+            what = ("the pre-activation {0} where the activation {1} = f(z) belongs"
+                    if node.name == "z" else "the activation {0} where the pre-activation "
+                    "{1} belongs")
+            mine, written = C.leaf_latex(node), claim.source(node)
+            if written and written != mine:
+                mine += f" (written {written})"
+            yield (what.format(mine, C.leaf_latex(other)), C.replace_at(rhs, path, other))
 
 
 def extra_factors(rhs, nodes, check: NetworkCheck):
