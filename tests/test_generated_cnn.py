@@ -83,6 +83,11 @@ CASES = {  # name: (inputs, layers, loss, weight decay)
         [1, 8, 8], [conv(channels=2, kernel=3, padding=1, activation="gelu"),
                     pool("avg_pool2d", 3, 2), conv(channels=2, kernel=1),
                     pool("avg_pool2d", 3), Dense(2, "softmax")], "cross_entropy", 0.0),
+    "pooling strides beyond the kernel (gaps)": (
+        [1, 11, 10], [conv(channels=2, kernel=2, activation="relu"),
+                      pool("max_pool2d", 2, 3), conv(channels=2, kernel=1),
+                      pool("avg_pool2d", [2, 1], [2, 2]), Dense(3, "softmax")],
+        "cross_entropy", 0.0),
     "kernel equals stride (patches)": (
         [2, 6, 6], [conv(channels=3, kernel=2, stride=2, activation="tanh"),
                     conv(channels=2, kernel=3, stride=3, activation="leaky_relu"),
