@@ -134,7 +134,10 @@ def _window_max(x, axes, out=None):
     """The maximum of x over its window axes `axes` (those axes dropped)."""
     offsets = _offsets(x, axes)
     first = x[next(offsets)]
-    out = first.copy() if out is None else np.copyto(out, first) or out
+    if out is None:
+        out = first.copy()
+    else:
+        np.copyto(out, first)
     for index in offsets:
         np.maximum(out, x[index], out=out)
     return out
