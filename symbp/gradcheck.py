@@ -328,11 +328,14 @@ def max_pools(network) -> list:
 
 def window_gaps(x: np.ndarray, kernel: tuple, stride: tuple) -> np.ndarray:
     """Per window of ``x`` (``(B, C, *spatial)``): its largest entry minus the next
-    one, shape ``(B, C, *out)``; 0 where two entries tie exactly."""
+    one, shape ``(B, C, *out)``; 0 where two entries tie exactly, and infinite for a
+    window of one entry (it has no second entry to tie with)."""
     axes = tuple(range(2, x.ndim))
     windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=axes)
     windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in stride))]
     flat = np.sort(windows.reshape(*windows.shape[:x.ndim], -1), axis=-1)
+    if flat.shape[-1] < 2:
+        return np.full(flat.shape[:-1], np.inf)
     return flat[..., -1] - flat[..., -2]
 
 

@@ -644,6 +644,21 @@ def test_window_gaps_are_the_two_largest_entries_apart():
     np.testing.assert_allclose(window_gaps(x, (1, 3), (2, 1)), [[[[2.0], [1.0]]]])
 
 
+def test_a_max_pool_of_one_entry_has_no_tie(tmp_path, capsys):
+    """A window of one entry cannot tie: its gap is infinite, and symbp check of a
+    network with such a pool passes (it crashed with exit 3)."""
+    from symbp.gradcheck import window_gaps
+
+    x = np.arange(6.0).reshape(1, 1, 6)
+    assert np.all(np.isinf(window_gaps(x, (1,), (1,))))
+    spec = tmp_path / "one.toml"
+    spec.write_text('name = "one"\ninputs = [1, 5]\nloss = "mse"\n'
+                    '[[layers]]\ntype = "conv1d"\nchannels = 1\nkernel = 1\nstride = 2\n'
+                    'activation = "silu"\n[[layers]]\ntype = "max_pool1d"\nkernel = 1\n'
+                    '[[layers]]\nunits = 2\n')
+    assert main(["check", str(spec)]) == 0, capsys.readouterr()
+
+
 def test_rows_near_a_max_pool_tie_are_redrawn_and_only_they():
     """Max pooling of the input: row 1 has a window whose two largest entries are 1e-6
     apart (within the stencil's reach), row 3 a window of two exactly equal maxima
