@@ -259,6 +259,33 @@ def test_star_is_elementwise_unless_the_network_convolves():
         verdict.summary)
 
 
+BN_ROW = (r"\Delta^{(1)}_{s,i} = \frac{1}{\sqrt{\sigma^{2(2)}_{i} + 10^{-5}}} \left("
+          r"\frac{\partial L}{\partial \hat{x}^{(2)}_{s,i}} - \frac{1}{B} \hat{x}^{(2)}_{s,i} "
+          r"\sum_{r} \frac{\partial L}{\partial \hat{x}^{(2)}_{r,i}} \hat{x}^{(2)}_{r,i} - "
+          r"\frac{1}{B} \sum_{r} \frac{\partial L}{\partial \hat{x}^{(2)}_{r,i}}\right)")
+
+
+@pytest.mark.parametrize("claim, expected", [
+    (BN_ROW, "correct"),  # symbp derive's batch-norm row: per-feature sums over the samples
+    (BN_ROW.replace(r" - \frac{1}{B} \sum_{r} \frac{\partial L}{\partial \hat{x}^{(2)}_{r,i}}", ""),
+     "incorrect"),  # the mean's path missing
+])
+def test_batch_norm_index_forms_broadcast_along_the_features(claim, expected):
+    """A sum over the samples r of entries (r, i) is a vector along the features i: it is
+    subtracted from each row (a row vector, 1^T G), and batch norm's sigma^2_i is its own
+    row; a column there would be a wrong verdict."""
+    from symbp.spec import load_spec
+
+    network = load_spec("tests/verify_sources/batchnorm_mlp.toml")
+    assert verify_written(claim, network).verdict == expected
+
+
+def test_a_sum_over_the_rows_broadcast_is_a_row_of_ones():
+    reading = read(r"\Delta^{(l)}_{s,i} = \Delta^{(l)}_{s,i} - \frac{1}{B} \sum_r \Delta^{(l)}_{r,i}")
+    assert reading.claim.rhs.right == C.MatMul(C.Div(C.Num(1), C.Leaf("B")), C.MatMul(
+        C.Transpose(C.Ones()), C.Leaf("delta", C.LayerRef("l"), True)))
+
+
 def test_nested_maxima_are_bounded():
     """\\max(u, v) spells v twice; forty nested maxima would be 2^40 terms."""
     text = r"\frac{d}{dz} z = " + r"\max(z, " * 40 + "z" + ")" * 40

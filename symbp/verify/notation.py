@@ -50,10 +50,14 @@ _VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mas
 
 @dataclass(frozen=True)
 class _T:
-    """A translated subexpression: ``expr`` whose rows (and columns) carry ``idx``."""
+    """A translated subexpression: ``expr`` whose rows (and columns) carry ``idx``;
+    ``native``: a norm's statistic (or an elementwise function of one), whose vector
+    the decision already lays out along its own axis (layer norm's B x 1 column, batch
+    norm's 1 x n row), where any other vector is a column."""
 
     expr: C.Node
     idx: tuple
+    native: bool = False
 
 
 class _Unreadable(Exception):
@@ -159,6 +163,9 @@ def to_matrix(claim: C.Claim) -> C.Claim:
         # the left side is an entry (\\delta^l_j), or an elementwise expression of entries
         # (UFLDL's f'(z^{(l)}_i)): its free indices name the rows and columns
         target = _entry(lhs) if isinstance(lhs, C.Indexed) else _Reader(()).side(lhs)
+        if target.native:
+            raise _Unreadable(lhs, "an entry of a norm's statistic on the left: write the "
+                                   "claim with whole vectors (its layout is the op's)")
         if not target.idx:
             raise _Unreadable(lhs, "the right-hand side is written with entries (index "
                                    "subscripts or sums) but the left-hand side has no index: "
@@ -208,7 +215,7 @@ def _entry(node: C.Indexed) -> _T:
                                     "layer l, column k of layer l-1)")
         return _T(base, idx)
     if name in _STATISTICS and len(idx) == 1:  # layer norm's mu_s, batch norm's mu_i
-        return _T(base, idx)
+        return _T(base, idx, native=True)
     if name not in _VECTOR_NAMES:
         raise _Unreadable(node, f"{C.leaf_latex(leaf)} takes no index")
     if len(idx) == 1:
@@ -271,7 +278,7 @@ class _Reader:
     # ----- elementwise
     def r_Neg(self, node):
         inner = self.read(node.arg)
-        return _T(C.Neg(inner.expr, span=node.span), inner.idx)
+        return _T(C.Neg(inner.expr, span=node.span), inner.idx, inner.native)
 
     def r_Add(self, node):
         return self._combine(node, C.Add)
@@ -285,24 +292,28 @@ class _Reader:
             if sorted(left.idx) == sorted(right.idx) and len(left.idx) == 2:
                 right = _T(transpose(right.expr), left.idx)
             elif _broadcasts(left.idx, right.idx) or _broadcasts(right.idx, left.idx):
-                # a batch matrix and a vector along one of its axes, as the printer writes
-                # X W^T + b: the vector is added to each row (or column)
+                # a batch matrix and a vector along one of its axes: the vector is added
+                # to each row (a row vector) or each column (a column vector)
                 wide = left.idx if len(left.idx) == 2 else right.idx
-                return _T(kind(left.expr, right.expr, span=node.span), wide)
+                return _T(kind(_along(left, wide), _along(right, wide), span=node.span), wide)
             else:
                 raise _Unreadable(node, f"the terms have different free indices "
                                         f"({_names(left.idx)} and {_names(right.idx)})")
-        return _T(kind(left.expr, right.expr, span=node.span), left.idx or right.idx)
+        if left.idx and right.idx and left.native != right.native and len(left.idx) == 1:
+            raise _Unreadable(node, "a norm's statistic and another vector side by side: "
+                                    "write the claim with whole vectors")
+        return _T(kind(left.expr, right.expr, span=node.span), left.idx or right.idx,
+                  left.native or right.native)
 
     def r_Power(self, node):
         inner = self.read(node.arg)
-        return _T(replace(node, arg=inner.expr), inner.idx)
+        return _T(replace(node, arg=inner.expr), inner.idx, inner.native)
 
     def r_Apply(self, node):
         if node.func.name in ("softmax", "diag"):
             raise _Unreadable(node, f"{node.func.name} of an entry: it reads a whole vector")
         inner = self.read(node.arg)
-        return _T(replace(node, arg=inner.expr), inner.idx)
+        return _T(replace(node, arg=inner.expr), inner.idx, inner.native)
 
     def r_Div(self, node):
         num, den = self.read(node.num), self.read(node.den)
@@ -312,8 +323,12 @@ class _Reader:
             if not (_broadcasts(num.idx, den.idx) or _broadcasts(den.idx, num.idx)):
                 raise _Unreadable(node, "a quotient of entries with different indices")
             wide = num.idx if len(num.idx) == 2 else den.idx  # a batch matrix by a vector
-            return _T(C.Div(num.expr, den.expr, span=node.span), wide)
-        return _T(C.Div(num.expr, den.expr, span=node.span), num.idx or den.idx)
+            return _T(C.Div(_along(num, wide), _along(den, wide), span=node.span), wide)
+        if num.idx and den.idx and num.native != den.native and len(num.idx) == 1:
+            raise _Unreadable(node, "a norm's statistic and another vector side by side: "
+                                    "write the claim with whole vectors")
+        return _T(C.Div(num.expr, den.expr, span=node.span), num.idx or den.idx,
+                  num.native or den.native)
 
     # ----- products and sums
     def r_MatMul(self, node):
@@ -365,6 +380,14 @@ class _Reader:
                                     "whole range (0 to n-1, or 1 to n)")
 
 
+def _along(part: _T, wide: tuple) -> C.Node:
+    """``part`` laid out to broadcast over a matrix with indices ``wide``: a vector along
+    the columns is a row (a statistic is already laid out along its axis)."""
+    if len(part.idx) != 1 or part.native or part.idx[0] != wide[1]:
+        return part.expr
+    return transpose(part.expr)
+
+
 def _broadcasts(wide: tuple, narrow: tuple) -> bool:
     return len(wide) == 2 and len(narrow) == 1 and narrow[0] in wide
 
@@ -383,6 +406,9 @@ def _names(idx) -> str:
 def _contract(node, index: str, parts: list) -> _T:
     """``\\sum_index`` of the product of ``parts``, each of which has ``index``."""
     parts = _merge_same(node, parts)
+    if any(part.native for part in parts):
+        raise _Unreadable(node, f"a norm's statistic under \\sum_{index}: write the claim "
+                                "with whole vectors")
     if len(parts) > 2:
         raise _Unreadable(node, f"more than two factors share the summed index {index}")
     if any(len(part.idx) > 2 for part in parts):  # pragma: no cover - entries have <= 2
@@ -415,8 +441,11 @@ def _merge_same(node, parts: list) -> list:
     for part in parts:
         for n, other in enumerate(merged):
             if sorted(other.idx) == sorted(part.idx):
+                if len(part.idx) == 1 and part.native != other.native:
+                    raise _Unreadable(node, "a norm's statistic and another vector side by "
+                                            "side: write the claim with whole vectors")
                 expr = part.expr if part.idx == other.idx else transpose(part.expr)
-                merged[n] = _T(_times(other, expr), other.idx)
+                merged[n] = _T(_times(other, expr), other.idx, other.native)
                 break
         else:
             merged.append(part)
@@ -435,7 +464,8 @@ def _merge(node, parts: list) -> _T:
     scalars = [p for p in parts if not p.idx]
     tensors = _merge_same(node, [p for p in parts if p.idx])
     if len(tensors) == 2 and sorted(len(t.idx) for t in tensors) == [1, 2]:
-        tensors = [_scaled_rows(node, *sorted(tensors, key=lambda t: -len(t.idx)))]
+        matrix, vector = sorted(tensors, key=lambda t: -len(t.idx))
+        tensors = [_scaled_rows(node, matrix, vector)]
     if len(tensors) > 2 or (len(tensors) == 2 and (len(tensors[0].idx) != 1
                                                    or len(tensors[1].idx) != 1)):
         raise _Unreadable(node, "a product of entries with different indices that is not "
@@ -459,6 +489,8 @@ def _scaled_rows(node, matrix: _T, vector: _T) -> _T:
     if index not in matrix.idx:
         raise _Unreadable(node, "a product of a matrix entry and a vector entry with no "
                                 "index in common")
+    if vector.native:  # a statistic, laid out along its axis: the elementwise product
+        return _T(C.Hadamard(matrix.expr, vector.expr), matrix.idx)
     diag = C.Apply(C.Func("diag"), vector.expr)
     if matrix.idx[0] == index:
         return _T(C.MatMul(diag, matrix.expr), matrix.idx)
@@ -470,8 +502,7 @@ def transpose(node: C.Node) -> C.Node:
     claim reads as one writes it (``(u v^T)^T`` is ``v u^T``)."""
     if isinstance(node, C.Transpose):
         return node.arg
-    if isinstance(node, (C.Num, C.Ones)) or (isinstance(node, C.Leaf)
-                                              and node.name in _SCALAR_NAMES):
+    if isinstance(node, C.Num) or (isinstance(node, C.Leaf) and node.name in _SCALAR_NAMES):
         return node
     if isinstance(node, C.MatMul):
         if _scalar(node.left):
