@@ -182,6 +182,9 @@ def to_matrix(claim: C.Claim) -> C.Claim:
 
 def _orient(result: _T, target: _T, side: C.Node) -> C.Node:
     """``result`` with its indices in the order of the left-hand side's."""
+    if result.native and len(result.idx) == 1:
+        raise _Unreadable(side, "a vector of a norm's statistics on the right of an entry: "
+                                "write the claim with whole vectors (its layout is the op's)")
     if result.idx == target.idx:
         return result.expr
     if sorted(result.idx) == sorted(target.idx) and len(result.idx) == 2:
@@ -473,6 +476,9 @@ def _merge(node, parts: list) -> _T:
                                 "index may be missing)")
     if len(tensors) == 2:
         u, v = tensors
+        if u.native or v.native:
+            raise _Unreadable(node, "an outer product with a norm's statistic: write the "
+                                    "claim with whole vectors")
         tensors = [_T(C.MatMul(u.expr, transpose(v.expr)), u.idx + v.idx)]
     result = tensors[0] if tensors else None
     for scalar in reversed(scalars):
