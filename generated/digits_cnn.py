@@ -105,6 +105,30 @@ def _windows(x, shape, axes):
     return np.lib.stride_tricks.as_strided(x, (*dims, *shape), strides, writeable=False)
 
 
+def _window_dot(a, windows, axes):
+    """np.tensordot(a, windows, axes) for the windows of a batch (axis 0 of `windows`, the
+    samples, kept or contracted): the windows copied once, each sample's offsets before
+    its positions (whole rows copied: np.tensordot's copy puts the short offset axes
+    innermost, which is slow), then one matrix product per sample."""
+    pairs = sorted(zip(axes[1], axes[0], strict=True))  # in the windows' memory order
+    kept_a = [k for k in range(a.ndim) if k not in axes[0]]
+    kept_w = [k for k in range(1, windows.ndim) if k not in axes[1]]
+    shape_a = [a.shape[k] for k in kept_a]
+    shape_w = [windows.shape[k] for k in kept_w]
+    rows_a, rows_w = int(np.prod(shape_a)), int(np.prod(shape_w))
+    batch = windows.shape[0]
+    if pairs[0][0] == 0:  # the samples contracted too (a kernel gradient): sum the products
+        (_, samples), pairs = pairs[0], pairs[1:]
+        left = a.transpose(samples, *kept_a, *[k for _, k in pairs]).reshape(batch, rows_a, -1)
+        cols = np.ascontiguousarray(windows.transpose(0, *kept_w, *[w for w, _ in pairs]))
+        cols = cols.reshape(batch, rows_w, -1).transpose(0, 2, 1)
+        return np.matmul(left, cols).sum(axis=0).reshape(*shape_a, *shape_w)
+    cols = np.ascontiguousarray(windows.transpose(0, *[w for w, _ in pairs], *kept_w))
+    left = a.transpose(*kept_a, *[k for _, k in pairs]).reshape(rows_a, -1)
+    out = np.matmul(left, cols.reshape(batch, -1, rows_w)).reshape(batch, *shape_a, *shape_w)
+    return np.moveaxis(out, 0, len(kept_a))
+
+
 def _zero_padded(x, pads, dilation=None, out=None):
     """x inside zeros: pads[a] = (zeros before, zeros after) on axis a and, with a
     dilation, the entries that many apart (zeros between them: the transposed reading
@@ -274,7 +298,7 @@ def _forward(params, X, work=None):
     work = {} if work is None else work
     # layer 1: conv2d, 8 channels, kernel 3, padding 1
     X_padded = _zero_padded(X, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("X_padded"))
-    z1 = np.tensordot(params["W1"], _windows(X_padded, (3, 3), (2, 3)), axes=([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    z1 = _window_dot(params["W1"], _windows(X_padded, (3, 3), (2, 3)), ([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
     z1 += params["b1"][:, None, None]
     a1 = np.maximum(z1, 0.0, out=work.get("a1"))
     # layer 2: max_pool2d, kernel 2
@@ -282,7 +306,7 @@ def _forward(params, X, work=None):
     a2 = _window_max(a1.reshape(-1, 8, 4, 2, 4, 2), (3, 5), out=work.get("a2"))
     # layer 3: conv2d, 32 channels, kernel 3, padding 1
     a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
-    z3 = np.tensordot(params["W3"], _windows(a2_padded, (3, 3), (2, 3)), axes=([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    z3 = _window_dot(params["W3"], _windows(a2_padded, (3, 3), (2, 3)), ([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
     z3 += params["b3"][:, None, None]
     a3 = np.maximum(z3, 0.0, out=work.get("a3"))
     # layer 4: max_pool2d, kernel 2
@@ -379,7 +403,7 @@ def _backprop(params, X, Y, rate, work, grads):
     np.sum(delta3, axis=(0, 2, 3), out=grads["b3"])
     # dL/dW3
     a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
-    grads["W3"][...] = np.tensordot(delta3, _windows(a2_padded, (3, 3), (2, 3)), axes=([0, 2, 3], [0, 2, 3]))
+    grads["W3"][...] = _window_dot(delta3, _windows(a2_padded, (3, 3), (2, 3)), ([3, 2, 0], [3, 2, 0]))
     # dL/da2
     g_a2_by_offset = np.tensordot(params["W3"], delta3, axes=([0], [1]))
     g_a2 = np.transpose(_col2im(g_a2_by_offset, (1, 2), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1)), (1, 0, 2, 3))
@@ -390,7 +414,7 @@ def _backprop(params, X, Y, rate, work, grads):
     np.sum(delta1, axis=(0, 2, 3), out=grads["b1"])
     # dL/dW1
     X_padded = _zero_padded(X, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("X_padded"))
-    grads["W1"][...] = np.tensordot(delta1, _windows(X_padded, (3, 3), (2, 3)), axes=([0, 2, 3], [0, 2, 3]))
+    grads["W1"][...] = _window_dot(delta1, _windows(X_padded, (3, 3), (2, 3)), ([3, 2, 0], [3, 2, 0]))
     return z5, a5
 
 

@@ -16,7 +16,7 @@ Also: max pooling routes the gradient of a tie to the first maximum of the
 window (row-major), as torch's CPU kernels; a seeded sweep of random small CNNs;
 ``symbp check`` on every case; the generated code's form (no Python loop over
 positions or samples: each convolution and each of its gradients is one
-``np.tensordot`` over window views; pooling whose kernel is its stride reads a
+``_window_dot`` (a tensordot, one matrix product per sample) over window views; pooling whose kernel is its stride reads a
 reshape, other pooling windows); inputs given as one sample or as flat rows.
 """
 
@@ -322,15 +322,15 @@ def _passes(network):
             [ast.unparse(s) for s in _statements(source, "_backprop")], source)
 
 
-def test_each_convolution_and_each_of_its_gradients_is_one_tensordot():
-    """The issue's CNN: forward and kernel gradient of each conv are one np.tensordot
-    over window views; the input gradient of the second (4 -> 6 channels) is cheaper in
+def test_each_convolution_and_each_of_its_gradients_is_one_window_dot():
+    """The issue's CNN: forward and kernel gradient of each conv are one _window_dot
+    (np.tensordot's contraction as one matrix product per sample) over window views; the input gradient of the second (4 -> 6 channels) is cheaper in
     col2im order: one np.tensordot of plain arrays, then each kernel offset's terms
     added where they land (_col2im, no padded copy). The poolings, whose kernel is
     their stride, read reshapes (no windows) and go back by a reshape."""
     forward, backward, source = _passes(network_of("the issue's CNN"))
-    assert sum("np.tensordot" in line and "_windows(" in line for line in forward) == 2
-    assert sum("np.tensordot" in line and "_windows(" in line for line in backward) == 2
+    assert sum("_window_dot(" in line and "_windows(" in line for line in forward) == 2
+    assert sum("_window_dot(" in line and "_windows(" in line for line in backward) == 2
     (terms,) = [line for line in backward if "_by_offset = np.tensordot(" in line]
     assert "_windows(" not in terms
     assert sum(line.startswith("g_a2 = ") and "_col2im(g_a2_by_offset" in line
@@ -347,14 +347,14 @@ def test_each_convolution_and_each_of_its_gradients_is_one_tensordot():
 def test_an_input_gradient_with_fewer_windows_is_the_transposed_convolution():
     """6 -> 2 channels: the windows of the padded output gradient are fewer than the
     col2im terms, so the input gradient is one np.tensordot over the flipped windows
-    (the kernel rotated by 180 degrees)."""
+    (the kernel rotated by 180 degrees), a _window_dot."""
     network = network_of(([1, 5, 5], [conv(channels=6, kernel=3, padding=1,
                                            activation="tanh"),
                                       conv(channels=2, kernel=3, padding=1),
                                       Dense(2, "softmax")], "cross_entropy", 0.0))
     _, backward, _ = _passes(network)
     (line,) = [line for line in backward if line.startswith("delta1 = ")]
-    assert "np.tensordot" in line and "_windows(" in line and "::-1, ::-1]" in line
+    assert "_window_dot(" in line and "_windows(" in line and "::-1, ::-1]" in line
     assert not any("_by_offset" in line for line in backward)
 
 

@@ -6,8 +6,11 @@ functions) into a :class:`Term`: NumPy code and the index each axis of its
 value carries. ``names`` maps a tensor name to the code that holds its array
 (``params["W1"]``, ``delta2``). A sum of the product of two matrices over one
 index is a matrix product with transposes as views (``delta2 @ W2``,
-``delta2.T @ a1``); a sum of one operand is ``np.sum(.., axis=)``; any other
-contraction is one ``np.einsum``. Everything elementwise is printed by
+``delta2.T @ a1``); a sum of one operand is ``np.sum(.., axis=)``; two
+factors of higher rank sharing the summed indices are one ``np.tensordot``, or
+``_window_dot`` when one is the windows of a batch (a convolution and its
+gradients: one matrix product per sample); any other contraction is one
+``np.einsum``. Everything elementwise is printed by
 :mod:`symbp.codegen.printer` with each array operand aligned to the result's
 axes (``.T``, ``[:, None]``). :func:`aligned` gives the code of a term as an
 array with a given order of axes, :func:`writes` the call that writes a term
@@ -168,6 +171,14 @@ def _tensordot(factors, summed, kept) -> Term | None:
     left, right = factors
     if set(left.axes) & set(right.axes) != set(summed) or len(summed) != len(set(summed)):
         return None
+    if _is_windows(left.code) != _is_windows(right.code):  # the windows of a batch: second
+        first, second = (right, left) if _is_windows(left.code) else (left, right)
+        result = tuple(a for a in first.axes + second.axes if a not in summed)
+        pairs = ([first.axes.index(k) for k in summed], [second.axes.index(k) for k in summed])
+        code = f"_window_dot({first.code}, {second.code}, ({pairs[0]}, {pairs[1]}))"
+        if result != kept:
+            code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
+        return Term(code, kept, ("tensordot", code), atomic=False)
     for first, second in ((left, right), (right, left)):
         result = tuple(a for a in first.axes + second.axes if a not in summed)
         if result == kept:
@@ -181,6 +192,11 @@ def _tensordot(factors, summed, kept) -> Term | None:
     if result != kept:
         code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
     return Term(code, kept, ("tensordot", code), atomic=False)
+
+
+def _is_windows(code: str) -> bool:
+    """Is ``code`` a view of the windows of a batch (``_windows(x, ..)``, maybe sliced)?"""
+    return code.startswith("_windows(")
 
 
 def _first_maximum(expr: IsArgmax, names) -> Term:

@@ -107,6 +107,7 @@ def template_context(network, dtype: str, spec_name: str | None = None) -> dict:
         "uses_erf": any("_erf(" in code for code in codes),
         "uses_windows": any("_windows(" in code for code in codes),
         "uses_padding": any("_zero_padded(" in code for code in codes),
+        "uses_window_dot": any("_window_dot(" in code for code in codes),
         "uses_first_maximum": any("_first_maximum(" in code for code in codes),
         "uses_window_max": any("_window_max(" in code for code in codes),
         "uses_window_sum": any("_window_sum(" in code for code in codes),
