@@ -417,3 +417,17 @@ def test_sources_have_no_invalid_or_control_escapes(package):
                 doc = ast.get_docstring(node, clean=False) or ""
                 bad = [c for c in doc if ord(c) < 32 and c != "\n"]
                 assert not bad, (path.name, getattr(node, "name", "module"), bad)
+
+
+def test_an_elementwise_quotient_by_a_matrix_prints_with_odot():
+    """softplus' in terms of its output is 1 - e^{-a}: the batch delta divides by the
+    matrix e^{A} entrywise, which must read as an elementwise product, not as two
+    matrices side by side (a matrix product)."""
+    network = network_from_dict({"name": "sp", "inputs": 3, "loss": "mse", "layers": [
+        {"units": 4, "activation": "softplus"}, {"units": 2}]})
+    rows = [line for line in render(derive_graph(network), "latex").splitlines()
+            if line.startswith(r"\Delta^{(1)} &=") and "e^{A^{(1)}}" in line]
+    assert rows
+    for row in rows:
+        assert r"\odot \frac{1}{e^{A^{(1)}}}" in row, row
+        assert not re.search(r"\\frac\{1\}\{e\^\{A\^\{\(1\)\}\}\} \\frac", row), row

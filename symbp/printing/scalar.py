@@ -226,7 +226,10 @@ class ScalarLatex(LatexPrinter):
         text = self._wrap(rest)
         if text.startswith("- "):
             sign, text = ("" if sign else "- "), text[2:]
-        return rf"{sign}\frac{{{self._print(scalar)}}}{{{self._print(denominator)}}} {text}"
+        fraction = rf"\frac{{{self._print(scalar)}}}{{{self._print(denominator)}}}"
+        if self.odot and not self._is_scalar(denominator):  # an elementwise quotient
+            return rf"{sign}{text} \odot {fraction}"
+        return rf"{sign}{fraction} {text}"
 
     def _wrap(self, factor):
         text = self._print(factor)
