@@ -105,28 +105,35 @@ def _windows(x, shape, axes):
     return np.lib.stride_tricks.as_strided(x, (*dims, *shape), strides, writeable=False)
 
 
-def _window_dot(a, windows, axes):
-    """np.tensordot(a, windows, axes) for the windows of a batch (axis 0 of `windows`, the
-    samples, kept or contracted): the windows copied once, each sample's offsets before
-    its positions (whole rows copied: np.tensordot's copy puts the short offset axes
-    innermost, which is slow), then one matrix product per sample."""
-    pairs = sorted(zip(axes[1], axes[0], strict=True))  # in the windows' memory order
+def _im2col(windows, order, out=None):
+    """The windows of a batch copied into one array, their axes in `order` (the samples
+    first, the window positions last: whole rows copied); `out` may be reused."""
+    if out is None:
+        return np.ascontiguousarray(windows.transpose(order))
+    np.copyto(out, windows.transpose(order))
+    return out
+
+
+def _window_dot(a, cols, axes):
+    """np.tensordot(a, cols, axes) for windows copied by _im2col (axis 0 the samples): one
+    matrix product per sample, summed over the samples when they are contracted too
+    (np.tensordot would copy cols again, its short offset axes innermost: slow)."""
+    pairs = sorted(zip(axes[1], axes[0], strict=True))  # in the memory order of cols
+    inner = [c for c, _ in pairs]
     kept_a = [k for k in range(a.ndim) if k not in axes[0]]
-    kept_w = [k for k in range(1, windows.ndim) if k not in axes[1]]
-    shape_a = [a.shape[k] for k in kept_a]
-    shape_w = [windows.shape[k] for k in kept_w]
-    rows_a, rows_w = int(np.prod(shape_a)), int(np.prod(shape_w))
-    batch = windows.shape[0]
-    if pairs[0][0] == 0:  # the samples contracted too (a kernel gradient): sum the products
-        (_, samples), pairs = pairs[0], pairs[1:]
-        left = a.transpose(samples, *kept_a, *[k for _, k in pairs]).reshape(batch, rows_a, -1)
-        cols = np.ascontiguousarray(windows.transpose(0, *kept_w, *[w for w, _ in pairs]))
-        cols = cols.reshape(batch, rows_w, -1).transpose(0, 2, 1)
-        return np.matmul(left, cols).sum(axis=0).reshape(*shape_a, *shape_w)
-    cols = np.ascontiguousarray(windows.transpose(0, *[w for w, _ in pairs], *kept_w))
-    left = a.transpose(*kept_a, *[k for _, k in pairs]).reshape(rows_a, -1)
-    out = np.matmul(left, cols.reshape(batch, -1, rows_w)).reshape(batch, *shape_a, *shape_w)
-    return np.moveaxis(out, 0, len(kept_a))
+    kept_c = [k for k in range(cols.ndim) if k not in axes[1]]
+    shape_a, shape_c = [a.shape[k] for k in kept_a], [cols.shape[k] for k in kept_c]
+    rows_a, batch = int(np.prod(shape_a)), cols.shape[0]
+    if inner == [0, *range(cols.ndim - len(inner) + 1, cols.ndim)]:  # samples, positions
+        left = a.transpose(pairs[0][1], *kept_a, *[k for _, k in pairs[1:]])
+        right = cols.reshape(batch, int(np.prod(shape_c)), -1).transpose(0, 2, 1)
+        out = np.matmul(left.reshape(batch, rows_a, -1), right)
+        return out.sum(axis=0).reshape(*shape_a, *shape_c)
+    if inner == list(range(1, len(inner) + 1)):  # the offsets of each window
+        left = a.transpose(*kept_a, *[k for _, k in pairs]).reshape(rows_a, -1)
+        out = np.matmul(left, cols.reshape(batch, left.shape[1], -1))
+        return np.moveaxis(out.reshape(batch, *shape_a, *shape_c[1:]), 0, len(kept_a))
+    return np.tensordot(a, cols, axes)
 
 
 def _zero_padded(x, pads, dilation=None, out=None):
@@ -298,7 +305,8 @@ def _forward(params, X, work=None):
     work = {} if work is None else work
     # layer 1: conv2d, 8 channels, kernel 3, padding 1
     X_padded = _zero_padded(X, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("X_padded"))
-    z1 = _window_dot(params["W1"], _windows(X_padded, (3, 3), (2, 3)), ([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    cols1 = _im2col(_windows(X_padded, (3, 3), (2, 3)), (0, 1, 4, 5, 2, 3), out=work.get("cols1"))
+    z1 = _window_dot(params["W1"], cols1, ([1, 2, 3], [1, 2, 3])).transpose(1, 0, 2, 3)
     z1 += params["b1"][:, None, None]
     a1 = np.maximum(z1, 0.0, out=work.get("a1"))
     # layer 2: max_pool2d, kernel 2
@@ -306,7 +314,8 @@ def _forward(params, X, work=None):
     a2 = _window_max(a1.reshape(-1, 8, 4, 2, 4, 2), (3, 5), out=work.get("a2"))
     # layer 3: conv2d, 32 channels, kernel 3, padding 1
     a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
-    z3 = _window_dot(params["W3"], _windows(a2_padded, (3, 3), (2, 3)), ([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    cols2 = _im2col(_windows(a2_padded, (3, 3), (2, 3)), (0, 1, 4, 5, 2, 3), out=work.get("cols2"))
+    z3 = _window_dot(params["W3"], cols2, ([1, 2, 3], [1, 2, 3])).transpose(1, 0, 2, 3)
     z3 += params["b3"][:, None, None]
     a3 = np.maximum(z3, 0.0, out=work.get("a3"))
     # layer 4: max_pool2d, kernel 2
@@ -317,7 +326,7 @@ def _forward(params, X, work=None):
     z5 = np.matmul(flat5, params["W5"].T, out=work.get("z5"))
     z5 += params["b5"]
     a5 = _softmax(z5, out=work.get("a5"))
-    return z1, chi2, a2, z3, chi4, flat5, z5, a5
+    return z1, chi2, z3, chi4, flat5, cols2, cols1, z5, a5
 
 
 def forward(params, X, *, state=None, training=False, masks=None):
@@ -351,6 +360,8 @@ def _work_arrays(params, rows):
     work["z5"] = np.empty((rows, 10), dtype)
     work["a5"] = np.empty((rows, 10), dtype)
     work["delta5"] = np.empty((rows, 10), dtype)
+    work["cols1"] = np.empty((rows, 1, 3, 3, 8, 8), dtype)
+    work["cols2"] = np.empty((rows, 8, 3, 3, 4, 4), dtype)
     work["X_padded"] = np.zeros((rows, 1, 10, 10), dtype)  # zero borders: only entries are written
     work["a2_padded"] = np.zeros((rows, 8, 6, 6), dtype)  # zero borders: only entries are written
     return work
@@ -384,7 +395,7 @@ def _backprop(params, X, Y, rate, work, grads):
     learning rate the steps of gradient descent), every intermediate into the work
     arrays `work`. Returns the output layer's arrays of this forward pass (what
     `_objective` reads)."""
-    z1, chi2, a2, z3, chi4, flat5, z5, a5 = _forward(params, X, work)
+    z1, chi2, z3, chi4, flat5, cols2, cols1, z5, a5 = _forward(params, X, work)
     B = X.shape[0]
     scale = rate / B
     # dL/dz5
@@ -402,8 +413,7 @@ def _backprop(params, X, Y, rate, work, grads):
     # dL/db3
     np.sum(delta3, axis=(0, 2, 3), out=grads["b3"])
     # dL/dW3
-    a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
-    grads["W3"][...] = _window_dot(delta3, _windows(a2_padded, (3, 3), (2, 3)), ([3, 2, 0], [3, 2, 0]))
+    grads["W3"][...] = _window_dot(delta3, cols2, ([3, 2, 0], [5, 4, 0]))
     # dL/da2
     g_a2_by_offset = np.tensordot(params["W3"], delta3, axes=([0], [1]))
     g_a2 = np.transpose(_col2im(g_a2_by_offset, (1, 2), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1)), (1, 0, 2, 3))
@@ -413,8 +423,7 @@ def _backprop(params, X, Y, rate, work, grads):
     # dL/db1
     np.sum(delta1, axis=(0, 2, 3), out=grads["b1"])
     # dL/dW1
-    X_padded = _zero_padded(X, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("X_padded"))
-    grads["W1"][...] = _window_dot(delta1, _windows(X_padded, (3, 3), (2, 3)), ([3, 2, 0], [3, 2, 0]))
+    grads["W1"][...] = _window_dot(delta1, cols1, ([3, 2, 0], [5, 4, 0]))
     return z5, a5
 
 

@@ -212,7 +212,7 @@ def _forward(params, X, work=None, masks=None, state=None):
     if state is not None and B > 1:  # running statistics (unbiased variance, as torch)
         state["mean2"][...] = 0.1*mu2 + 0.9*state["mean2"]
         state["var2"][...] = 0.1*sigma22*B/(B - 1) + 0.9*state["var2"]
-    return z1, mu2, sigma22, xhat2, a3, z4, sigma25, xhat5, a6, z7, a7
+    return z1, sigma22, xhat2, a3, z4, sigma25, xhat5, a6, z7, a7
 
 
 def _forward_eval(params, X, state):
@@ -331,7 +331,7 @@ def _backprop(params, X, Y, rate, work, grads, masks=None, state=None):
     learning rate the steps of gradient descent), every intermediate into the work
     arrays `work`. Returns the output layer's arrays of this forward pass (what
     `_objective` reads)."""
-    z1, mu2, sigma22, xhat2, a3, z4, sigma25, xhat5, a6, z7, a7 = _forward(params, X, work, masks, state)
+    z1, sigma22, xhat2, a3, z4, sigma25, xhat5, a6, z7, a7 = _forward(params, X, work, masks, state)
     B = X.shape[0]
     scale = rate / B
     # dL/dz7

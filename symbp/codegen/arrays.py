@@ -171,11 +171,12 @@ def _tensordot(factors, summed, kept) -> Term | None:
     left, right = factors
     if set(left.axes) & set(right.axes) != set(summed) or len(summed) != len(set(summed)):
         return None
-    if _is_windows(left.code) != _is_windows(right.code):  # the windows of a batch: second
-        first, second = (right, left) if _is_windows(left.code) else (left, right)
-        result = tuple(a for a in first.axes + second.axes if a not in summed)
-        pairs = ([first.axes.index(k) for k in summed], [second.axes.index(k) for k in summed])
-        code = f"_window_dot({first.code}, {second.code}, ({pairs[0]}, {pairs[1]}))"
+    columns = _columns(left, right) or _columns(right, left)
+    if columns is not None:  # the windows of a batch, copied once in sample-major order
+        first, (code, axes) = columns
+        result = tuple(a for a in first.axes + axes if a not in summed)
+        pairs = ([first.axes.index(k) for k in summed], [axes.index(k) for k in summed])
+        code = f"_window_dot({first.code}, {code}, ({pairs[0]}, {pairs[1]}))"
         if result != kept:
             code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
         return Term(code, kept, ("tensordot", code), atomic=False)
@@ -194,9 +195,28 @@ def _tensordot(factors, summed, kept) -> Term | None:
     return Term(code, kept, ("tensordot", code), atomic=False)
 
 
-def _is_windows(code: str) -> bool:
-    """Is ``code`` a view of the windows of a batch (``_windows(x, ..)``, maybe sliced)?"""
-    return code.startswith("_windows(")
+_WINDOWS = re.compile(r"_windows\((?P<source>[\w\"\[\]]+), \((?P<shape>[\d, ]+)\), "
+                      r"\((?P<positions>[\d, ]+)\)\)(\[(?P<slices>[^\]]*)\])?")
+
+
+def _columns(other: Term, windows: Term):
+    """``(other, (code, axes))`` when ``windows`` is the windows of a batch (a view
+    ``_windows(x, ..)``, maybe sliced; ``other`` a plain array): ``code`` is their copy
+    ``_im2col(view, order)``, the view's axes in the order ``(sample, the other axes of
+    x, the offsets in the windows, the window positions)``, whose axes are ``axes``. A
+    convolution and its kernel gradient read the same copy (the code generator
+    computes it once). None for any other pair."""
+    match = _WINDOWS.fullmatch(windows.code)
+    if match is None or other.code.startswith("_windows(") or any(
+            ":" not in part for part in (match["slices"] or ":").split(",")):
+        return None
+    positions = [int(a) for a in match["positions"].split(",") if a.strip()]
+    rank = len(windows.axes)
+    spatial = rank - len(positions)  # the rank of x
+    order = [0] + [a for a in range(1, spatial) if a not in positions] + list(
+        range(spatial, rank)) + positions
+    code = f"_im2col({windows.code}, {tuple(order)})"
+    return other, (code, tuple(windows.axes[a] for a in order))
 
 
 def _first_maximum(expr: IsArgmax, names) -> Term:

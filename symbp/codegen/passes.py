@@ -582,12 +582,17 @@ def build_passes(derivation) -> Passes:
     read_back |= {i.base.label.name for _, v in graph.updates for i in v.atoms(sp.Indexed)}
     kept = tuple(variable(t) for t in graph.tensors.values()
                  if t.role == "value" and t.name in read_back and t.name not in loss_reads)
-    kept = tuple(dict.fromkeys(kept + loss_reads))
     updates = []
     for state, value in graph.updates:
         code = compile_index(writer.expression(value), names, FREE[:state.rank])
         updates.append(f"{variable(state)}[...] = {_bare(code, FREE[:state.rank])}")
-    backward = _backward_lines(writer, derivation.gradients, keeps)
+    columns: dict = {}  # the code of a copy of windows -> its variable in the forward pass
+    forward = _hoisted_columns(forward, columns, writer)
+    backward, reused = _reused_columns(_backward_lines(writer, derivation.gradients, keeps),
+                                       columns)
+    kept = tuple(name for name in kept if any(re.search(rf"\b{re.escape(name)}\b", line)
+                                              for line in backward))
+    kept = tuple(dict.fromkeys(kept + reused + loss_reads))
     eval_forward = None
     if [(e.out.name, e.expr) for e in derivation.eval.graph.equations] != [
             (e.out.name, e.expr) for e in graph.equations]:
@@ -605,6 +610,62 @@ def build_passes(derivation) -> Passes:
         buffers=dict(sorted(writer.buffers.items(), key=lambda item: _order(item[0], every))),
         zero_buffers={p.name: _shape_code(p.extents) for p in paddings.values()},
         uses_log_a=uses_log_a)
+
+
+# -------------------------------------------------- windows copied once
+def _im2col_calls(line: str) -> list:
+    """The ``_im2col(..)`` calls in ``line``, as written."""
+    calls = []
+    for start in [m.start() for m in re.finditer(r"_im2col\(", line)]:
+        depth = 0
+        for position in range(start + len("_im2col"), len(line)):
+            depth += {"(": 1, ")": -1}.get(line[position], 0)
+            if depth == 0:
+                calls.append(line[start:position + 1])
+                break
+    return calls
+
+
+def _hoisted_columns(lines: list, columns: dict, writer) -> list:
+    """Each copy of windows (``_im2col(view, order)``, a convolution's im2col) in a
+    statement of the forward pass (outside branches) computed once, before it, into
+    a work array ``cols1``, ``cols2``, .. (``columns`` maps its code to that name), so
+    that the kernel gradient reads the same copy (:func:`_reused_columns`)."""
+    out = []
+    for line in lines:
+        for call in [] if line.startswith(" ") else _im2col_calls(line):
+            if call not in columns:
+                view, _, order = call[len("_im2col("):-1].rpartition(", (")
+                extents = next((v.extents for v in writer.names.views.values()
+                                if v.code == view), None)
+                if extents is None:
+                    continue
+                name = f"cols{len(columns) + 1}"
+                columns[call] = name
+                order = [int(a) for a in order.rstrip(")").split(",") if a.strip()]
+                writer.shapes[name] = _shape_code(tuple(extents[a] for a in order))
+                out.append(f"{name} = {call[:-1]}, out={writer.buffer(name)})")
+            line = line.replace(call, columns.get(call, call))
+        out.append(line)
+    return out
+
+
+def _reused_columns(lines: list, columns: dict):
+    """``lines`` reading the forward pass's copies of windows (``columns``) instead of
+    copying them again (and without the padded copies nothing else reads), and the
+    names of the copies they read."""
+    reused = []
+    for position, line in enumerate(lines):
+        for call in _im2col_calls(line):
+            if call in columns:
+                lines[position] = line = line.replace(call, columns[call])
+                reused.append(columns[call])
+    padded = [re.match(r"\s*(\w+) = _zero_padded\(", line) for line in lines]
+    unread = {m[1] for m in padded if m and not any(  # padded copies that only they read
+        re.search(rf"\b{m[1]}\b", line) for line in lines if not line.lstrip().startswith(
+            f"{m[1]} = "))}
+    lines = [line for line, m in zip(lines, padded, strict=True) if not (m and m[1] in unread)]
+    return lines, tuple(dict.fromkeys(reused))
 
 
 def _order(name: str, tensors) -> int:
