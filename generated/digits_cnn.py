@@ -198,11 +198,12 @@ def _col2im(terms, offsets, positions, size, stride, padding, dilation=None):
     return out
 
 
-def _first_maximum(x, axes):
+def _first_maximum(x, axes, largest=None):
     """1 where x holds the first maximum of its window (the axes `axes`, in row-major
     order, as torch's max pooling), else 0, in x's dtype; the window's axes go last
-    (a view: the array is laid out as x, so that reading it back is contiguous)."""
-    largest = _window_max(x, axes)
+    (a view: the array is laid out as x, so that reading it back is contiguous).
+    `largest`, if given, is the windows' maximum (_window_max(x, axes))."""
+    largest = _window_max(x, axes) if largest is None else largest
     chosen = np.empty(x.shape, x.dtype)
     free = np.ones(largest.shape, bool)  # no maximum found before this offset
     for index in _offsets(x, axes):
@@ -310,8 +311,8 @@ def _forward(params, X, work=None):
     z1 += params["b1"][:, None, None]
     a1 = np.maximum(z1, 0.0, out=work.get("a1"))
     # layer 2: max_pool2d, kernel 2
-    chi2 = _first_maximum(a1.reshape(-1, 8, 4, 2, 4, 2), (3, 5))
     a2 = _window_max(a1.reshape(-1, 8, 4, 2, 4, 2), (3, 5), out=work.get("a2"))
+    chi2 = _first_maximum(a1.reshape(-1, 8, 4, 2, 4, 2), (3, 5), a2)
     # layer 3: conv2d, 32 channels, kernel 3, padding 1
     a2_padded = _zero_padded(a2, ((0, 0), (0, 0), (1, 1), (1, 1)), out=work.get("a2_padded"))
     cols2 = _im2col(_windows(a2_padded, (3, 3), (2, 3)), (0, 1, 4, 5, 2, 3), out=work.get("cols2"))
@@ -319,8 +320,8 @@ def _forward(params, X, work=None):
     z3 += params["b3"][:, None, None]
     a3 = np.maximum(z3, 0.0, out=work.get("a3"))
     # layer 4: max_pool2d, kernel 2
-    chi4 = _first_maximum(a3.reshape(-1, 32, 2, 2, 2, 2), (3, 5))
     a4 = _window_max(a3.reshape(-1, 32, 2, 2, 2, 2), (3, 5), out=work.get("a4"))
+    chi4 = _first_maximum(a3.reshape(-1, 32, 2, 2, 2, 2), (3, 5), a4)
     # layer 5: dense, 10 units
     flat5 = a4.reshape(-1, 128)
     z5 = np.matmul(flat5, params["W5"].T, out=work.get("z5"))

@@ -403,15 +403,30 @@ def _forward_lines(writer, graph, network, readers, keeps, activations) -> list:
             continue
         pooled = _window_maximum(graph, equation.expr)
         if pooled is not None:
-            lines += writer.maximum(name, *pooled, rank)
+            lines[:] = _maximum_first(lines, writer.maximum(name, *pooled[1:], rank),
+                                      variable(graph.tensors[pooled[0]]), name)
             continue
         lines += _branch(writer, keeps, equation.expr,
                          lambda expr, name=name, rank=rank: writer.assign(name, expr, rank))
     return lines
 
 
+def _maximum_first(lines: list, maximum: list, indicator: str, name: str) -> list:
+    """``lines`` and the statement ``maximum`` of the window maximum ``name`` (max
+    pooling), moved before the statement of its window-argmax ``indicator`` when that
+    one reads the same windows: the indicator then takes the maximum (computed once)."""
+    if len(maximum) == 1:
+        call = re.fullmatch(rf"{name} = _window_max\((?P<windows>.*), out=.*\)", maximum[0])
+        head = f"{indicator} = _first_maximum("
+        for position, line in enumerate(lines):
+            if call and line == f"{head}{call['windows']})":
+                return lines[:position] + maximum + [
+                    f"{head}{call['windows']}, {name})"] + lines[position + 1:]
+    return lines + maximum
+
+
 def _window_maximum(graph, expr):
-    """``(entry, limits)`` when ``expr`` is ``sum_p entry(p) * chi[.., p]`` with ``chi`` the
+    """``(indicator, entry, limits)`` when ``expr`` is ``sum_p entry(p) * chi[.., p]`` with ``chi`` the
     window-argmax indicator of that entry (max pooling): that sum is the window's maximum,
     computed as one. None for any other expression."""
     if not isinstance(expr, sp.Sum):
@@ -430,7 +445,7 @@ def _window_maximum(graph, expr):
     window = tuple(own[p] for p, _ in definition.window)
     if window != summed or definition.entry.xreplace(own) != entry:
         return None
-    return entry, expr.limits
+    return indicator.base.label.name, entry, expr.limits
 
 
 def _layer_summary(layer) -> str:
