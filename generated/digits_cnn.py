@@ -115,9 +115,10 @@ def _im2col(windows, order, out=None):
 
 
 def _window_dot(a, cols, axes):
-    """np.tensordot(a, cols, axes) for windows copied by _im2col (axis 0 the samples): one
-    matrix product per sample, summed over the samples when they are contracted too
-    (np.tensordot would copy cols again, its short offset axes innermost: slow)."""
+    """np.tensordot(a, cols, axes) for an array whose axis 0 is the samples (windows
+    copied by _im2col, an output gradient): one matrix product per sample, summed over
+    the samples when they are contracted too (np.tensordot would copy cols again, for
+    windows with their short offset axes innermost: slow)."""
     pairs = sorted(zip(axes[1], axes[0], strict=True))  # in the memory order of cols
     inner = [c for c, _ in pairs]
     kept_a = [k for k in range(a.ndim) if k not in axes[0]]
@@ -416,8 +417,8 @@ def _backprop(params, X, Y, rate, work, grads):
     # dL/dW3
     grads["W3"][...] = _window_dot(delta3, cols2, ([3, 2, 0], [5, 4, 0]))
     # dL/da2
-    g_a2_by_offset = np.tensordot(params["W3"], delta3, axes=([0], [1]))
-    g_a2 = np.transpose(_col2im(g_a2_by_offset, (1, 2), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1)), (1, 0, 2, 3))
+    g_a2_by_offset = _window_dot(params["W3"], delta3, ([0], [1])).transpose(3, 0, 1, 2, 4, 5)
+    g_a2 = _col2im(g_a2_by_offset, (2, 3), (4, 5), size=(4, 4), stride=(1, 1), padding=(1, 1))
     # dL/dz1
     delta1 = (g_a2[:, :, :, None, :, None]*np.transpose(chi2, (0, 1, 2, 4, 3, 5))).reshape(-1, 8, 8, 8)
     delta1 *= np.greater(z1, 0).astype(z1.dtype)

@@ -326,9 +326,10 @@ def test_each_convolution_and_each_of_its_gradients_is_one_window_dot():
     """The issue's CNN: the forward pass copies the windows of each conv's input once
     (_im2col, into a work array), and the conv and its kernel gradient are each one
     _window_dot (np.tensordot's contraction as one matrix product per sample) of that
-    copy (the backward pass neither copies nor pads again); the input gradient of the second (4 -> 6 channels) is cheaper in
-    col2im order: one np.tensordot of plain arrays, then each kernel offset's terms
-    added where they land (_col2im, no padded copy). The poolings, whose kernel is
+    copy (the backward pass neither copies nor pads again); the input gradient of the
+    second (4 -> 6 channels) is cheaper in col2im order: one _window_dot of the kernel
+    and the output gradient (per sample), then each kernel offset's terms added where
+    they land (_col2im, no padded copy). The poolings, whose kernel is
     their stride, read reshapes (no windows) and go back by a reshape."""
     forward, backward, source = _passes(network_of("the issue's CNN"))
     copies = [line for line in forward if re.match(r"cols\d = _im2col\(_windows\(", line)]
@@ -338,8 +339,8 @@ def test_each_convolution_and_each_of_its_gradients_is_one_window_dot():
     assert sum(bool(re.match(r"grads\['W\d'\]\[...\] = _window_dot\(delta\d, cols\d, ", line))
                for line in backward) == 2
     assert not any("_im2col(" in line or "_zero_padded(" in line for line in backward)
-    (terms,) = [line for line in backward if "_by_offset = np.tensordot(" in line]
-    assert "_windows(" not in terms
+    (terms,) = [line for line in backward if "_by_offset = _window_dot(" in line]
+    assert "_windows(" not in terms and "cols" not in terms
     assert sum(line.startswith("g_a2 = ") and "_col2im(g_a2_by_offset" in line
                for line in backward) == 1
     pooling = [line for line in forward if "_window_max(" in line or "_first_maximum(" in line]

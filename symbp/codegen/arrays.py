@@ -9,8 +9,9 @@ index is a matrix product with transposes as views (``delta2 @ W2``,
 ``delta2.T @ a1``); a sum of one operand is ``np.sum(.., axis=)``; two
 factors of higher rank sharing the summed indices are one ``np.tensordot``, or
 ``_window_dot`` when one is the windows of a batch (a convolution and its
-gradients: one matrix product per sample); any other contraction is one
-``np.einsum``. Everything elementwise is printed by
+kernel gradient) or an array of samples summed over the axes after the first
+(an output gradient times a kernel): one matrix product per sample; any other
+contraction is one ``np.einsum``. Everything elementwise is printed by
 :mod:`symbp.codegen.printer` with each array operand aligned to the result's
 axes (``.T``, ``[:, None]``). :func:`aligned` gives the code of a term as an
 array with a given order of axes, :func:`writes` the call that writes a term
@@ -180,6 +181,15 @@ def _tensordot(factors, summed, kept) -> Term | None:
         if result != kept:
             code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
         return Term(code, kept, ("tensordot", code), atomic=False)
+    samples = _samples_first(left, right, summed, kept) or _samples_first(right, left, summed,
+                                                                          kept)
+    if samples is not None:  # one matrix product per sample, laid out sample-major
+        first, second = samples
+        result = tuple(a for a in first.axes + second.axes if a not in summed)
+        pairs = ([first.axes.index(k) for k in summed], [second.axes.index(k) for k in summed])
+        code = f"_window_dot({first.code}, {second.code}, ({pairs[0]}, {pairs[1]}))"
+        code += f".transpose({', '.join(str(result.index(a)) for a in kept)})"
+        return Term(code, kept, ("tensordot", code), atomic=False)
     for first, second in ((left, right), (right, left)):
         result = tuple(a for a in first.axes + second.axes if a not in summed)
         if result == kept:
@@ -217,6 +227,17 @@ def _columns(other: Term, windows: Term):
         range(spatial, rank)) + positions
     code = f"_im2col({windows.code}, {tuple(order)})"
     return other, (code, tuple(windows.axes[a] for a in order))
+
+
+def _samples_first(other: Term, array: Term, summed, kept):
+    """``(other, array)`` when the result's first axis is ``array``'s first (the samples,
+    not in ``other``) and ``array`` (rank 3 or more) is summed over the axes right after
+    it (an output gradient times a kernel: one matrix product per sample); else None."""
+    if len(array.axes) < 3 or not kept or array.axes[0] != kept[0] or kept[0] in other.axes:
+        return None
+    if set(array.axes[1:1 + len(summed)]) != set(summed):
+        return None
+    return other, array
 
 
 def _first_maximum(expr: IsArgmax, names) -> Term:

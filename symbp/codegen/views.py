@@ -469,6 +469,9 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
     spread = read.base[tuple(positions.get(i, i) for i in read.indices)]
     labels = tuple(i for i in kernel.indices if i not in contracted) + tuple(
         i for i in spread.indices if i not in contracted)
+    samples = spread.indices[0]
+    if samples in ranges and ranges[samples] is None and samples in labels:  # the batch first
+        labels = (samples,) + tuple(i for i in labels if i != samples)
     if len(set(labels)) != len(labels):
         return None
     sizes = dict(ranges) | summed
