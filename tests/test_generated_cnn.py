@@ -352,6 +352,20 @@ def test_each_convolution_and_each_of_its_gradients_is_one_window_dot():
     assert "np.einsum" not in source
 
 
+def test_an_overlapping_max_pool_goes_back_in_col2im_order():
+    """Max pooling whose kernel is not its stride, read backwards: the indicator times
+    the output gradient at plain indices (one product), then each window offset's terms
+    added where they land (_col2im), not an einsum over dilated window views."""
+    network = network_of(([2, 9, 9], [conv(channels=3, kernel=3, activation="tanh"),
+                                      pool("max_pool2d", 3, 2), Dense(4, "softmax")],
+                          "cross_entropy", 0.0))
+    _, backward, source = _passes(network)
+    (product,) = [line for line in backward if line.startswith("delta1_by_offset = ")]
+    assert "chi2" in product and "_windows(" not in product
+    assert any(line.startswith("delta1 = _col2im(delta1_by_offset, ") for line in backward)
+    assert "np.einsum" not in source and "chi2_padded" not in source
+
+
 def test_an_input_gradient_with_fewer_windows_is_the_transposed_convolution():
     """6 -> 2 channels: the windows of the padded output gradient are fewer than the
     col2im terms, so the input gradient is one np.tensordot over the flipped windows

@@ -38,6 +38,7 @@ from symbp.codegen.views import (
     View,
     contract_first,
     lower_views,
+    multiply_first,
     scattered,
     split_strided,
 )
@@ -175,9 +176,10 @@ class _Writer:
             if lines is not None:
                 return lines
         ranges = dict(zip(FREE, extents, strict=False))
-        first = contract_first(strided, self.names, ranges)
+        first = (contract_first(strided, self.names, ranges)
+                 or multiply_first(strided, self.names, ranges))
         lines = []
-        if first is not None:  # the contraction, then the windows (col2im order)
+        if first is not None:  # the contraction or product, then the windows (col2im order)
             inner, labels, inner_extents, outer = first
             terms = f"{name}_by_offset"
             self.names.views[terms] = View(terms, inner_extents)

@@ -493,6 +493,45 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
     return inner, labels, extents, outer
 
 
+def multiply_first(expr: sp.Expr, arrays, ranges: dict):
+    """A sum over window offsets ``p`` of a product of reads that all read the same
+    affine indices ``e(u, p)`` (max pooling read backwards: ``sum_p chi[.., e, p] g[.., e]``)
+    as two steps, as :func:`contract_first`: ``T[.., j, .., p] = chi[.., j, p] g[.., j]``
+    (the product at plain indices), then ``sum_p T[.., e(u, p), .., p]`` (each offset's
+    terms added where they land, :func:`scattered`). Returns ``(inner, labels, extents,
+    outer)`` or None (also when an offset is no axis of a read)."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    body, limits = _merged(expr)
+    factors = sp.Mul.make_args(body)
+    conditions = [f for f in factors if isinstance(f, Inside)]
+    reads = [f for f in factors if isinstance(f, sp.Indexed)]
+    if len(reads) < 2 or len(conditions) + len(reads) != len(factors):
+        return None
+    affine = [tuple(i for i in r.indices if not isinstance(i, sp.Symbol)) for r in reads]
+    if not affine[0] or any(set(a) != set(affine[0]) for a in affine):
+        return None
+    positions = {e: sp.Symbol(f"j{a}", integer=True, nonnegative=True)
+                 for a, e in enumerate(affine[0])}
+    plain = [r.base[tuple(positions.get(i, i) for i in r.indices)] for r in reads]
+    widest = max(plain, key=lambda r: len(r.indices))
+    labels = tuple(dict.fromkeys(i for r in [widest, *plain] for i in r.indices))
+    summed = {index: int(high - low + 1) for index, low, high in limits}
+    if not set(summed) <= set(labels) or any(len(set(r.indices)) < len(r.indices)
+                                             for r in plain):
+        return None
+    sizes = {}
+    for read in plain:
+        sizes |= dict(zip(read.indices, arrays.extents(read.base.label.name), strict=True))
+    extents = tuple(sizes[s] for s in labels)
+
+    def outer(base):
+        entry = base[labels].xreplace({j: e for e, j in positions.items()})
+        return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, summed[k] - 1) for k in summed])
+
+    return sp.Mul(*plain), labels, extents, outer
+
+
 def scattered(expr: sp.Expr, arrays, ranges: dict):
     """``sum_p Inside(e) T[.., p, .., e, ..]`` with each ``e = (u + P - D p)/S`` (``u`` a free
     index, ``p`` a summed offset): the second step of :func:`contract_first`, as
