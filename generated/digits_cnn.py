@@ -179,22 +179,33 @@ def _col2im(terms, offsets, positions, size, stride, padding, dilation=None):
     """out[.., u, ..] = the sum over the kernel offsets p (the axes `offsets`) of
     terms[.., p, .., (u + padding - dilation p)/stride, ..] (the axes `positions`) where
     that position is an integer in range: each offset's terms added where they land
-    (a transposed convolution in col2im order, without a padded copy). The offset axes
-    go; the position axes get the extents `size`."""
+    (a transposed convolution in col2im order, without a padded copy), one offset axis
+    at a time (the rows added are then longer). The offset axes go; the position axes
+    get the extents `size`."""
     dilation = dilation or (1,) * len(offsets)
-    kept = [axis for axis in range(terms.ndim) if axis not in offsets]
-    shape = [terms.shape[axis] for axis in kept]
-    for axis, extent in zip(positions, size, strict=True):
-        shape[kept.index(axis)] = extent
+    offsets, positions = list(offsets), list(positions)
+    for k in range(len(offsets)):
+        at = offsets[k]
+        terms = _col2im_axis(terms, at, positions[k], size[k], stride[k], dilation[k],
+                             padding[k])
+        offsets = [a - (a > at) for a in offsets]
+        positions = [a - (a > at) for a in positions]
+    return terms
+
+
+def _col2im_axis(terms, at, axis, n, s, d, pad):
+    """_col2im over the one offset axis `at` (positions on `axis`, extent n afterwards)."""
+    shape = list(terms.shape)
+    shape[axis] = n
+    del shape[at]
     out = np.zeros(shape, terms.dtype)
-    for offset in np.ndindex(*(terms.shape[axis] for axis in offsets)):
+    target_axis = axis - (axis > at)
+    for p in range(terms.shape[at]):
+        shift = d * p - pad  # the term at position e lands at u = s e + shift
+        first, last = max(0, -(shift // s)), min(terms.shape[axis] - 1, (n - 1 - shift) // s)
         source, target = [slice(None)] * terms.ndim, [slice(None)] * out.ndim
-        for p, at, axis, n, s, d, pad in zip(offset, offsets, positions, size, stride,
-                                             dilation, padding, strict=True):
-            shift = d * p - pad  # the term at position e lands at u = s e + shift
-            first, last = max(0, -(shift // s)), min(terms.shape[axis] - 1, (n - 1 - shift) // s)
-            source[at], source[axis] = p, slice(first, last + 1)
-            target[kept.index(axis)] = slice(s * first + shift, max(s * last + shift + 1, 0), s)
+        source[at], source[axis] = p, slice(first, last + 1)
+        target[target_axis] = slice(s * first + shift, max(s * last + shift + 1, 0), s)
         out[tuple(target)] += terms[tuple(source)]
     return out
 
