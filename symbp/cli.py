@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                  (("--save",), "save the trained parameters to this .npz file"))
     train.set_defaults(run=cmd_train)
 
-    demo = commands.add_parser("demo", help="the whole tour on the digits example")
+    demo = commands.add_parser("demo", help="the whole tour on the digits examples: an MLP, then a CNN")
     demo.add_argument("--output-dir", help="keep the generated module here")
     demo.add_argument("--epochs", type=_integer)
     demo.set_defaults(run=cmd_demo)
