@@ -152,3 +152,15 @@ def test_the_report_and_the_exit_status_of_a_convention_note():
     assert status == 1 and "likely mistake: convention: correct if W^{(l)} is" in out
     status, out, _ = _cli("verify", EXAMPLE, "--convention", "cs231n", "--claim", r"dW = X^T dZ")
     assert status == 0 and "read in the convention: cs231n" in out
+
+
+@pytest.mark.parametrize("claim, verdict", [
+    (r"\frac{\partial E_n}{\partial w_{ji}} = \delta_j x_i", "correct"),  # PRML 5.53, z_i = x_i
+    (r"\frac{\partial E_n}{\partial w_{ji}} = \delta_j z_i", "correct"),
+    (r"\frac{\partial E_n}{\partial w_{ji}} = - \delta_j x_i", "incorrect"),
+])
+def test_bishops_input_unit_pins_the_first_layer(claim, verdict):
+    """Bishop's unlayered units: x_i is an input unit, so w_{ji} there is a first-layer
+    weight (it was read as a general layer and called incorrect at layer 2)."""
+    network = Network(inputs=2, layers=[Dense(2, "softplus"), Dense(1, "sigmoid")], loss="bce")
+    assert verify_written(claim, network, convention="bishop").verdict == verdict

@@ -348,7 +348,8 @@ def _index(inner: C.Node, idx: tuple) -> C.Node:
 
 def _index_layers(claim: C.Claim) -> dict:
     """Bishop's units: index letters i, j, k in consecutive layers; j is layer l, or the
-    letter of the output (y, t) is L."""
+    letter of the output (y, t) is L, or the letter of an input unit (x_i, as in
+    eq. 5.53's z_i = x_i) is layer 0."""
     order = "ijk"
     letters = {i for side in claim.sides for _, n in C.walk(side) if isinstance(n, C.Indexed)
                for i in n.indices if i in order}
@@ -363,6 +364,8 @@ def _index_layers(claim: C.Claim) -> dict:
             elif isinstance(base, C.Leaf) and base.name in ("w", "W") and base.layer \
                     and anchor is not OUT:  # w^{(2)}_{kj}: unit k is in layer 2
                 anchor_letter, anchor = n.indices[0], base.layer
+            elif isinstance(base, C.Leaf) and base.name == "x" and anchor is not OUT:
+                anchor_letter, anchor = n.indices[0], C.LayerRef(None, 0)  # x_i: an input unit
     return {letter: anchor.shifted(order.index(letter) - order.index(anchor_letter))
             for letter in letters}
 
