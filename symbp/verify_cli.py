@@ -10,7 +10,7 @@ or ``cannot parse`` with the column) and exits 0 when every claim is
 correct, 1 when one is incorrect, 2 when one cannot be parsed (the verdicts
 on stdout, and one line ``symbp: error: cannot parse ...`` with the first such
 claim's column on stderr) or on bad usage, which includes a network whose
-claims are not mapped yet (a layer that is not dense, weight decay: one line
+claims are not mapped yet (a convolution, pooling or flatten layer: one line
 naming the field). ``--json`` prints one JSON object: a single claim's
 verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several, each with the
 ``convention`` it was read in and the ``symbols`` mapped when the notation is not
