@@ -513,7 +513,7 @@ def cnn_module(case, weight_decay=0.0):
 CNN_ENTRIES = 15  # per parameter: torch's eager forward passes are the cost
 
 
-@pytest.mark.parametrize("seed, case", enumerate(CNN_GRAPHS))
+@pytest.mark.parametrize("seed, case", list(enumerate(CNN_GRAPHS)))
 def test_check_passes_on_cnns(seed, case):
     report = check_module(cnn_module(case, weight_decay=0.05), seed=seed, max_entries=CNN_ENTRIES)
     assert report.passed, "\n" + report.table()

@@ -234,7 +234,7 @@ def case_network(name, weight_decay=0.0) -> Network:
                    training={"weight_decay": weight_decay})
 
 
-@pytest.mark.parametrize("seed, case", enumerate(CASES))
+@pytest.mark.parametrize("seed, case", list(enumerate(CASES)))
 def test_each_op_matches_torch(seed, case):
     assert_matches_torch(case_network(case), seed, input_gradient=True)
 
