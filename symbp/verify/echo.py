@@ -15,6 +15,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from symbp import forms
+from symbp.printing.scalar import print_add_positive_first
 from symbp.verify.shapes import B_SYMBOL, J
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ class _OdotLatex(LatexPrinter):
     def __init__(self, names: dict):
         super().__init__({"symbol_names": names})
         self.names = names
+
+    def _print_Add(self, expr, order=None):  # y - a, whatever order SymPy keeps the terms in
+        return print_add_positive_first(self, expr)
 
     def _print_Mul(self, expr):
         coefficient, factors = expr.as_coeff_mul()

@@ -141,7 +141,8 @@ def simplify_difference(expr: sp.Expr, ctx: Context | None = None):
     expr = sp.expand(expr)
     if expr == 0:
         return True, expr
-    sums = {s: sp.Dummy(f"S{n}") for n, s in enumerate(expr.atoms(sp.Sum))}
+    sums = {s: sp.Dummy(f"S{n}") for n, s in enumerate(sorted(expr.atoms(sp.Sum),
+                                                              key=sp.default_sort_key))}
     opaque = expr.xreplace(sums)
     back = {v: k for k, v in sums.items()}
     candidates = [opaque]

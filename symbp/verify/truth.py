@@ -536,7 +536,8 @@ def _at(expr: sp.Expr, indices: tuple) -> sp.Expr:
     """``expr`` (in ``FREE``) at ``indices``; its bound indices renamed first, so none is
     captured."""
     bound = {limit[0] for total in expr.atoms(sp.Sum) for limit in total.limits}
-    fresh = {k: sp.Dummy(k.name, integer=True, nonnegative=True) for k in bound}
+    fresh = {k: sp.Dummy(k.name, integer=True, nonnegative=True)
+             for k in sorted(bound, key=sp.default_sort_key)}
     return expr.xreplace(fresh).xreplace(dict(zip(FREE, indices, strict=False)))
 
 
