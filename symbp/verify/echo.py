@@ -59,12 +59,12 @@ def entry_latex(expr: sp.Expr, registry: dict, ctx: Context, batch: bool) -> str
     """LaTeX of an entry expression: vector notation, or index notation for matrices."""
     matrix = J in expr.free_symbols
     names, mapping = {}, {}
-    for total in expr.atoms(sp.Sum):
+    for total in _in_print_order(expr.atoms(sp.Sum)):
         if total in registry and not matrix:
             symbol = sp.Symbol(f"S{len(mapping)}")
             mapping[total] = symbol
             names[symbol] = rf"\left({registry[total]}\right)"
-    for item in expr.atoms(sp.Indexed):
+    for item in _in_print_order(expr.atoms(sp.Indexed)):
         code = str(item.base.label)
         latex = _code_latex(code, batch)
         symbol = sp.Symbol(f"T{len(mapping)}")
@@ -77,6 +77,13 @@ def entry_latex(expr: sp.Expr, registry: dict, ctx: Context, batch: bool) -> str
     if matrix:
         return sp.latex(expr, symbol_names=names)
     return _OdotLatex(names).doprint(expr)
+
+
+def _in_print_order(items) -> list:
+    """A set of subexpressions in the order of their text: the placeholders named after
+    them (and so the order of a product's factors in print) are the same in every
+    process, whatever the hash seed or the dummies made before."""
+    return sorted(items, key=lambda item: (str(item), sp.default_sort_key(item)))
 
 
 def _code_latex(code: str, batch: bool) -> str:
