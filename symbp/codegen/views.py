@@ -443,14 +443,11 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
     padded ``G``. Returns ``(inner, labels, extents, outer)``: the first step's
     expression and its axes and their extents, and ``outer(base)``, the second step
     reading ``T`` from ``base``; or None."""
-    if not isinstance(expr, sp.Sum):
+    parts = _summand(expr)
+    if parts is None:
         return None
-    body, limits = _merged(expr)
-    factors = sp.Mul.make_args(body)
-    conditions = [f for f in factors if isinstance(f, Inside)]
-    reads = [f for f in factors if isinstance(f, sp.Indexed)]
-    numbers = [f for f in factors if f.is_number]
-    if len(reads) != 2 or len(conditions) + len(reads) + len(numbers) != len(factors):
+    limits, conditions, reads, others = parts
+    if len(reads) != 2 or not all(f.is_number for f in others):
         return None
     plain = [r for r in reads if all(isinstance(i, sp.Symbol) for i in r.indices)]
     if len(plain) != 1 or len(set(plain[0].indices)) != len(plain[0].indices):
@@ -464,8 +461,7 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
         return None
     if any(e.has(*contracted) for e in affine):
         return None
-    positions = {e: sp.Symbol(f"j{a}", integer=True, nonnegative=True)
-                 for a, e in enumerate(read.indices) if not isinstance(e, sp.Symbol)}
+    positions = _positions([i for i in read.indices if not isinstance(i, sp.Symbol)])
     spread = read.base[tuple(positions.get(i, i) for i in read.indices)]
     labels = tuple(i for i in kernel.indices if i not in contracted) + tuple(
         i for i in spread.indices if i not in contracted)
@@ -483,14 +479,10 @@ def contract_first(expr: sp.Expr, arrays, ranges: dict):
         sizes[s] or 1 for s in read.free_symbols if s in ranges)
     if math.prod(e or 1 for e in extents) >= windows:
         return None
-    inner = sp.Mul(*numbers) * sp.Sum(kernel * spread, *[(k, 0, summed[k] - 1)
-                                                        for k in contracted])
-
-    def outer(base):
-        entry = base[labels].xreplace({j: e for e, j in positions.items()})
-        return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, summed[k] - 1) for k in offsets])
-
-    return inner, labels, extents, outer
+    inner = sp.Mul(*others) * sp.Sum(kernel * spread, *[(k, 0, summed[k] - 1)
+                                                       for k in contracted])
+    return inner, labels, extents, _reading_back(labels, positions, conditions,
+                                                 {k: summed[k] for k in offsets})
 
 
 def multiply_first(expr: sp.Expr, arrays, ranges: dict):
@@ -500,19 +492,16 @@ def multiply_first(expr: sp.Expr, arrays, ranges: dict):
     (the product at plain indices), then ``sum_p T[.., e(u, p), .., p]`` (each offset's
     terms added where they land, :func:`scattered`). Returns ``(inner, labels, extents,
     outer)`` or None (also when an offset is no axis of a read)."""
-    if not isinstance(expr, sp.Sum):
+    parts = _summand(expr)
+    if parts is None:
         return None
-    body, limits = _merged(expr)
-    factors = sp.Mul.make_args(body)
-    conditions = [f for f in factors if isinstance(f, Inside)]
-    reads = [f for f in factors if isinstance(f, sp.Indexed)]
-    if len(reads) < 2 or len(conditions) + len(reads) != len(factors):
+    limits, conditions, reads, others = parts
+    if len(reads) < 2 or others:
         return None
     affine = [tuple(i for i in r.indices if not isinstance(i, sp.Symbol)) for r in reads]
     if not affine[0] or any(set(a) != set(affine[0]) for a in affine):
         return None
-    positions = {e: sp.Symbol(f"j{a}", integer=True, nonnegative=True)
-                 for a, e in enumerate(affine[0])}
+    positions = _positions(affine[0])
     plain = [r.base[tuple(positions.get(i, i) for i in r.indices)] for r in reads]
     widest = max(plain, key=lambda r: len(r.indices))
     labels = tuple(dict.fromkeys(i for r in [widest, *plain] for i in r.indices))
@@ -525,11 +514,34 @@ def multiply_first(expr: sp.Expr, arrays, ranges: dict):
         sizes |= dict(zip(read.indices, arrays.extents(read.base.label.name), strict=True))
     extents = tuple(sizes[s] for s in labels)
 
+    return sp.Mul(*plain), labels, extents, _reading_back(labels, positions, conditions,
+                                                          summed)
+
+
+def _summand(expr):
+    """``(limits, conditions, reads, other factors)`` of a sum of a product, or None."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    body, limits = _merged(expr)
+    factors = sp.Mul.make_args(body)
+    conditions = [f for f in factors if isinstance(f, Inside)]
+    reads = [f for f in factors if isinstance(f, sp.Indexed)]
+    others = [f for f in factors if not isinstance(f, (Inside, sp.Indexed))]
+    return limits, conditions, reads, others
+
+
+def _positions(affine) -> dict:
+    """A plain position index ``j0, j1, ...`` for each affine index expression."""
+    return {e: sp.Symbol(f"j{a}", integer=True, nonnegative=True) for a, e in enumerate(affine)}
+
+
+def _reading_back(labels, positions, conditions, summed: dict):
+    """The second step of a two-step sum: ``outer(base)`` reads the first step's array
+    ``base`` (axes ``labels``) back at the affine positions, summed over ``summed``."""
     def outer(base):
         entry = base[labels].xreplace({j: e for e, j in positions.items()})
-        return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, summed[k] - 1) for k in summed])
-
-    return sp.Mul(*plain), labels, extents, outer
+        return sp.Sum(sp.Mul(*conditions) * entry, *[(k, 0, n - 1) for k, n in summed.items()])
+    return outer
 
 
 def scattered(expr: sp.Expr, arrays, ranges: dict):
