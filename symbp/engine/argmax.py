@@ -24,7 +24,8 @@ class PiecewiseConstant(sp.Function):
 
 
 class IsArgmax(PiecewiseConstant):
-    """``IsArgmax(entry, p, Kp, q, Kq, ...)``: see the module docstring."""
+    """``IsArgmax(entry, p, Kp, q, Kq, ...)``: see the module docstring; printed by
+    :mod:`symbp.printing.indexing`."""
 
     is_integer = True
     is_nonnegative = True
@@ -38,12 +39,3 @@ class IsArgmax(PiecewiseConstant):
         """``((p, Kp), (q, Kq), ...)``: the position indices and the window's extents."""
         rest = self.args[1:]
         return tuple(zip(rest[::2], rest[1::2], strict=True))
-
-    def _latex(self, printer):
-        positions = ", ".join(printer._print(p) for p, _ in self.window)
-        primed = {p: sp.Symbol(f"{p.name}'", integer=True) for p, _ in self.window}
-        over = ", ".join(printer._print(primed[p]) for p, _ in self.window)
-        entry = printer._print(self.entry.xreplace(primed))
-        return (rf"\left[({positions}) = \operatorname{{argmax}}_{{{over}}}\, {entry}\right]"
-                if len(self.window) > 1 else
-                rf"\left[{positions} = \operatorname{{argmax}}_{{{over}}}\, {entry}\right]")

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symbp.engine.argmax import PiecewiseConstant
+
 FREE = sp.symbols("i0:8", integer=True, nonnegative=True)
 BOUND = sp.symbols("k0:8", integer=True, nonnegative=True)
 
@@ -33,10 +35,11 @@ def free_indices(rank: int) -> tuple:
     return FREE[:rank]
 
 
-class Inside(sp.Function):
+class Inside(PiecewiseConstant):
     """``Inside(e, n)``: 1 where the index expression ``e`` is an integer in ``0..n-1``, else 0.
 
-    A range condition, constant for differentiation (its arguments are indices)."""
+    A range condition, constant for differentiation (its arguments are indices);
+    :mod:`symbp.printing.indexing` prints it as an Iverson bracket."""
 
     is_integer = True
     is_nonnegative = True
@@ -46,18 +49,6 @@ class Inside(sp.Function):
         if expr.is_Number and size.is_Number:
             return sp.Integer(1 if expr.is_integer and 0 <= expr < size else 0)
         return None
-
-    def _eval_derivative(self, symbol):
-        return sp.S.Zero
-
-    def _latex(self, printer):
-        expr, size = self.args
-        shown = printer._print(expr)
-        integral = all(c.is_integer for c in sp.Poly(expr, *sorted(
-            expr.free_symbols, key=str)).coeffs()) if expr.free_symbols else expr.is_integer
-        condition = (rf"0 \le {shown} \le {printer._print(size - 1)}" if integral else
-                     rf"{shown} \in \{{0, \dots, {printer._print(size - 1)}\}}")
-        return rf"\left[{condition}\right]"
 
 
 def affine_terms(expr: sp.Expr):

@@ -86,7 +86,7 @@ class ScalarLatex(LatexPrinter):
         self.tensors = set(names or {})
 
     def _print(self, expr, **kwargs):
-        if isinstance(expr, Inside):  # before their own _latex: indices print as affine
+        if isinstance(expr, Inside):  # indices print as affine
             return indexing.inside(self, expr, latex=True)
         if isinstance(expr, IsArgmax):
             return indexing.is_argmax(self, expr, latex=True)
