@@ -1,0 +1,194 @@
+"""The claims' LALR grammar (Lark) and what each terminal looks like in an error message.
+
+Contract: :data:`GRAMMAR` is the grammar of :mod:`symbp.claims` (its precedence is in the
+package docstring); :data:`TERMINAL_TEXT` names each terminal for "expected ..." in a
+:class:`~symbp.claims.nodes.ClaimParseError`, in the order they are listed.
+"""
+
+GRAMMAR = r"""
+start: expr (_EQ expr)+
+
+?expr: sum
+?sum: product
+    | sum _PLUS product              -> add
+    | sum _MINUS product             -> sub
+    | _MINUS product                 -> neg
+    | _PLUS product
+?product: hterm
+    | product _ODOT hterm            -> hadamard
+    | product _STAR hterm            -> star
+?hterm: mterm
+    | sumop hterm                    -> sumover
+    | mterm sumop hterm              -> matmul_sum
+?mterm: unary
+    | mterm _CDOT unary              -> matmul
+    | mterm unary                    -> matmul
+    | mterm _SLASH unary             -> div
+?unary: postfix
+    | dop unary                      -> derivative
+?postfix: atom
+    | postfix _SUP sup               -> superscript
+    | postfix _SUB index             -> subscript
+    | postfix PRIME                  -> prime
+?atom: group
+    | NUMBER                         -> number
+    | leaf
+    | wrapped
+    | fn_app
+    | fn_bare
+    | frac
+    | gradient
+    | euler
+    | cases
+    | maximum
+    | indicator
+group: LPAR expr RPAR
+     | _LBRACE expr _RBRACE
+leaf: LEAF
+    | HAT
+    | SIGMAQ
+    | WIDTH
+wrapped: WRAP _LBRACE (LEAF | NUMBER | HAT | SIGMAQ) _RBRACE
+cases: _BEGIN_CASES case_row (_ROWSEP case_row)* _ROWSEP? _END_CASES
+case_row: expr (_CASE_AMP condition?)?
+condition: CASEWORD? compare
+         | CASEWORD                  -> otherwise
+compare: sum CMP sum
+maximum: _MAX LPAR expr _COMMA expr RPAR
+indicator: INDICATOR LPAR compare RPAR
+         | INDICATOR _SUB _LBRACE compare _RBRACE
+euler: _EULER _SUP (_LBRACE expr _RBRACE | DIGIT | LEAF)
+frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
+    | _FRAC DIGIT DIGIT              -> frac_digits
+dop: _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF LEAF _RBRACE
+gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> grad
+        | _DIFF loss _SLASH _DIFF target                                    -> grad
+        | _NABLA _SUB _LBRACE target _RBRACE loss loss_args?                -> nabla
+        | _NABLA _SUB (LEAF | HAT) loss loss_args?                          -> nabla_short
+        | _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF target _RBRACE loss loss_args? -> grad_of
+        | _FRAC _LBRACE _DIFF fname _RBRACE _LBRACE _DIFF LEAF _RBRACE      -> dfunc
+        | NGD target                                                        -> ng_grad
+target: (leaf | wrapped) (_SUP sup | _SUB index)*
+loss: (BIGL | LOSSNAME) (_SUB index)?
+loss_args: LOSSARGS
+fn_app: fname fn_mod* fn_arg
+fn_bare: LPAR fname fn_mod* RPAR PRIME
+fname: FUNC | TEXTNAME | GENF
+fn_mod: PRIME                        -> mod_prime
+      | _SUB sub                     -> mod_sub
+      | _SUP sup                     -> mod_sup
+fn_arg: group
+      | fn_app                       -> fn_arg_nested
+      | (leaf | wrapped) (_SUP sup | _SUB index)* -> fn_arg_bare
+sub: _LBRACE layer _RBRACE
+   | layer_var
+   | DIGIT
+index: _LBRACE index_item (_COMMA? index_item)* _RBRACE
+     | IDX                           -> index_one
+     | DIGIT                         -> index_one
+index_item: IDX | INT
+sumop: _SUM (_SUB sum_range)? (_SUP sum_upper)?
+sum_range: IDX
+         | _LBRACE IDX (_EQ INT)? _RBRACE
+sum_upper: _LBRACE bound _RBRACE
+         | IDX                       -> bound
+bound: IDX (_SUB bound_sub)? (_MINUS INT)?
+bound_sub: IDX
+         | _LBRACE IDX ((_PLUS | _MINUS) INT)? _RBRACE
+sup: _LBRACE sup_item+ _RBRACE
+   | TRANSPOSE                       -> sup_t
+   | DIGIT                           -> sup_pow
+   | layer_var                       -> sup_layer
+   | PRIME_CMD                       -> sup_prime
+sup_item: LPAR layer RPAR            -> sup_layer
+        | LPAR EXAMPLE RPAR          -> sup_example
+        | layer_var_expr             -> sup_layer
+        | TRANSPOSE                  -> sup_t
+        | INT                        -> sup_pow
+        | _MINUS INT                 -> sup_negpow
+        | _MINUS? INT _SLASH INT     -> sup_halfpow
+        | PRIME_CMD                  -> sup_prime
+        | PRIME                      -> sup_prime
+layer: layer_var_expr
+     | INT                           -> layer_int
+layer_var_expr: layer_var
+     | layer_var _PLUS INT           -> layer_plus
+     | layer_var _MINUS INT          -> layer_minus
+layer_var: SMALLL | BIGL | SMALLK | OUTLAYER | ELL
+
+_EQ: "="
+_PLUS: "+"
+_MINUS: "-"
+_SLASH: "/"
+_SUP: "^"
+_SUB: "_"
+_COMMA: ","
+LOSSARGS.5: /\((?=[^()]*[,;])[^()]*\)/
+ELL: /\\ell(?![a-zA-Z])/
+PRIME: "'"
+_LBRACE: "{"
+_RBRACE: "}"
+LPAR: /\\left\s*([(\[]|\\\{)|\\[bB]igg?l?\s*([(\[]|\\\{)|[(\[]|\\\{/
+RPAR: /\\right\s*([)\]]|\\\})|\\[bB]igg?r?\s*([)\]]|\\\})|[)\]]|\\\}/
+_ODOT: /\\(odot|circ|bullet)(?![a-zA-Z])/
+_STAR: "*"
+_CDOT: /\\(cdot|times)(?![a-zA-Z])/
+_FRAC: /\\[dt]?frac(?![a-zA-Z])/
+_SUM: /\\sum(?![a-zA-Z])(\s*\\limits(?![a-zA-Z]))?/
+_DIFF.3: /\\partial(?![a-zA-Z])|\\mathrm\s*\{\s*d\s*\}|d/
+NGD.4: /d(?=\s*(\\mathbf\s*\{\s*)?[WbzaZAxX](?![a-zA-Z]))/
+_NABLA: /\\nabla(?![a-zA-Z])/
+_BEGIN_CASES: /\\begin\s*\{\s*cases\s*\}/
+_END_CASES: /\\end\s*\{\s*cases\s*\}/
+_ROWSEP: "\\\\"
+_CASE_AMP: "\x01"
+CASEWORD.4: /\\(text|mathrm|textrm|mbox)\s*\{\s*(for|if|when|otherwise|else)\s*\}/
+CMP: />=?|<=?|\\(geq?|leq?|gt|lt|geqslant|leqslant)(?![a-zA-Z])/
+_MAX: /\\max(?![a-zA-Z])/
+INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
+LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda|pi)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
+HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
+SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
+WIDTH.2: /n_\s*(\{\s*[lL]\s*([+-]\s*\d)?\s*\}|\{\s*\d\s*\}|[lL\d])/
+WRAP: /\\(mathbf|boldsymbol|bm|vec|mathbb|bf)(?![a-zA-Z])/
+FUNC: /\\(sigma|Sigma|Phi|tanh|exp|log|ln|sqrt|cosh|sinh|sech|sin|cos)(?![a-zA-Z])/
+TEXTNAME.2: /\\(operatorname|mathrm|text|textrm|mathit|mathsf|rm)\s*\{\s*[A-Za-z](\\?_|[A-Za-z0-9])*\s*\}/
+GENF: /f|\\phi(?![a-zA-Z])|\\varphi(?![a-zA-Z])/
+_EULER: "e"
+TRANSPOSE.3: /T|\\top(?![a-zA-Z])|\\intercal(?![a-zA-Z])|\\(mathsf|mathrm|mathtt|text)\s*\{\s*T\s*\}/
+PRIME_CMD: /\\prime(?![a-zA-Z])/
+BIGL: "L"
+SMALLL: "l"
+SMALLK: "k"
+OUTLAYER: /n_\s*(\{\s*l\s*\}|l)/
+EXAMPLE: /[ijnrst](?![a-zA-Z])/
+LOSSNAME: /\\ell(?![a-zA-Z])|\\mathcal\s*\{\s*L\s*\}|[CEJ]/
+IDX: /[a-zA-Z]/
+NUMBER: /\d+(\.\d+)?|\.\d+/
+INT: /\d+/
+DIGIT: /\d/
+
+%ignore /\s+/
+%ignore /\\[,;:! ]|\\q?quad(?![a-zA-Z])|~|&|\\displaystyle(?![a-zA-Z])/
+"""
+
+# What each terminal looks like, for "expected ..." in error messages.
+TERMINAL_TEXT = {
+    "_EQ": "'='", "_PLUS": "'+'", "_MINUS": "'-'", "_SLASH": "'/'", "_SUP": "'^'",
+    "_SUB": "'_'", "PRIME": "\"'\"", "_LBRACE": "'{'", "_RBRACE": "'}'",
+    "LPAR": "'('", "RPAR": "')'", "_ODOT": "'\\odot'", "_STAR": "'*'", "_CDOT": "'\\cdot'",
+    "_FRAC": "'\\frac'", "_DIFF": "'\\partial' or 'd'", "_NABLA": "'\\nabla'",
+    "LEAF": "a quantity (W, b, z, a, x, y, \\delta)", "WRAP": "'\\mathbf'",
+    "FUNC": "a function (\\sigma, \\tanh, \\exp, \\log)",
+    "TEXTNAME": "'\\operatorname{...}'", "GENF": "'f'", "_EULER": "'e'",
+    "TRANSPOSE": "'T' or '\\top'", "PRIME_CMD": "'\\prime'", "BIGL": "'L'",
+    "SMALLL": "'l'", "LOSSNAME": "a loss (L, \\ell, C, E)", "NUMBER": "a number",
+    "INT": "an integer", "DIGIT": "a digit", "$END": "the end of the claim",
+    "_SUM": "'\\sum'", "NGD": "'dW', 'dz' (Ng's gradients)", "HAT": "'\\hat{y}'",
+    "_BEGIN_CASES": "'\\\\begin{cases}'", "_END_CASES": "'\\\\end{cases}'",
+    "_ROWSEP": "'\\\\\\\\'", "_CASE_AMP": "'&'", "CASEWORD": "'\\\\text{if}'",
+    "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
+    "INDICATOR": "'\\\\mathbb{1}'",
+    "EXAMPLE": "an example (i)", "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "LOSSARGS": "'(W, b)'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
+}
+EXPECTED_ORDER = list(TERMINAL_TEXT)
