@@ -32,6 +32,7 @@ from symbp.verify.claim_files import read_claims
 from symbp.verify.context import Context, target_of
 from symbp.verify.decide import NetworkCheck
 from symbp.verify.scalar import verify_scalar
+from symbp.verify.tensors import TensorCheck, has_tensor_ops, is_tensor_claim
 from symbp.verify.verdict import Verdict, unparsed
 
 
@@ -41,7 +42,33 @@ def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
     symbp's own notation), ``lets`` declarations such as ``"h=a"``."""
     from symbp.verify.conventions import verify_written
 
+    network = as_network(network)
+    if has_tensor_ops(network):
+        return _verify_tensor_claim(claim, network, convention, lets)
     return verify_written(claim, network, convention, lets)
+
+
+def _verify_tensor_claim(text, network, convention, lets) -> Verdict:
+    """A claim on a network with convolutions, pooling or flatten: read in the convention
+    (the letters only: entries keep their indices) and decided by
+    :class:`~symbp.verify.tensors.TensorCheck`."""
+    from symbp.verify import conventions
+
+    conv = conventions.get(convention)
+    pairs = [conventions.parse_let(item) if isinstance(item, str) else item for item in lets]
+    try:
+        claim = C.parse_claim(text)
+        symbols = {}
+        if convention is not None or pairs:
+            claim, symbols = conventions.rewrite(claim, conv, dict(pairs))
+    except C.ClaimParseError as error:
+        return unparsed(text if isinstance(text, str) else repr(text), error)
+    verdict = verify_parsed(claim, network, text)
+    if convention is not None or symbols:
+        verdict.convention = conv.name
+    if symbols:
+        verdict.symbols = dict(symbols)
+    return verdict
 
 
 def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:
@@ -53,7 +80,9 @@ def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:
     text = claim.text if text is None else text
     try:
         target = target_of(claim.lhs)
-        if target is None:
+        if has_tensor_ops(network) and is_tensor_claim(claim):
+            verdict = TensorCheck(claim, network).run()
+        elif target is None:
             verdict = verify_scalar(claim, network)
         elif network is None:
             raise SymbpError(

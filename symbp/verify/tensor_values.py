@@ -1,0 +1,508 @@
+"""A tensor claim's side evaluated at one point: arrays over index letters.
+
+Contract: ``Evaluator(scope).run(node)`` is the :class:`Value` of a side of a
+claim written with entries of tensors of any rank (CONVENTIONS §1's index
+notation as ``symbp derive`` prints convolutions, pooling and flatten), with
+whole tensors (the matrix forms of the dense layers) and with the operators of
+the printed notation section (``\\star``, ``\\operatorname{pad}``, ``dil``,
+``rot``, ``vec`` and ``vec^{-1}``). A :class:`Value` is an array whose leading
+axes carry index letters (``names``) and whose other axes are positional (a
+whole tensor, or the spatial axes a partial read ``X_{s,c'}`` leaves).
+
+The :class:`Scope` says what the letters and quantities are at the point: the
+arrays of the quantities (``scope.tensor(node)``), the range of every index
+letter, the values of the geometry letters ``K S P H W H' W' L L'`` and of the
+widths ``n_l`` at the layer the claim is checked at, and the index base (0, or 1
+when the claim's sums start at 1: then every entry is read 1-based).
+
+An index expression (``i + p - 1``, ``(i - p + P)/S``, ``\\lfloor i/2 \\rfloor``,
+``i \\bmod 2``) is computed exactly, as integer numerators over one
+denominator; an entry read at a position outside its tensor, or at a position
+that is not an integer, is 0 (the zero extension that the textbooks' index
+forms assume). Iverson brackets are 1 where their condition holds. A claim that
+cannot be evaluated (a letter without a range, a free letter on the right only,
+a product of whole tensors whose shapes do not fit) raises
+:class:`~symbp.claims.ClaimParseError` at its column, or :class:`Mismatch`
+for shapes, in the claim's own words. Nothing is executed from the claim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from symbp import claims as C
+
+GEOMETRY = ("K", "S", "P", "H", "W", "H'", "W'", "L", "L'")  # a conv or pool layer's letters
+
+
+class Mismatch(Exception):
+    """The shapes of a tensor claim do not fit (the message says where, in the claim's terms)."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """``array``'s first ``len(names)`` axes carry the index letters ``names``; the rest are
+    positional. ``ones``: the all-ones vector ``\\mathbf{1}`` (its length is its partner's)."""
+
+    array: np.ndarray
+    names: tuple = ()
+    ones: bool = False
+
+    @property
+    def positional(self) -> tuple:
+        return self.array.shape[len(self.names):]
+
+    @property
+    def scalar(self) -> bool:
+        return not self.names and not self.positional and not self.ones
+
+
+@dataclass
+class Scope:
+    """What a claim's letters and quantities are at one point (see the module docstring)."""
+
+    tensor: object  # node -> (array, per sample) of a quantity or a gradient
+    raw: object  # node -> the array an entry of it is read from (vec(a): its reshape)
+    batch: bool  # a batch claim (rows are samples), else one sample's
+    ranges: dict  # index letter -> (first value, count)
+    geometry: dict  # K S P H W ... -> int, at the layer checked
+    width: object  # LayerRef -> int
+    batch_size: int
+    base: int = 0
+    activation: object = None  # (Apply node) -> NumPy function of the argument's values
+    target_shape: tuple = ()  # the left-hand side's shape (what vec^{-1} reshapes into)
+    text: str = ""
+    constants: dict = field(default_factory=dict)  # eps, lambda, p -> float
+
+
+class Evaluator:
+    def __init__(self, scope: Scope):
+        self.scope = scope
+
+    def fail(self, node, message: str):
+        raise C.ClaimParseError(message, node.span[0] + 1, text=self.scope.text)
+
+    def run(self, node) -> Value:
+        method = getattr(self, "v_" + type(node).__name__, None)
+        if method is None:
+            self.fail(node, f"{type(node).__name__.lower()} has no reading in a claim about "
+                            "tensors")
+        return method(node)
+
+    # ------------------------------------------------------------ atoms
+    def v_Num(self, node):
+        return Value(np.array(float(node.value)))
+
+    def v_Ones(self, node):
+        return Value(np.ones((1, 1)), ones=True)
+
+    def v_Letter(self, node):
+        if node.name in GEOMETRY:
+            return Value(np.array(float(self._geometry(node))))
+        first, count = self._range(node, node.name)
+        return Value(np.arange(first, first + count, dtype=float), (node.name,))
+
+    def v_Leaf(self, node):
+        if node.name == "B":
+            return Value(np.array(float(self.scope.batch_size)))
+        if node.name == "n" and node.layer is not None:
+            return Value(np.array(float(self.scope.width(node.layer))))
+        if node.name in self.scope.constants:
+            return Value(np.array(float(self.scope.constants[node.name])))
+        return Value(self._whole(node))
+
+    def v_Grad(self, node):
+        return Value(self._whole(node))
+
+    def _whole(self, node) -> np.ndarray:
+        """A quantity as a whole tensor: a per-sample vector as a column."""
+        array, per_sample = self.scope.tensor(node)
+        return array.reshape(-1, 1) if array.ndim == 1 else array
+
+    # --------------------------------------------------------- entries
+    def v_Indexed(self, node):
+        raw = self._raw(node.arg)
+        items = node.indices
+        if len(items) > raw.ndim:
+            raise Mismatch(f"{self.scope_text(node.arg)} has {raw.ndim} "
+                           f"ax{'is' if raw.ndim == 1 else 'es'}, the claim reads "
+                           f"{len(items)} indices")
+        positions = [self.index(item, node) for item in items]
+        names = _union([p.names for p in positions])
+        grids, valid = [], np.ones((1,) * len(names), dtype=bool)
+        for (position, size) in zip(positions, raw.shape, strict=False):
+            num, den = position.spread(names)
+            whole = num % den == 0
+            at = num // den - self.scope.base
+            valid = valid & whole & (at >= 0) & (at < size)
+            grids.append(at)
+        grids = np.broadcast_arrays(*grids, valid) if grids else [valid]
+        valid = grids[-1]
+        clipped = [np.clip(g, 0, size - 1) for g, size in zip(grids[:-1], raw.shape,
+                                                                strict=False)]
+        picked = raw[tuple(clipped)] if clipped else raw
+        mask = valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+        return Value(np.where(mask, picked, 0.0), names)
+
+    def _raw(self, arg) -> np.ndarray:
+        """The array an entry is read from (a vector stays one axis)."""
+        if isinstance(arg, C.Apply) and arg.func.name in ("pad", "dil", "rot180"):
+            return self.v_Apply(arg).array
+        if isinstance(arg, (C.Leaf, C.Grad)) or (isinstance(arg, C.Apply) and
+                                                  arg.func.name == "vec"):
+            return self.scope.raw(arg)
+        self.fail(arg, "an index subscript belongs on a quantity (W, \\delta, a, ...)")
+
+    def scope_text(self, node) -> str:
+        start, end = node.span
+        return " ".join(self.scope.text[start:end].split()) if end > start else \
+            C.to_latex(node)
+
+    def index(self, item, where) -> "_Index":
+        """An index item (a letter, a digit, an index expression) as exact integers."""
+        if isinstance(item, str):
+            if item.isdigit():
+                return _Index(np.array(int(item)), 1, ())
+            first, count = self._range(where, item)
+            return _Index(np.arange(first, first + count), 1, (item,))
+        return self._index_node(item)
+
+    def _index_node(self, node) -> "_Index":
+        kind = type(node).__name__
+        if kind == "Num":
+            value = Fraction(node.value)
+            return _Index(np.array(value.numerator), value.denominator, ())
+        if kind == "Letter":
+            if node.name in GEOMETRY:
+                return _Index(np.array(self._geometry(node)), 1, ())
+            return self.index(node.name, node)
+        if kind == "Leaf" and node.name == "n" and node.layer is not None:
+            return _Index(np.array(self.scope.width(node.layer)), 1, ())
+        if kind in ("Add", "Sub"):
+            left, right = self._index_node(node.left), self._index_node(node.right)
+            return left.combine(right, 1 if kind == "Add" else -1)
+        if kind == "Neg":
+            inner = self._index_node(node.arg)
+            return _Index(-inner.num, inner.den, inner.names)
+        if kind == "MatMul":
+            return self._index_node(node.left).times(self._index_node(node.right))
+        if kind == "Div":
+            return self._index_node(node.num).over(self._index_node(node.den), node, self)
+        if kind == "Floor":
+            inner = self._index_node(node.arg)
+            return _Index(inner.num // inner.den, 1, inner.names)
+        if kind == "Mod":
+            inner, modulus = self._index_node(node.arg), self._index_node(node.modulus)
+            if modulus.names or modulus.den != 1:
+                self.fail(node, "\\bmod takes an integer modulus")
+            m = int(modulus.num)
+            return _Index(inner.num % (m * inner.den), inner.den, inner.names)
+        if kind == "Group":
+            return self._index_node(node.expr)
+        self.fail(node, "an index is made of index letters, integers, + - and division by "
+                        "an integer, \\lfloor \\rfloor and \\bmod")
+
+    def _range(self, where, letter: str) -> tuple:
+        found = self.scope.ranges.get(letter)
+        if found is None:
+            self.fail(where, f"the range of the index {letter} is not known: give it as a "
+                             f"sum's limits (\\sum_{{{letter}=0}}^{{...}}) or read it as a "
+                             "tensor's index")
+        return found
+
+    def _geometry(self, node) -> int:
+        value = self.scope.geometry.get(node.name)
+        if value is None:
+            self.fail(node, f"{node.name} is a convolution's or pooling's "
+                            f"{_GEOMETRY_MEANING[node.name]}; this layer has none")
+        return value
+
+    # ------------------------------------------------------- operations
+    def v_Add(self, node):
+        return self._elementwise(node, np.add, node.left, node.right)
+
+    def v_Sub(self, node):
+        return self._elementwise(node, np.subtract, node.left, node.right)
+
+    def v_Hadamard(self, node):
+        return self._elementwise(node, np.multiply, node.left, node.right)
+
+    def v_Div(self, node):
+        return self._elementwise(node, _divide, node.num, node.den)
+
+    def v_Neg(self, node):
+        value = self.run(node.arg)
+        return Value(-value.array, value.names)
+
+    def v_Power(self, node):
+        value = self.run(node.arg)
+        with np.errstate(all="ignore"):
+            return Value(np.power(value.array, float(node.exponent)), value.names)
+
+    def v_Transpose(self, node):
+        value = self.run(node.arg)
+        if value.ones:
+            return Value(value.array, ones=True)
+        if len(value.positional) != 2:
+            self.fail(node, f"{self.scope_text(node.arg)} is not a matrix: ^T needs two "
+                            "axes")
+        return Value(np.swapaxes(value.array, -1, -2), value.names)
+
+    def v_MatMul(self, node):
+        left, right = self.run(node.left), self.run(node.right)
+        if left.ones or right.ones:
+            return self._ones_product(node, left, right)
+        if left.scalar or right.scalar or left.names or right.names:
+            return self._combine(node, np.multiply, left, right)
+        if len(left.positional) != 2 or len(right.positional) != 2:
+            self.fail(node, f"{self.scope_text(node)}: a product of whole tensors needs "
+                            "matrices (write the entries and their sums)")
+        if left.array.shape[1] != right.array.shape[0]:
+            raise Mismatch(f"{self.scope_text(node.left)} has {left.array.shape[1]} columns, "
+                           f"{self.scope_text(node.right)} has {right.array.shape[0]} rows")
+        return Value(left.array @ right.array)
+
+    def _ones_product(self, node, left, right):
+        """``M \\mathbf{1}`` sums the rows of M; ``\\mathbf{1}^T M`` its columns."""
+        if right.ones and not left.ones and len(left.positional) == 2 and not left.names:
+            return Value(left.array.sum(axis=1, keepdims=True))
+        if left.ones and not right.ones and len(right.positional) == 2 and not right.names:
+            return Value(right.array.sum(axis=0, keepdims=True))
+        self.fail(node, "\\mathbf{1} multiplies a matrix")
+
+    def v_Sum(self, node):
+        if node.index is None:
+            self.fail(node, "a sum over tensors names its index (\\sum_{k})")
+        body = self.run(node.body)
+        if node.index not in body.names:
+            first, count = self._range(node, node.index)
+            return Value(body.array * count, body.names)
+        axis = body.names.index(node.index)
+        names = body.names[:axis] + body.names[axis + 1:]
+        return Value(body.array.sum(axis=axis), names)
+
+    def v_Indicator(self, node):
+        return Value(*self.condition(node.condition, node))
+
+    def condition(self, cond, where) -> tuple:
+        """``(0/1 array, names)`` of a condition."""
+        kind = type(cond).__name__
+        if kind == "Between":
+            low, middle, high = (self._index_node(part) for part in (cond.low, cond.middle,
+                                                                     cond.high))
+            first = _compare(low, middle, cond.low_op)
+            second = _compare(middle, high, cond.high_op)
+            return _both(first, second)
+        if kind == "Member":
+            value = self._index_node(cond.expr)
+            low, high = self._index_node(cond.low), self._index_node(cond.high)
+            whole = _Index(value.num % value.den == 0, 1, value.names)
+            return _both(_both(_compare(low, value, "<="), _compare(value, high, "<=")),
+                         (whole.num.astype(float), whole.names))
+        if kind == "Compare":
+            left, right = self.run(cond.left), self.run(cond.right)
+            compare = {">": np.greater, "<": np.less, ">=": np.greater_equal,
+                       "<=": np.less_equal}[cond.op]
+            value = self._combine(where, compare, left, right)
+            return value.array.astype(float), value.names
+        self.fail(where, "an Iverson bracket holds a comparison")
+
+    def v_Apply(self, node):
+        name = node.func.name
+        if name in ("pad", "dil", "rot180", "vec", "unvec"):
+            return self._reshaping(node, name)
+        value = self.run(node.arg)
+        if self.scope.activation is None:
+            self.fail(node, f"{name} cannot be evaluated here")
+        with np.errstate(all="ignore"):
+            return Value(np.asarray(self.scope.activation(node, value.array), dtype=float) *
+                         np.ones_like(value.array), value.names)
+
+    def _reshaping(self, node, name):
+        value = self.run(node.arg)
+        params = [self._constant(p) for p in getattr(node.func, "params", ())]
+        spatial = self._spatial_rank(node, value)
+        if name == "vec":
+            return Value(_vec(value, self.scope.batch))
+        if name == "unvec":
+            return Value(self._unvec(node, value))
+        if name == "rot180":
+            axes = tuple(range(value.array.ndim - spatial, value.array.ndim))
+            return Value(np.flip(value.array, axis=axes), value.names)
+        amounts = _per_axis(params, spatial, node, self)
+        if name == "pad":
+            width = [(0, 0)] * (value.array.ndim - spatial) + [(a, a) for a in amounts]
+            return Value(np.pad(value.array, width), value.names)
+        return Value(_dilate(value.array, amounts), value.names)
+
+    def _spatial_rank(self, node, value) -> int:
+        rank = len(value.positional)
+        if rank not in (1, 2) and node.func.name in ("pad", "dil", "rot180"):
+            self.fail(node, f"{node.func.name} takes an image or a sequence (one or two axes): "
+                            f"{self.scope_text(node.arg)} has {rank}")
+        return rank
+
+    def _unvec(self, node, value):
+        shape = self.scope.target_shape
+        if value.names or int(np.prod(shape)) != value.array.size:
+            raise Mismatch(f"{self.scope_text(node)}: {value.array.size} entries do not "
+                           f"reshape into the left-hand side's shape {tuple(shape)}")
+        return value.array.reshape(shape)
+
+    def _constant(self, node) -> int:
+        index = self._index_node(node)
+        if index.names or index.den != 1:
+            self.fail(node, "an operator's parameter is an integer")
+        return int(index.num)
+
+    def v_Correlate(self, node):
+        image, kernel = self.run(node.left), self.run(node.right)
+        stride = 1 if node.stride is None else self._constant(node.stride)
+        rank = len(kernel.positional)
+        if rank not in (1, 2) or len(image.positional) != rank:
+            self.fail(node, "\\star correlates two images (or two sequences) of the same rank")
+        return _correlate(image, kernel, stride, rank, node, self)
+
+    # -------------------------------------------------------- alignment
+    def _elementwise(self, node, op, left_node, right_node):
+        return self._combine(node, op, self.run(left_node), self.run(right_node))
+
+    def _combine(self, node, op, left: Value, right: Value) -> Value:
+        names = _union([left.names, right.names])
+        a, b = _spread(left, names), _spread(right, names)
+        try:
+            with np.errstate(all="ignore"):
+                return Value(op(a, b), names)
+        except ValueError:
+            raise Mismatch(f"{self.scope_text(node)}: the shapes {left.positional} and "
+                           f"{right.positional} do not fit") from None
+
+
+_GEOMETRY_MEANING = {"K": "kernel size", "S": "stride", "P": "padding", "H": "input height",
+                     "W": "input width", "H'": "output height", "W'": "output width",
+                     "L": "input length", "L'": "output length"}
+
+
+@dataclass(frozen=True)
+class _Index:
+    """An exact index over the grid of ``names``: ``num / den``."""
+
+    num: np.ndarray
+    den: int
+    names: tuple
+
+    def spread(self, names: tuple) -> tuple:
+        return _spread(Value(np.asarray(self.num), self.names), names), self.den
+
+    def combine(self, other: "_Index", sign: int) -> "_Index":
+        den = math.lcm(self.den, other.den)
+        names = _union([self.names, other.names])
+        a = _spread(Value(np.asarray(self.num) * (den // self.den), self.names), names)
+        b = _spread(Value(np.asarray(other.num) * (den // other.den), other.names), names)
+        return _Index(a + sign * b, den, names)
+
+    def times(self, other: "_Index") -> "_Index":
+        names = _union([self.names, other.names])
+        a = _spread(Value(np.asarray(self.num), self.names), names)
+        b = _spread(Value(np.asarray(other.num), other.names), names)
+        return _Index(a * b, self.den * other.den, names)
+
+    def over(self, other: "_Index", node, evaluator) -> "_Index":
+        if other.names:
+            evaluator.fail(node, "an index is divided by an integer, not by an index")
+        divisor = Fraction(int(other.num), other.den)
+        if divisor == 0:
+            evaluator.fail(node, "an index divided by 0")
+        num = np.asarray(self.num) * divisor.denominator * (1 if divisor > 0 else -1)
+        return _Index(num, self.den * abs(divisor.numerator), self.names)
+
+
+def _compare(left: _Index, right: _Index, op: str) -> tuple:
+    difference = right.combine(left, -1)  # right - left, compared with 0
+    holds = difference.num >= 0 if op == "<=" else difference.num > 0
+    return np.asarray(holds, dtype=float), difference.names
+
+
+def _both(first: tuple, second: tuple) -> tuple:
+    names = _union([first[1], second[1]])
+    a = _spread(Value(np.asarray(first[0]), first[1]), names)
+    b = _spread(Value(np.asarray(second[0]), second[1]), names)
+    return a * b, names
+
+
+def _union(name_lists) -> tuple:
+    seen = []
+    for names in name_lists:
+        for name in names:
+            if name not in seen:
+                seen.append(name)
+    return tuple(seen)
+
+
+def _spread(value: Value, names: tuple) -> np.ndarray:
+    """``value.array`` with its named axes moved to ``names``' order (size 1 where absent),
+    followed by its positional axes."""
+    array = np.asarray(value.array)
+    own = list(value.names)
+    positional = array.ndim - len(own)
+    order = [own.index(n) for n in names if n in own]
+    array = np.transpose(array, order + list(range(len(own), array.ndim)))
+    shape = []
+    present = iter(array.shape[:len(order)])
+    for name in names:
+        shape.append(next(present) if name in own else 1)
+    return array.reshape(tuple(shape) + array.shape[len(order):len(order) + positional])
+
+
+def _divide(a, b):
+    with np.errstate(all="ignore"):
+        return np.divide(a, b)
+
+
+def _vec(value: Value, batched: bool) -> np.ndarray:
+    array = value.array
+    if batched:
+        return array.reshape(array.shape[0], -1)
+    return array.reshape(-1, 1)
+
+
+def _per_axis(params: list, rank: int, node, evaluator) -> list:
+    if len(params) == 1:
+        return params * rank
+    if len(params) != rank:
+        evaluator.fail(node, f"{node.func.name} takes one amount or one per axis ({rank})")
+    return params
+
+
+def _dilate(array: np.ndarray, strides: list) -> np.ndarray:
+    rank = len(strides)
+    lead = array.shape[:array.ndim - rank]
+    extents = array.shape[array.ndim - rank:]
+    out = np.zeros(lead + tuple((n - 1) * s + 1 for n, s in zip(extents, strides, strict=True)))
+    out[(Ellipsis, *[slice(None, None, s) for s in strides])] = array
+    return out
+
+
+def _correlate(image: Value, kernel: Value, stride: int, rank: int, node, evaluator) -> Value:
+    """``(x \\star_S k)_{i,j} = \\sum_{p,q} x_{iS+p, jS+q} k_{p,q}`` over the trailing axes;
+    the named axes of both are aligned."""
+    extents = image.positional
+    sizes = kernel.positional
+    out = [(n - k) // stride + 1 for n, k in zip(extents, sizes, strict=True)]
+    if any(o < 1 for o in out):
+        raise Mismatch(f"{evaluator.scope_text(node)}: the kernel {sizes} is larger than the "
+                       f"image {extents}")
+    names = _union([image.names, kernel.names])
+    x, k = _spread(image, names), _spread(kernel, names)
+    lead = np.broadcast_shapes(x.shape[:len(names)], k.shape[:len(names)])
+    total = np.zeros(lead + tuple(out))
+    for offsets in np.ndindex(*sizes):
+        window = tuple(slice(o, o + (m - 1) * stride + 1, stride) for o, m in zip(
+            offsets, out, strict=True))
+        total = total + x[(Ellipsis, *window)] * k[(Ellipsis, *offsets)].reshape(
+            k.shape[:len(names)] + (1,) * rank)
+    return Value(total, names)
