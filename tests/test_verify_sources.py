@@ -8,8 +8,10 @@ a bias in the recursion, a wrong layer index, sigma' taken at a, a missing 1/m, 
 sign slip, ...). Each is checked with ``symbp.verify.verify(claim, spec, convention=NAME,
 lets=...)``: the verdict, for a wrong claim the mistake the explanation names, for a claim
 read in a source's convention that the verdict names the convention and the letters it
-mapped, for a letter symbp's own notation does not define (h, o, t, m, N without
-``--convention``) that the reply names it and the way to declare it; and one claim of each
+mapped (UFLDL's shifted layers, Ng's m as a sum's limit, Ng's bare a only where one is written),
+that the first mistake named is the one in the convention the user named, for a letter symbp's
+own notation does not define (h, o, t, m, N without ``--convention``) that the reply names it
+and the way to declare it; and one claim of each
 verdict and convention through the command line,
 ``symbp verify SPEC --convention NAME --json``, for the same verdict and its exit status.
 """
@@ -89,11 +91,17 @@ def test_source_claim(entry):
     if entry["verdict"] == "incorrect":
         explanation = _text({k: v for k, v in verdict.items() if k not in FORMULAS})
         assert entry["mistake"] in explanation, json.dumps(verdict, indent=1)
+        assert entry.get("likely", "") in verdict.get("likely_mistake", ""), verdict
+    symbols = verdict.get("symbols", {})
+    assert entry.get("symbols", {}).items() <= symbols.items(), symbols
     if entry["convention"]:
         assert entry["convention"].lower() in verdict.get("convention", "").lower(), verdict
         for letter in MAPPED.get(entry["convention"], ()):
             if re.search(rf"(?<![A-Za-z\\]){letter}(?![A-Za-z])", entry["claim"]):
-                assert letter in verdict.get("symbols", {}), (letter, verdict.get("symbols"))
+                assert letter in symbols, (letter, symbols)
+        if entry["convention"] == "ng" and not re.search(r"(?<![A-Za-z\\])a(?![A-Za-z^])",
+                                                         entry["claim"]):
+            assert "a" not in symbols, symbols  # Ng's bare a is the output; a^{[l]} is a^{(l)}
 
 
 def _first_of_each_convention():

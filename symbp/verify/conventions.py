@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.verify import notation
+from symbp.verify.rewrites import swapped_indices
 
 if TYPE_CHECKING:  # pragma: no cover
     from symbp.verify.verdict import Verdict
@@ -75,6 +76,7 @@ class Convention:
     layers_by_index: bool = False
     d_is_mean_gradient: bool = False  # CS231n's dZ is dL/dZ of the mean loss; Ng's stacks samples
     weights_from_to: bool = False  # Wikipedia's w_{ij}: from unit i to unit j
+    letters: frozenset = frozenset()  # letters only this source writes, unmapped (C, layer k)
 
 
 _BASE = {name: Role(name) for name in SYMBP_NAMES} | {"w": Role("W"), "yhat": Role("a", OUT)}
@@ -84,7 +86,7 @@ PRESETS = {c.name: c for c in (
                "a^{(0)} = x, W^{(l)} is n_l \\times n_{l-1} and z^{(l)} = W^{(l)} a^{(l-1)} + b^{(l)}"),
     Convention("nielsen", "Nielsen, Neural Networks and Deep Learning, ch. 2",
                "w^l_{jk} is the weight from unit k of layer l-1 to unit j of layer l and n the "
-               "number of training inputs", {"count": Role("B")}),
+               "number of training inputs", {"count": Role("B")}, letters=frozenset("C")),
     Convention("wikipedia", "Wikipedia, Backpropagation",
                "w_{ij} is the weight from unit i to unit j and o_j the output of unit j",
                {"o": Role("a"), "t": Role("y")}, layers_by_index=True, weights_from_to=True),
@@ -95,7 +97,7 @@ PRESETS = {c.name: c for c in (
                layers_by_index=True),
     Convention("goodfellow", "Goodfellow, Bengio and Courville, Deep Learning, Algorithm 6.4",
                "a^{(k)} is the pre-activation and h^{(k)} the activation",
-               {"a": Role("z"), "h": Role("a"), "H": Role("a")}),
+               {"a": Role("z"), "h": Role("a"), "H": Role("a")}, letters=frozenset("k")),
     Convention("ng", "Ng's courses (deeplearning.ai)",
                "the columns of X, A, Z and dZ are the m samples (X is n_0 \\times m)",
                {"m": Role("B"), "a": Role("a", OUT)}, batch_columns=True),
@@ -227,7 +229,7 @@ class _Rewriter:
             letter = _WRITTEN.get(name, name)
             self.fail(leaf, f"{letter} is not defined in the {self.conv.name} convention: "
                             f"{letter} is {meaning}; use {fix}")
-        if role.name != name or role.layer is not None:
+        if role.name != name or (role.layer is not None and leaf.layer is None):
             written = _WRITTEN.get(name) or C.leaf_latex(replace(leaf, layer=None))
             self.symbols[written] = role.latex
         return role
@@ -238,10 +240,17 @@ class _Rewriter:
         if ref.var == "k":
             self.symbols.setdefault("k (the layer)", "l")
             ref = C.LayerRef("l", ref.offset)
-        if self.conv.shift and ref.var == "L" and name in ("W", "b"):
-            ref = ref.shifted(-self.conv.shift)  # UFLDL's n_l counts the input layer
-        elif self.conv.shift and name in ("a", "z", "delta") and ref.var != "L":
-            ref = ref.shifted(self.conv.shift)
+        if self.conv.shift and ref.var == "L":  # UFLDL's n_l counts the input layer
+            self.symbols["n_l"] = f"L + {-self.conv.shift}"
+            if name in ("W", "b"):
+                ref = ref.shifted(-self.conv.shift)
+            elif name in ("a", "z", "delta"):  # n_l + o is symbp's layer L + o
+                mine = C.leaf_latex(C.Leaf(name, ref))
+                self.symbols[mine.replace("(L", "(n_l")] = mine
+        elif self.conv.shift and name in ("a", "z", "delta"):
+            shifted = ref.shifted(self.conv.shift)
+            self.symbols[C.leaf_latex(C.Leaf(name, ref))] = C.leaf_latex(C.Leaf(name, shifted))
+            ref = shifted
         return ref
 
     def leaf(self, leaf: C.Leaf, indices=()) -> C.Node:
@@ -260,6 +269,9 @@ class _Rewriter:
         return replace(new, batch=False) if role.name == "B" else new
 
     def node(self, node):
+        if isinstance(node, C.Sum) and (node.upper in self.lets or node.upper in
+                                        self.conv.symbols):  # Ng's \sum_{i=1}^{m}
+            self.role(C.Leaf(node.upper, span=node.span))
         if isinstance(node, C.Leaf):
             return self.layout(self.leaf(node))
         if isinstance(node, C.Indexed):
@@ -519,9 +531,11 @@ def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict
         verdict = unparsed(text if isinstance(text, str) else repr(text), error)
         return _label(verdict, conv, {}, convention is not None)
     verdict = verify_parsed(reading.claim, network, text)
-    _label(verdict, conv, reading.symbols, convention is not None or bool(pairs))
+    named = convention is not None or bool(pairs)
+    _label(verdict, conv, reading.symbols, named)
     if verdict.verdict == "incorrect" and network is not None:
-        _other_conventions(verdict, text, reading, network, pairs)
+        _component_mistakes(verdict, text, reading, network, pairs)
+        _other_conventions(verdict, text, reading, network, pairs, named)
     return verdict
 
 
@@ -533,12 +547,30 @@ def _label(verdict, conv: Convention, symbols: dict, named: bool):
     return verdict
 
 
-def _other_conventions(verdict, text, reading: Reading, network, pairs) -> None:
-    """If another preset reads the claim as a correct one, say so first."""
+def _component_mistakes(verdict, text, reading: Reading, network, pairs) -> None:
+    """Mistakes of a component form that its matrix reading cannot undo (swapped indices
+    may move a unit to another layer): each variant read in the claim's convention."""
+    from symbp.verify.check import verify_parsed
+
+    for description, variant in swapped_indices(C.parse_claim(text)):
+        try:
+            other = read(variant, reading.convention, pairs, reading.convolutions)
+            if verify_parsed(other.claim, network, text).ok and \
+                    description not in verdict.mistakes:
+                verdict.mistakes.append(description)
+        except (C.ClaimParseError, SymbpError):
+            continue
+
+
+def _other_conventions(verdict, text, reading: Reading, network, pairs, named: bool) -> None:
+    """If another preset reads the claim as a correct one, say so: first when the user named
+    no convention, after the mistakes found in the one they named. The presets whose
+    letters the claim uses are tried first (Goodfellow's h, k and J: goodfellow)."""
     from symbp.verify.check import verify_parsed
 
     seen = [reading.claim.sides]
-    for conv in PRESETS.values():
+    used = _letters(C.parse_claim(text))
+    for conv in sorted(PRESETS.values(), key=lambda c: -len(used & (set(c.symbols) | c.letters))):
         if conv is reading.convention:
             continue
         try:
@@ -555,6 +587,21 @@ def _other_conventions(verdict, text, reading: Reading, network, pairs) -> None:
         if alternative.ok:
             truth = f"; in this spec's convention the formula is {verdict.correct}" \
                 if verdict.correct else ""
-            verdict.mistakes.insert(0, f"convention: correct if {conv.condition} (as in "
-                                       f"{conv.source}: --convention {conv.name}){truth}")
+            note = (f"convention: correct if {conv.condition} (as in {conv.source}: "
+                    f"--convention {conv.name}){truth}")
+            verdict.mistakes.insert(len(verdict.mistakes) if named else 0, note)
             return
+
+
+def _letters(claim: C.Claim) -> set:
+    """The letters a claim is written in: its quantities, losses and layer variables."""
+    found = set()
+    for side in claim.sides:
+        for _, node in _walk_all(side):
+            if isinstance(node, C.Leaf):
+                found.add(node.name)
+                if node.layer is not None and node.layer.var:
+                    found.add(node.layer.var)
+            elif isinstance(node, C.Grad):
+                found.add(node.loss)
+    return found

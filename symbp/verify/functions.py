@@ -1,7 +1,8 @@
 """The functions a claim applies: forward definitions and their derivatives.
 
 Contract: :data:`MATH_FUNCTIONS` are the functions of :mod:`symbp.claims`
-that are not activations; :func:`function_derivative` is an activation's
+that are not activations, as forward definitions (``\\Phi`` and ``\\phi`` of a scalar
+identity are the standard normal's CDF and density); :func:`function_derivative` is an activation's
 ``f``, ``f'`` (the engine's :func:`~symbp.engine.activation.activation_derivative`,
 sympy.diff of the forward definition) or ``f''`` as an expression in
 :func:`x_symbol`; :func:`numeric` a cached float64 NumPy function of an
@@ -15,7 +16,10 @@ from functools import lru_cache
 import sympy as sp
 
 MATH_FUNCTIONS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "cosh": sp.cosh,
-                   "sinh": sp.sinh, "sech": sp.sech, "sin": sp.sin, "cos": sp.cos}
+                  "sinh": sp.sinh, "sech": sp.sech, "sin": sp.sin, "cos": sp.cos,
+                  "erf": sp.erf,  # the standard normal's CDF \Phi and density \phi (gelu):
+                  "normal_cdf": lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2,
+                  "normal_pdf": lambda x: sp.exp(-x ** 2 / 2) / sp.sqrt(2 * sp.pi)}
 
 
 @lru_cache(maxsize=None)

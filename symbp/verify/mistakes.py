@@ -1,4 +1,4 @@
-"""The likely mistake of a wrong network claim, found by testing variants.
+"""The likely mistake of a wrong claim, found by testing variants.
 
 Contract: :func:`likely_mistakes` returns up to three descriptions of the
 usual mistakes whose correction makes the claim agree with the truth at
@@ -7,8 +7,10 @@ dropout's ``1/(1-p)``), a path of the engine's gradient the claim lacks (a
 norm's ``μ`` or ``σ²`` path, a residual's identity path, the weight decay),
 then the rewritten claims of :data:`CATALOGUE`
 (:mod:`symbp.verify.rewrites`, :mod:`symbp.verify.op_rewrites`), each decided
-like the claim itself. A description names what is wrong only when its
-variant matches; no mistake is named from the claim's form alone.
+like the claim itself. :func:`likely_scalar_mistakes` does the same for a scalar
+identity with :data:`~symbp.verify.rewrites.SCALAR_CATALOGUE`, each variant tested against
+sympy.diff of the left-hand side (:mod:`symbp.verify.scalar`). A description names what is
+wrong only when its variant matches; no mistake is named from the claim's form alone.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from symbp.verify.op_rewrites import (
     wrong_axis,
 )
 from symbp.verify.rewrites import (
+    SCALAR_CATALOGUE,
     activation_derivatives,
     extra_factors,
     extra_terms,
@@ -70,6 +73,21 @@ def likely_mistakes(check: NetworkCheck, rhs, outcome: Outcome) -> list[str]:
             found.append(description)
         if len(found) >= 3:
             break
+    return found
+
+
+def likely_scalar_mistakes(claim: C.Claim, lhs, rhs, holds) -> list[str]:
+    """Up to three descriptions of mistakes in the scalar identity ``lhs = rhs`` (trees of
+    ``claim``) whose correction makes it true; ``holds(variant)`` decides a rewritten
+    right-hand side."""
+    nodes = list(C.walk(rhs))
+    candidates = (item for family in SCALAR_CATALOGUE for item in family(rhs, nodes, claim, lhs))
+    found = []
+    for description, variant in itertools.islice(candidates, MAX_VARIANTS):
+        if description not in found and holds(variant):
+            found.append(description)
+            if len(found) >= 3:
+                break
     return found
 
 

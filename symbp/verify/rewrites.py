@@ -9,12 +9,18 @@ transpose, a wrong layer index, the derivative of the wrong activation, ``f'`` t
 ``a`` instead of ``z``, softmax's Jacobian treated as diagonal, a derivative written out
 by hand for another activation or with a wrong formula for the layer's own one (named with
 the engine's ``f'``), a missing ``f'``, an extra factor, vectors multiplied side by side
-where ``\\odot`` was meant, a sign slip in one term, factors in the wrong order. The small
-helpers on claims' trees are shared with :mod:`symbp.verify.op_rewrites`.
+where ``\\odot`` was meant, a sign slip in one term, factors in the wrong order.
+:data:`SCALAR_CATALOGUE`'s families ``f(rhs, nodes, claim, lhs)`` rewrite a scalar identity
+(:mod:`symbp.verify.scalar`): a sign slip in a term or a function's argument, the product
+rule's dropped factor or term, the chain rule's missing inner derivative, an extra term; a
+missing derivative is written as ``\\frac{d}{dx}`` of the user's own factor, which SymPy
+differentiates. The small helpers on claims' trees are shared with
+:mod:`symbp.verify.op_rewrites`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -233,7 +239,10 @@ def side_by_side(rhs, nodes, check: NetworkCheck):
 
 def sign_slips(rhs, nodes, check: NetworkCheck):
     """One term of a sum with the wrong sign: ``u - v`` for ``u + v`` and back, ``-u`` for ``u``."""
-    claim = check.claim
+    yield from _term_sign_slips(rhs, nodes, check.claim)
+
+
+def _term_sign_slips(rhs, nodes, claim: C.Claim):
     for path, node in nodes:
         if isinstance(node, (C.Add, C.Sub)):
             flipped = (C.Sub if isinstance(node, C.Add) else C.Add)(node.left, node.right)
@@ -249,6 +258,144 @@ def sign_slips(rhs, nodes, check: NetworkCheck):
         elif isinstance(node, C.Neg) and path:
             yield (f"a sign slip in one term: {claim.source(node)} should be "
                    f"{factor_text(claim, node.arg)}", C.replace_at(rhs, path, node.arg))
+
+
+def swapped_indices(claim: C.Claim):
+    """A weight's gradient in components with its two index letters exchanged on the right
+    (Wikipedia's ``o_j \\delta_i`` for ``o_i \\delta_j``): ``(description, claim)`` with the
+    right-hand side's letters swapped back, for the caller to read in the claim's
+    convention (a letter there may name a unit's layer) and decide."""
+    lhs = claim.lhs
+    if not isinstance(lhs, C.Indexed) or len(lhs.indices) != 2:
+        return
+    p, q = lhs.indices
+    if p == q or not all(isinstance(i, str) and len(i) == 1 for i in (p, q)):
+        return
+    swap = {p: q, q: p}
+
+    def flip(node):
+        node = C.map_children(node, flip)
+        if isinstance(node, C.Indexed):
+            return replace(node, indices=tuple(swap.get(i, i) if isinstance(i, str) else i
+                                               for i in node.indices))
+        return node
+
+    sides = tuple(flip(side) for side in claim.sides[1:])
+    if sides == claim.sides[1:]:
+        return
+    written = claim.source(claim.sides[1])
+    yield (f"swapped indices: {written} should be {_swapped_text(claim, swap)} (the "
+           f"transposed outer product: {p} and {q} exchanged)", C.Claim((lhs,) + sides,
+                                                                       claim.text))
+
+
+def _swapped_text(claim: C.Claim, swap: dict) -> str:
+    """The right-hand side's text with the letters of ``swap`` exchanged in its subscripts."""
+    rhs = claim.sides[1]
+    start, end = rhs.span
+    edits = []
+    for _, node in C.walk(rhs):
+        if isinstance(node, C.Indexed) and node.span[1] > node.span[0]:
+            text = claim.text[node.span[0]:node.span[1]]
+            at = text.rfind("_")
+            if at >= 0:
+                edits.append((node.span[0] + at, node.span[1]))
+    text = list(claim.text)
+    for a, b in edits:
+        for n in range(a, b):
+            text[n] = swap.get(text[n], text[n])
+    return " ".join("".join(text[start:end]).split())
+
+
+# ------------------------------------------------- scalar identities (no network)
+def scalar_sign_slips(rhs, nodes, claim: C.Claim, lhs):
+    """A term with the wrong sign; a function's argument with the wrong sign (``e^{x}`` for
+    ``e^{-x}``: ``\\frac{1}{1 + e^{x}}`` is ``\\sigma(-x)``, not ``\\sigma(x)``)."""
+    yield from _term_sign_slips(rhs, nodes, claim)
+    for path, node in nodes:
+        if not isinstance(node, C.Apply) or isinstance(node.arg, C.Num):
+            continue
+        flipped = node.arg.arg if isinstance(node.arg, C.Neg) else C.Neg(node.arg)
+        where = "the exponent" if node.func.name == "exp" else "the argument"
+        yield (f"a sign slip in {where}: {claim.source(node)} should be "
+               f"{_with_arg(claim, node, flipped)}",
+               C.replace_at(rhs, path, replace(node, arg=flipped)))
+
+
+def product_rule(rhs, nodes, claim: C.Claim, lhs):
+    """``\\frac{d}{dx}(u v) = u' v + u v'`` with a factor dropped from one term, or a term
+    left out (the variant writes it as ``\\frac{d}{dx}`` of the factor: SymPy differentiates)."""
+    if not isinstance(lhs, C.Deriv) or not isinstance(lhs.arg, (C.MatMul, C.Hadamard)):
+        return
+    factors = [f for f in _product_factors(lhs.arg) if not isinstance(f, C.Num)]
+    rule = "the product rule: \\frac{d}{dx}(u v) = u' v + u v'"
+    for path, term in _terms(rhs):
+        for factor in factors:
+            yield (f"{rule}; the term {factor_text(claim, term)} is missing the factor "
+                   f"{factor_text(claim, factor)}: it should be {factor_text(claim, factor)} "
+                   f"{factor_text(claim, term)}",
+                   C.replace_at(rhs, path, C.MatMul(factor, term)))
+    for at, factor in enumerate(factors):
+        others = factors[:at] + factors[at + 1:]
+        term = product(others + [C.Deriv(lhs.var, factor)]) if others else None
+        if term is not None:
+            text = " ".join(factor_text(claim, f) for f in others)
+            yield (f"{rule}; the term {text} \\frac{{d}}{{d{lhs.var}}} "
+                   f"{factor_text(claim, factor)} is missing", C.Add(rhs, term))
+
+
+def chain_rule(rhs, nodes, claim: C.Claim, lhs):
+    """``\\frac{d}{dx} f(g(x)) = f'(g(x)) g'(x)`` without the inner derivative ``g'(x)``."""
+    if isinstance(lhs, C.Deriv) and isinstance(lhs.arg, C.Apply) and \
+            not isinstance(lhs.arg.arg, (C.Leaf, C.Num)):
+        inner = lhs.arg.arg
+        yield (f"the chain rule's inner derivative is missing: "
+               f"\\frac{{d}}{{d{lhs.var}}} f(g) = f'(g) \\frac{{dg}}{{d{lhs.var}}}, with g = "
+               f"{claim.source(inner)}", C.MatMul(rhs, C.Deriv(lhs.var, inner)))
+
+
+def scalar_extra_terms(rhs, nodes, claim: C.Claim, lhs):
+    for path, node in nodes:
+        if isinstance(node, (C.Add, C.Sub)):
+            for keep, drop in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(node, C.Sub) and keep is node.right:
+                    keep = C.Neg(keep, span=keep.span)
+                yield (f"an extra term: without {claim.source(drop)} the claim is correct",
+                       C.replace_at(rhs, path, keep))
+
+
+SCALAR_CATALOGUE = (scalar_sign_slips, product_rule, chain_rule, scalar_extra_terms)
+
+
+def _terms(node, path=()):
+    """``(path, term)`` of the terms of a sum (the node itself when it is no sum)."""
+    if isinstance(node, (C.Add, C.Sub)):
+        yield from _terms(node.left, path + ("left",))
+        yield from _terms(node.right, path + ("right",))
+    elif isinstance(node, C.Neg):
+        yield from _terms(node.arg, path + ("arg",))
+    else:
+        yield path, node
+
+
+def _product_factors(node) -> list:
+    if isinstance(node, (C.MatMul, C.Hadamard)):
+        return _product_factors(node.left) + _product_factors(node.right)
+    return [node]
+
+
+def _with_arg(claim: C.Claim, node: C.Apply, arg) -> str:
+    """The user's text of ``node`` with its argument replaced by ``arg``."""
+    text, (start, end), (a_start, a_end) = claim.text, node.span, node.arg.span
+    if not (start <= a_start <= a_end <= end) or a_end <= a_start:
+        return C.to_latex(replace(node, arg=arg))
+    if isinstance(arg, C.Neg):
+        inner = claim.source(node.arg)
+        written = f"-{inner}" if isinstance(node.arg, (C.Leaf, C.Apply, C.Num)) else \
+            f"-({inner})"
+    else:
+        written = claim.source(arg)
+    return " ".join((text[start:a_start] + written + text[a_end:end]).split())
 
 
 def operand_order(rhs, nodes, check: NetworkCheck):

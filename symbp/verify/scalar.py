@@ -6,7 +6,9 @@ SymPy expressions in one variable (an activation's derivative from the
 engine, :mod:`symbp.verify.functions`), compared at several points (the
 numbers decide) and, within :func:`~symbp.verify.entries.symbolic_ok`'s
 limits, simplified (the evidence and the difference). A constant ratio is
-named (a sign, a factor).
+named (a sign, a factor); otherwise the likely mistake is found by rewritten claims
+(:func:`~symbp.verify.mistakes.likely_scalar_mistakes`: a sign slip, the product or chain
+rule), each tested against the same truth, sympy.diff of the left-hand side.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from symbp.verify.functions import (
     numeric,
     x_symbol,
 )
+from symbp.verify.mistakes import likely_scalar_mistakes
 from symbp.verify.verdict import Verdict
 
 SCALAR_POINTS = (0.5, -1.3, 2.1, -0.4, 1.7, -2.6, 0.9, 3.1)
@@ -31,6 +34,7 @@ RTOL = 1e-7
 
 
 def verify_scalar(claim: C.Claim, network) -> Verdict:
+    claim = C.Claim(tuple(_derivative_scope(side) for side in claim.sides), claim.text)
     variable = _scalar_variable(claim)
     symbol = sp.Symbol(variable, real=True)
     converter = _ScalarConverter(claim, symbol, network)
@@ -38,11 +42,55 @@ def verify_scalar(claim: C.Claim, network) -> Verdict:
     lhs = sides[0]
     symbolic = all(symbolic_ok(side) for side in claim.sides)
     verdict = None
-    for rhs in sides[1:]:
+    for rhs, rhs_node in zip(sides[1:], claim.sides[1:], strict=True):
         verdict = _decide_scalar(claim, lhs, rhs, symbol, network, symbolic)
         if not verdict.ok:
+            if verdict.counterexample:  # after a constant ratio, what explains it
+                found = likely_scalar_mistakes(claim, claim.lhs, rhs_node, lambda variant:
+                                               _holds(converter, lhs, variant, symbol))
+                verdict.mistakes = (verdict.mistakes + found)[:3]
             return verdict
     return verdict
+
+
+def _holds(converter, lhs, variant, symbol) -> bool:
+    """Does the rewritten right-hand side ``variant`` agree with ``lhs`` at the points?"""
+    try:
+        expr = converter.convert(variant)
+    except C.ClaimParseError:
+        return False
+    points, failures = _scalar_points(lhs, expr, symbol)
+    return not failures and len(points) >= 3
+
+
+def _derivative_scope(node):
+    """``\\frac{d}{dx}`` applies to the rest of its product, as the sources write it:
+    ``\\frac{d}{dx} x \\Phi(x)`` is the derivative of ``x \\Phi(x)`` (the parser binds the
+    operator to the next factor); a parenthesised argument, ``\\frac{d}{dx}(x) \\Phi(x)``,
+    stays as written."""
+    node = C.map_children(node, _derivative_scope)
+    if not isinstance(node, C.MatMul):
+        return node
+    factors = _product_factors(node)
+    for at, factor in enumerate(factors[:-1]):
+        if isinstance(factor, C.Deriv) and factor.span[1] == factor.arg.span[1]:
+            arg = _product([factor.arg] + factors[at + 1:])
+            scoped = C.Deriv(factor.var, arg, span=(factor.span[0], node.span[1]))
+            return _product(factors[:at] + [scoped])
+    return node
+
+
+def _product_factors(node) -> list:
+    if isinstance(node, C.MatMul):
+        return _product_factors(node.left) + _product_factors(node.right)
+    return [node]
+
+
+def _product(factors: list):
+    product = factors[0]
+    for factor in factors[1:]:
+        product = C.MatMul(product, factor, span=(product.span[0], factor.span[1]))
+    return product
 
 
 def _scalar_variable(claim: C.Claim) -> str:
