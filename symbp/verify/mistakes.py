@@ -7,13 +7,16 @@ dropout's ``1/(1-p)``), a path of the engine's gradient the claim lacks (a
 norm's ``μ`` or ``σ²`` path, a residual's identity path, the weight decay),
 then the rewritten claims of :data:`CATALOGUE`
 (:mod:`symbp.verify.rewrites`, :mod:`symbp.verify.op_rewrites`), each decided
-like the claim itself. :func:`likely_scalar_mistakes` does the same for a scalar
+like the claim itself (a :class:`~symbp.verify.rewrites.Layerwise` variant, one tree on
+some layers and another on the rest, e.g. ``\\odot f'(z)`` and a softmax layer's Jacobian,
+part by part on its layers). :func:`likely_scalar_mistakes` does the same for a scalar
 identity with :data:`~symbp.verify.rewrites.SCALAR_CATALOGUE`, each variant tested against
 sympy.diff of the left-hand side (:mod:`symbp.verify.scalar`). A description names what is
 wrong only when its variant matches; no mistake is named from the claim's form alone.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import TYPE_CHECKING
 
@@ -34,6 +37,7 @@ from symbp.verify.op_rewrites import (
 )
 from symbp.verify.rewrites import (
     SCALAR_CATALOGUE,
+    Layerwise,
     activation_derivatives,
     extra_factors,
     extra_terms,
@@ -65,15 +69,26 @@ def likely_mistakes(check: NetworkCheck, rhs, outcome: Outcome) -> list[str]:
     for description, variant in itertools.islice(variants(rhs, check), MAX_VARIANTS):
         if description in found:
             continue
-        try:
-            result = check.evaluate(variant, quick=True, stop_early=True)
-        except (C.ClaimParseError, SymbpError):
-            continue
-        if result.ok:
+        if _holds(check, variant):
             found.append(description)
         if len(found) >= 3:
             break
     return found
+
+
+def _holds(check: NetworkCheck, variant) -> bool:
+    """Does the variant agree with the truth (a :class:`Layerwise` one: each part on its
+    layers)?"""
+    parts = variant.parts if isinstance(variant, Layerwise) else ((check.bindings, variant),)
+    for bindings, rhs in parts:
+        part = copy.copy(check)
+        part.bindings = list(bindings)
+        try:
+            if not part.evaluate(rhs, quick=True, stop_early=True).ok:
+                return False
+        except (C.ClaimParseError, SymbpError):
+            return False
+    return True
 
 
 def likely_scalar_mistakes(claim: C.Claim, lhs, rhs, holds) -> list[str]:

@@ -8,7 +8,8 @@ with the truth. The families: an extra term (a bias in the recursion), a missing
 transpose, a wrong layer index, the derivative of the wrong activation, ``f'`` taken at
 ``a`` instead of ``z``, softmax's Jacobian treated as diagonal, a derivative written out
 by hand for another activation or with a wrong formula for the layer's own one (named with
-the engine's ``f'``), a missing ``f'``, an extra factor, vectors multiplied side by side
+the engine's ``f'``), a missing ``f'`` (at a softmax layer its Jacobian: a
+:class:`Layerwise` variant), an extra factor, vectors multiplied side by side
 where ``\\odot`` was meant, a sign slip in one term, factors in the wrong order.
 :data:`SCALAR_CATALOGUE`'s families ``f(rhs, nodes, claim, lhs)`` rewrite a scalar identity
 (:mod:`symbp.verify.scalar`): a sign slip in a term or a function's argument, the product
@@ -20,7 +21,7 @@ differentiates. The small helpers on claims' trees are shared with
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -165,8 +166,8 @@ def _softmax_factors(factors, check: NetworkCheck):
     return [(ref, batch, group) for (ref, batch), group in groups.items()]
 
 
-def _is_softmax_layer(check: NetworkCheck, ref: C.LayerRef) -> bool:
-    for l_value, _ in check.bindings:
+def _is_softmax_layer(check: NetworkCheck, ref: C.LayerRef, bindings=None) -> bool:
+    for l_value, _ in check.bindings if bindings is None else bindings:
         try:
             layer = ref.resolve(l_value, check.depth)
         except ValueError:
@@ -183,15 +184,35 @@ def hand_derivatives(rhs, nodes, check: NetworkCheck):
             yield from _hand_variants(rhs, path, node, check)
 
 
+@dataclass(frozen=True)
+class Layerwise:
+    """A variant that is one tree on some of the claim's layers and another on the rest:
+    ``parts`` are ``(bindings, rhs)`` pairs (bindings as :attr:`NetworkCheck.bindings`)."""
+
+    parts: tuple
+
+
 def missing_fprime(rhs, nodes, check: NetworkCheck):
-    """``f'`` left out of a delta (or of a bias gradient, which is the delta)."""
+    """``f'`` left out of a delta (or of a bias gradient, which is the delta): the factor
+    ``\\odot f'(z)``, and at a softmax layer its Jacobian (transposed) times the claim."""
     target = check.target
-    if target.kind in ("delta", "db") and not (target.kind == "db" and check.batch):
-        ref = target.layer
-        generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
-        yield (f"missing the factor f_{{{ref.label}}}'(z^{{({ref.label})}}): "
-               f"\\delta^{{({ref.label})}} = \\partial\\ell/\\partial z^{{({ref.label})}} needs "
-               f"the derivative of the activation", C.Hadamard(rhs, generic))
+    if target.kind not in ("delta", "db") or (target.kind == "db" and check.batch):
+        return
+    ref = target.layer
+    generic = C.Apply(C.Func("generic", 1), C.Leaf("z", ref, target.batch))
+    text = (f"missing the factor f_{{{ref.label}}}'(z^{{({ref.label})}}): "
+            f"\\delta^{{({ref.label})}} = \\partial\\ell/\\partial z^{{({ref.label})}} needs "
+            f"the derivative of the activation")
+    softmax = [b for b in check.bindings if _is_softmax_layer(check, ref, [b])]
+    if not softmax:
+        yield text, C.Hadamard(rhs, generic)
+        return
+    layers = ", ".join(str(layer) for _, layer in softmax)
+    jacobian = C.MatMul(C.Transpose(generic), rhs)
+    rest = [b for b in check.bindings if b not in softmax]
+    parts = ((tuple(rest), C.Hadamard(rhs, generic)),) if rest else ()
+    yield (f"{text} (at the softmax layer {layers}: its Jacobian, transposed, times the "
+           "gradient)", Layerwise(parts + ((tuple(softmax), jacobian),)))
 
 
 def pre_activations(rhs, nodes, check: NetworkCheck):
