@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from symbp.claims.indices import IndexReading
 from symbp.claims.limits import MAX_EXPONENT
 from symbp.claims.nodes import (
     Add,
     Apply,
+    Between,
     Cases,
     ClaimParseError,
     Compare,
+    Correlate,
     Deriv,
     Div,
     Example,
@@ -30,6 +33,7 @@ from symbp.claims.nodes import (
     Leaf,
     MatMul,
     Max,
+    Member,
     Neg,
     Node,
     Num,
@@ -64,10 +68,10 @@ _LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W
                r"\gamma": ("gamma", False), r"\beta": ("beta", False),
                r"\lambda": ("lambda", False), "M": ("mask", True), "r": ("mask", False),
                "p": ("p", False), r"\sigma": ("sigma", False), "n": ("count", False),
-               r"\pi": ("pi", False)}
+               r"\pi": ("pi", False), r"\chi": ("chi", False)}
 # Letters kept as written, for a convention to map: a layer superscript may follow them.
 _LAYERED = {"W", "b", "z", "a", "delta", "w", "h", "o", "g", "mu", "sigma", "sigma2", "eps",
-            "xhat", "gamma", "beta", "mask", "p", "m"}
+            "xhat", "gamma", "beta", "mask", "p", "m", "chi", "deltatilde"}
 FUNCTION_LETTERS = {"g", "h"}  # a quantity, or with a prime an activation: h'(a_j), g'^{[l]}
 _TARGETS = {"W", "b", "z", "a", "x", "w", "h", "o", "y", "yhat", "gamma", "beta", "xhat", "mu",
             "sigma2"}
@@ -83,7 +87,7 @@ class _FnLetter:
     where: object
 
 
-class Builder:
+class Builder(IndexReading):
     """Turns the Lark tree into AST nodes, checking what the grammar cannot express."""
 
     def __init__(self, text: str):
@@ -155,31 +159,57 @@ class Builder:
         return MatMul(self.build(left), replace(node, span=(start, _span(tree)[1])))
 
     def r_sumover(self, tree, sumop, body):
-        index, lower, upper = None, None, None
+        index, lower, upper, limit = None, None, None, None
         for part in sumop.children:
             if part.data == "sum_range":
-                tokens = [t for t in part.children]
-                index = str(tokens[0])
-                if len(tokens) > 1:
-                    lower = int(str(tokens[1]))
+                letters = [t for t in part.children if t.type in ("IDX", "PRIME")]
+                index = "".join(str(t) for t in letters)
+                first = [t for t in part.children if t.type == "INT"]
+                if first:
+                    lower = int(str(first[0]))
                     if lower not in (0, 1):
-                        self.fail(tokens[1], f"a sum from {lower}: symbp reads sums over a "
-                                             "whole range, from 0 or 1")
+                        self.fail(first[0], f"a sum from {lower}: symbp reads sums over a "
+                                            "whole range, from 0 or 1")
             else:
-                upper = " ".join(self.text[slice(*_span(part))].split()).strip("{} ")
-        return Sum(index, self.build(body), lower, upper)
+                upper = " ".join(self.text[slice(*_span(part))].split())
+                if upper.startswith("{") and upper.endswith("}"):
+                    upper = upper[1:-1].strip()
+                limit = self.iexpr(part.children[0] if part.data == "sum_upper" else part)
+        return Sum(index, self.build(body), lower, upper, limit)
 
     def r_subscript(self, tree, base, index):
         node = self.build(base)
         indices = self.index(index)
         if isinstance(node, Indexed):
             self.fail(index, "a second subscript")
-        if not isinstance(node, (Leaf, Grad)):
+        if not isinstance(node, (Leaf, Grad)) and not (
+                isinstance(node, Apply) and node.func.name in _INDEXABLE):
             self.fail(index, "an index subscript belongs on a quantity, e.g. w^l_{jk}")
         return Indexed(node, indices)
 
-    def index(self, tree) -> tuple:
-        return tuple(str(token) for token in tree.scan_values(lambda v: True))
+    # ----- what belongs in an index only
+    def r_iletter(self, tree, token):
+        self.fail(token, f"'{token}' is an index letter: it belongs in a subscript, a sum's "
+                         "limits or an Iverson bracket", [_QUANTITY])
+
+    def r_floor(self, tree, *parts):
+        self.fail(tree, "\\lfloor \\rfloor belongs in an index (a subscript, a sum's "
+                        "limits or an Iverson bracket)")
+
+    def r_mod(self, tree, *parts):
+        self.fail(tree, "\\bmod belongs in an index (a subscript, a sum's limits or an "
+                        "Iverson bracket)")
+
+    def r_correlate(self, tree, left, *rest):
+        *stride, right = rest
+        step = None
+        if stride:
+            params = self.params(stride[0].children[0])
+            if len(params) != 1:
+                self.fail(stride[0], "\\star takes one stride (dilate per axis with "
+                                     "\\operatorname{dil}_{(S_1,S_2)})")
+            step = params[0]
+        return Correlate(self.build(left), self.build(right), step)
 
     def r_prime(self, tree, base, prime):
         node = self.build_fn(base)
@@ -215,6 +245,8 @@ class Builder:
         if token.type == "HAT":
             letter = text.rstrip("} ")[-1]
             return Leaf(letter.lower() + "hat", None, letter.isupper(), span=_span(token))
+        if token.type == "TILDE":
+            return Leaf("deltatilde", None, "Delta" in text, span=_span(token))
         if token.type == "WIDTH":
             inner = text[text.index("_") + 1:].strip().strip("{}").replace(" ", "")
             ref = LayerRef(None, int(inner)) if inner.isdigit() else LayerRef(
@@ -371,6 +403,8 @@ class Builder:
                         func = replace(func, order=func.order + 1)
                     elif kind == "pow" and func.power is None and 0 < value <= MAX_EXPONENT:
                         func = replace(func, power=value)
+                    elif kind == "pow" and value == -1 and func.name == "vec":
+                        func = replace(func, name="unvec")  # vec^{-1}: the reshape back
                     elif kind == "layer" and func.name == "generic" and func.layer is None:
                         func = replace(func, layer=value)
                     else:
@@ -412,6 +446,10 @@ class Builder:
     def r_fn_arg_nested(self, tree, app):
         return self.build(app)
 
+    def r_conv_fn(self, tree, token, params, arg):  # pad_{P}(x), dil_{S}(x)
+        name = "pad" if "pad" in str(token) else "dil"
+        return Apply(Func(name, params=self.params(params)), self.build(arg))
+
     def function(self, fname) -> Func:
         token = fname.children[0]
         text = str(token)
@@ -419,6 +457,8 @@ class Builder:
             return Func("generic", letter="f" if str(token) == "f" else "phi")
         if token.type == "FUNC":
             return Func(FUNCTION_NAMES[text[1:]])
+        if token.type == "ROT180":
+            return Func("rot180")
         name = text[text.index("{") + 1:text.rindex("}")].strip().replace("\\_", "_")
         return Func(_TEXT_ALIASES.get(name.lower(), name))
 
@@ -463,9 +503,7 @@ class Builder:
 
     def r_compare(self, tree, left, op, right):
         text = str(op)
-        normal = {"\\gt": ">", "\\lt": "<", "\\ge": ">=", "\\geq": ">=", "\\le": "<=",
-                  "\\leq": "<=", "\\geqslant": ">=", "\\leqslant": "<="}.get(text, text)
-        return Compare(normal, self.build(left), self.build(right))
+        return Compare(_COMPARISONS.get(text, text), self.build(left), self.build(right))
 
     def r_maximum(self, tree, *parts):
         left, right = [p for p in parts if not _is_token(p, "LPAR", "RPAR")]
@@ -474,6 +512,27 @@ class Builder:
     def r_indicator(self, tree, token, *parts):
         (compare,) = [p for p in parts if not _is_token(p, "LPAR", "RPAR")]
         return Indicator(self.build(compare))
+
+    def r_iverson(self, tree, lpar, condition, rpar):
+        if "[" not in str(lpar) or "]" not in str(rpar):
+            self.fail(lpar, "a condition in brackets is an Iverson bracket: write it in "
+                            "\\left[ ... \\right]")
+        return Indicator(self.build(condition))
+
+    def r_between(self, tree, low, low_op, middle, high_op, high):
+        ops = [_COMPARISONS.get(str(op), str(op)) for op in (low_op, high_op)]
+        parts = [self.iexpr(part) for part in (low, middle, high)]
+        if all(op in ("<", "<=") for op in ops):
+            return Between(parts[0], ops[0], parts[1], ops[1], parts[2])
+        if all(op in (">", ">=") for op in ops):  # 7 \ge i \ge 0: turned around
+            flip = {">": "<", ">=": "<="}
+            return Between(parts[2], flip[ops[1]], parts[1], flip[ops[0]], parts[0])
+        self.fail(high_op, "a chain of comparisons goes one way: low \\le i \\le high")
+
+    def r_member(self, tree, expr, lpar, low, high, rpar):
+        if "\\{" not in str(lpar) or "\\}" not in str(rpar):
+            self.fail(lpar, "a range of integers is written \\{0, \\dots, n\\}")
+        return Member(self.iexpr(expr), self.iexpr(low), self.iexpr(high))
 
     # ----- loss gradients
     def r_nabla_short(self, tree, token, loss, *args):
@@ -493,6 +552,10 @@ class Builder:
         return r"\ell" if text.startswith(r"\ell") else ("L" if "L" in text else text)
 
     def target(self, tree):
+        if tree.data == "fn_target":  # \partial \operatorname{vec}(a^{(l)})_{s,i}
+            fname, group, *index = tree.children
+            node = Apply(self.function(fname), self.build(group), span=_span(tree))
+            return Indexed(node, self.index(index[0]), span=_span(tree)) if index else node
         base, *parts = tree.children
         return self.postfixes(self.build(base), parts)
 
@@ -512,11 +575,21 @@ class Builder:
             return Example(self.gradient(loss, node.arg, where), node.index, span=node.span)
         if isinstance(node, Indexed):
             node, indices = node.arg, node.indices
+        if isinstance(node, Apply) and node.func == Func("vec") and isinstance(node.arg, Leaf) \
+                and node.arg.name in _TARGETS:
+            grad = Grad(loss, node)
+            return Indexed(grad, indices) if indices else grad
         if not isinstance(node, Leaf) or node.name not in _TARGETS:
             self.fail(where, "differentiate the loss with respect to W, b, z, a or x",
                       ["W^{(l)}", "b^{(l)}", "z^{(l)}", "a^{(l)}"])
         grad = Grad(loss, node)
         return Indexed(grad, indices) if indices else grad
+
+
+_INDEXABLE = {"vec", "pad", "dil", "rot180"}  # an entry of vec(a), of a padded image, ...
+_QUANTITY = "a quantity (W, b, z, a, x, y, \\delta)"
+_COMPARISONS = {"\\gt": ">", "\\lt": "<", "\\ge": ">=", "\\geq": ">=", "\\le": "<=",
+                "\\leq": "<=", "\\geqslant": ">=", "\\leqslant": "<="}
 
 
 def _is_token(item, *types) -> bool:

@@ -17,13 +17,16 @@ start: expr (_EQ expr)+
 ?product: hterm
     | product _ODOT hterm            -> hadamard
     | product _STAR hterm            -> star
-?hterm: mterm
+?hterm: cterm
     | sumop hterm                    -> sumover
-    | mterm sumop hterm              -> matmul_sum
+    | cterm sumop hterm              -> matmul_sum
+?cterm: mterm
+    | cterm _CORR stride? mterm      -> correlate
 ?mterm: unary
     | mterm _CDOT unary              -> matmul
     | mterm unary                    -> matmul
     | mterm _SLASH unary             -> div
+    | mterm _BMOD unary              -> mod
 ?unary: postfix
     | dop unary                      -> derivative
 ?postfix: atom
@@ -42,38 +45,57 @@ start: expr (_EQ expr)+
     | cases
     | maximum
     | indicator
+    | iverson
+    | conv_fn
+    | ILET                           -> iletter
+    | _LFLOOR expr _RFLOOR           -> floor
 group: LPAR expr RPAR
      | _LBRACE expr _RBRACE
 leaf: LEAF
     | HAT
     | SIGMAQ
     | WIDTH
+    | TILDE
 wrapped: WRAP _LBRACE (LEAF | NUMBER | HAT | SIGMAQ) _RBRACE
 cases: _BEGIN_CASES case_row (_ROWSEP case_row)* _ROWSEP? _END_CASES
 case_row: expr (_CASE_AMP condition?)?
 condition: CASEWORD? compare
          | CASEWORD                  -> otherwise
 compare: sum CMP sum
+between: sum CMP sum CMP sum
+member: sum _IN LPAR sum _COMMA _DOTS _COMMA sum RPAR
+?bracket_cond: compare
+    | between
+    | member
+iverson: LPAR bracket_cond RPAR
 maximum: _MAX LPAR expr _COMMA expr RPAR
-indicator: INDICATOR LPAR compare RPAR
-         | INDICATOR _SUB _LBRACE compare _RBRACE
+indicator: INDICATOR LPAR bracket_cond RPAR
+         | INDICATOR _SUB _LBRACE bracket_cond _RBRACE
 euler: _EULER _SUP (_LBRACE expr _RBRACE | DIGIT | LEAF)
 frac: _FRAC _LBRACE expr _RBRACE _LBRACE expr _RBRACE
     | _FRAC DIGIT DIGIT              -> frac_digits
 dop: _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF LEAF _RBRACE
-gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF target _RBRACE   -> grad
+gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF braced_target _RBRACE   -> grad
         | _DIFF loss _SLASH _DIFF target                                    -> grad
-        | _NABLA _SUB _LBRACE target _RBRACE loss loss_args?                -> nabla
+        | _NABLA _SUB _LBRACE braced_target _RBRACE loss loss_args?         -> nabla
         | _NABLA _SUB (LEAF | HAT) loss loss_args?                          -> nabla_short
         | _FRAC _LBRACE _DIFF _RBRACE _LBRACE _DIFF target _RBRACE loss loss_args? -> grad_of
         | _FRAC _LBRACE _DIFF fname _RBRACE _LBRACE _DIFF LEAF _RBRACE      -> dfunc
         | NGD target                                                        -> ng_grad
 target: (leaf | wrapped) (_SUP sup | _SUB index)*
+?braced_target: target
+      | fname group (_SUB index)?    -> fn_target
 loss: (BIGL | LOSSNAME) (_SUB index)?
 loss_args: LOSSARGS
 fn_app: fname fn_mod* fn_arg
 fn_bare: LPAR fname fn_mod* RPAR PRIME
-fname: FUNC | TEXTNAME | GENF
+fname: FUNC | TEXTNAME | GENF | ROT180
+conv_fn: CONVOP _SUB params fn_arg
+stride: _SUB params
+params: _LBRACE iexpr _RBRACE
+      | _LBRACE LPAR iexpr (_COMMA iexpr)+ RPAR _RBRACE
+      | IDX
+      | DIGIT
 fn_mod: PRIME                        -> mod_prime
       | _SUB sub                     -> mod_sub
       | _SUP sup                     -> mod_sup
@@ -83,16 +105,30 @@ fn_arg: group
 sub: _LBRACE layer _RBRACE
    | layer_var
    | DIGIT
-index: _LBRACE index_item (_COMMA? index_item)* _RBRACE
+index: _LBRACE iexpr (_COMMA iexpr)* _RBRACE
      | IDX                           -> index_one
      | DIGIT                         -> index_one
-index_item: IDX | INT
+?iexpr: iterm
+    | iexpr _PLUS iterm              -> add
+    | iexpr _MINUS iterm             -> sub
+    | _MINUS iterm                   -> neg
+?iterm: ifactor
+    | iterm ifactor                  -> matmul
+    | iterm _CDOT ifactor            -> times
+    | iterm _SLASH ifactor           -> div
+    | iterm _BMOD ifactor            -> mod
+?ifactor: INT                        -> number
+    | IDX PRIME* (_SUB bound_sub)?   -> iletter
+    | WIDTH                          -> leaf
+    | LPAR iexpr RPAR                -> group
+    | _LFLOOR iexpr _RFLOOR          -> floor
+    | _FRAC _LBRACE iexpr _RBRACE _LBRACE iexpr _RBRACE -> frac
 sumop: _SUM (_SUB sum_range)? (_SUP sum_upper)?
 sum_range: IDX
-         | _LBRACE IDX (_EQ INT)? _RBRACE
-sum_upper: _LBRACE bound _RBRACE
-         | IDX                       -> bound
-bound: IDX (_SUB bound_sub)? (_MINUS INT)?
+         | _LBRACE IDX PRIME* (_EQ INT)? _RBRACE
+sum_upper: _LBRACE iexpr _RBRACE
+         | IDX                       -> iletter
+         | DIGIT                     -> number
 bound_sub: IDX
          | _LBRACE IDX ((_PLUS | _MINUS) INT)? _RBRACE
 sup: _LBRACE sup_item+ _RBRACE
@@ -144,9 +180,19 @@ _ROWSEP: "\\\\"
 _CASE_AMP: "\x01"
 CASEWORD.4: /\\(text|mathrm|textrm|mbox)\s*\{\s*(for|if|when|otherwise|else)\s*\}/
 CMP: />=?|<=?|\\(geq?|leq?|gt|lt|geqslant|leqslant)(?![a-zA-Z])/
+_IN: /\\in(?![a-zA-Z])/
+_DOTS: /\\[lc]?dots(?![a-zA-Z])|\.\.\./
+_LFLOOR: /(\\left\s*)?\\lfloor(?![a-zA-Z])/
+_RFLOOR: /(\\right\s*)?\\rfloor(?![a-zA-Z])/
+_BMOD.3: /\\bmod(?![a-zA-Z])|\\operatorname\s*\{\s*mod\s*\}/
+_CORR: /\\star(?![a-zA-Z])/
+CONVOP.3: /\\(operatorname|mathrm)\s*\{\s*(pad|dil)\s*\}/
+ROT180.3: /\\(operatorname|mathrm)\s*\{\s*rot\s*\}\s*_\s*\{\s*180\s*(\^\s*(\{\s*\\circ\s*\}|\\circ)|°)\s*\}/
+TILDE: /\\(widetilde|tilde)\s*\{\s*\\(delta|Delta)\s*\}/
+ILET: /[cijklqsuvCDEFGIJKLOPQRSTUV]/
 _MAX: /\\max(?![a-zA-Z])/
 INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
-LEAF: /\\(delta|Delta|mu|epsilon|varepsilon|gamma|beta|lambda|pi)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
+LEAF: /\\(delta|Delta|chi|mu|epsilon|varepsilon|gamma|beta|lambda|pi)(?![a-zA-Z])|[WbzaxyAZXYBwhotgmNHMrpn]/
 HAT: /\\hat\s*(\{\s*[yYxX]\s*\}|[yYxX])/
 SIGMAQ.5: /\\sigma(?=\s*\^\s*\{?\s*(2\s*)?\()/
 WIDTH.2: /n_\s*(\{\s*[lL]\s*([+-]\s*\d)?\s*\}|\{\s*\d\s*\}|[lL\d])/

@@ -4,6 +4,14 @@ Contract: every node is a frozen dataclass whose ``span`` (the characters of the
 was read from; not compared) locates it for error messages; :func:`children`,
 :func:`map_children`, :func:`walk` and :func:`replace_at` visit and rebuild trees.
 :class:`ClaimParseError` is every refusal of a claim, with its 1-based column.
+
+Index expressions (the items of a comma subscript ``i + p - 1``, a sum's ``limit``, the
+operands of :class:`Between` and :class:`Member`, a function's ``params``, a correlation's
+``stride``) are made of :class:`Num`, :class:`Letter`, the width ``Leaf("n", ref)``,
+:class:`Add`, :class:`Sub`, :class:`Neg`, :class:`MatMul` (a product, ``2i``), :class:`Div`,
+:class:`Floor` and :class:`Mod`. They are positions, not subexpressions: :func:`children`
+does not visit them (:func:`index_expressions` does), so that what walks the values of a
+claim never meets an index.
 """
 
 from __future__ import annotations
@@ -73,6 +81,33 @@ class Node:
     span: tuple = field(default=(0, 0), compare=False, kw_only=True)
 
 
+_INDEX = {"index": True}  # the metadata of a field that holds an index expression
+
+
+@dataclass(frozen=True)
+class Letter(Node):
+    """An index letter in an index expression, as written (``i``, ``c'``), or a layer's
+    geometry letter ``K S P H W H' W' L L'``; a plain letter item of a subscript stays a
+    ``str``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Floor(Node):
+    """``\\lfloor arg \\rfloor`` in an index expression."""
+
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Mod(Node):
+    """``arg \\bmod modulus`` in an index expression."""
+
+    arg: Node
+    modulus: Node
+
+
 @dataclass(frozen=True)
 class Num(Node):
     value: Fraction
@@ -85,7 +120,10 @@ class Ones(Node):
 
 @dataclass(frozen=True)
 class Leaf(Node):
-    """``name`` is W, b, z, a, x, y, delta or B; ``batch`` for X, Y, A, Z, \\Delta."""
+    """``name`` is W, b, z, a, x, y, delta or B; ``batch`` for X, Y, A, Z, \\Delta; chi for
+    ``\\chi^{(l)}`` (a max pooling's window argmax indicator), deltatilde for
+    ``\\widetilde{\\delta}^{(l)}`` (``\\widetilde{\\Delta}``: δ dilated by the stride and
+    zero-padded by K − 1 − P); n for a width ``n_l`` (``layer`` its layer)."""
 
     name: str
     layer: LayerRef | None = None
@@ -94,7 +132,8 @@ class Leaf(Node):
 
 @dataclass(frozen=True)
 class Grad(Node):
-    """``\\partial loss / \\partial target`` (target a Leaf W, b, z, a or x)."""
+    """``\\partial loss / \\partial target`` (target a Leaf W, b, z, a or x, or
+    ``Apply(Func("vec"), leaf)`` for ``\\partial \\operatorname{vec}(a^{(l)})``)."""
 
     loss: str
     target: Leaf
@@ -166,6 +205,7 @@ class Func:
     power: int | None = None  # \tanh^2
     layer: LayerRef | None = None  # f_l
     letter: str = field(default="f", compare=False)  # as written: f, or \phi (a density too)
+    params: tuple = ()  # index expressions: pad_{1}, pad_{(1,0)}, dil_{S}
 
     @property
     def latex(self) -> str:
@@ -197,8 +237,11 @@ class Deriv(Node):
 
 @dataclass(frozen=True)
 class Indexed(Node):
-    """An entry ``arg_{jk}`` of a vector or matrix (``arg`` a Leaf or a Grad); ``indices``
-    are the index letters (or digits) as written, ``('s', 'i')`` for ``_{s,i}``."""
+    """An entry ``arg_{jk}`` of a vector, matrix or tensor (``arg`` a Leaf, a Grad, or the
+    Apply of vec, pad, dil or rot180); ``indices`` are the index letters (or digits) as
+    written, ``('s', 'i')`` for ``_{s,i}`` and ``('j', 'k')`` for ``_{jk}``; an item of a
+    comma subscript that is not a plain letter or digit string is an index expression
+    (``("s", "c'", Add(...))`` for ``_{s,c',i + p}``). Fewer indices than axes read a slice."""
 
     arg: Node
     indices: tuple
@@ -214,13 +257,17 @@ class Example(Node):
 
 @dataclass(frozen=True)
 class Sum(Node):
-    """``\\sum_{index} body``: ``index`` None when the sum names none; ``lower`` the
-    first value (0 or 1) when written; ``upper`` the upper limit's text when written."""
+    """``\\sum_{index} body``: ``index`` None when the sum names none (possibly primed,
+    ``c'``); ``lower`` the first value (0 or 1) when written; ``upper`` the upper limit's
+    text and ``limit`` it as an index expression (``n_{3} - 1``, ``H' - 1``) when written
+    (not compared: ``upper`` says the same). Without limits the sum runs over the whole
+    range of the axis its index reads."""
 
     index: str | None
     body: Node
     lower: int | None = None
     upper: str | None = None
+    limit: Node | None = field(default=None, compare=False, metadata=_INDEX)  # upper's node
 
 
 @dataclass(frozen=True)
@@ -249,10 +296,52 @@ class Max(Node):
 
 
 @dataclass(frozen=True)
-class Indicator(Node):
-    """``\\mathbb{1}[condition]``."""
+class Between(Node):
+    """``low low_op middle high_op high`` (``0 \\le i + p - 1 \\le 7``), the operands
+    index expressions, the ops ``"<="`` or ``"<"`` (a descending chain is turned around)."""
 
-    condition: Compare
+    low: Node = field(metadata=_INDEX)
+    low_op: str
+    middle: Node = field(metadata=_INDEX)
+    high_op: str
+    high: Node = field(metadata=_INDEX)
+
+
+@dataclass(frozen=True)
+class Member(Node):
+    """``expr \\in \\{low, \\dots, high\\}`` (the integers from low to high), index
+    expressions: it holds where ``expr`` is one of them (an integer)."""
+
+    expr: Node = field(metadata=_INDEX)
+    low: Node = field(metadata=_INDEX)
+    high: Node = field(metadata=_INDEX)
+
+
+@dataclass(frozen=True)
+class Prose(Node):
+    """A case's condition in words (``\\text{if } j \\text{ is an output neuron,}``),
+    ``text`` normalised: it names no comparison that can be checked."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Indicator(Node):
+    """The Iverson bracket ``\\left[condition\\right]`` (also ``\\mathbb{1}[condition]``):
+    1 where ``condition`` (a Compare, Between or Member) holds, else 0."""
+
+    condition: Node
+
+
+@dataclass(frozen=True)
+class Correlate(Node):
+    """``left \\star_{stride} right``: the valid cross-correlation of ``left`` with the kernel
+    ``right`` over their trailing (spatial) axes; ``stride`` an index expression or None
+    (``\\star``, stride 1)."""
+
+    left: Node
+    right: Node
+    stride: Node | None = field(default=None, metadata=_INDEX)
 
 
 @dataclass(frozen=True)
@@ -290,7 +379,20 @@ def children(node: Node) -> list[tuple[str, Node]]:
         return [(f"rows.{n}.{k}", part) for n, row in enumerate(node.rows)
                 for k, part in enumerate(row) if part is not None]
     return [(f.name, getattr(node, f.name)) for f in fields(node)
-            if isinstance(getattr(node, f.name), Node) and f.name != "span"]
+            if isinstance(getattr(node, f.name), Node) and f.name != "span"
+            and not f.metadata.get("index")]
+
+
+def index_expressions(node: Node) -> list[Node]:
+    """The index expressions that ``node`` itself holds (not its children's): the
+    expression items of an Indexed, a sum's limit, a function's parameters, a stride, the
+    operands of Between and Member."""
+    if isinstance(node, Indexed):
+        return [item for item in node.indices if isinstance(item, Node)]
+    if isinstance(node, Apply):
+        return list(node.func.params)
+    return [getattr(node, f.name) for f in fields(node) if f.metadata.get("index")
+            and isinstance(getattr(node, f.name), Node)]
 
 
 def map_children(node: Node, fn) -> Node:

@@ -2,7 +2,8 @@
 
 Contract: :func:`parse_claim` turns one line into a :class:`~symbp.claims.nodes.Claim` or
 raises :class:`~symbp.claims.nodes.ClaimParseError`; it enforces the limits below before
-anything is built from the claim, and never evaluates anything.
+anything is built from the claim, and never evaluates anything. A trailing remark
+``\\quad \\text{(...)}`` (the printer's, after a row) is a comment: it is dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from symbp.claims.nodes import (
     Power,
     Sub,
     children,
+    index_expressions,
     map_children,
     walk,
 )
@@ -52,6 +54,9 @@ def parse_claim(text: str) -> Claim:
         stripped = stripped[:-1].rstrip()
     if not stripped.strip():
         raise ClaimParseError("empty claim", 1, ["a claim such as \\delta^{(l)} = ..."], text)
+    remark = _REMARK.search(stripped)
+    if remark is not None:  # "\quad \text{(zero-padded by 1)}": a comment
+        stripped = stripped[:remark.start()].rstrip()
     clause = _WHERE.search(stripped)
     if clause is not None:  # "\\quad (a = f(z))": parsed on its own, at its own columns
         stripped = stripped[:clause.start()].rstrip()
@@ -71,6 +76,7 @@ def parse_claim(text: str) -> Claim:
     return claim
 
 
+_REMARK = re.compile(r"\\q?quad\s*\\text\s*\{\s*\([^{}]*\)\s*\}\s*$")
 _WHERE = re.compile(r"\\q?quad\s*\(\s*([a-z]\s*=\s*[^()=]*(\([^()=]*\))?[^()=]*)\)\s*$")
 
 
@@ -136,8 +142,9 @@ def _largest_constant(node: Node) -> tuple[Node, int]:
     of the rational constants that ``node`` can produce)``."""
     if isinstance(node, Num):
         return node, len(str(node.value.numerator)) + len(str(node.value.denominator))
+    positions = [_largest_constant(part) for part in index_expressions(node)]
     parts = [_largest_constant(child) for _, child in children(node)]
-    worst = next((part for part in parts if part[1] > MAX_DIGITS), None)
+    worst = next((part for part in positions + parts if part[1] > MAX_DIGITS), None)
     if worst is not None:
         return worst
     digits = [d for _, d in parts] or [1]
