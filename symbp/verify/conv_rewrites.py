@@ -1,0 +1,781 @@
+"""Rewrites of a tensor claim for the usual mistakes about convolution, pooling and flatten.
+
+Contract: :func:`likely_conv_mistakes` returns up to :data:`MAX_FOUND` descriptions of the
+mistakes whose rewritten claim holds (``check.holds(variant)``, a
+:class:`~symbp.verify.tensors.TensorCheck`): a mistake is named only when undoing it makes the
+claim agree with the engine's gradients, never from the claim's form alone. :func:`variants`
+yields the ``(description, variant claim)`` pairs, most telling first, one family at a time:
+
+- the kernel's flip: ``rot180`` added to (or taken from) a correlation's kernel, a kernel read
+  ``W_{..,e}`` flipped to ``W_{..,K-1-e}``, the kernel offsets negated in the other reads
+  (``\\delta_{i+p}`` for ``\\delta_{i-p}`` and back): an unflipped kernel, or one flipped once
+  too often;
+- the border: ``\\delta`` (bare, padded or dilated) replaced by ``\\widetilde{\\delta}`` (dilated
+  by S, zero-padded by K - 1 - P: a full correlation where the claim has a valid one), the
+  input padded by P in a kernel gradient's correlation, the padding's offset restored in the
+  reads (the input gradient's position ``i -> i + P``, the kernel gradient's offset
+  ``p -> p - P``): a missing (or wrong) border term;
+- the stride: the input read at ``S i + p`` for ``i + p``, ``\\delta`` read at ``e/S`` for
+  ``e``, ``\\operatorname{dil}_S(\\delta)`` in a kernel gradient's correlation: a missing
+  stride;
+- pooling: a max pooling's output gradient times its window argmax ``\\chi`` (a constant
+  factor of the claim dropped with it), an average pooling's times ``1/K^2``;
+- flatten: ``\\operatorname{vec}^{-1}`` around a multi-axis input's gradient;
+- an extra ``1/B`` dropped.
+
+The geometry (K, S, P) of a concrete layer is its numbers; of the general layer the numbers
+when every layer the claim applies to has the same, else the letters ``K S P``. Index
+expressions are rewritten as the AST of :mod:`symbp.claims` holds them (``str`` letters and
+digits, :class:`~symbp.claims.Letter`, :class:`~symbp.claims.Add`, ...); the values of the
+variants are the decision's (:mod:`symbp.verify.tensors`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import sympy as sp
+
+from symbp.claims import nodes as C
+from symbp.claims.latex import to_latex
+
+if TYPE_CHECKING:
+    from symbp.verify.tensors import TensorCheck
+
+MAX_FOUND = 3  # descriptions returned
+MAX_VARIANTS = 60  # variants tried per claim (a claim of the corpus yields at most ~15)
+
+UNFLIPPED = "an unflipped kernel"
+OVERFLIPPED = "a kernel flipped once too often"
+BORDER = "a missing border term"
+WRONG_BORDER = "the wrong border term"
+STRIDE = "a missing stride"
+ARGMAX = "the max-pool gradient sent to every entry of the window"
+AVERAGE = "average pooling's missing 1/K^2"
+UNRESHAPED = "the flatten gradient unreshaped"
+EXTRA_B = "an extra 1/B"
+
+_CONV = ("conv1d", "conv2d")
+_INPUTS = ("a", "x")  # a layer's input: a^{(l-1)}, x = a^{(0)}
+
+
+def likely_conv_mistakes(check: TensorCheck, claim: C.Claim) -> list[str]:
+    """Up to :data:`MAX_FOUND` descriptions of mistakes whose correction makes ``claim``
+    hold."""
+    found = []
+    for description, variant in itertools.islice(variants(claim, check), MAX_VARIANTS):
+        if description in found:
+            continue
+        if check.holds(variant):
+            found.append(description)
+            if len(found) >= MAX_FOUND:
+                break
+    return found
+
+
+def variants(claim: C.Claim, check: TensorCheck):
+    """``(description, variant claim)`` for the usual mistakes, most telling first."""
+    claim_of = _Layers(check, claim)
+    for family in FAMILIES:
+        for description, rhs in family(claim, claim_of):
+            yield description, C.Claim((claim.lhs, rhs), claim.text)
+
+
+# ------------------------------------------------------------------ the kernel's flip
+def flips(claim: C.Claim, layers: _Layers):
+    rhs = claim.rhs
+    for path, node in C.walk(rhs):
+        if isinstance(node, C.Apply) and node.func.name == "rot180":
+            yield (f"{OVERFLIPPED}: {_text(claim, node)} rotates by 180 degrees what the "
+                   "forward pass does not: symbp's convolution is a cross-correlation (as "
+                   "torch's), so the rotation of a true convolution's formulas (conv2 in "
+                   "MATLAB, Bouvrie's k) is taken back by W = rot180(k); drop it",
+                   C.replace_at(rhs, path, node.arg))
+        elif isinstance(node, C.Correlate) and not _is_rotated(node.right) and \
+                _reads(node.right, "W"):
+            yield (f"{UNFLIPPED}: {_text(claim, node.right)} is correlated as it is; the "
+                   "input gradient of a correlation correlates the padded delta with the "
+                   "kernel rotated by 180 degrees, \\operatorname{rot}_{180^{\\circ}}"
+                   f"({_text(claim, node.right)})",
+                   C.replace_at(rhs, path + ("right",), C.Apply(C.Func("rot180"), node.right)))
+    yield from _flipped_kernel_reads(claim, layers)
+    yield from _negated_offsets(claim, layers)
+
+
+def _flipped_kernel_reads(claim: C.Claim, layers: _Layers):
+    """``W_{c',c,e_1,e_2}`` read at ``K - 1 - e``."""
+    rhs = claim.rhs
+    for path, node in C.walk(rhs):
+        if not _is_read(node, "W") or not layers.is_conv(node.arg.layer):
+            continue
+        spatial = layers.spatial(node.arg.layer)
+        kernel = layers.geometry(node.arg.layer, "K")
+        if kernel is None or len(node.indices) != 2 + spatial:
+            continue
+        items = list(node.indices)
+        flipped_before = False
+        for axis in range(len(items) - spatial, len(items)):
+            flipped_before |= _sign_of_letters(items[axis]) < 0
+            items[axis] = _item(C.Sub(C.Sub(kernel, C.Num(Fraction(1))), _node(items[axis])))
+        what = OVERFLIPPED if flipped_before else UNFLIPPED
+        yield (f"{what}: the kernel {_text(claim, node)} should be read "
+               f"{'unflipped' if flipped_before else 'flipped'}, at K - 1 minus its offsets",
+               C.replace_at(rhs, path, replace(node, indices=tuple(items))))
+
+
+def _negated_offsets(claim: C.Claim, layers: _Layers):
+    """The kernel offsets ``p, q`` negated in every read but the kernel's own."""
+    offsets = layers.offsets()
+    if not offsets:
+        return
+    sign = _sign_in_reads(claim.rhs, offsets)
+    if sign == 0:
+        return
+    mapping = {letter: C.Neg(C.Letter(letter)) for letter in offsets}
+    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_read(read, "W"))
+    plus = ", ".join(f"+ {letter}" for letter in offsets)
+    minus = ", ".join(f"- {letter}" for letter in offsets)
+    read = _text(claim, _offset_read(claim.rhs, offsets))
+    if sign > 0:
+        yield (f"{UNFLIPPED}: {read} is read at {plus}, as the forward pass reads its "
+               f"input (a correlation with the kernel unrotated); the backward pass reads it "
+               f"at {minus}, the kernel flipped: each input position receives from the "
+               "outputs it fed", variant)
+    else:
+        yield (f"{OVERFLIPPED}: {read} is read at {minus}, a true convolution's reading; "
+               f"symbp's forward pass correlates, reading its input at {plus}, and so does "
+               "the kernel gradient", variant)
+
+
+def _offset_read(rhs, offsets: list[str]):
+    """The first read (not the kernel's) with a kernel offset in its indices."""
+    for _, node in C.walk(rhs):
+        if isinstance(node, C.Indexed) and not _is_read(node, "W") and any(
+                isinstance(n, C.Letter) and n.name in offsets
+                for item in node.indices for n in _index_nodes(_node(item))):
+            return node
+    return rhs
+
+
+# ------------------------------------------------------------------ the border
+def borders(claim: C.Claim, layers: _Layers):
+    yield from _tilde_deltas(claim, layers)
+    yield from _padded_inputs(claim, layers)
+    yield from _padding_offsets(claim, layers)
+
+
+def _tilde_deltas(claim: C.Claim, layers: _Layers):
+    """``\\delta`` (bare, or inside pad and dil) replaced by ``\\widetilde{\\delta}``."""
+    rhs = claim.rhs
+    if layers.target_kernel() is not None:
+        return  # a kernel gradient correlates the input with delta itself
+    wrapped = set()
+    for path, node in C.walk(rhs):
+        if path in wrapped:
+            continue
+        inner, wrappers = _unwrap(node)
+        wrapped.add(path + ("arg",) * len(wrappers))
+        if not (isinstance(inner, C.Indexed) and isinstance(inner.arg, C.Leaf)
+                and inner.arg.name == "delta" and layers.is_conv(inner.arg.layer)):
+            continue
+        ref = inner.arg.layer
+        tilde = replace(inner, arg=C.Leaf("deltatilde", ref, inner.arg.batch))
+        yield (_border_text(claim, node, wrappers, layers, ref), C.replace_at(rhs, path, tilde))
+
+
+def _border_text(claim, node, wrappers, layers: _Layers, ref) -> str:
+    border = layers.number(ref, "K", -1, "P")
+    stride = layers.number(ref, "S")
+    amount = f" = {border}" if border is not None else ""
+    pads = [w for w in wrappers if w.func.name == "pad"]
+    text = _text(claim, node)
+    if stride not in (None, 1) and not any(w.func.name == "dil" for w in wrappers) and pads:
+        return (f"{STRIDE}: {text} is zero-padded but not dilated: with stride S = {stride} "
+                "the output gradient has S - 1 zeros between neighbours before it is "
+                "padded by K - 1 - P (\\widetilde{\\delta})")
+    if pads:
+        return (f"{WRONG_BORDER}: {text} should be zero-padded by K - 1 - P{amount} "
+                "(\\widetilde{\\delta}): the forward pass's padding P takes P off the "
+                "full correlation's K - 1")
+    return (f"{BORDER}: {text} is correlated as it is (a valid correlation); the input "
+            f"gradient is a full correlation, with the delta zero-padded by K - 1 - "
+            f"P{amount} (\\widetilde{{\\delta}}) so that the border inputs receive from the "
+            "outputs they fed")
+
+
+def _padded_inputs(claim: C.Claim, layers: _Layers):
+    """``a \\star \\delta`` (a kernel gradient) with the input zero-padded by P."""
+    rhs = claim.rhs
+    ref = layers.target_kernel()
+    if ref is None:
+        return
+    padding = layers.geometry(ref, "P")
+    if padding is None or _is_zero(padding):
+        return
+    for path, node in C.walk(rhs):
+        if isinstance(node, C.Correlate) and _is_input(node.left) and _unwrap(node.left)[1] == []:
+            padded = C.Apply(C.Func("pad", params=(padding,)), node.left)
+            yield (f"{BORDER}: the forward pass correlates the input zero-padded by P = "
+                   f"{_index_text(padding)}, so the kernel gradient correlates "
+                   f"\\operatorname{{pad}}_{{{_index_text(padding)}}}"
+                   f"({_text(claim, node.left)}), not {_text(claim, node.left)}, with the delta",
+                   C.replace_at(rhs, path + ("left",), padded))
+
+
+def _padding_offsets(claim: C.Claim, layers: _Layers):
+    """The padding's offset restored: an input gradient's position ``i -> i + P``, a kernel
+    gradient's offset ``p -> p - P``."""
+    kernel_ref = layers.target_kernel()
+    ref = kernel_ref or layers.consumer()
+    if ref is None:
+        return
+    padding = layers.geometry(ref, "P")
+    letters = layers.lhs_spatial()
+    if padding is None or _is_zero(padding) or not letters:
+        return
+    step = C.Neg(padding) if kernel_ref is not None else padding
+    mapping = {letter: C.Add(C.Letter(letter), step) for letter in letters}
+    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_read(read, "W"))
+    pad = _index_text(padding)
+    if kernel_ref is not None:
+        where = ", ".join(f"kernel offset {p} reads the input at position + {p} - {pad}"
+                          for p in letters)
+    else:
+        where = ", ".join(f"input position {i} feeds the output at {i} - offset + {pad}"
+                          for i in letters)
+    yield f"{BORDER}: the padding's offset is left out: with padding P = {pad}, {where}", variant
+
+
+# ------------------------------------------------------------------ the stride
+def strides(claim: C.Claim, layers: _Layers):
+    ref = layers.target_kernel() or layers.consumer()
+    if ref is None:
+        return
+    stride = layers.geometry(ref, "S")
+    if stride is None or stride == C.Num(Fraction(1)):
+        return
+    rhs, text = claim.rhs, _index_text(stride)
+    positions = _delta_positions(rhs, ref)
+    if layers.target_kernel() is not None and positions:
+        mapping = {letter: C.MatMul(stride, C.Letter(letter)) for letter in positions}
+        starts = ", ".join(f"{text}{i}" for i in positions)
+        yield (f"{STRIDE}: output position {', '.join(positions)} of a stride-{text} "
+               f"convolution starts at input position {starts}, so the kernel gradient reads "
+               f"the input at {starts} plus the kernel offsets",
+               _map_reads(rhs, mapping, skip=lambda read: not _is_input(read)))
+    for path, node in C.walk(rhs):
+        if isinstance(node, C.Correlate) and _is_input(node.left) and _is_delta(node.right):
+            yield (f"{STRIDE}: with stride S = {text} the kernel gradient correlates the "
+                   "input with the delta dilated by S (S - 1 zeros between neighbours), "
+                   f"\\operatorname{{dil}}_{{{text}}}({_text(claim, node.right)})",
+                   C.replace_at(rhs, path + ("right",),
+                                C.Apply(C.Func("dil", params=(stride,)), node.right)))
+    if layers.target_kernel() is None:
+        divided = _map_delta_reads(rhs, ref, lambda item: _item(C.Div(_node(item), stride)))
+        if divided != rhs:
+            yield (f"{STRIDE}: with stride S = {text} input position i is reached from "
+                   f"output (i - offset)/{text} only where that is a whole number (0 between), "
+                   f"so the delta's positions are divided by the stride", divided)
+
+
+# ------------------------------------------------------------------ pooling and flatten
+def pooling(claim: C.Claim, layers: _Layers):
+    rhs = claim.rhs
+    for path, node in C.walk(rhs):
+        ref = _pool_read(node, layers)
+        if ref is None:
+            continue
+        kind = layers.type(ref)
+        if kind.startswith("max_pool"):
+            if _reads(rhs, "chi"):
+                continue  # the argmax is there (\chi is 0 or 1: a second one changes nothing)
+            chi = _window_argmax(node, ref, layers)
+            if chi is None:
+                continue
+            routed = C.MatMul(chi, node)
+            text = (f"{ARGMAX}: a max pooling passes each window's gradient to the window's "
+                    f"maximum only (the argmax \\chi^{{({ref.label})}}), the other entries "
+                    "get 0")
+            yield text, C.replace_at(rhs, path, routed)
+            unscaled = _without_constants(C.replace_at(rhs, path, routed))
+            if unscaled is not None:
+                yield text, unscaled
+        elif kind.startswith("avg_pool"):
+            size = layers.window_size(ref)
+            yield (f"{AVERAGE}: an average pooling divides each window's sum by its "
+                   f"{size} entries, so each input receives 1/{size} of its window's gradient",
+                   C.replace_at(rhs, path, C.MatMul(C.Div(C.Num(Fraction(1)),
+                                                          C.Num(Fraction(size))), node)))
+
+
+def flattens(claim: C.Claim, layers: _Layers):
+    lhs, rhs = claim.lhs, claim.rhs
+    if not isinstance(lhs, C.Grad) or not isinstance(lhs.target, C.Leaf) or \
+            isinstance(rhs, C.Apply) and rhs.func.name == "unvec":
+        return
+    ref = lhs.target.layer
+    if lhs.target.name == "a" and ref is not None and layers.multi_axis(ref):
+        yield (f"{UNRESHAPED}: {_text(claim, rhs)} is the gradient of the flattened "
+               "(vectorised) input; the layer's own gradient is it reshaped back, "
+               f"\\operatorname{{vec}}^{{-1}}({_text(claim, rhs)})",
+               C.Apply(C.Func("unvec"), rhs))
+
+
+def batch_factors(claim: C.Claim, layers: _Layers):
+    rhs = claim.rhs
+    for path, node in C.walk(rhs):
+        if isinstance(node, C.MatMul) and _is_one_over_b(node.left):
+            kept = node.right
+        elif isinstance(node, C.Div) and _is_batch_size(node.den):
+            kept = node.num
+        else:
+            continue
+        yield (f"{EXTRA_B}: symbp's \\Delta^{{(l)}} is \\partial L/\\partial Z^{{(l)}} of the "
+               "mean loss L = \\frac{1}{B} \\sum_s \\ell_s: its 1/B is already inside it",
+               C.replace_at(rhs, path, kept))
+
+
+FAMILIES = (flips, borders, strides, pooling, flattens, batch_factors)
+
+
+# ------------------------------------------------------------------ the network's layers
+class _Layers:
+    """The layers a claim is about: their types and geometry, in the claim's terms."""
+
+    def __init__(self, check: TensorCheck, claim: C.Claim):
+        self.check, self.claim = check, claim
+        self.network = check.network
+        try:
+            self.bindings = check.layers(claim)
+        except (C.ClaimParseError, ValueError):
+            self.bindings = [None]
+
+    def resolved(self, ref: C.LayerRef | None) -> list[int]:
+        """The layer numbers ``ref`` stands for over the claim's bindings of l."""
+        if ref is None:
+            return []
+        found = []
+        for l_value in self.bindings:
+            try:
+                found.append(ref.resolve(l_value, self.network.depth))
+            except ValueError:
+                return []
+        return [m for m in found if 1 <= m <= self.network.depth]
+
+    def type(self, ref) -> str:
+        types = {self.network.layers[m - 1].type for m in self.resolved(ref)}
+        return types.pop() if len(types) == 1 else ""
+
+    def is_conv(self, ref) -> bool:
+        return self.type(ref) in _CONV
+
+    def spatial(self, ref) -> int:
+        numbers = self.resolved(ref)
+        return len(self.network.shapes[numbers[0]]) - 1 if numbers else 0
+
+    def multi_axis(self, ref) -> bool:
+        numbers = self.resolved(ref)
+        return bool(numbers) and all(len(self.network.shapes[m]) > 1 for m in numbers)
+
+    def _values(self, ref, letter: str) -> list:
+        key = {"K": "kernel", "S": "stride", "P": "padding"}[letter]
+        values = []
+        for m in self.resolved(ref):
+            options = self.network.layers[m - 1].options
+            value = options.get(key)
+            if value is None:
+                value = options["kernel"] if letter == "S" else 0
+            axes = set(value) if isinstance(value, (list, tuple)) else {value}
+            if len(axes) != 1:
+                return []  # a different number per axis: no single letter's value
+            values.append(axes.pop())
+        return values
+
+    def geometry(self, ref, letter: str):
+        """K, S or P of the layer(s) ``ref`` stands for, as an index expression."""
+        values = self._values(ref, letter)
+        if not values:
+            return None
+        if len(set(values)) == 1:
+            return C.Num(Fraction(values[0]))
+        return C.Letter(letter) if ref.offset == 0 and ref.var == "l" else None
+
+    def number(self, ref, *terms):
+        """``K - 1 - P`` and the like as a number when the layers agree on it."""
+        total, sign = 0, 1
+        for term in terms:
+            if term == -1:
+                total -= 1
+                sign = -1
+                continue
+            values = self._values(ref, term)
+            if not values or len(set(values)) != 1:
+                return None
+            total += sign * values[0]
+        return total
+
+    def window_size(self, ref) -> int:
+        m = self.resolved(ref)[0]
+        kernel = self.network.layers[m - 1].options["kernel"]
+        spatial = self.spatial(ref)
+        axes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
+        axes = axes * spatial if len(axes) == 1 else axes  # one size: every axis
+        size = 1
+        for n in axes:
+            size *= n
+        return size
+
+    def target(self):
+        lhs = self.claim.lhs
+        return lhs.arg if isinstance(lhs, C.Indexed) else lhs
+
+    def target_kernel(self):
+        """The layer of a kernel gradient ``\\partial\\ell/\\partial W^{(m)}`` (m a conv)."""
+        target = self.target()
+        if isinstance(target, C.Grad) and isinstance(target.target, C.Leaf) and \
+                target.target.name == "W" and self.is_conv(target.target.layer):
+            return target.target.layer
+        return None
+
+    def consumer(self):
+        """The convolution whose input gradient the claim is: the layer of its kernel read,
+        or the layer after the target's."""
+        for _, node in C.walk(self.claim.rhs):
+            if _is_read(node, "W") and self.is_conv(node.arg.layer):
+                return node.arg.layer
+            if isinstance(node, C.Leaf) and node.name == "W" and self.is_conv(node.layer):
+                return node.layer
+        target = self.target()
+        leaf = target.target if isinstance(target, C.Grad) else None
+        if isinstance(leaf, C.Leaf) and leaf.name in _INPUTS and leaf.layer is not None:
+            after = leaf.layer.shifted(1)
+            return after if self.is_conv(after) else None
+        return None
+
+    def lhs_spatial(self) -> list[str]:
+        """The lhs's plain letters at spatial axes (a kernel gradient's offsets p, q; an input
+        gradient's positions i, j)."""
+        lhs = self.claim.lhs
+        if not isinstance(lhs, C.Indexed):
+            return []
+        ref = self.target_kernel() or self.consumer()
+        return self.lhs_letters(self.spatial(ref) if ref is not None else 0)
+
+    def lhs_letters(self, spatial: int) -> list[str]:
+        """The lhs's last ``spatial`` items, when they are plain letters."""
+        lhs = self.claim.lhs
+        if not isinstance(lhs, C.Indexed) or not spatial or len(lhs.indices) <= spatial:
+            return []
+        items = lhs.indices[len(lhs.indices) - spatial:]
+        return [item for item in items if isinstance(item, str) and not item.isdigit()]
+
+    def offsets(self) -> list[str]:
+        """The kernel offsets: a kernel gradient's lhs letters, or the letters read at the
+        spatial axes of the kernel in the rhs."""
+        if self.target_kernel() is not None:
+            return self.lhs_spatial()
+        found = []
+        for _, node in C.walk(self.claim.rhs):
+            if _is_read(node, "W") and self.is_conv(node.arg.layer):
+                spatial = self.spatial(node.arg.layer)
+                if len(node.indices) == 2 + spatial:
+                    found += [item for item in node.indices[2:] if isinstance(item, str)
+                              and not item.isdigit() and item not in found]
+        summed = {node.index for _, node in C.walk(self.claim.rhs) if isinstance(node, C.Sum)}
+        return [letter for letter in found if letter in summed]
+
+
+# ------------------------------------------------------------------ index expressions
+def _node(item):
+    """An index item (a letter or digit string, or an index expression) as a node."""
+    if isinstance(item, C.Node):
+        return item
+    if item.isdigit():
+        return C.Num(Fraction(int(item)))
+    return C.Letter(item)
+
+
+def _item(node):
+    """An index expression back as a subscript item, simplified where it is affine."""
+    simple = _simplified(node)
+    if isinstance(simple, C.Letter):
+        return simple.name
+    return simple
+
+
+def _index_nodes(node):
+    yield node
+    for name in ("left", "right", "arg", "num", "den", "modulus"):
+        child = getattr(node, name, None)
+        if isinstance(child, C.Node):
+            yield from _index_nodes(child)
+
+
+def _substitute(item, mapping: dict):
+    """``item`` with each letter of ``mapping`` replaced by its node."""
+    node = _node(item)
+
+    def walk(n):
+        if isinstance(n, C.Letter):
+            return mapping.get(n.name, n)
+        changes = {name: walk(getattr(n, name)) for name in ("left", "right", "arg", "num",
+                                                                "den", "modulus")
+                   if isinstance(getattr(n, name, None), C.Node)}
+        return replace(n, **changes) if changes else n
+
+    if not any(isinstance(n, C.Letter) and n.name in mapping for n in _index_nodes(node)):
+        return item
+    return _item(walk(node))
+
+
+_SYMBOLS: dict = {}
+
+
+def _sym(node) -> sp.Expr:
+    if isinstance(node, C.Num):
+        return sp.Rational(node.value.numerator, node.value.denominator)
+    if isinstance(node, C.Letter):
+        return _SYMBOLS.setdefault(node.name, sp.Symbol(node.name))
+    if isinstance(node, C.Neg):
+        return -_sym(node.arg)
+    if isinstance(node, (C.Add, C.Sub, C.MatMul)):
+        left, right = _sym(node.left), _sym(node.right)
+        return left + right if isinstance(node, C.Add) else left - right if isinstance(
+            node, C.Sub) else left * right
+    if isinstance(node, C.Div):
+        return _sym(node.num) / _sym(node.den)
+    raise TypeError(type(node).__name__)  # floor, mod, a width: not affine
+
+
+def _simplified(node):
+    """An affine index expression in its simplest sum form (``i - (-p)`` -> ``i + p``);
+    anything else as it is."""
+    try:
+        expr = sp.expand(_sym(node))
+    except TypeError:
+        return node
+    names = {symbol: name for name, symbol in _SYMBOLS.items()}
+    return _from_sym(expr, names)
+
+
+def _from_sym(expr, names: dict):
+    if expr.is_Rational:
+        if expr < 0:
+            return C.Neg(C.Num(Fraction(-int(expr.p), int(expr.q))))
+        return C.Num(Fraction(int(expr.p), int(expr.q)))
+    if expr.is_Symbol:
+        return C.Letter(names[expr])
+    if expr.is_Add:
+        terms = sorted(expr.args, key=lambda t: (t.is_Rational, str(t)))
+        result = _from_sym(terms[0], names)
+        for term in terms[1:]:
+            coefficient, _ = term.as_coeff_Mul()
+            if coefficient < 0:
+                result = C.Sub(result, _from_sym(-term, names))
+            else:
+                result = C.Add(result, _from_sym(term, names))
+        return result
+    if expr.is_Mul:
+        coefficient, factors = expr.as_coeff_mul()
+        if coefficient < 0:
+            return C.Neg(_from_sym(-expr, names))
+        product = None
+        for factor in factors:
+            if not factor.is_Symbol:
+                raise TypeError(str(expr))
+            letter = C.Letter(names[factor])
+            product = letter if product is None else C.MatMul(product, letter)
+        if coefficient.p != 1:
+            product = C.MatMul(C.Num(Fraction(int(coefficient.p))), product)
+        if coefficient.q != 1:
+            product = C.Div(product, C.Num(Fraction(int(coefficient.q))))
+        return product
+    raise TypeError(str(expr))
+
+
+def _sign_of_letters(item) -> int:
+    """-1 when the item's letters enter it with negative coefficients (``2 - p``), else 1."""
+    try:
+        expr = sp.expand(_sym(_node(item)))
+    except TypeError:
+        return 1
+    coefficients = [expr.coeff(symbol) for symbol in expr.free_symbols]
+    return -1 if coefficients and all(c < 0 for c in coefficients) else 1
+
+
+def _sign_in_reads(rhs, letters: list[str]) -> int:
+    """The sign with which ``letters`` enter the reads (not the kernel's): +1, -1 or 0."""
+    for _, node in C.walk(rhs):
+        if isinstance(node, C.Indexed) and not _is_read(node, "W"):
+            for item in node.indices:
+                try:
+                    expr = sp.expand(_sym(_node(item)))
+                except TypeError:
+                    continue
+                for letter in letters:
+                    coefficient = expr.coeff(sp.Symbol(letter)) if sp.Symbol(
+                        letter) in expr.free_symbols else 0
+                    if coefficient != 0:
+                        return 1 if coefficient > 0 else -1
+    return 0
+
+
+def _map_reads(rhs, mapping: dict, skip=lambda read: False):
+    """``rhs`` with ``mapping``'s letters substituted in the index expressions of its reads
+    (but those ``skip`` names) and of its brackets' conditions."""
+
+    def visit(node):
+        node = C.map_children(node, visit)
+        if isinstance(node, C.Indexed) and not skip(node):
+            return replace(node, indices=tuple(_substitute(item, mapping)
+                                               for item in node.indices))
+        if isinstance(node, C.Between):
+            return replace(node, low=_node(_substitute(node.low, mapping)),
+                           middle=_node(_substitute(node.middle, mapping)),
+                           high=_node(_substitute(node.high, mapping)))
+        if isinstance(node, C.Member):
+            return replace(node, expr=_node(_substitute(node.expr, mapping)))
+        return node
+
+    return visit(rhs)
+
+
+def _map_delta_reads(rhs, ref, fn):
+    """``rhs`` with ``fn`` applied to the spatial items of the reads of ``\\delta^{(ref)}``."""
+
+    def visit(node):
+        node = C.map_children(node, visit)
+        if _is_delta(node) and isinstance(node, C.Indexed) and node.arg.layer == ref and \
+                len(node.indices) >= 3:
+            channel = 2 if node.arg.batch else 1
+            return replace(node, indices=node.indices[:channel] + tuple(
+                fn(item) for item in node.indices[channel:]))
+        return node
+
+    return visit(rhs)
+
+
+def _delta_positions(rhs, ref) -> list[str]:
+    """The plain letters at the spatial axes of the reads of ``\\delta^{(ref)}``."""
+    found = []
+    for _, node in C.walk(rhs):
+        if _is_delta(node) and isinstance(node, C.Indexed) and node.arg.layer == ref:
+            channel = 2 if node.arg.batch else 1
+            found += [item for item in node.indices[channel:]
+                      if isinstance(item, str) and not item.isdigit() and item not in found]
+    return found
+
+
+# ------------------------------------------------------------------ reads
+def _is_read(node, name: str) -> bool:
+    return isinstance(node, C.Indexed) and isinstance(node.arg, C.Leaf) and \
+        node.arg.name == name
+
+
+def _reads(node, name: str) -> bool:
+    return any(_is_read(item, name) or isinstance(item, C.Leaf) and item.name == name
+               for _, item in C.walk(node))
+
+
+def _is_rotated(node) -> bool:
+    return isinstance(node, C.Apply) and node.func.name == "rot180"
+
+
+def _is_delta(node) -> bool:
+    leaf = node.arg if isinstance(node, C.Indexed) else node
+    return isinstance(leaf, C.Leaf) and leaf.name == "delta"
+
+
+def _is_input(node) -> bool:
+    inner, _ = _unwrap(node)
+    leaf = inner.arg if isinstance(inner, C.Indexed) else inner
+    return isinstance(leaf, C.Leaf) and leaf.name in _INPUTS
+
+
+def _unwrap(node):
+    """``(inner, [pad/dil applications from outside in])``."""
+    wrappers = []
+    while isinstance(node, C.Apply) and node.func.name in ("pad", "dil"):
+        wrappers.append(node)
+        node = node.arg
+    return node, wrappers
+
+
+def _pool_read(node, layers: _Layers):
+    """The layer of a pooling layer's output gradient read ``\\partial\\ell/\\partial
+    a^{(m)}_{...}``, else None."""
+    if not isinstance(node, C.Indexed) or not isinstance(node.arg, C.Grad):
+        return None
+    leaf = node.arg.target
+    if not isinstance(leaf, C.Leaf) or leaf.name != "a" or leaf.layer is None:
+        return None
+    kind = layers.type(leaf.layer)
+    return leaf.layer if kind.startswith(("max_pool", "avg_pool")) else None
+
+
+def _window_argmax(read: C.Indexed, ref, layers: _Layers):
+    """``\\chi^{(m)}`` at the read's window and the lhs position's offset in it."""
+    spatial = layers.spatial(ref)
+    positions = layers.lhs_letters(spatial)
+    if len(positions) != spatial or len(read.indices) < spatial + 1:
+        return None
+    stride = layers.geometry(ref, "S")
+    if stride is None:
+        return None
+    windows = read.indices[len(read.indices) - spatial:]
+    offsets = tuple(_offset(position, window, stride)
+                    for position, window in zip(positions, windows, strict=True))
+    return C.Indexed(C.Leaf("chi", ref), tuple(read.indices) + offsets)
+
+
+def _offset(position: str, window, stride):
+    """The offset of input ``position`` in output ``window``: ``i mod S`` for
+    ``\\lfloor i/S \\rfloor``, ``p`` for ``(i - p)/S``, else ``i - S window``."""
+    node = _node(window)
+    if isinstance(node, C.Floor):
+        return C.Mod(C.Letter(position), stride)
+    return _item(C.Sub(C.Letter(position), C.MatMul(stride, node)))
+
+
+def _without_constants(rhs):
+    """``rhs`` with its constant factors (``\\frac{1}{4}``) dropped, None if it has none."""
+    for path, node in C.walk(rhs):
+        if isinstance(node, C.MatMul):
+            for keep, drop in ((node.right, node.left), (node.left, node.right)):
+                if _is_constant(drop):
+                    return C.replace_at(rhs, path, keep)
+    return None
+
+
+def _is_constant(node) -> bool:
+    if isinstance(node, C.Num):
+        return True
+    return isinstance(node, C.Div) and _is_constant(node.num) and _is_constant(node.den)
+
+
+def _is_batch_size(node) -> bool:
+    return isinstance(node, C.Leaf) and node.name == "B"
+
+
+def _is_one_over_b(node) -> bool:
+    return isinstance(node, C.Div) and isinstance(node.num, C.Num) and \
+        node.num.value == 1 and _is_batch_size(node.den)
+
+
+def _is_zero(node) -> bool:
+    return isinstance(node, C.Num) and node.value == 0
+
+
+def _text(claim: C.Claim, node) -> str:
+    return claim.source(node) or to_latex(node)
+
+
+def _index_text(node) -> str:
+    if isinstance(node, C.Num):
+        return str(node.value)
+    if isinstance(node, C.Letter):
+        return node.name
+    return to_latex(node)

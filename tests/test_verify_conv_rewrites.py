@@ -1,0 +1,168 @@
+"""The conv mistakes as rewrites of a claim (symbp.verify.conv_rewrites).
+
+A mistake is named only when its rewritten claim holds against the engine's gradients
+(``TensorCheck.holds``), never from the claim's form: a stub check that holds nothing names
+nothing. Each family's rewrite of a right claim is a wrong claim (the rewrites change what
+they claim to change), and each family's rewrite of the matching wrong claim is right; the
+general layer's geometry becomes the letters K, S, P where its layers differ, so one variant
+holds at every layer.
+"""
+
+import tomllib
+
+import pytest
+
+from symbp.claims import parse_claim
+from symbp.spec import network_from_dict
+from symbp.verify import conv_rewrites as R
+from symbp.verify.tensors import TensorCheck
+
+CONV_VALID = """
+name = "conv_valid"
+inputs = [1, 6, 6]
+loss = "cross_entropy"
+[[layers]]
+type = "conv2d"
+channels = 2
+kernel = 3
+activation = "tanh"
+[[layers]]
+type = "conv2d"
+channels = 3
+kernel = 3
+activation = "relu"
+[[layers]]
+units = 3
+activation = "softmax"
+"""
+
+# the first convolution padded, the second not: the general layer's P is a letter
+MIXED_PADDING = """
+name = "mixed_padding"
+inputs = [2, 5, 5]
+loss = "cross_entropy"
+[[layers]]
+type = "conv2d"
+channels = 2
+kernel = 3
+padding = 1
+activation = "tanh"
+[[layers]]
+type = "conv2d"
+channels = 2
+kernel = 3
+activation = "relu"
+[[layers]]
+units = 3
+activation = "softmax"
+"""
+
+POOLS = """
+name = "pools"
+inputs = [1, 4, 4]
+loss = "cross_entropy"
+[[layers]]
+type = "conv2d"
+channels = 2
+kernel = 3
+padding = 1
+activation = "relu"
+[[layers]]
+type = "{pool}"
+kernel = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+units = 3
+activation = "softmax"
+"""
+
+
+def _check(text: str, spec: str):
+    claim = parse_claim(text)
+    return claim, TensorCheck(claim, network_from_dict(tomllib.loads(spec)))
+
+
+class _Stub:
+    """A check that holds every variant, or none."""
+
+    def __init__(self, check, answer: bool):
+        self.network, self.layers, self.answer = check.network, check.layers, answer
+        self.asked = 0
+
+    def holds(self, claim) -> bool:
+        self.asked += 1
+        return self.answer
+
+
+WRONG_INPUT_GRADIENT = (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \sum_{c'} \sum_{p=0}^{2}"
+                        r" \sum_{q=0}^{2} \delta^{(2)}_{c',i + p,j + q} W^{(2)}_{c',c,p,q}")
+RIGHT_INPUT_GRADIENT = WRONG_INPUT_GRADIENT.replace("i + p,j + q", "i - p,j - q")
+
+
+def test_nothing_is_named_unless_its_variant_holds():
+    claim, check = _check(WRONG_INPUT_GRADIENT, CONV_VALID)
+    nothing = _Stub(check, False)
+    assert R.likely_conv_mistakes(nothing, claim) == []
+    assert nothing.asked > 0
+    everything = _Stub(check, True)
+    named = R.likely_conv_mistakes(everything, claim)
+    assert len(named) == min(R.MAX_FOUND, len({d for d, _ in R.variants(claim, check)}))
+
+
+def test_the_unflipped_read_is_named_and_its_variant_is_the_flipped_read():
+    claim, check = _check(WRONG_INPUT_GRADIENT, CONV_VALID)
+    assert not check.holds(claim)
+    named = R.likely_conv_mistakes(check, claim)
+    assert named and named[0].startswith(R.UNFLIPPED), named
+    assert check.holds(parse_claim(RIGHT_INPUT_GRADIENT))
+    holding = [d for d, v in R.variants(claim, check) if check.holds(v)]
+    assert holding and all(d.startswith(R.UNFLIPPED) for d in holding), holding
+
+
+@pytest.mark.parametrize("text, spec", [
+    (RIGHT_INPUT_GRADIENT, CONV_VALID),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c}} = \sum_{c'} \widetilde{\delta}^{(2)}_{c'} "
+     r"\star \operatorname{rot}_{180^{\circ}}\left(W^{(2)}_{c',c}\right)", CONV_VALID),
+    (r"\frac{\partial \ell}{\partial W^{(l)}_{c,c',p,q}} = \sum_{i} \sum_{j} \delta^{(l)}_{c,i,j} "
+     r"a^{(l-1)}_{c',i + p - P,j + q - P}", MIXED_PADDING),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{1}{4} \frac{\partial \ell}"
+     r"{\partial a^{(2)}_{c,\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}",
+     POOLS.format(pool="avg_pool2d")),
+], ids=["input-gradient", "full-correlation", "kernel-gradient-letters", "avg-pool"])
+def test_a_right_claim_rewritten_is_wrong(text, spec):
+    claim, check = _check(text, spec)
+    assert check.holds(claim)
+    tried = list(R.variants(claim, check))
+    assert tried
+    assert not [d for d, v in tried if check.holds(v)]
+
+
+@pytest.mark.parametrize("text, spec, mistake", [
+    # the padding's offset, P = 1 at layer 1 and 0 at layer 2: the letter P in the variant
+    (r"\frac{\partial \ell}{\partial W^{(l)}_{c,c',p,q}} = \sum_{i} \sum_{j} \delta^{(l)}_{c,i,j} "
+     r"a^{(l-1)}_{c',i + p,j + q}", MIXED_PADDING, R.BORDER),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c}} = \sum_{c'} \delta^{(2)}_{c'} \star "
+     r"\operatorname{rot}_{180^{\circ}}\left(W^{(2)}_{c',c}\right)", MIXED_PADDING, R.BORDER),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\partial \ell}{\partial a^{(2)}_{c,"
+     r"\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", POOLS.format(pool="max_pool2d"), R.ARGMAX),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\partial \ell}{\partial a^{(2)}_{c,"
+     r"\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", POOLS.format(pool="avg_pool2d"), R.AVERAGE),
+    (r"\frac{\partial L}{\partial a^{(2)}} = \frac{\partial L}{\partial a^{(3)}}",
+     POOLS.format(pool="max_pool2d"), R.UNRESHAPED),
+], ids=["padding-offset-letters", "valid-correlation", "max-pool", "avg-pool", "flatten"])
+def test_a_wrong_claim_is_named_by_its_family(text, spec, mistake):
+    claim, check = _check(text, spec)
+    assert not check.holds(claim)
+    named = R.likely_conv_mistakes(check, claim)
+    assert any(description.startswith(mistake) for description in named), named
+
+
+def test_the_general_layers_geometry_is_a_letter_where_its_layers_differ():
+    claim, check = _check(r"\frac{\partial \ell}{\partial W^{(l)}_{c,c',p,q}} = \sum_{i} \sum_{j} "
+                          r"\delta^{(l)}_{c,i,j} a^{(l-1)}_{c',i + p,j + q}", MIXED_PADDING)
+    layers = R._Layers(check, claim)
+    ref = claim.lhs.arg.target.layer
+    assert layers.resolved(ref) == [1, 2]
+    assert R._index_text(layers.geometry(ref, "P")) == "P"
+    assert R._index_text(layers.geometry(ref, "K")) == "3"
