@@ -150,7 +150,10 @@ def test_a_right_claim_rewritten_is_wrong(text, spec):
      r"\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", POOLS.format(pool="avg_pool2d"), R.AVERAGE),
     (r"\frac{\partial L}{\partial a^{(2)}} = \frac{\partial L}{\partial a^{(3)}}",
      POOLS.format(pool="max_pool2d"), R.UNRESHAPED),
-], ids=["padding-offset-letters", "valid-correlation", "max-pool", "avg-pool", "flatten"])
+    (WRONG_INPUT_GRADIENT.replace("i + p,j + q", "i - p,j - q").replace("c',c,p,q", "c,c',p,q"),
+     CONV_VALID, "the kernel's channel axes swapped"),
+], ids=["padding-offset-letters", "valid-correlation", "max-pool", "avg-pool", "flatten",
+        "channels"])
 def test_a_wrong_claim_is_named_by_its_family(text, spec, mistake):
     claim, check = _check(text, spec)
     assert not check.holds(claim)

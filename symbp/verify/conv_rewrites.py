@@ -21,6 +21,7 @@ yields the ``(description, variant claim)`` pairs, most telling first, one famil
 - pooling: a max pooling's output gradient times its window argmax ``\\chi`` (a constant
   factor of the claim dropped with it), an average pooling's times ``1/K^2``;
 - flatten: ``\\operatorname{vec}^{-1}`` around a multi-axis input's gradient;
+- the kernel's channel axes swapped (``W_{c,c'}`` read where ``W_{c',c}`` belongs);
 - an extra ``1/B`` dropped.
 
 The geometry (K, S, P) of a concrete layer is its numbers; of the general layer the numbers
@@ -67,9 +68,7 @@ def likely_conv_mistakes(check: TensorCheck, claim: C.Claim) -> list[str]:
     hold."""
     found = []
     for description, variant in itertools.islice(variants(claim, check), MAX_VARIANTS):
-        if description in found:
-            continue
-        if check.holds(variant):
+        if description not in found and check.holds(variant):
             found.append(description)
             if len(found) >= MAX_FOUND:
                 break
@@ -77,11 +76,15 @@ def likely_conv_mistakes(check: TensorCheck, claim: C.Claim) -> list[str]:
 
 
 def variants(claim: C.Claim, check: TensorCheck):
-    """``(description, variant claim)`` for the usual mistakes, most telling first."""
-    claim_of = _Layers(check, claim)
+    """``(description, variant claim)`` for the usual mistakes, most telling first. A family
+    that cannot read the claim's form (an index it cannot rewrite) yields nothing more."""
+    layers = _Layers(check, claim)
     for family in FAMILIES:
-        for description, rhs in family(claim, claim_of):
-            yield description, C.Claim((claim.lhs, rhs), claim.text)
+        try:
+            for description, rhs in family(claim, layers):
+                yield description, C.Claim((claim.lhs, rhs), claim.text)
+        except (TypeError, ValueError, KeyError, IndexError):
+            continue
 
 
 # ------------------------------------------------------------------ the kernel's flip
@@ -238,7 +241,11 @@ def _padding_offsets(claim: C.Claim, layers: _Layers):
         return
     step = C.Neg(padding) if kernel_ref is not None else padding
     mapping = {letter: C.Add(C.Letter(letter), step) for letter in letters}
-    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_read(read, "W"))
+    if kernel_ref is not None:  # the input's reads move, not the output gradient's
+        variant = _map_reads(claim.rhs, mapping, skip=lambda read: not _is_input(read))
+    else:  # the output gradient's reads move, not those of the layer's own z or a
+        variant = _map_reads(claim.rhs, mapping, skip=lambda read: not (
+            _is_delta(read) and read.arg.layer == ref))
     pad = _index_text(padding)
     if kernel_ref is not None:
         where = ", ".join(f"kernel offset {p} reads the input at position + {p} - {pad}"
@@ -338,7 +345,20 @@ def batch_factors(claim: C.Claim, layers: _Layers):
                C.replace_at(rhs, path, kept))
 
 
-FAMILIES = (flips, borders, strides, pooling, flattens, batch_factors)
+def channels(claim: C.Claim, layers: _Layers):
+    """The kernel's two channel axes swapped (``W_{c,c'}`` for ``W_{c',c}``)."""
+    rhs = claim.rhs
+    for path, node in C.walk(rhs):
+        if _is_read(node, "W") and layers.is_conv(node.arg.layer) and len(node.indices) >= 2:
+            first, second = node.indices[:2]
+            swapped = replace(node, indices=(second, first) + tuple(node.indices[2:]))
+            yield (f"the kernel's channel axes swapped: W^{{(l)}}_{{c,c',p,q}} takes input "
+                   "channel c' to output channel c (the output channel first), so "
+                   f"{_text(claim, node)} should be read with its first two indices swapped",
+                   C.replace_at(rhs, path, swapped))
+
+
+FAMILIES = (flips, borders, strides, pooling, flattens, channels, batch_factors)
 
 
 # ------------------------------------------------------------------ the network's layers
@@ -554,11 +574,9 @@ def _simplified(node):
     """An affine index expression in its simplest sum form (``i - (-p)`` -> ``i + p``);
     anything else as it is."""
     try:
-        expr = sp.expand(_sym(node))
-    except TypeError:
+        return _from_sym(sp.expand(_sym(node)), {s: name for name, s in _SYMBOLS.items()})
+    except TypeError:  # not affine, or a power (S^2 i): kept as written
         return node
-    names = {symbol: name for name, symbol in _SYMBOLS.items()}
-    return _from_sym(expr, names)
 
 
 def _from_sym(expr, names: dict):
