@@ -1,33 +1,73 @@
 """LaTeX of claims' AST nodes (for echoing a claim, its truth and its variants).
 
 Contract: :func:`to_latex` prints any node, :func:`leaf_latex` one quantity; with ``l_value``
-the generic layer ``l`` is printed as that concrete layer.
+the generic layer ``l`` is printed as that concrete layer. Without it the printed text
+parses back into an equal node (``parse_claim`` of ``to_latex``): brackets are added
+where the grammar's precedence needs them, entries print their subscripts with commas,
+index expressions as the printer writes them (``i + p - 1``, ``(i - p)/2``, ``2i``).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from symbp.claims.nodes import Add, Hadamard, LayerRef, Leaf, MatMul, Neg, Node, Sub
+from symbp.claims.nodes import (
+    Add,
+    Correlate,
+    Div,
+    Grad,
+    Hadamard,
+    LayerRef,
+    Leaf,
+    Letter,
+    MatMul,
+    Mod,
+    Neg,
+    Node,
+    Num,
+    Star,
+    Sub,
+    Sum,
+)
 
 # ------------------------------------------------------------------- LaTeX
 _LETTER = {("delta", False): r"\delta", ("delta", True): r"\Delta", ("a", True): "A",
-           ("z", True): "Z", ("x", True): "X", ("y", True): "Y"}
+           ("z", True): "Z", ("x", True): "X", ("y", True): "Y", ("chi", False): r"\chi",
+           ("deltatilde", False): r"\widetilde{\delta}",
+           ("deltatilde", True): r"\widetilde{\Delta}"}
+_COMPARISON = {">": ">", "<": "<", ">=": r"\ge", "<=": r"\le"}
+_OPERATORS = {"vec": r"\operatorname{vec}", "unvec": r"\operatorname{vec}^{-1}",
+              "rot180": r"\operatorname{rot}_{180^{\circ}}", "pad": r"\operatorname{pad}",
+              "dil": r"\operatorname{dil}"}
+_LOOSE = (Add, Sub, Neg)  # what needs brackets inside a product
 
 
 def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None) -> str:
     letter = _LETTER.get((leaf.name, leaf.batch), leaf.name)
     if leaf.layer is None:
         return letter
-    layer = leaf.layer
-    if l_value is not None or (layer.var == "L" and depth is not None):
-        try:
-            layer = LayerRef(None, layer.resolve(l_value, depth or 0))
-        except ValueError:
-            pass
+    layer = _concrete(leaf.layer, l_value, depth)
+    if leaf.name == "n":  # a width n_l
+        return layer.width()
     if layer.var is None and layer.offset == 0 and leaf.name == "a":
         return "X" if leaf.batch else "x"
     return f"{letter}^{{({layer.label})}}"
+
+
+def _concrete(layer: LayerRef, l_value, depth) -> LayerRef:
+    if l_value is not None or (layer.var == "L" and depth is not None):
+        try:
+            return LayerRef(None, layer.resolve(l_value, depth or 0))
+        except ValueError:
+            pass
+    return layer
+
+
+def _ends_in_sum(node) -> bool:
+    """Whether ``node`` prints ending in a ``\\sum`` that would take in what follows."""
+    while isinstance(node, (MatMul, Correlate)):
+        node = node.right
+    return isinstance(node, Sum)
 
 
 def to_latex(node: Node, l_value: int | None = None, depth: int | None = None) -> str:
@@ -66,22 +106,122 @@ class _LatexPrinter:
         return "-" + self.wrap(node.arg, Add, Sub, Neg)
 
     def p_Add(self, node):
-        return f"{self.print(node.left)} + {self.wrap(node.right, Neg)}"
+        return f"{self.print(node.left)} + {self.wrap(node.right, Add, Sub, Neg)}"
 
     def p_Sub(self, node):
         return f"{self.print(node.left)} - {self.wrap(node.right, Add, Sub, Neg)}"
 
     def p_Hadamard(self, node):
         return (f"{self.wrap(node.left, Add, Sub, Neg, MatMul)} \\odot "
-                f"{self.wrap(node.right, Add, Sub, Neg, MatMul)}")
+                f"{self.wrap(node.right, Add, Sub, Neg, MatMul, Hadamard, Star)}")
 
     def p_Star(self, node):
         return (f"{self.wrap(node.left, Add, Sub, Neg, MatMul)} * "
-                f"{self.wrap(node.right, Add, Sub, Neg, MatMul)}")
+                f"{self.wrap(node.right, Add, Sub, Neg, MatMul, Hadamard, Star)}")
 
     def p_MatMul(self, node):
-        return (f"{self.wrap(node.left, Add, Sub, Neg, Hadamard)} "
-                f"{self.wrap(node.right, Add, Sub, Neg, Hadamard, MatMul)}")
+        return f"{self.left_factor(node.left)} {self.wrap(node.right, *_LOOSE, Hadamard, Star, MatMul, Correlate)}"
+
+    def left_factor(self, node) -> str:
+        """The left operand of a product: bracketed when it would take in the right one."""
+        if _ends_in_sum(node) and not isinstance(node, (Hadamard, Star)):
+            return rf"\left({self.print(node)}\right)"
+        return self.wrap(node, *_LOOSE, Hadamard, Star)
+
+    def p_Correlate(self, node):
+        stride = "" if node.stride is None else f"_{{{self.index(node.stride)}}}"
+        right = self.wrap(node.right, *_LOOSE, Hadamard, Star, Sum, Correlate)
+        return f"{self.left_factor(node.left)} \\star{stride} {right}"
+
+    def p_Sum(self, node):
+        text = r"\sum"
+        if node.index is not None:
+            lower = "" if node.lower is None else f"={node.lower}"
+            text += f"_{{{node.index}{lower}}}"
+        if node.limit is not None and (node.upper is None or self.l_value is not None):
+            text += f"^{{{self.index(node.limit)}}}"
+        elif node.upper is not None:
+            text += f"^{{{node.upper}}}"
+        return f"{text} {self.wrap(node.body, *_LOOSE, Hadamard, Star)}"
+
+    # ----- entries and index expressions
+    def p_Indexed(self, node):
+        items = node.indices
+        if len(items) == 1 and isinstance(items[0], MatMul):  # _{(2i)}: not the letters 2, i
+            text = f"({self.index(items[0])})"
+        else:
+            text = ",".join(item if isinstance(item, str) else self.index(item)
+                            for item in items)
+        if isinstance(node.arg, Grad):
+            target = self.print(node.arg.target)
+            return rf"\frac{{\partial {node.arg.loss}}}{{\partial {target}_{{{text}}}}}"
+        return f"{self.print(node.arg)}_{{{text}}}"
+
+    def index(self, node) -> str:
+        """An index expression, as the subscripts' (and brackets') rules read it."""
+        return getattr(self, "i_" + type(node).__name__)(node)
+
+    def iwrap(self, node, *kinds) -> str:
+        text = self.index(node)
+        return f"({text})" if isinstance(node, kinds) else text
+
+    def i_Num(self, node):
+        return str(node.value)
+
+    def i_Letter(self, node):
+        return node.name
+
+    def i_Leaf(self, node):
+        return self.p_Leaf(node)
+
+    def i_Add(self, node):
+        return f"{self.index(node.left)} + {self.iwrap(node.right, *_LOOSE)}"
+
+    def i_Sub(self, node):
+        return f"{self.index(node.left)} - {self.iwrap(node.right, *_LOOSE)}"
+
+    def i_Neg(self, node):
+        return f"-{self.iwrap(node.arg, *_LOOSE)}"
+
+    def i_MatMul(self, node):
+        left = self.iwrap(node.left, *_LOOSE)
+        right = self.iwrap(node.right, *_LOOSE, MatMul, Div, Mod)
+        glue = "" if isinstance(node.left, Num) and isinstance(node.right, Letter) else " "
+        return f"{left}{glue}{right}"
+
+    def i_Div(self, node):
+        return f"{self.iwrap(node.num, *_LOOSE)}/{self.iwrap(node.den, *_LOOSE, MatMul, Div, Mod)}"
+
+    def i_Mod(self, node):
+        return (f"{self.iwrap(node.arg, *_LOOSE)} \\bmod "
+                f"{self.iwrap(node.modulus, *_LOOSE, MatMul, Div, Mod)}")
+
+    def i_Floor(self, node):
+        return rf"\lfloor {self.index(node.arg)} \rfloor"
+
+    # ----- conditions
+    def p_Indicator(self, node):
+        return rf"\left[{self.print(node.condition)}\right]"
+
+    def p_Compare(self, node):
+        return f"{self.print(node.left)} {_COMPARISON[node.op]} {self.print(node.right)}"
+
+    def p_Between(self, node):
+        return (f"{self.index(node.low)} {_COMPARISON[node.low_op]} {self.index(node.middle)} "
+                f"{_COMPARISON[node.high_op]} {self.index(node.high)}")
+
+    def p_Member(self, node):
+        return (rf"{self.index(node.expr)} \in \{{{self.index(node.low)}, \dots, "
+                rf"{self.index(node.high)}\}}")
+
+    def p_Cases(self, node):
+        rows = [f"{self.print(value)} & " + (r"\text{otherwise}" if condition is None else
+                                            rf"\text{{if}}\: {self.print(condition)}")
+                for value, condition in node.rows]
+        return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
+
+    def p_Max(self, node):
+        return rf"\max\left({self.print(node.left)}, {self.print(node.right)}\right)"
 
     def p_Div(self, node):
         return rf"\frac{{{self.print(node.num)}}}{{{self.print(node.den)}}}"
@@ -102,12 +242,18 @@ class _LatexPrinter:
     def p_Apply(self, node):
         func = node.func
         if func.name == "generic" and func.layer is not None and self.l_value is not None:
-            try:
-                concrete = LayerRef(None, func.layer.resolve(self.l_value, self.depth or 0))
-                func = replace(func, layer=concrete)
-            except ValueError:
-                pass
-        return rf"{func.latex}\left({self.print(node.arg)}\right)"
+            func = replace(func, layer=_concrete(func.layer, self.l_value, self.depth))
+        return rf"{self.function(func)}\left({self.print(node.arg)}\right)"
+
+    def function(self, func) -> str:
+        if func.name not in _OPERATORS:
+            return func.latex
+        text = _OPERATORS[func.name]
+        if len(func.params) == 1:
+            text += f"_{{{self.index(func.params[0])}}}"
+        elif func.params:
+            text += "_{(" + ",".join(self.index(p) for p in func.params) + ")}"
+        return text
 
     def p_Deriv(self, node):
         return rf"\frac{{d}}{{d{node.var}}}\left({self.print(node.arg)}\right)"
