@@ -9,11 +9,12 @@ holds at every layer.
 """
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from symbp.claims import parse_claim
-from symbp.spec import network_from_dict
+from symbp.spec import load_spec, network_from_dict
 from symbp.verify import conv_rewrites as R
 from symbp.verify.tensors import TensorCheck
 
@@ -76,6 +77,11 @@ type = "flatten"
 units = 3
 activation = "softmax"
 """
+
+
+SOURCES = Path(__file__).resolve().parent / "verify_sources"
+RIGHT = [entry for entry in tomllib.loads((SOURCES / "conv_corpus.toml").read_text(
+    encoding="utf-8"))["claim"] if entry["verdict"] == "correct"]
 
 
 def _check(text: str, spec: str):
@@ -169,3 +175,13 @@ def test_the_general_layers_geometry_is_a_letter_where_its_layers_differ():
     assert layers.resolved(ref) == [1, 2]
     assert R._index_text(layers.geometry(ref, "P")) == "P"
     assert R._index_text(layers.geometry(ref, "K")) == "3"
+
+
+@pytest.mark.parametrize("entry", RIGHT, ids=[entry["id"] for entry in RIGHT])
+def test_no_rewrite_of_a_right_source_claim_holds(entry):
+    """A rewrite changes what it says it changes: none of a right claim's variants is right
+    too (an equivalent variant, e.g. delta padded by K - 1 - P rewritten as
+    widetilde delta, is not tried)."""
+    claim = parse_claim(entry["claim"])
+    check = TensorCheck(claim, load_spec(SOURCES / entry["spec"]))
+    assert not [d for d, v in R.variants(claim, check) if check.holds(v)]

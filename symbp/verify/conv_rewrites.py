@@ -173,8 +173,8 @@ def borders(claim: C.Claim, layers: _Layers):
 def _tilde_deltas(claim: C.Claim, layers: _Layers):
     """``\\delta`` (bare, or inside pad and dil) replaced by ``\\widetilde{\\delta}``."""
     rhs = claim.rhs
-    if layers.target_kernel() is not None:
-        return  # a kernel gradient correlates the input with delta itself
+    if not layers.is_input_gradient():
+        return  # a kernel or bias gradient reads delta itself
     wrapped = set()
     for path, node in C.walk(rhs):
         if path in wrapped:
@@ -185,8 +185,20 @@ def _tilde_deltas(claim: C.Claim, layers: _Layers):
                 and inner.arg.name == "delta" and layers.is_conv(inner.arg.layer)):
             continue
         ref = inner.arg.layer
+        if _is_tilde_already(wrappers, layers, ref):
+            continue
         tilde = replace(inner, arg=C.Leaf("deltatilde", ref, inner.arg.batch))
         yield (_border_text(claim, node, wrappers, layers, ref), C.replace_at(rhs, path, tilde))
+
+
+def _is_tilde_already(wrappers, layers: _Layers, ref) -> bool:
+    """Is ``pad(dil(delta))`` as written the same as ``\\widetilde{\\delta}`` (padded by
+    K - 1 - P, dilated by S)?"""
+    pads = [w for w in wrappers if w.func.name == "pad"]
+    border, stride = layers.number(ref, "K", -1, "P"), layers.number(ref, "S")
+    if len(pads) != 1 or border is None or pads[0].func.params != (C.Num(Fraction(border)),):
+        return False
+    return stride == 1 or any(w.func.name == "dil" for w in wrappers)
 
 
 def _border_text(claim, node, wrappers, layers: _Layers, ref) -> str:
@@ -451,6 +463,15 @@ class _Layers:
     def target(self):
         lhs = self.claim.lhs
         return lhs.arg if isinstance(lhs, C.Indexed) else lhs
+
+    def is_input_gradient(self) -> bool:
+        """Is the claim about the gradient of a layer's input (``\\partial\\ell/\\partial
+        a^{(m)}``, ``\\partial\\ell/\\partial x``, or a delta it leads to)?"""
+        target = self.target()
+        if isinstance(target, C.Leaf):
+            return target.name == "delta"
+        leaf = target.target if isinstance(target, C.Grad) else None
+        return isinstance(leaf, C.Leaf) and leaf.name in _INPUTS
 
     def target_kernel(self):
         """The layer of a kernel gradient ``\\partial\\ell/\\partial W^{(m)}`` (m a conv)."""
