@@ -32,7 +32,7 @@ from symbp.verify.claim_files import read_claims
 from symbp.verify.context import Context, target_of
 from symbp.verify.decide import NetworkCheck
 from symbp.verify.scalar import verify_scalar
-from symbp.verify.tensors import TensorCheck, has_tensor_ops, is_tensor_claim
+from symbp.verify.tensors import TensorCheck, claim_kind, has_tensor_ops
 from symbp.verify.verdict import Verdict, unparsed
 
 
@@ -44,26 +44,44 @@ def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
 
     network = as_network(network)
     if has_tensor_ops(network):
-        return _verify_tensor_claim(claim, network, convention, lets)
-    return verify_written(claim, network, convention, lets)
+        verdict = _verify_tensor_claim(claim, network, convention, lets, KINDS)
+        return verdict or verify_written(claim, network, convention, lets)
+    verdict = verify_written(claim, network, convention, lets)
+    if verdict.verdict == "cannot parse" and network is not None and convention is None \
+            and not lets:
+        entrywise = _verify_tensor_claim(claim, network, None, (), ("gradient",))
+        if entrywise is not None and entrywise.verdict != "cannot parse":
+            return entrywise  # an index form the matrix reading has no layout for
+    return verdict
 
 
-def _verify_tensor_claim(text, network, convention, lets) -> Verdict:
-    """A claim on a network with convolutions, pooling or flatten: read in the convention
-    (the letters only: entries keep their indices) and decided by
-    :class:`~symbp.verify.tensors.TensorCheck`."""
+KINDS = ("gradient", "forward")  # the claims TensorCheck reads on a network with tensor ops
+
+
+def _verify_tensor_claim(text, network, convention, lets, kinds) -> Verdict | None:
+    """A claim read entry by entry (:class:`~symbp.verify.tensors.TensorCheck`): every claim
+    on a network with convolutions, pooling or flatten, and an index form the matrix
+    reading refuses; read in the convention (the letters only: entries keep their
+    indices). None for a claim whose kind (:func:`~symbp.verify.tensors.claim_kind`) is
+    not one of ``kinds``, or that does not parse (left to the matrix reading)."""
     from symbp.verify import conventions
 
     conv = conventions.get(convention)
     pairs = [conventions.parse_let(item) if isinstance(item, str) else item for item in lets]
     try:
         claim = C.parse_claim(text)
+    except C.ClaimParseError:
+        return None
+    if claim_kind(claim) not in kinds:
+        return None
+    try:
         symbols = {}
         if convention is not None or pairs:
             claim, symbols = conventions.rewrite(claim, conv, dict(pairs))
+        verdict = TensorCheck(claim, network).run()
     except C.ClaimParseError as error:
         return unparsed(text if isinstance(text, str) else repr(text), error)
-    verdict = verify_parsed(claim, network, text)
+    verdict.claim = text
     if convention is not None or symbols:
         verdict.convention = conv.name
     if symbols:
@@ -80,9 +98,7 @@ def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:
     text = claim.text if text is None else text
     try:
         target = target_of(claim.lhs)
-        if has_tensor_ops(network) and is_tensor_claim(claim):
-            verdict = TensorCheck(claim, network).run()
-        elif target is None:
+        if target is None:
             verdict = verify_scalar(claim, network)
         elif network is None:
             raise SymbpError(

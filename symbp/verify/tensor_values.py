@@ -43,14 +43,21 @@ class Mismatch(Exception):
     """The shapes of a tensor claim do not fit (the message says where, in the claim's terms)."""
 
 
+class Absent(Exception):
+    """A quantity or a geometry letter the claim reads does not exist at the layer checked."""
+
+
 @dataclass(frozen=True)
 class Value:
     """``array``'s first ``len(names)`` axes carry the index letters ``names``; the rest are
-    positional. ``ones``: the all-ones vector ``\\mathbf{1}`` (its length is its partner's)."""
+    positional. ``ones``: the all-ones vector ``\\mathbf{1}`` (its length is its partner's);
+    ``vector``: a vector quantity as a column, which a batch formula adds to each row of a
+    matrix (the printed convention), where a matrix times ``\\mathbf{1}`` is a column."""
 
     array: np.ndarray
     names: tuple = ()
     ones: bool = False
+    vector: bool = False  # a vector quantity laid out as a column (b: added to each row)
 
     @property
     def positional(self) -> tuple:
@@ -113,15 +120,17 @@ class Evaluator:
             return Value(np.array(float(self.scope.width(node.layer))))
         if node.name in self.scope.constants:
             return Value(np.array(float(self.scope.constants[node.name])))
-        return Value(self._whole(node))
+        return self._whole(node)
 
     def v_Grad(self, node):
-        return Value(self._whole(node))
+        return self._whole(node)
 
-    def _whole(self, node) -> np.ndarray:
-        """A quantity as a whole tensor: a per-sample vector as a column."""
+    def _whole(self, node) -> Value:
+        """A quantity as a whole tensor: a vector as a column."""
         array, per_sample = self.scope.tensor(node)
-        return array.reshape(-1, 1) if array.ndim == 1 else array
+        if array.ndim == 1:
+            return Value(array.reshape(-1, 1), vector=True)
+        return Value(array)
 
     # --------------------------------------------------------- entries
     def v_Indexed(self, node):
@@ -217,8 +226,8 @@ class Evaluator:
     def _geometry(self, node) -> int:
         value = self.scope.geometry.get(node.name)
         if value is None:
-            self.fail(node, f"{node.name} is a convolution's or pooling's "
-                            f"{_GEOMETRY_MEANING[node.name]}; this layer has none")
+            raise Absent(f"{node.name} is a convolution's or pooling's "
+                         f"{_GEOMETRY_MEANING[node.name]}; this layer has none")
         return value
 
     # ------------------------------------------------------- operations
@@ -236,12 +245,13 @@ class Evaluator:
 
     def v_Neg(self, node):
         value = self.run(node.arg)
-        return Value(-value.array, value.names)
+        return Value(-value.array, value.names, vector=value.vector)
 
     def v_Power(self, node):
         value = self.run(node.arg)
         with np.errstate(all="ignore"):
-            return Value(np.power(value.array, float(node.exponent)), value.names)
+            return Value(np.power(value.array, float(node.exponent)), value.names,
+                         vector=value.vector)
 
     def v_Transpose(self, node):
         value = self.run(node.arg)
@@ -373,13 +383,25 @@ class Evaluator:
 
     def _combine(self, node, op, left: Value, right: Value) -> Value:
         names = _union([left.names, right.names])
+        left, right = _rows_of(left, right, self.scope.batch), _rows_of(right, left,
+                                                                        self.scope.batch)
         a, b = _spread(left, names), _spread(right, names)
+        vector = (left.vector or left.scalar) and (right.vector or right.scalar) and (
+            left.vector or right.vector)
         try:
             with np.errstate(all="ignore"):
-                return Value(op(a, b), names)
+                return Value(op(a, b), names, vector=bool(vector))
         except ValueError:
             raise Mismatch(f"{self.scope_text(node)}: the shapes {left.positional} and "
                            f"{right.positional} do not fit") from None
+
+
+def _rows_of(value: Value, other: Value, batch: bool) -> Value:
+    """In a batch formula a vector quantity meets a matrix as a row: added to each row."""
+    if batch and value.vector and not other.vector and len(other.positional) == 2 and \
+            not value.names and other.positional[1] == value.array.shape[0]:
+        return Value(value.array.T)
+    return value
 
 
 _GEOMETRY_MEANING = {"K": "kernel size", "S": "stride", "P": "padding", "H": "input height",

@@ -40,7 +40,7 @@ from symbp.ops.base import BATCH as BATCH_SIZE
 from symbp.verify import truth as T
 from symbp.verify.context import SEEDS, close
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
-from symbp.verify.tensor_values import Evaluator, Mismatch, Scope, Value
+from symbp.verify.tensor_values import Absent, Evaluator, Mismatch, Scope, Value
 from symbp.verify.verdict import Verdict
 
 BATCH_ROWS = 3  # the samples of a batch claim's points
@@ -55,12 +55,24 @@ def has_tensor_ops(network) -> bool:
     return network is not None and any(layer.type in TENSOR_OPS for layer in network.layers)
 
 
-def is_tensor_claim(claim: C.Claim) -> bool:
-    """Is the claim about a network quantity (a gradient, a delta, or an entry of one)?"""
+FORWARD = ("z", "a", "chi")  # forward quantities a claim may define (and vec(a))
+_CHANGES_IN_EVALUATION = ("batch_norm", "dropout")  # their forward pass differs in training
+
+
+def claim_kind(claim: C.Claim) -> str | None:
+    """``"gradient"`` (a gradient, a delta, or an entry of one), ``"forward"`` (a forward
+    quantity's definition: ``z``, ``a``, ``\\chi``, ``\\operatorname{vec}(a)``, or an
+    entry), or None (a claim without a network quantity on the left)."""
     lhs = claim.lhs
     target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
-    return isinstance(target, C.Grad) or (isinstance(target, C.Leaf) and target.name in (
-        "delta", "deltatilde"))
+    if isinstance(target, C.Grad) or (isinstance(target, C.Leaf) and target.name in (
+            "delta", "deltatilde")):
+        return "gradient"
+    if isinstance(target, C.Apply) and target.func.name == "vec":
+        target = target.arg
+    if isinstance(target, C.Leaf) and target.name in FORWARD and target.layer is not None:
+        return "forward"
+    return None
 
 
 class Engine:
@@ -127,14 +139,18 @@ class TensorCheck:
         raise C.ClaimParseError(message, node.span[0] + 1, text=self.claim.text)
 
     def batch(self, claim: C.Claim, l_value) -> bool:
-        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? A gradient of
-        ``L`` or ``J``, ``\\Delta`` or a capital letter is, unless its entries leave out the
-        sample index (``\\frac{\\partial L}{\\partial x_{c,i,j}}``: one sample)."""
+        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? Entries of a
+        tensor with a row per sample are, when they carry the sample index
+        (``a^{(1)}_{s,c,i,j}``, not ``x_{c,i,j}``); a whole tensor is when it is a capital
+        (``A``, ``\\Delta``) or a gradient of the objective ``L`` or ``J``."""
         lhs = claim.lhs
         target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
         leaf = _gradient_leaf(target) if isinstance(target, C.Grad) else target
-        batch = leaf.batch or (isinstance(target, C.Grad) and target.loss in _OBJECTIVES)
-        if batch and isinstance(lhs, C.Indexed):
+        if isinstance(leaf, C.Apply):
+            leaf = leaf.arg
+        objective = isinstance(target, C.Grad) and target.loss in _OBJECTIVES
+        batch = leaf.batch or objective
+        if isinstance(lhs, C.Indexed):
             name = _Quantities(self, l_value, SEEDS[0], 1, False).engine_name(target)
             tensor = self.engine.graph.tensors.get(name)
             if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,):
@@ -160,7 +176,7 @@ class TensorCheck:
     def _applies(self, claim: C.Claim, m: int) -> bool:
         try:
             self.values(claim, m, SEEDS[0])
-        except (_Absent, Mismatch):
+        except (Absent, Mismatch):
             return False
         except C.ClaimParseError:
             return True  # reported when the claim is checked there
@@ -225,7 +241,7 @@ class TensorCheck:
             return all(close(right.array, left.array)
                        for l_value in self.layers(claim) for seed in SEEDS
                        for left, right in [self.values(claim, l_value, seed)])
-        except (_Absent, Mismatch, C.ClaimParseError, SymbpError):
+        except (Absent, Mismatch, C.ClaimParseError, SymbpError):
             return False
 
     def run(self) -> Verdict:
@@ -234,7 +250,7 @@ class TensorCheck:
             for seed in SEEDS:
                 try:
                     left, right = self.values(self.claim, l_value, seed)
-                except _Absent as error:
+                except Absent as error:
                     self.fail(self.claim.lhs, str(error))
                 except Mismatch as error:
                     return self._incorrect(l_value, None, None, shape=str(error))
@@ -288,17 +304,16 @@ def _likely_mistakes(check: TensorCheck, l_value) -> list:
 
 
 def _check_lhs(claim: C.Claim, check: TensorCheck) -> None:
-    lhs = claim.lhs
-    target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
-    if isinstance(target, C.Grad) or (isinstance(target, C.Leaf) and target.name in (
-            "delta", "deltatilde")):
-        return
-    check.fail(lhs, "the left-hand side of a claim about a network is a gradient "
-                    "(\\frac{\\partial L}{\\partial ...}, \\delta^{(l)}) or one of its entries")
-
-
-class _Absent(Exception):
-    """A quantity the claim reads does not exist at this layer."""
+    kind = claim_kind(claim)
+    if kind is None:
+        check.fail(claim.lhs, "the left-hand side of a claim about a network is a gradient "
+                              "(\\frac{\\partial L}{\\partial ...}, \\delta^{(l)}), a forward "
+                              "quantity (z, a), or one of their entries")
+    changes = {layer.type for layer in check.network.layers} & set(_CHANGES_IN_EVALUATION)
+    if kind == "forward" and changes:
+        check.fail(claim.lhs, f"a forward definition on a network with {sorted(changes)[0]}, "
+                              "whose forward pass differs in training and evaluation: claims "
+                              "about it are not read; claim its gradients")
 
 
 class _Quantities:
@@ -316,7 +331,7 @@ class _Quantities:
         try:
             return ref.resolve(self.l_value, self.check.depth)
         except ValueError:
-            raise _Absent("the claim uses the layer l but its left-hand side names a fixed "
+            raise Absent("the claim uses the layer l but its left-hand side names a fixed "
                           "layer") from None
 
     def width(self, ref: C.LayerRef) -> int:
@@ -324,13 +339,16 @@ class _Quantities:
         layer = self.layer(ref)
         shapes = self.check.network.shapes
         if layer is None or not 0 <= layer < len(shapes):
-            raise _Absent(f"there is no layer {layer}")
+            raise Absent(f"there is no layer {layer}")
         return shapes[layer][0]
 
     def raw(self, node) -> np.ndarray:
         """The array an entry of ``node`` (a quantity, a gradient, an entry) is read from."""
         if isinstance(node, C.Indexed):
             node = node.arg
+        if isinstance(node, C.Apply) and node.func.name == "vec" and self.engine.has(
+                self.engine_name(node) or ""):
+            return self.tensor(node)[0]
         if isinstance(node, C.Apply) and node.func.name == "vec":
             inner = self.raw(node.arg)
             return inner.reshape(inner.shape[0], -1) if self.batch else inner.reshape(-1)
@@ -340,6 +358,8 @@ class _Quantities:
         """The engine's tensor that ``node`` (a quantity or a gradient) reads."""
         if isinstance(node, C.Grad):
             return self._name(_gradient_leaf(node), node.target)
+        if isinstance(node, C.Apply) and node.func.name == "vec":
+            return self._vec_name(node.arg)
         if node.name in ("delta", "deltatilde"):
             return f"z{self._layer_of(node)}"
         return self._name(node, node)
@@ -347,7 +367,9 @@ class _Quantities:
     def tensor(self, node) -> tuple:
         """``(array, per-sample)`` of a quantity or a gradient (per sample: sample 0)."""
         name = self.engine_name(node)
-        if isinstance(node, C.Grad):
+        if isinstance(node, C.Apply):
+            array = self.arrays[name]
+        elif isinstance(node, C.Grad):
             of_loss = node.loss not in _OBJECTIVES
             array = self.engine.gradient(name, self.rows, self.seed, of_loss)
         elif node.name == "deltatilde":
@@ -367,9 +389,9 @@ class _Quantities:
     def _layer_of(self, leaf) -> int:
         layer = self.layer(leaf.layer)
         if layer is None:
-            raise _Absent(f"{C.to_latex(leaf)} needs a layer")
+            raise Absent(f"{C.to_latex(leaf)} needs a layer")
         if not self.engine.has(f"z{layer}"):
-            raise _Absent(f"layer {layer} has no z^{{({layer})}}, so no \\delta^{{({layer})}}")
+            raise Absent(f"layer {layer} has no z^{{({layer})}}, so no \\delta^{{({layer})}}")
         return layer
 
     def _name(self, leaf, where) -> str:
@@ -386,7 +408,7 @@ class _Quantities:
         layer = self.layer(leaf.layer)
         name = f"{leaf.name}{layer}"
         if layer is None or not self.engine.has(name):
-            raise _Absent(f"this network has no {C.to_latex(leaf)}")
+            raise Absent(f"this network has no {C.to_latex(leaf)}")
         return name
 
     def _vec_name(self, leaf) -> str:
@@ -396,7 +418,7 @@ class _Quantities:
         layers = self.check.network.layers
         if layer is not None and layer < len(layers) and layers[layer].type == "flatten":
             return f"a{layer + 1}"
-        raise _Absent(f"no layer flattens a^{{({layer})}}")
+        raise Absent(f"no layer flattens a^{{({layer})}}")
 
     def _tilde(self, leaf) -> np.ndarray:
         """``\\Delta^{(m)}`` dilated by the stride and zero-padded by K - 1 - P before, to the
@@ -404,7 +426,7 @@ class _Quantities:
         layer = self._layer_of(leaf)
         spec = self.check.network.layers[layer - 1]
         if not spec.type.startswith("conv"):
-            raise _Absent(f"layer {layer} is not a convolution")
+            raise Absent(f"layer {layer} is not a convolution")
         delta = self._sample(self.engine.gradient(f"z{layer}", self.rows, self.seed, False),
                              f"z{layer}")
         spatial = len(self.check.network.shapes[layer]) - 1
@@ -431,7 +453,7 @@ class _Quantities:
                 node.arg, self)
             if layer is None or not 1 <= layer <= self.check.depth or \
                     network.layers[layer - 1].activation is None:
-                raise _Absent("f needs the layer of an activation")
+                raise Absent("f needs the layer of an activation")
             activation = network.activation_of(layer)
         elif func.name in BUILTIN_ACTIVATIONS:
             activation = BUILTIN_ACTIVATIONS[func.name]
@@ -507,7 +529,9 @@ def _lhs_ranges(lhs, raw: np.ndarray, base: int) -> dict:
 
 
 def _sum_ranges(claim: C.Claim, scope: Scope, quantities) -> None:
-    """The range of each sum's index: its limits, or the axis it indexes in the sum's body."""
+    """The range of each sum's index: its limits, or the axis it indexes in the sum's body;
+    and of any other letter read as a tensor's index (free on the right: reported when the
+    sides are compared)."""
     evaluator = Evaluator(scope)
     for side in claim.sides[1:]:
         for _, node in C.walk(side):
@@ -524,6 +548,14 @@ def _sum_ranges(claim: C.Claim, scope: Scope, quantities) -> None:
                 size = _axis_of(node.index, node.body, quantities)
                 if size is not None:
                     scope.ranges[node.index] = (scope.base, size)
+        for _, node in C.walk(side):
+            if isinstance(node, C.Indexed):
+                for item in node.indices:
+                    if isinstance(item, str) and not item.isdigit() and \
+                            item not in scope.ranges:
+                        size = _axis_of(item, node, quantities)
+                        if size is not None:
+                            scope.ranges[item] = (scope.base, size)
 
 
 def _axis_of(letter: str, body, quantities) -> int | None:
@@ -532,7 +564,7 @@ def _axis_of(letter: str, body, quantities) -> int | None:
         if isinstance(node, C.Indexed) and letter in node.indices:
             try:
                 raw = quantities.raw(node)
-            except (_Absent, KeyError):
+            except (Absent, KeyError):
                 continue
             axis = node.indices.index(letter)
             if axis < raw.ndim:

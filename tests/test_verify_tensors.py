@@ -1,0 +1,152 @@
+"""Tensor claims: gradients of networks with convolutions, pooling and flatten, entry by entry.
+
+The oracles here are hand formulas (as a textbook writes them, in symbp's letters), each
+checked against the engine through ``symbp verify``; a wrong variant of each (an unflipped
+kernel, a missing stride, the max-pool gradient sent to the whole window, a missing 1/K^2)
+must be incorrect. The round trip of every printed row is in test_verify_roundtrip.py.
+"""
+
+import numpy as np
+import pytest
+
+from symbp import claims as C
+from symbp.errors import SymbpError
+from symbp.spec import network_from_dict
+from symbp.verify import verify
+from symbp.verify.tensor_values import Evaluator, Scope
+
+
+def _net(inputs, *layers, loss="cross_entropy", classes=3):
+    return network_from_dict({"inputs": inputs, "loss": loss, "layers": [
+        *layers, {"units": classes, "activation": "softmax"}]})
+
+
+VALID = _net([2, 6, 5], {"type": "conv2d", "channels": 3, "kernel": 3, "activation": "tanh"},
+             {"type": "conv2d", "channels": 2, "kernel": 2, "activation": "tanh"})
+PADDED = _net([1, 5, 5], {"type": "conv2d", "channels": 2, "kernel": 3, "padding": 1,
+                          "activation": "tanh"},
+              {"type": "conv2d", "channels": 2, "kernel": 3, "padding": 1,
+               "activation": "sigmoid"})
+STRIDED = _net([2, 9], {"type": "conv1d", "channels": 3, "kernel": 3, "stride": 2,
+                        "activation": "tanh"},
+               {"type": "conv1d", "channels": 2, "kernel": 2, "stride": 2, "activation": "tanh"})
+POOLED = _net([2, 6, 6], {"type": "conv2d", "channels": 2, "kernel": 3, "activation": "tanh"},
+              {"type": "max_pool2d", "kernel": 2})
+AVERAGED = _net([2, 6, 6], {"type": "conv2d", "channels": 2, "kernel": 3, "activation": "tanh"},
+                {"type": "avg_pool2d", "kernel": 2})
+
+KERNEL_GRADIENT = (r"\frac{\partial L}{\partial W^{(1)}_{c,c',p,q}} = \sum_{r} \sum_{i} \sum_{j} "
+                   r"\Delta^{(1)}_{r,c,i,j} X_{r,c',i + p,j + q}")
+INPUT_GRADIENT = (r"\frac{\partial L}{\partial a^{(1)}_{s,c,i,j}} = \sum_{c'} \sum_{p=0}^{1} "
+                  r"\sum_{q=0}^{1} \Delta^{(2)}_{s,c',i - p,j - q} W^{(2)}_{c',c,p,q}")
+
+
+@pytest.mark.parametrize("claim, network, right", [
+    (KERNEL_GRADIENT, VALID, True),
+    (KERNEL_GRADIENT.replace("i + p,j + q", "i - p,j - q"), VALID, False),
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} \sum_{i} \sum_{j} \Delta^{(1)}_{r,c,i,j}",
+     VALID, True),
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{i} \sum_{j} \Delta^{(1)}_{0,c,i,j}", VALID,
+     False),
+    # the input gradient: delta read at i - p (zero outside) is the full correlation with the
+    # flipped kernel; read at i + p the kernel is not flipped
+    (INPUT_GRADIENT, VALID, True),
+    (INPUT_GRADIENT.replace("i - p,j - q", "i + p,j + q"), VALID, False),
+    # padding: the forward pass reads x at i + p - 1, so the input gradient reads delta at
+    # i - p + 1
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \sum_{c'} \sum_{p=0}^{2} \sum_{q=0}^{2} "
+     r"\delta^{(2)}_{c',i - p + 1,j - q + 1} W^{(2)}_{c',c,p,q}", PADDED, True),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \sum_{c'} \sum_{p=0}^{2} \sum_{q=0}^{2} "
+     r"\delta^{(2)}_{c',i - p,j - q} W^{(2)}_{c',c,p,q}", PADDED, False),
+    # a stride: delta is read at (i - p)/S where that is an integer
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i}} = \sum_{c'} \sum_{p=0}^{1} "
+     r"\delta^{(2)}_{c',(i - p)/2} W^{(2)}_{c',c,p}", STRIDED, True),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i}} = \sum_{c'} \sum_{p=0}^{1} "
+     r"\delta^{(2)}_{c',i - p} W^{(2)}_{c',c,p}", STRIDED, False),
+    (r"\frac{\partial \ell}{\partial W^{(2)}_{c,c',p}} = \sum_{i} \delta^{(2)}_{c,i} "
+     r"a^{(1)}_{c',2i + p}", STRIDED, True),
+    (r"\frac{\partial \ell}{\partial W^{(2)}_{c,c',p}} = \sum_{i} \delta^{(2)}_{c,i} "
+     r"a^{(1)}_{c',i + p}", STRIDED, False),
+    # max pooling sends the gradient to the window's maximum (chi), average pooling 1/K^2 of it
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \sum_{p=0}^{1} \sum_{q=0}^{1} "
+     r"\frac{\partial \ell}{\partial a^{(2)}_{c,(i - p)/2,(j - q)/2}} \chi^{(2)}_{c,(i - p)/2,"
+     r"(j - q)/2,p,q}", POOLED, True),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\partial \ell}{\partial "
+     r"a^{(2)}_{c,\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", POOLED, False),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{1}{4} \frac{\partial \ell}{\partial "
+     r"a^{(2)}_{c,\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", AVERAGED, True),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\partial \ell}{\partial "
+     r"a^{(2)}_{c,\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", AVERAGED, False),
+    # 1-based, as Goodfellow et al. eq. 9.11 write it: every entry is then read 1-based
+    (r"\frac{\partial L}{\partial W^{(1)}_{c,c',p,q}} = \sum_{r=1}^{3} \sum_{i=1}^{4} "
+     r"\sum_{j=1}^{3} \Delta^{(1)}_{r,c,i,j} X_{r,c',i + p - 1,j + q - 1}", VALID, True),
+    # the dense layer after the convolutions, in matrix form
+    (r"\frac{\partial L}{\partial W^{(3)}} = \left(\Delta^{(3)}\right)^{\top} "
+     r"\operatorname{vec}(A^{(2)})", VALID, True),
+    (r"\frac{\partial L}{\partial W^{(3)}} = \operatorname{vec}(A^{(2)})^{\top} \Delta^{(3)}",
+     VALID, False),
+])
+def test_hand_formulas(claim, network, right):
+    verdict = verify(claim, network)
+    assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)
+
+
+def test_a_general_layer_is_checked_at_every_convolution():
+    claim = (r"\frac{\partial \ell}{\partial b^{(l)}_{c}} = \sum_{i=0}^{H' - 1} "
+             r"\sum_{j=0}^{W' - 1} \delta^{(l)}_{c,i,j}")
+    verdict = verify(claim, VALID)
+    assert verdict.ok and verdict.layers == [1, 2], str(verdict)
+    wrong = verify(claim.replace("H' - 1", "H' - 2"), VALID)
+    assert wrong.verdict == "incorrect" and wrong.layers == [1]
+
+
+def test_the_reply_names_the_entry_that_differs():
+    verdict = verify(INPUT_GRADIENT.replace("i - p,j - q", "i + p,j + q"), VALID)
+    where = verdict.counterexample["where"]
+    assert "a batch of 3 samples" in where and "the entry s = " in where
+    assert verdict.correct and verdict.correct.startswith(r"\frac{\partial L}{\partial a^{(1)}")
+
+
+@pytest.mark.parametrize("claim, words", [
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} \Delta^{(1)}_{r,c,i,j}",
+     "free on the right-hand side"),
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} \sum_{i} \sum_{j=0}^{2} "
+     r"\Delta^{(1)}_{r,c,i,j + u}",
+     "range of the index u"),
+])
+def test_unreadable_tensor_claims_name_why(claim, words):
+    verdict = verify(claim, VALID)
+    assert verdict.verdict == "cannot parse" and words in verdict.summary, str(verdict)
+
+
+def test_a_tensor_of_the_wrong_rank_is_a_shape_mismatch():
+    verdict = verify(r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} W^{(1)}_{r,c,0,0,1}",
+                     VALID)
+    assert verdict.verdict == "incorrect" and "has 4 axes" in verdict.shape
+
+
+def test_per_sample_claims_are_refused_where_batch_norm_couples_the_samples():
+    network = _net([1, 4, 4], {"type": "conv2d", "channels": 2, "kernel": 3, "activation": "tanh"},
+                   {"type": "batch_norm"})
+    with pytest.raises(SymbpError, match="batch norm couples"):
+        verify(r"\delta^{(1)}_{c,i,j} = \frac{\partial \ell}{\partial a^{(1)}_{c,i,j}}", network)
+
+
+def _scope(**ranges):
+    return Scope(tensor=None, raw=None, batch=False, ranges=ranges, geometry={"S": 2},
+                 width=None, batch_size=1)
+
+
+def test_index_arithmetic_is_exact():
+    """(i - p)/S is an entry only where it is an integer; floor and mod of an index."""
+    array = np.arange(4.0)
+    scope = _scope(i=(0, 7), p=(0, 2))
+    scope.raw = lambda node: array
+    side = C.parse_claim(r"\delta^{(1)}_{i} = a^{(1)}_{(i - p)/S}").rhs
+    value = Evaluator(scope).run(side)
+    expected = np.array([[array[(i - p) // 2] if (i - p) % 2 == 0 and 0 <= (i - p) // 2 < 4
+                          else 0.0 for p in range(2)] for i in range(7)])
+    assert value.names == ("i", "p") and np.array_equal(value.array, expected)
+    floor = Evaluator(scope).run(C.parse_claim(
+        r"\delta^{(1)}_{i} = a^{(1)}_{\lfloor i/2 \rfloor} + a^{(1)}_{i \bmod 2}").rhs)
+    assert np.array_equal(floor.array, [array[i // 2] + array[i % 2] for i in range(7)])
