@@ -88,7 +88,8 @@ def variants(claim: C.Claim, check: TensorCheck):
 
 
 # ------------------------------------------------------------------ the kernel's flip
-def flips(claim: C.Claim, layers: _Layers):
+def rotations(claim: C.Claim, layers: _Layers):
+    """``rot180`` taken from what it rotates, or added to a correlation's kernel."""
     rhs = claim.rhs
     for path, node in C.walk(rhs):
         if isinstance(node, C.Apply) and node.func.name == "rot180":
@@ -104,11 +105,9 @@ def flips(claim: C.Claim, layers: _Layers):
                    "kernel rotated by 180 degrees, \\operatorname{rot}_{180^{\\circ}}"
                    f"({_text(claim, node.right)})",
                    C.replace_at(rhs, path + ("right",), C.Apply(C.Func("rot180"), node.right)))
-    yield from _flipped_kernel_reads(claim, layers)
-    yield from _negated_offsets(claim, layers)
 
 
-def _flipped_kernel_reads(claim: C.Claim, layers: _Layers):
+def flipped_kernel_reads(claim: C.Claim, layers: _Layers):
     """``W_{c',c,e_1,e_2}`` read at ``K - 1 - e``."""
     rhs = claim.rhs
     for path, node in C.walk(rhs):
@@ -129,7 +128,7 @@ def _flipped_kernel_reads(claim: C.Claim, layers: _Layers):
                C.replace_at(rhs, path, replace(node, indices=tuple(items))))
 
 
-def _negated_offsets(claim: C.Claim, layers: _Layers):
+def negated_offsets(claim: C.Claim, layers: _Layers):
     """The kernel offsets ``p, q`` negated in every read but the kernel's own."""
     offsets = layers.offsets()
     if not offsets:
@@ -164,13 +163,7 @@ def _offset_read(rhs, offsets: list[str]):
 
 
 # ------------------------------------------------------------------ the border
-def borders(claim: C.Claim, layers: _Layers):
-    yield from _tilde_deltas(claim, layers)
-    yield from _padded_inputs(claim, layers)
-    yield from _padding_offsets(claim, layers)
-
-
-def _tilde_deltas(claim: C.Claim, layers: _Layers):
+def tilde_deltas(claim: C.Claim, layers: _Layers):
     """``\\delta`` (bare, or inside pad and dil) replaced by ``\\widetilde{\\delta}``."""
     rhs = claim.rhs
     if not layers.is_input_gradient():
@@ -221,7 +214,7 @@ def _border_text(claim, node, wrappers, layers: _Layers, ref) -> str:
             "outputs they fed")
 
 
-def _padded_inputs(claim: C.Claim, layers: _Layers):
+def padded_inputs(claim: C.Claim, layers: _Layers):
     """``a \\star \\delta`` (a kernel gradient) with the input zero-padded by P."""
     rhs = claim.rhs
     ref = layers.target_kernel()
@@ -240,7 +233,7 @@ def _padded_inputs(claim: C.Claim, layers: _Layers):
                    C.replace_at(rhs, path + ("left",), padded))
 
 
-def _padding_offsets(claim: C.Claim, layers: _Layers):
+def padding_offsets(claim: C.Claim, layers: _Layers):
     """The padding's offset restored: an input gradient's position ``i -> i + P``, a kernel
     gradient's offset ``p -> p - P``."""
     kernel_ref = layers.target_kernel()
@@ -280,7 +273,8 @@ def strides(claim: C.Claim, layers: _Layers):
     positions = _delta_positions(rhs, ref)
     if layers.target_kernel() is not None and positions:
         mapping = {letter: C.MatMul(stride, C.Letter(letter)) for letter in positions}
-        starts = ", ".join(f"{text}{i}" for i in positions)
+        gap = " " if isinstance(stride, C.Letter) else ""
+        starts = ", ".join(f"{text}{gap}{i}" for i in positions)
         yield (f"{STRIDE}: output position {', '.join(positions)} of a stride-{text} "
                f"convolution starts at input position {starts}, so the kernel gradient reads "
                f"the input at {starts} plus the kernel offsets",
@@ -370,7 +364,8 @@ def channels(claim: C.Claim, layers: _Layers):
                    C.replace_at(rhs, path, swapped))
 
 
-FAMILIES = (flips, borders, strides, pooling, flattens, channels, batch_factors)
+FAMILIES = (rotations, flipped_kernel_reads, negated_offsets, tilde_deltas, padded_inputs,
+            padding_offsets, strides, pooling, flattens, channels, batch_factors)
 
 
 # ------------------------------------------------------------------ the network's layers
@@ -575,11 +570,17 @@ def _substitute(item, mapping: dict):
 _SYMBOLS: dict = {}
 
 
+def _symbol(name: str) -> sp.Symbol:
+    """An index letter as a SymPy symbol: positions, offsets and the geometry are >= 0, and
+    a coefficient such as 1/S has a sign."""
+    return _SYMBOLS.setdefault(name, sp.Symbol(name, positive=True))
+
+
 def _sym(node) -> sp.Expr:
     if isinstance(node, C.Num):
         return sp.Rational(node.value.numerator, node.value.denominator)
     if isinstance(node, C.Letter):
-        return _SYMBOLS.setdefault(node.name, sp.Symbol(node.name))
+        return _symbol(node.name)
     if isinstance(node, C.Neg):
         return -_sym(node.arg)
     if isinstance(node, (C.Add, C.Sub, C.MatMul)):
@@ -642,7 +643,7 @@ def _sign_of_letters(item) -> int:
     except TypeError:
         return 1
     coefficients = [expr.coeff(symbol) for symbol in expr.free_symbols]
-    return -1 if coefficients and all(c < 0 for c in coefficients) else 1
+    return -1 if coefficients and all(c.is_negative for c in coefficients) else 1
 
 
 def _sign_in_reads(rhs, letters: list[str]) -> int:
@@ -655,10 +656,11 @@ def _sign_in_reads(rhs, letters: list[str]) -> int:
                 except TypeError:
                     continue
                 for letter in letters:
-                    coefficient = expr.coeff(sp.Symbol(letter)) if sp.Symbol(
-                        letter) in expr.free_symbols else 0
-                    if coefficient != 0:
-                        return 1 if coefficient > 0 else -1
+                    coefficient = expr.coeff(_symbol(letter))
+                    if coefficient.is_positive:
+                        return 1
+                    if coefficient.is_negative:
+                        return -1
     return 0
 
 
