@@ -16,6 +16,7 @@ loosest first:
 - ``\\odot``, ``\\circ``, ``\\bullet``: the elementwise product, and ``*`` (:class:`Star`:
   Ng's elementwise product, or a convolution);
 - ``\\sum_k``, ``\\sum_{k=1}^{n_l}`` (limits from 0 or 1), over the product that follows;
+- ``\\star``, ``\\star_{S}`` (:class:`Correlate`, a cross-correlation), left to right;
 - juxtaposition, ``\\cdot``, ``\\times`` (the matrix product, or scaling when
   one side is a scalar) and ``/``;
 - ``\\frac{d}{dz}`` applied to what follows;
@@ -40,8 +41,22 @@ Nielsen's ``\\Sigma'(z)`` the diagonal matrix of ``\\sigma'(z)``), ``\\begin{cas
 ``\\frac{\\partial}{\\partial W} J(W,b;x,y)``, Ng's ``dz^{[l]}``). A trailing
 ``\\quad (a = f(z))`` (the printer's) is substituted into the sides.
 
+Tensor claims (convolutions, pooling, flatten; :mod:`~symbp.claims.indices`): comma
+subscripts whose items are index expressions (``X_{s,c',i + p - 1,j + q - 1}``,
+``\\delta_{c',(i - p + P)/S}``, ``\\lfloor i/2 \\rfloor``, ``i \\bmod 2``, ``4c + 2i + j``),
+primed letters, sums with limits (``\\sum_{c'=0}^{n_{3} - 1}``, ``\\sum_{i=0}^{H' - 1}``),
+Iverson brackets (``\\left[0 \\le i + p - 1 \\le 7\\right]``, ``\\left[(i - p)/2 \\in
+\\{0, \\dots, 3\\}\\right]``, ``\\left[z > 0\\right]``), ``\\chi^{(l)}``,
+``\\widetilde{\\Delta}^{(l)}``, and the operators ``\\operatorname{vec}`` (also as a
+gradient's target, and ``\\operatorname{vec}^{-1}``), ``\\operatorname{pad}_{P}``,
+``\\operatorname{dil}_{S}``, ``\\operatorname{rot}_{180^{\\circ}}``. Inside an index, a
+sum's limits or a bracket every letter is an index letter or a geometry letter
+(``K S P H W H' W' L L'``: there a bare ``W`` is the width); elsewhere an index letter is
+refused. A trailing ``\\quad \\text{(...)}`` remark is dropped.
+
 The package, a module per step: :mod:`~symbp.claims.grammar` (the grammar),
-:mod:`~symbp.claims.builder` (the Lark tree to the AST), :mod:`~symbp.claims.nodes` (the AST),
+:mod:`~symbp.claims.builder` (the Lark tree to the AST), :mod:`~symbp.claims.indices` (its
+index expressions), :mod:`~symbp.claims.nodes` (the AST),
 :mod:`~symbp.claims.parse` (:func:`parse_claim`), :mod:`~symbp.claims.limits`,
 :mod:`~symbp.claims.latex` (the AST printed).
 
