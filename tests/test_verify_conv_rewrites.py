@@ -185,3 +185,59 @@ def test_no_rewrite_of_a_right_source_claim_holds(entry):
     claim = parse_claim(entry["claim"])
     check = TensorCheck(claim, load_spec(SOURCES / entry["spec"]))
     assert not [d for d, v in R.variants(claim, check) if check.holds(v)]
+
+
+GEOMETRY_SPEC = """
+name = "geometry"
+inputs = [2, {size}, {size}]
+loss = "cross_entropy"
+[[layers]]
+type = "conv2d"
+channels = 2
+kernel = 3
+padding = 1
+activation = "tanh"
+[[layers]]
+type = "conv2d"
+channels = 3
+kernel = {K}
+stride = {S}
+padding = {P}
+activation = "relu"
+[[layers]]
+units = 2
+activation = "softmax"
+"""
+
+
+def _input_gradient(K, S, P, out, flip="-", offset=True, stride=True):
+    """The input gradient of layer 2 in the printed general form, with the numbers."""
+    def position(i, p):
+        e = f"{i} {flip} {p}" + (f" + {P}" if offset and P else "")
+        return f"({e})/{S}" if stride and S > 1 else e
+    bracket = "".join(rf"\left[{position(i, p)} \in \{{0, \dots, {out - 1}\}}\right] "
+                      for i, p in (("i", "p"), ("j", "q")))
+    return (rf"\frac{{\partial \ell}}{{\partial a^{{(1)}}_{{c,i,j}}}} = \sum_{{c'}} "
+            rf"\sum_{{p=0}}^{{{K - 1}}} \sum_{{q=0}}^{{{K - 1}}} {bracket}"
+            rf"\delta^{{(2)}}_{{c',{position('i', 'p')},{position('j', 'q')}}} W^{{(2)}}_{{c',c,p,q}}")
+
+
+@pytest.mark.parametrize("K, S, P, size", [(3, 1, 0, 5), (3, 1, 1, 5), (3, 2, 1, 6), (2, 2, 0, 6),
+                                           (3, 2, 0, 7)])
+def test_each_mistake_is_named_at_each_geometry(K, S, P, size):
+    """The printed input gradient of a (K, S, P) convolution is right; read unflipped, without
+    the padding's offset or without the stride it is wrong, and the search names that."""
+    spec = GEOMETRY_SPEC.format(K=K, S=S, P=P, size=size)
+    out = (size + 2 * P - K) // S + 1
+    claim, check = _check(_input_gradient(K, S, P, out), spec)
+    assert check.holds(claim)
+    wrong = {R.UNFLIPPED: _input_gradient(K, S, P, out, flip="+")}
+    if P:
+        wrong[R.BORDER] = _input_gradient(K, S, P, out, offset=False)
+    if S > 1:
+        wrong[R.STRIDE] = _input_gradient(K, S, P, out, stride=False)
+    for mistake, text in wrong.items():
+        claim, check = _check(text, spec)
+        assert not check.holds(claim), text
+        named = R.likely_conv_mistakes(check, claim)
+        assert any(d.startswith(mistake) for d in named), (text, named)

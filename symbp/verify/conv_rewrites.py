@@ -287,7 +287,8 @@ def strides(claim: C.Claim, layers: _Layers):
                    C.replace_at(rhs, path + ("right",),
                                 C.Apply(C.Func("dil", params=(stride,)), node.right)))
     if layers.target_kernel() is None:
-        divided = _map_delta_reads(rhs, ref, lambda item: _item(C.Div(_node(item), stride)))
+        divided = _map_delta_reads(rhs, ref, layers.spatial(ref),
+                                   lambda item: _item(C.Div(_node(item), stride)))
         if divided != rhs:
             yield (f"{STRIDE}: with stride S = {text} input position i is reached from "
                    f"output (i - offset)/{text} only where that is a whole number (0 between), "
@@ -684,19 +685,28 @@ def _map_reads(rhs, mapping: dict, skip=lambda read: False):
     return visit(rhs)
 
 
-def _map_delta_reads(rhs, ref, fn):
-    """``rhs`` with ``fn`` applied to the spatial items of the reads of ``\\delta^{(ref)}``."""
+def _map_delta_reads(rhs, ref, spatial: int, fn):
+    """``rhs`` with ``fn`` applied to the spatial items of the reads of ``\\delta^{(ref)}``
+    and to the brackets' ``e \\in \\{...\\}`` on those items."""
+    items = set()
 
     def visit(node):
         node = C.map_children(node, visit)
         if _is_delta(node) and isinstance(node, C.Indexed) and node.arg.layer == ref and \
-                len(node.indices) >= 3:
-            channel = 2 if node.arg.batch else 1
-            return replace(node, indices=node.indices[:channel] + tuple(
-                fn(item) for item in node.indices[channel:]))
+                len(node.indices) == (2 if node.arg.batch else 1) + spatial:
+            start = len(node.indices) - spatial
+            items.update(_node(item) for item in node.indices[start:])
+            return replace(node, indices=node.indices[:start] + tuple(
+                fn(item) for item in node.indices[start:]))
         return node
 
-    return visit(rhs)
+    def brackets(node):
+        node = C.map_children(node, brackets)
+        if isinstance(node, C.Member) and node.expr in items:
+            return replace(node, expr=_node(fn(node.expr)))
+        return node
+
+    return brackets(visit(rhs))
 
 
 def _delta_positions(rhs, ref) -> list[str]:
