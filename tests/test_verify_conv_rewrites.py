@@ -241,3 +241,32 @@ def test_each_mistake_is_named_at_each_geometry(K, S, P, size):
         assert not check.holds(claim), text
         named = R.likely_conv_mistakes(check, claim)
         assert any(d.startswith(mistake) for d in named), (text, named)
+
+
+def _kernel_gradient(S, P, size, flip="+", offset=True, stride=True):
+    """The kernel gradient of layer 2 in the printed general form, with the numbers."""
+    def position(i, p):
+        return (f"{S}{i}" if stride and S > 1 else i) + f" {flip} {p}" + (
+            f" - {P}" if offset and P else "")
+    bracket = "".join(rf"\left[0 \le {position(i, p)} \le {size - 1}\right] "
+                      for i, p in (("i", "p"), ("j", "q")))
+    return (rf"\frac{{\partial \ell}}{{\partial W^{{(2)}}_{{c,c',p,q}}}} = \sum_{{i}} \sum_{{j}} "
+            rf"{bracket}\delta^{{(2)}}_{{c,i,j}} a^{{(1)}}_{{c',{position('i', 'p')},"
+            rf"{position('j', 'q')}}}")
+
+
+@pytest.mark.parametrize("K, S, P, size", [(3, 1, 1, 5), (3, 2, 1, 6), (3, 2, 0, 7)])
+def test_each_kernel_gradient_mistake_is_named_at_each_geometry(K, S, P, size):
+    spec = GEOMETRY_SPEC.format(K=K, S=S, P=P, size=size)
+    claim, check = _check(_kernel_gradient(S, P, size), spec)
+    assert check.holds(claim)
+    wrong = {R.OVERFLIPPED: _kernel_gradient(S, P, size, flip="-")}
+    if P:
+        wrong[R.BORDER] = _kernel_gradient(S, P, size, offset=False)
+    if S > 1:
+        wrong[R.STRIDE] = _kernel_gradient(S, P, size, stride=False)
+    for mistake, text in wrong.items():
+        claim, check = _check(text, spec)
+        assert not check.holds(claim), text
+        named = R.likely_conv_mistakes(check, claim)
+        assert any(d.startswith(mistake) for d in named), (text, named)
