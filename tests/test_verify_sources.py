@@ -57,7 +57,8 @@ def _text(value) -> str:
 # the letters each preset maps (CONVENTIONS §1 has other meanings or none for them): where a
 # claim uses one, the verdict's ``symbols`` says what it was read as
 MAPPED = {"nielsen": ("w",), "bishop": ("a", "z", "t"), "goodfellow": ("a", "h"),
-          "ng": ("dZ", "dz", "dW", "dA", "da", "db", "m"), "cs231n": ("N",), "d2l": ("h", "o")}
+          "ng": ("dZ", "dz", "dW", "dA", "da", "db", "m"), "cs231n": ("N",), "d2l": ("h", "o"),
+          "ioffe": ("y", "m")}
 SOURCES = ("nielsen", "bishop", "goodfellow", "ng", "cs229", "cs231n", "wikipedia", "d2l", "ufldl",
            "ops")  # the id's prefix; ops: Ioffe & Szegedy, Ba et al., He et al., Srivastava et al.,
 # and weight decay; other prefixes: scalar identities (gelu, logcosh), the issue's own examples

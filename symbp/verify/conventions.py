@@ -7,9 +7,11 @@ Goodfellow's and d2l's ``h`` the activation; d2l's ``o`` the output), the weight
 layout (CS231n: ``W`` is ``n_{l-1} x n_l`` with ``Z = XW + b``, so its ``W`` is
 symbp's ``W^T``), the batch layout (Ng: the samples are columns), a layer shift
 (UFLDL: layer 1 is the input, ``a^{(1)} = x``, and ``W^{(l)}`` maps layer ``l`` to
-``l+1``), the batch size's letter (``m``, ``N``) and how unlayered component forms
-find their layers (Bishop: units ``i, j, k`` of consecutive layers). :data:`PRESETS`
-holds one per source; ``symbp`` is the default.
+``l+1``), the batch size's letter (``m``, ``N``), how unlayered component forms
+find their layers (Bishop: units ``i, j, k`` of consecutive layers) and a sample index
+(Ioffe and Szegedy: ``x_i``, ``y_i``, ``\\hat{x}_i`` are row i of the batch-norm layer's
+input, output and normalised input, ``\\sum_{i=1}^{m}`` sums the rows, one activation's
+products are elementwise). :data:`PRESETS` holds one per source; ``symbp`` is the default.
 
 :func:`rewrite` applies a convention (and ``--let`` declarations, :func:`parse_let`)
 to a claim as parsed (letters as written) and returns the claim in symbp's
@@ -22,7 +24,10 @@ h=a``). :func:`verify_written` is the whole path from text to verdict: read, dec
 (:func:`symbp.verify.check.verify_parsed`), and for an incorrect claim try the
 other presets: when one of them makes the claim correct, the verdict says so
 ("correct if W^{(l)} is n_{l-1} x n_l and Z = XW + b (as in CS231n); in this spec's
-convention the formula is ..."). Nothing is evaluated here.
+convention the formula is ..."): first when the user named no convention, after the
+mistakes found in the named one; the presets whose letters the claim uses are tried first.
+A component form's swapped indices (Wikipedia's ``o_j \\delta_i``) are tried in the claim's
+own convention (:func:`~symbp.verify.rewrites.swapped_indices`). Nothing is evaluated here.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class Convention:
     d_is_mean_gradient: bool = False  # CS231n's dZ is dL/dZ of the mean loss; Ng's stacks samples
     weights_from_to: bool = False  # Wikipedia's w_{ij}: from unit i to unit j
     letters: frozenset = frozenset()  # letters only this source writes, unmapped (C, layer k)
+    samples: str = ""  # Ioffe's x_i: the sample index; one activation's values, products elementwise
 
 
 _BASE = {name: Role(name) for name in SYMBP_NAMES} | {"w": Role("W"), "yhat": Role("a", OUT)}
@@ -108,13 +114,24 @@ PRESETS = {c.name: c for c in (
     Convention("d2l", "d2l.ai, Dive into Deep Learning §5.3",
                "h is the hidden activation, o the output and z the hidden pre-activation",
                {"h": Role("a", HIDDEN), "o": Role("z", OUT), "z": Role("z", HIDDEN)}),
+    Convention("ioffe", "Ioffe and Szegedy, Batch Normalization (2015), §3",
+               "x_i and y_i are the batch-norm layer's input and output for sample i of the "
+               "batch \\mathcal{B}, \\hat{x}_i its normalised input, \\mu_\\mathcal{B} and "
+               "\\sigma^2_\\mathcal{B} the batch's mean and variance, m the batch size and "
+               "\\ell the batch's loss",
+               {"x": Role("a", C.LayerRef("l", -1)), "y": Role("a", C.LayerRef("l")),
+                "xhat": Role("xhat", C.LayerRef("l")), "mu": Role("mu", C.LayerRef("l")),
+                "sigma2": Role("sigma2", C.LayerRef("l")),
+                "gamma": Role("gamma", C.LayerRef("l")), "beta": Role("beta", C.LayerRef("l")),
+                "m": Role("B")}, samples="i"),
     Convention("ufldl", "UFLDL tutorial (Stanford)",
                "layer 1 is the input (a^{(1)} = x) and W^{(l)} maps layer l to layer l+1",
                shift=-1),
 )}
 DEFAULT = PRESETS["symbp"]
 
-_WRITTEN = {"yhat": "\\hat{y}", "count": "n"}  # the parser's names of letters written otherwise
+_WRITTEN = {"yhat": "\\hat{y}", "count": "n", "xhat": "\\hat{x}", "gamma": "\\gamma",
+            "beta": "\\beta", "mu": "\\mu", "sigma2": "\\sigma^2"}  # the parser's names, as written
 # What an unmapped letter means in the sources, and how to declare it.
 HINTS = {
     "h": ("the activation in Goodfellow (h^{(k)}) and d2l (\\mathbf{h})",
@@ -272,6 +289,8 @@ class _Rewriter:
         if isinstance(node, C.Sum) and (node.upper in self.lets or node.upper in
                                         self.conv.symbols):  # Ng's \sum_{i=1}^{m}
             self.role(C.Leaf(node.upper, span=node.span))
+        if self.conv.samples:
+            return self.per_sample(node)
         if isinstance(node, C.Leaf):
             return self.layout(self.leaf(node))
         if isinstance(node, C.Indexed):
@@ -295,6 +314,41 @@ class _Rewriter:
             return replace(node, func=func, arg=self.node(node.arg))
         changes = {name: self.node(child) for name, child in C.children(node)}
         return replace(node, **changes) if changes else node
+
+    def per_sample(self, node):
+        """Ioffe's notation: ``q_i`` of sample i is row i of the batch Q, ``\\sum_i`` sums
+        the rows (Q^T 1), a product of one activation's values is elementwise, and the
+        loss \\ell is the batch's (symbp's L)."""
+        samples = self.conv.samples
+        if isinstance(node, C.Indexed) and tuple(node.indices) == (samples,) and isinstance(
+                node.arg.target if isinstance(node.arg, C.Grad) else node.arg, C.Leaf):
+            if isinstance(node.arg, C.Grad):
+                return self.batch_grad(node.arg, True)
+            rows = replace(self.leaf(node.arg), batch=True)
+            self.symbols[self.claim.source(node)] = f"{C.leaf_latex(rows)}_{{{samples},:}}"
+            return rows
+        if isinstance(node, C.Sum) and node.index == samples:
+            return C.MatMul(C.Transpose(self.per_sample(node.body)), C.Ones(), span=node.span)
+        if isinstance(node, C.Grad):
+            return self.batch_grad(node, False)
+        if isinstance(node, C.Leaf):
+            return self.leaf(node)
+        if isinstance(node, (C.Indexed, C.Example)):
+            self.fail(node, f"in {self.conv.source} a quantity's subscript is the sample "
+                            f"{samples} (x_{samples}, y_{samples}, \\hat{{x}}_{samples})")
+        node = C.map_children(node, self.per_sample)
+        if isinstance(node, C.MatMul) and not (_scalar(node.left) or _scalar(node.right)):
+            return C.Hadamard(node.left, node.right, span=node.span)
+        return node
+
+    def batch_grad(self, node: C.Grad, rows: bool) -> C.Grad:
+        """The batch loss's gradient (with respect to the batch's rows when ``rows``)."""
+        target = self.leaf(node.target)
+        if target.name not in _TARGETS:
+            self.fail(node, "differentiate the loss with respect to x_i, y_i, \\hat{x}_i, "
+                            "\\gamma, \\beta, \\mu_\\mathcal{B} or \\sigma^2_\\mathcal{B}")
+        self.symbols[node.loss] = "L"
+        return C.Grad("L", replace(target, batch=rows), span=node.span)
 
     def indexed(self, node: C.Indexed):
         idx = tuple(node.indices)
@@ -324,7 +378,9 @@ class _Rewriter:
         if target.name == "x":
             target = C.Leaf("a", C.LayerRef(None, 0), target.batch, span=target.span)
         if target.name not in _TARGETS:
-            self.fail(node, "differentiate the loss with respect to W, b, z, a or x")
+            ioffe = (" (y_i as the batch-norm layer's output, as in Ioffe and Szegedy: "
+                     "--convention ioffe)") if target.name == "y" else ""
+            self.fail(node, f"differentiate the loss with respect to W, b, z, a or x{ioffe}")
         letter = C.leaf_latex(replace(target, layer=None))
         written = f"d{letter}" if node.loss == "d" else f"\\partial {node.loss}/\\partial {letter}"
         if target.batch and target.name == "z":  # symbp's Delta is dL/dZ of the mean loss
@@ -569,10 +625,11 @@ def _other_conventions(verdict, text, reading: Reading, network, pairs, named: b
     from symbp.verify.check import verify_parsed
 
     seen = [reading.claim.sides]
-    used = _letters(C.parse_claim(text))
+    parsed = C.parse_claim(text)
+    used = _letters(parsed)
     for conv in sorted(PRESETS.values(), key=lambda c: -len(used & (set(c.symbols) | c.letters))):
-        if conv is reading.convention:
-            continue
+        if conv is reading.convention or conv.samples and not _has_index(parsed, conv.samples):
+            continue  # Ioffe's reading only for a claim about samples x_i
         try:
             other = read(text, conv, pairs, reading.convolutions)
         except C.ClaimParseError:
@@ -591,6 +648,11 @@ def _other_conventions(verdict, text, reading: Reading, network, pairs, named: b
                     f"--convention {conv.name}){truth}")
             verdict.mistakes.insert(len(verdict.mistakes) if named else 0, note)
             return
+
+
+def _has_index(claim: C.Claim, letter: str) -> bool:
+    return any(isinstance(node, C.Indexed) and letter in node.indices
+               for side in claim.sides for _, node in C.walk(side))
 
 
 def _letters(claim: C.Claim) -> set:

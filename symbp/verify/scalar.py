@@ -118,7 +118,12 @@ class _ScalarConverter:
         raise C.ClaimParseError(message, node.span[0] + 1, expected, self.claim.text)
 
     def convert(self, node) -> sp.Expr:
-        return getattr(self, "c_" + type(node).__name__)(node)
+        method = getattr(self, "c_" + type(node).__name__, None)
+        if method is None:  # an entry, a sum, a bracket: a claim about a network's tensors
+            self.fail(node, f"{self.claim.source(node)} has no reading in a scalar identity "
+                            "of one variable; a claim about a network's quantities starts "
+                            "with \\delta or a loss gradient")
+        return method(node)
 
     def c_Num(self, node):
         return sp.Rational(node.value.numerator, node.value.denominator)
