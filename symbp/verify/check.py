@@ -49,7 +49,8 @@ def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
     verdict = verify_written(claim, network, convention, lets)
     if verdict.verdict == "cannot parse" and network is not None and convention is None \
             and not lets:
-        entrywise = _verify_tensor_claim(claim, network, None, (), ("gradient",))
+        entrywise = _verify_tensor_claim(claim, network, None, (), ("gradient",),
+                                         index_forms_only=True)
         if entrywise is not None and entrywise.verdict != "cannot parse":
             return entrywise  # an index form the matrix reading has no layout for
     return verdict
@@ -58,12 +59,14 @@ def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
 KINDS = ("gradient", "forward")  # the claims TensorCheck reads on a network with tensor ops
 
 
-def _verify_tensor_claim(text, network, convention, lets, kinds) -> Verdict | None:
+def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_only=False
+                         ) -> Verdict | None:
     """A claim read entry by entry (:class:`~symbp.verify.tensors.TensorCheck`): every claim
     on a network with convolutions, pooling or flatten, and an index form the matrix
     reading refuses; read in the convention (the letters only: entries keep their
     indices). None for a claim whose kind (:func:`~symbp.verify.tensors.claim_kind`) is
-    not one of ``kinds``, or that does not parse (left to the matrix reading)."""
+    not one of ``kinds``, or that does not parse (left to the matrix reading), and with
+    ``index_forms_only`` for a claim without entries."""
     from symbp.verify import conventions
 
     conv = conventions.get(convention)
@@ -72,7 +75,9 @@ def _verify_tensor_claim(text, network, convention, lets, kinds) -> Verdict | No
         claim = C.parse_claim(text)
     except C.ClaimParseError:
         return None
-    if claim_kind(claim) not in kinds:
+    if claim_kind(claim) not in kinds or (index_forms_only and not any(
+            isinstance(node, (C.Indexed, C.Sum)) for side in claim.sides
+            for _, node in C.walk(side))):
         return None
     try:
         symbols = {}

@@ -37,12 +37,15 @@ why: never a guessed matrix. Nothing is evaluated here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from symbp import claims as C
 
 SAMPLES = "x"  # the index of a sum over the training inputs (Nielsen's \\sum_x)
+# An upper limit that is a whole width: n, n_l, n_{l+1}, m, N, B, s_{l} (UFLDL), maybe - 1.
+_WIDTH_LIMIT = re.compile(r"[A-Za-z](_([A-Za-z]|\{[A-Za-z]([+-]\d+)?\}))?(-\d+)?")
 _SCALAR_NAMES = {"B", "n", "eps", "p", "lambda", "pi"}  # the batch size, a width, the ops' constants
 _STATISTICS = {"mu", "sigma2", "sigma"}  # a scalar per sample, or a vector along one index
 _VECTOR_NAMES = {"b", "z", "a", "x", "y", "delta", "xhat", "gamma", "beta", "mask"}
@@ -377,6 +380,10 @@ class _Reader:
         return bound[0]
 
     def _check_limits(self, node: C.Sum) -> None:
+        if node.upper is not None and not _WIDTH_LIMIT.fullmatch(node.upper.replace(" ", "")):
+            raise _Unreadable(node, f"\\sum up to {node.upper}: a matrix reading needs a sum "
+                                    "over a whole width (up to n_l, m, N or B; expected an "
+                                    "index letter there)")
         if node.upper is not None and node.upper.replace(" ", "").endswith("-1") \
                 and node.lower != 0:
             raise _Unreadable(node, f"\\sum up to {node.upper}: symbp reads sums over the "

@@ -167,11 +167,23 @@ class TensorCheck:
         layer l reads only quantities that exist, with the indices it reads them at."""
         if not _mentions_l(claim):
             return [None]
+        own = self._lhs_layer(claim)
+        if own is not None and own.var != "l":
+            self.fail(claim.lhs, "the right-hand side uses the layer l but the left-hand side "
+                                 "names a fixed layer")
         found = [m for m in range(1, self.depth + 1) if self._applies(claim, m)]
         if not found:
             self.fail(claim.lhs, "no layer of this network has every quantity the claim reads "
                                  "at layer l (with the indices it reads them at)")
         return found
+
+    def _lhs_layer(self, claim: C.Claim) -> C.LayerRef | None:
+        lhs = claim.lhs
+        target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
+        leaf = _gradient_leaf(target) if isinstance(target, C.Grad) else target
+        if isinstance(leaf, C.Apply):
+            leaf = leaf.arg
+        return getattr(leaf, "layer", None)
 
     def _applies(self, claim: C.Claim, m: int) -> bool:
         try:
