@@ -208,6 +208,7 @@ def read(text_or_claim, convention=None, lets=(), convolutions: bool = False) ->
     may be one: the claim must say \\odot)."""
     claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
     conv = get(convention)
+    notation.letter_indices_only(claim)
     claim = notation.piecewise(claim)
     claim = C.Claim(tuple(_stars(side, convolutions, claim) for side in claim.sides), claim.text)
     if not _about_network(claim.lhs):  # \phi in a scalar identity is the normal density

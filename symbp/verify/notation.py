@@ -69,6 +69,19 @@ class _Unreadable(Exception):
         self.node, self.reason = node, reason
 
 
+def letter_indices_only(claim: C.Claim) -> None:
+    """Refuse an entry read at an index expression (``a_{i + p - 1}``, ``\\lfloor i/2
+    \\rfloor``): it has no matrix reading (the entrywise reading of
+    :mod:`symbp.verify.tensors` decides it)."""
+    for side in claim.sides:
+        for _, node in C.walk(side):
+            if isinstance(node, C.Indexed) and not all(isinstance(i, str) for i in node.indices):
+                raise C.ClaimParseError(
+                    "an entry read at an index expression has no matrix reading (write it "
+                    "with index letters, or on a network with convolutions it is read entry "
+                    "by entry)", node.span[0] + 1, text=claim.text)
+
+
 def piecewise(claim: C.Claim) -> C.Claim:
     """``\\begin{cases}``, ``\\max`` and ``\\mathbb{1}[...]`` in the functions the decision
     reads: a condition ``u > v`` is the step ``relu'(u - v)`` (1 where it holds, 0 at the
