@@ -8,7 +8,10 @@ numbers decide) and, within :func:`~symbp.verify.entries.symbolic_ok`'s
 limits, simplified (the evidence and the difference). A constant ratio is
 named (a sign, a factor); otherwise the likely mistake is found by rewritten claims
 (:func:`~symbp.verify.mistakes.likely_scalar_mistakes`: a sign slip, the product or chain
-rule), each tested against the same truth, sympy.diff of the left-hand side.
+rule), each tested against the same truth, sympy.diff of the left-hand side. A layer
+identity (UFLDL's ``f'(z^{(l)}_i) = a^{(l)}_i (1 - a^{(l)}_i)``) is such an identity in
+``z^{(l)}`` at each layer of the network it applies to, with ``a^{(l)} = f_l(z^{(l)})`` and
+``f`` the layer's activation.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from symbp.verify.entries import symbolic_ok
 from symbp.verify.functions import (
     MATH_FUNCTIONS,
     custom_activation_of,
+    derivative_latex,
     function_derivative,
     function_latex,
     numeric,
@@ -35,9 +39,16 @@ RTOL = 1e-7
 
 def verify_scalar(claim: C.Claim, network) -> Verdict:
     claim = C.Claim(tuple(_derivative_scope(side) for side in claim.sides), claim.text)
-    variable = _scalar_variable(claim)
-    symbol = sp.Symbol(variable, real=True)
-    converter = _ScalarConverter(claim, symbol, network)
+    refs = _layer_refs(claim)
+    if refs:
+        return _verify_layer_identity(claim, network, refs)
+    symbol = sp.Symbol(_scalar_variable(claim), real=True)
+    return _decide_identity(claim, _ScalarConverter(claim, symbol, network), network)
+
+
+def _decide_identity(claim: C.Claim, converter, network) -> Verdict:
+    """Each right-hand side against the left's value (the first that differs decides)."""
+    symbol = converter.symbol
     sides = [converter.convert(side) for side in claim.sides]
     lhs = sides[0]
     symbolic = all(symbolic_ok(side) for side in claim.sides)
@@ -50,6 +61,69 @@ def verify_scalar(claim: C.Claim, network) -> Verdict:
                                                _holds(converter, lhs, variant, symbol))
                 verdict.mistakes = (verdict.mistakes + found)[:3]
             return verdict
+    return verdict
+
+
+def _layer_refs(claim: C.Claim) -> list:
+    """The layers of a layer identity's z^{(l)}, a^{(l)} and f_l (UFLDL's
+    ``f'(z^{(l)}_i) = a^{(l)}_i (1 - a^{(l)}_i)``): the quantities of one layer."""
+    refs = []
+    for side in claim.sides:
+        for _, node in C.walk(side):
+            if isinstance(node, C.Leaf) and node.name in ("z", "a") and node.layer is not None:
+                refs.append((node, node.layer))
+            elif isinstance(node, C.Apply) and node.func.layer is not None:
+                refs.append((node, node.func.layer))
+    return refs
+
+
+def _verify_layer_identity(claim: C.Claim, network, refs) -> Verdict:
+    """A layer's activation identity, decided as a scalar identity in z at each layer it
+    applies to (every layer with an elementwise activation for a general l): z^{(l)} is the
+    variable, a^{(l)} = f_l(z^{(l)}) and f the layer's activation (its derivatives the
+    engine's)."""
+    from symbp.verify.context import Context
+
+    first = refs[0][0]
+    if network is None:
+        raise C.ClaimParseError(f"{claim.source(first)} is a layer's quantity: give the "
+                                "network spec (symbp verify SPEC --claim ...)",
+                                first.span[0] + 1, text=claim.text)
+    ctx = Context.of(network)
+    layers = []
+    for layer in range(1, ctx.depth + 1):
+        ref = refs[0][1]
+        l_value = layer - ref.offset if ref.var == "l" else None
+        try:
+            if all(r.resolve(l_value, ctx.depth) == layer for _, r in refs) and \
+                    ctx.has_activation(layer) and not ctx.activation(layer).is_softmax:
+                layers.append(layer)
+        except ValueError:
+            continue
+    if not layers:
+        raise C.ClaimParseError(f"{claim.source(first)}: the claim names the quantities of "
+                                "one layer with an elementwise activation, and the network "
+                                "has none that fits", first.span[0] + 1, text=claim.text)
+    symbol = sp.Symbol("z", real=True)
+    for layer in layers:
+        activation = ctx.activation(layer)
+        verdict = _decide_identity(claim, _ScalarConverter(claim, symbol, network, activation),
+                                   network)
+        where = f"layer {layer} ({activation.name})"
+        if not verdict.ok:
+            verdict.summary = f"at {where}: {verdict.summary}"
+            lhs = claim.lhs
+            if isinstance(lhs, C.Apply) and lhs.func.name == "generic" and lhs.func.order == 1 \
+                    and not lhs.func.power:  # the engine's f', in terms of f where it has that
+                verdict.correct = derivative_latex(activation, f"z^{{({layer})}}")
+            if verdict.counterexample:
+                verdict.counterexample["where"] = f"{where}, {verdict.counterexample['where']}"
+            return verdict
+    every = " (every layer with an elementwise activation)" if refs[0][1].var == "l" else ""
+    held = ", ".join(map(str, layers))
+    verdict.summary = f"holds at layer{'s' if len(layers) > 1 else ''} {held}{every}: " \
+                      f"{verdict.summary}"
+    verdict.evidence = [verdict.summary] + verdict.evidence[1:]
     return verdict
 
 
@@ -111,8 +185,9 @@ def _scalar_variable(claim: C.Claim) -> str:
 class _ScalarConverter:
     """AST -> SymPy for claims between scalar expressions of one variable."""
 
-    def __init__(self, claim: C.Claim, symbol: sp.Symbol, network):
+    def __init__(self, claim: C.Claim, symbol: sp.Symbol, network, activation=None):
         self.claim, self.symbol, self.network = claim, symbol, network
+        self.activation = activation  # a layer identity's f: z^{(l)} is the variable
 
     def fail(self, node, message, expected=()):
         raise C.ClaimParseError(message, node.span[0] + 1, expected, self.claim.text)
@@ -132,6 +207,11 @@ class _ScalarConverter:
         return sp.Integer(1)
 
     def c_Leaf(self, node):
+        if self.activation is not None and node.layer is not None and not node.batch:
+            if node.name == "z":
+                return self.symbol
+            if node.name == "a":  # a^{(l)} = f_l(z^{(l)})
+                return self.activation.expr.subs(x_symbol(), self.symbol)
         if node.layer is None and node.name in ("z", "x", "a") and not node.batch:
             return self.symbol
         self.fail(node, "the left-hand side must be \\delta^{(l)}, \\frac{\\partial L}"
@@ -175,6 +255,11 @@ class _ScalarConverter:
         func = node.func
         from symbp.registry import BUILTIN_ACTIVATIONS
 
+        if func.name == "generic" and self.activation is not None:
+            activation = self.activation
+            expr = function_derivative(activation.name, activation.expr, func.order)
+            expr = expr ** func.power if func.power is not None else expr
+            return expr.subs(x_symbol(), self.convert(node.arg))
         if func.name == "generic":
             self.fail(node, "f, g or \\phi name a layer's activation; in a scalar claim write "
                             "the function (\\sigma, \\tanh, \\operatorname{softplus}, ...)",
