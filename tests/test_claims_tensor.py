@@ -25,6 +25,7 @@ from symbp.claims import (
     Compare,
     Correlate,
     Div,
+    Equal,
     Floor,
     Func,
     Grad,
@@ -37,6 +38,7 @@ from symbp.claims import (
     Member,
     Mod,
     Num,
+    Prose,
     Sub,
     Sum,
     children,
@@ -360,3 +362,77 @@ def test_fuzz_tensor_tokens_parse_or_report_a_column(text):
         return
     again = parse_claim(" = ".join(to_latex(side) for side in claim.sides))
     assert again.sides == claim.sides
+
+
+# -------------------------------------------------- the sources' other notations (phase 2)
+def test_ioffe_and_szegedy_batch_statistics_are_leaves():
+    claim = parse_claim(
+        r"\frac{\partial \ell}{\partial x_i} = \frac{\partial \ell}{\partial \hat{x}_i} \cdot "
+        r"\frac{1}{\sqrt{\sigma_\mathcal{B}^2 + \epsilon}} + \frac{\partial \ell}{\partial "
+        r"\sigma^2_{\mathcal{B}}} \cdot \frac{2(x_i - \mu_\mathcal{B})}{m} + "
+        r"\frac{\partial \ell}{\partial \mu_\mathcal{B}} \cdot \frac{1}{m}")
+    names = {node.name for side in claim.sides for _, node in walk(side)
+             if isinstance(node, Leaf)}
+    assert {"mu_B", "sigma2_B", "eps", "x", "m"} <= names
+    grads = [node.target.name for _, node in walk(claim.rhs) if isinstance(node, Grad)]
+    assert grads == ["xhat", "sigma2_B", "mu_B"]
+    assert parse_claim(r"\delta = \sigma_\mathcal{B}").rhs == Leaf("sigma_B")
+    again = parse_claim(" = ".join(to_latex(side) for side in claim.sides))
+    assert again.sides == claim.sides
+
+
+def test_cases_with_conditions_in_words():
+    claim = parse_claim(
+        r"\delta_j = \begin{cases} (o_j - t_j) o_j (1 - o_j) & \text{if } j \text{ is an output "
+        r"neuron,} \\ (\sum_{\ell \in L} w_{j \ell} \delta_\ell) o_j (1 - o_j) & \text{if } j "
+        r"\text{ is an inner neuron.} \end{cases}")
+    (first, if_output), (second, if_inner) = claim.rhs.rows
+    assert if_output == Prose("if j is an output neuron,")
+    assert if_inner == Prose("if j is an inner neuron.")
+    inner_sum = second.left.left
+    assert inner_sum == Sum(r"\ell", MatMul(Indexed(Leaf("w"), ("j", r"\ell")),
+                                            Indexed(Leaf("delta"), (r"\ell",))))
+    again = parse_claim(" = ".join(to_latex(side) for side in claim.sides))
+    assert again.sides == claim.sides
+    assert parse_claim(r"y = \begin{cases} 1 & \text{for the output layer} \\ 0 & "
+                       r"\text{otherwise} \end{cases}").rhs.rows[0][1] == Prose(
+        "for the output layer")
+
+
+def test_cs231n_scores_per_example_loss_and_label_indicator():
+    claim = parse_claim(r"\frac{\partial L_i}{\partial f_k} = p_k - \mathbb{1}(y_i = k)")
+    assert claim.lhs == Indexed(Grad("L_i", Leaf("f")), ("k",))
+    assert claim.rhs == Sub(Indexed(Leaf("p"), ("k",)), Indicator(
+        Equal(Indexed(Leaf("y"), ("i",)), Letter("k"))))
+    again = parse_claim(" = ".join(to_latex(side) for side in claim.sides))
+    assert again.sides == claim.sides
+    assert parse_claim(r"\frac{\partial E_n}{\partial w_{ji}} = x").lhs.arg.loss == "E"
+
+
+def test_the_grammar_has_no_new_conflicts():
+    """LALR's shift/reduce conflicts (resolved as shifts) are only the known ones: a
+    subscript or superscript after a gradient's target, a loss or a bare argument belongs to
+    it, and a layer's ``l - 1`` is one layer."""
+    import logging
+
+    from lark import Lark, logger
+
+    from symbp.claims.grammar import GRAMMAR
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        Lark(GRAMMAR, parser="lalr", lexer="contextual", debug=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    rules = {re.sub(r"__\w+_star_\d+", "*", messages[n + 1]).strip()
+             for n, message in enumerate(messages) if message.startswith("Shift/Reduce")}
+    assert rules == {"* <fn_arg : leaf *>", "* <fn_arg : leaf>", "* <fn_arg : wrapped *>",
+                     "* <fn_arg : wrapped>", "* <target : leaf *>", "* <target : leaf>",
+                     "* <target : wrapped *>", "* <target : wrapped>", "* <loss : BIGL>",
+                     "* <loss : LOSSNAME>", "* <leaf : LEAF>", "* <layer_var_expr : layer_var>"}

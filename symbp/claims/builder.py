@@ -23,6 +23,7 @@ from symbp.claims.nodes import (
     Correlate,
     Deriv,
     Div,
+    Equal,
     Example,
     Func,
     Grad,
@@ -39,6 +40,7 @@ from symbp.claims.nodes import (
     Num,
     Ones,
     Power,
+    Prose,
     Star,
     Sub,
     Sum,
@@ -71,10 +73,12 @@ _LEAF_NAMES = {r"\delta": ("delta", False), r"\Delta": ("delta", True), "W": ("W
                r"\pi": ("pi", False), r"\chi": ("chi", False)}
 # Letters kept as written, for a convention to map: a layer superscript may follow them.
 _LAYERED = {"W", "b", "z", "a", "delta", "w", "h", "o", "g", "mu", "sigma", "sigma2", "eps",
-            "xhat", "gamma", "beta", "mask", "p", "m", "chi", "deltatilde"}
+            "xhat", "gamma", "beta", "mask", "p", "m", "chi", "deltatilde", "mu_B", "sigma_B",
+            "sigma2_B"}
 FUNCTION_LETTERS = {"g", "h"}  # a quantity, or with a prime an activation: h'(a_j), g'^{[l]}
 _TARGETS = {"W", "b", "z", "a", "x", "w", "h", "o", "y", "yhat", "gamma", "beta", "xhat", "mu",
-            "sigma2"}
+            "sigma2", "mu_B", "sigma2_B", "f"}
+_SQUARED = {"sigma": "sigma2", "sigma_B": "sigma2_B"}  # sigma^2: the variance
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,10 @@ class Builder(IndexReading):
     def r_sumover(self, tree, sumop, body):
         index, lower, upper, limit = None, None, None, None
         for part in sumop.children:
-            if part.data == "sum_range":
-                letters = [t for t in part.children if t.type in ("IDX", "PRIME")]
+            if part.data == "sum_set":  # \sum_{\ell \in L}: over the whole set
+                index = str(part.children[0])
+            elif part.data == "sum_range":
+                letters = [t for t in part.children if t.type in ("IDX", "ELL", "PRIME")]
                 index = "".join(str(t) for t in letters)
                 first = [t for t in part.children if t.type == "INT"]
                 if first:
@@ -245,6 +251,9 @@ class Builder(IndexReading):
         if token.type == "HAT":
             letter = text.rstrip("} ")[-1]
             return Leaf(letter.lower() + "hat", None, letter.isupper(), span=_span(token))
+        if token.type == "BATCHSTAT":  # Ioffe & Szegedy's \mu_\mathcal{B}, \sigma^2_\mathcal{B}
+            name = "mu_B" if "mu" in text else "sigma2_B" if "^" in text else "sigma_B"
+            return Leaf(name, span=_span(token))
         if token.type == "TILDE":
             return Leaf("deltatilde", None, "Delta" in text, span=_span(token))
         if token.type == "WIDTH":
@@ -317,8 +326,9 @@ class Builder(IndexReading):
                 if abs(value) > MAX_EXPONENT or value == 0:
                     self.fail(token, f"exponent {value} outside 1..{MAX_EXPONENT} "
                                      f"(or -1..-{MAX_EXPONENT})")
-                if isinstance(node, Leaf) and node.name == "sigma" and value == 2:
-                    node = replace(node, name="sigma2", span=(node.span[0], _span(token)[1]))
+                if isinstance(node, Leaf) and node.name in _SQUARED and value == 2:
+                    node = replace(node, name=_SQUARED[node.name],
+                                   span=(node.span[0], _span(token)[1]))
                     continue
                 node = Power(node, value, span=(node.span[0], _span(token)[1]))
             else:
@@ -489,7 +499,8 @@ class Builder(IndexReading):
         built = []
         for row in rows:
             value, *rest = row.children
-            condition = self.build(rest[0]) if rest and rest[0].data == "condition" else None
+            condition = self.build(rest[0]) if rest and rest[0].data in (
+                "condition", "prose") else None
             if rest and rest[0].data == "otherwise" and "otherwise" not in str(
                     rest[0].children[0]) and "else" not in str(rest[0].children[0]):
                 self.fail(rest[0], "a case needs its condition, e.g. z > 0")
@@ -500,6 +511,23 @@ class Builder(IndexReading):
 
     def r_condition(self, tree, *parts):
         return self.build(parts[-1])
+
+    def r_prose(self, tree, *parts):  # \text{if } j \text{ is an output neuron,}
+        tokens = [t for part in parts for t in (part.children if hasattr(part, "children")
+                                                 else [part])]
+        words = [str(t)[str(t).index("{") + 1:-1] if "{" in str(t) else str(t) for t in tokens]
+        return Prose(" ".join(" ".join(words).split()))
+
+    def r_equality(self, tree, left, right):  # CS231n's \mathbb{1}(y_i = k)
+        return Equal(self.operand(left), self.operand(right))
+
+    def operand(self, tree) -> Node:
+        """A side of an equality: an index expression where it holds an index letter
+        (``k`` in ``y_i = k``), else a quantity."""
+        if _is_token(tree):
+            return self.iexpr(tree) if tree.type == "ILET" else self.build(tree)
+        letters = list(tree.scan_values(lambda v: _is_token(v, "ILET")))
+        return self.iexpr(tree) if letters else self.build(tree)
 
     def r_compare(self, tree, left, op, right):
         text = str(op)
@@ -546,12 +574,19 @@ class Builder(IndexReading):
         return self.r_grad(tree, "d", target)
 
     def loss(self, tree) -> str:
+        """The loss's letter; CS231n's per-example ``L_i`` keeps its subscript (``"L_i"``)."""
         if isinstance(tree, str):
             return tree
         text = str(tree.children[0])
+        if tree.children[0].type == "BIGL" and len(tree.children) > 1:
+            return "L_" + "".join(str(item) for item in self.index(tree.children[1]))
         return r"\ell" if text.startswith(r"\ell") else ("L" if "L" in text else text)
 
     def target(self, tree):
+        if tree.data == "f_target":  # CS231n's scores f_k
+            node = Leaf("f", span=_span(tree.children[0]))
+            return Indexed(node, self.index(tree.children[1]), span=_span(tree)) if len(
+                tree.children) > 1 else node
         if tree.data == "fn_target":  # \partial \operatorname{vec}(a^{(l)})_{s,i}
             fname, group, *index = tree.children
             node = Apply(self.function(fname), self.build(group), span=_span(tree))

@@ -53,6 +53,7 @@ group: LPAR expr RPAR
      | _LBRACE expr _RBRACE
 leaf: LEAF
     | HAT
+    | BATCHSTAT
     | SIGMAQ
     | WIDTH
     | TILDE
@@ -61,10 +62,14 @@ cases: _BEGIN_CASES case_row (_ROWSEP case_row)* _ROWSEP? _END_CASES
 case_row: expr (_CASE_AMP condition?)?
 condition: CASEWORD? compare
          | CASEWORD                  -> otherwise
+         | CASEWORD? prose           -> prose
+prose: ((ILET | LEAF)? PROSE)+
 compare: sum CMP sum
 between: sum CMP sum CMP sum
 member: sum _IN LPAR sum _COMMA _DOTS _COMMA sum RPAR
+equality: sum _EQ sum
 ?bracket_cond: compare
+    | equality
     | between
     | member
 iverson: LPAR bracket_cond RPAR
@@ -85,6 +90,7 @@ gradient: _FRAC _LBRACE _DIFF loss _RBRACE _LBRACE _DIFF braced_target _RBRACE  
 target: (leaf | wrapped) (_SUP sup | _SUB index)*
 ?braced_target: target
       | fname group (_SUB index)?    -> fn_target
+      | GENF (_SUB index)?           -> f_target
 loss: (BIGL | LOSSNAME) (_SUB index)?
 loss_args: LOSSARGS
 fn_app: fname fn_mod* fn_arg
@@ -108,6 +114,7 @@ sub: _LBRACE layer _RBRACE
 index: _LBRACE iexpr (_COMMA iexpr)* _RBRACE
      | IDX                           -> index_one
      | DIGIT                         -> index_one
+     | ELL                           -> index_one
 ?iexpr: iterm
     | iexpr _PLUS iterm              -> add
     | iexpr _MINUS iterm             -> sub
@@ -119,13 +126,16 @@ index: _LBRACE iexpr (_COMMA iexpr)* _RBRACE
     | iterm _BMOD ifactor            -> mod
 ?ifactor: INT                        -> number
     | IDX PRIME* (_SUB bound_sub)?   -> iletter
+    | ELL                            -> iletter
     | WIDTH                          -> leaf
     | LPAR iexpr RPAR                -> group
     | _LFLOOR iexpr _RFLOOR          -> floor
     | _FRAC _LBRACE iexpr _RBRACE _LBRACE iexpr _RBRACE -> frac
 sumop: _SUM (_SUB sum_range)? (_SUP sum_upper)?
 sum_range: IDX
-         | _LBRACE IDX PRIME* (_EQ INT)? _RBRACE
+         | ELL
+         | _LBRACE (IDX | ELL) PRIME* (_EQ INT)? _RBRACE
+         | _LBRACE (IDX | ELL) _IN IDX _RBRACE  -> sum_set
 sum_upper: _LBRACE iexpr _RBRACE
          | IDX                       -> iletter
          | DIGIT                     -> number
@@ -188,6 +198,8 @@ _BMOD.3: /\\bmod(?![a-zA-Z])|\\operatorname\s*\{\s*mod\s*\}/
 _CORR: /\\star(?![a-zA-Z])/
 CONVOP.3: /\\(operatorname|mathrm)\s*\{\s*(pad|dil)\s*\}/
 ROT180.3: /\\(operatorname|mathrm)\s*\{\s*rot\s*\}\s*_\s*\{\s*180\s*(\^\s*(\{\s*\\circ\s*\}|\\circ)|°)\s*\}/
+BATCHSTAT.5: /\\(mu|sigma)\s*(\^\s*(2|\{\s*2\s*\})\s*)?_\s*(\{\s*\\mathcal\s*\{\s*B\s*\}\s*\}|\\mathcal\s*\{\s*B\s*\})/
+PROSE.3: /\\(text|mathrm|textrm|mbox)\s*\{[^{}]*[^{}A-Za-z0-9_\\][^{}]*\}/
 TILDE: /\\(widetilde|tilde)\s*\{\s*\\(delta|Delta)\s*\}/
 ILET: /[cijklqsuvCDEFGIJKLOPQRSTUV]/
 _MAX: /\\max(?![a-zA-Z])/

@@ -72,7 +72,7 @@ class IndexReading:
         data = getattr(tree, "data", None)
         if data == "number" and _token_type(tree.children[0]) in _NUMBER_TOKENS:
             return str(tree.children[0])
-        if data == "iletter" and all(_token_type(child) in ("IDX", "PRIME")
+        if data == "iletter" and all(_token_type(child) in ("IDX", "ELL", "PRIME")
                                      for child in tree.children):
             return "".join(str(child) for child in tree.children)
         return None
@@ -115,7 +115,7 @@ class IndexReading:
             if value.denominator != 1:
                 self.fail(token, f"an index is an integer, not {text}")
             return Num(value, span=_token_span(token))
-        if kind in _LETTER_TOKENS and len(text) == 1 and text.isalpha():
+        if (kind in _LETTER_TOKENS and len(text) == 1 and text.isalpha()) or kind == "ELL":
             return Letter(text, span=_token_span(token))
         if kind == "WIDTH":
             return self.leaf(token)

@@ -25,6 +25,7 @@ from symbp.claims.nodes import (
     Neg,
     Node,
     Num,
+    Prose,
     Star,
     Sub,
     Sum,
@@ -34,7 +35,9 @@ from symbp.claims.nodes import (
 _LETTER = {("delta", False): r"\delta", ("delta", True): r"\Delta", ("a", True): "A",
            ("z", True): "Z", ("x", True): "X", ("y", True): "Y", ("chi", False): r"\chi",
            ("deltatilde", False): r"\widetilde{\delta}",
-           ("deltatilde", True): r"\widetilde{\Delta}"}
+           ("deltatilde", True): r"\widetilde{\Delta}", ("mu_B", False): r"\mu_{\mathcal{B}}",
+           ("sigma_B", False): r"\sigma_{\mathcal{B}}",
+           ("sigma2_B", False): r"\sigma^{2}_{\mathcal{B}}"}
 _COMPARISON = {">": ">", "<": "<", ">=": r"\ge", "<=": r"\le"}
 _OPERATORS = {"vec": r"\operatorname{vec}", "unvec": r"\operatorname{vec}^{-1}",
               "rot180": r"\operatorname{rot}_{180^{\circ}}", "pad": r"\operatorname{pad}",
@@ -42,8 +45,18 @@ _OPERATORS = {"vec": r"\operatorname{vec}", "unvec": r"\operatorname{vec}^{-1}",
 _LOOSE = (Add, Sub, Neg)  # what needs brackets inside a product
 
 
-def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None) -> str:
-    letter = _LETTER.get((leaf.name, leaf.batch), leaf.name)
+# In a printed claim the quantities whose names are not their letters are written as the
+# grammar reads them (leaf_latex keeps the names: the verifier's messages quote them).
+_WRITTEN = {("eps", False): r"\epsilon", ("gamma", False): r"\gamma", ("beta", False): r"\beta",
+            ("lambda", False): r"\lambda", ("mu", False): r"\mu", ("pi", False): r"\pi",
+            ("sigma", False): r"\sigma", ("count", False): "n", ("mask", False): "m",
+            ("mask", True): "M", ("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}",
+            ("yhat", False): r"\hat{y}", ("yhat", True): r"\hat{Y}"}
+
+
+def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None,
+               letters=None) -> str:
+    letter = (letters or _LETTER).get((leaf.name, leaf.batch), leaf.name)
     if leaf.layer is None:
         return letter
     layer = _concrete(leaf.layer, l_value, depth)
@@ -97,7 +110,10 @@ class _LatexPrinter:
         return r"\mathbf{1}"
 
     def p_Leaf(self, node):
-        return leaf_latex(node, self.l_value, self.depth)
+        if node.name == "sigma2" and node.layer is not None:  # \sigma^{2(l)}, the variance
+            layer = _concrete(node.layer, self.l_value, self.depth)
+            return rf"\sigma^{{2({layer.label})}}"
+        return leaf_latex(node, self.l_value, self.depth, {**_LETTER, **_WRITTEN})
 
     def p_Grad(self, node):
         return rf"\frac{{\partial {node.loss}}}{{\partial {self.print(node.target)}}}"
@@ -206,6 +222,13 @@ class _LatexPrinter:
     def p_Compare(self, node):
         return f"{self.print(node.left)} {_COMPARISON[node.op]} {self.print(node.right)}"
 
+    def p_Equal(self, node):
+        return f"{self.side(node.left)} = {self.side(node.right)}"
+
+    def side(self, node) -> str:
+        """A side of an equality: an index expression is printed as one."""
+        return self.index(node) if isinstance(node, Letter) else self.print(node)
+
     def p_Between(self, node):
         return (f"{self.index(node.low)} {_COMPARISON[node.low_op]} {self.index(node.middle)} "
                 f"{_COMPARISON[node.high_op]} {self.index(node.high)}")
@@ -215,10 +238,16 @@ class _LatexPrinter:
                 rf"{self.index(node.high)}\}}")
 
     def p_Cases(self, node):
-        rows = [f"{self.print(value)} & " + (r"\text{otherwise}" if condition is None else
-                                            rf"\text{{if}}\: {self.print(condition)}")
+        rows = [f"{self.print(value)} & " + self.case_condition(condition)
                 for value, condition in node.rows]
         return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
+
+    def case_condition(self, condition) -> str:
+        if condition is None:
+            return r"\text{otherwise}"
+        if isinstance(condition, Prose):
+            return rf"\text{{{condition.text}}}"
+        return rf"\text{{if}}\: {self.print(condition)}"
 
     def p_Max(self, node):
         return rf"\max\left({self.print(node.left)}, {self.print(node.right)}\right)"

@@ -282,7 +282,9 @@ class Compare(Node):
 @dataclass(frozen=True)
 class Cases(Node):
     """``\\begin{cases} v_1 & c_1 \\\\ v_2 & \\text{otherwise} \\end{cases}``: ``rows`` of
-    ``(value, Compare or None)``, the first row whose condition holds (elementwise)."""
+    ``(value, Compare, Prose or None)``, the first row whose condition holds (elementwise);
+    a :class:`Prose` condition (``\\text{if } j \\text{ is an output neuron,}``) names the
+    case in words."""
 
     rows: tuple
 
@@ -318,6 +320,15 @@ class Member(Node):
 
 
 @dataclass(frozen=True)
+class Equal(Node):
+    """``left = right`` in an indicator (CS231n's ``\\mathbb{1}(y_i = k)``): 1 where the two
+    are equal. A side holding an index letter is an index expression (``Letter("k")``)."""
+
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
 class Prose(Node):
     """A case's condition in words (``\\text{if } j \\text{ is an output neuron,}``),
     ``text`` normalised: it names no comparison that can be checked."""
@@ -328,7 +339,7 @@ class Prose(Node):
 @dataclass(frozen=True)
 class Indicator(Node):
     """The Iverson bracket ``\\left[condition\\right]`` (also ``\\mathbb{1}[condition]``):
-    1 where ``condition`` (a Compare, Between or Member) holds, else 0."""
+    1 where ``condition`` (a Compare, Between, Member or Equal) holds, else 0."""
 
     condition: Node
 
