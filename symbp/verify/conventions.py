@@ -121,7 +121,9 @@ PRESETS = {c.name: c for c in (
                "\\ell the batch's loss",
                {"x": Role("a", C.LayerRef("l", -1)), "y": Role("a", C.LayerRef("l")),
                 "xhat": Role("xhat", C.LayerRef("l")), "mu": Role("mu", C.LayerRef("l")),
-                "sigma2": Role("sigma2", C.LayerRef("l")),
+                "sigma2": Role("sigma2", C.LayerRef("l")), "mu_B": Role("mu", C.LayerRef("l")),
+                "sigma2_B": Role("sigma2", C.LayerRef("l")),
+                "sigma_B": Role("sigma", C.LayerRef("l")),
                 "gamma": Role("gamma", C.LayerRef("l")), "beta": Role("beta", C.LayerRef("l")),
                 "m": Role("B")}, samples="i"),
     Convention("ufldl", "UFLDL tutorial (Stanford)",
@@ -131,7 +133,8 @@ PRESETS = {c.name: c for c in (
 DEFAULT = PRESETS["symbp"]
 
 _WRITTEN = {"yhat": "\\hat{y}", "count": "n", "xhat": "\\hat{x}", "gamma": "\\gamma",
-            "beta": "\\beta", "mu": "\\mu", "sigma2": "\\sigma^2"}  # the parser's names, as written
+            "beta": "\\beta", "mu": "\\mu", "sigma2": "\\sigma^2", "mu_B": "\\mu_\\mathcal{B}",
+            "sigma2_B": "\\sigma^2_\\mathcal{B}", "sigma_B": "\\sigma_\\mathcal{B}"}  # as written
 # What an unmapped letter means in the sources, and how to declare it.
 HINTS = {
     "h": ("the activation in Goodfellow (h^{(k)}) and d2l (\\mathbf{h})",
@@ -147,6 +150,12 @@ HINTS = {
     "N": ("the batch size in CS231n", "--convention cs231n or --let N=B"),
     "count": ("the number of training inputs in Nielsen (a width is n_l)",
               "--convention nielsen or --let n=B"),
+    "mu_B": ("the batch's mean in Ioffe and Szegedy (symbp's \\mu^{(l)} of a batch-norm "
+             "layer)", "--convention ioffe or write \\mu^{(l)}"),
+    "sigma2_B": ("the batch's variance in Ioffe and Szegedy (symbp's \\sigma^{2(l)} of a "
+                 "batch-norm layer)", "--convention ioffe or write \\sigma^{2(l)}"),
+    "sigma_B": ("the batch's standard deviation in Ioffe and Szegedy",
+                "--convention ioffe or write \\sigma^{(l)}"),
 }
 
 
