@@ -385,7 +385,8 @@ class Evaluator:
         names = _union([left.names, right.names])
         left, right = _rows_of(left, right, self.scope.batch), _rows_of(right, left,
                                                                         self.scope.batch)
-        a, b = _spread(left, names), _spread(right, names)
+        rank = max(len(left.positional), len(right.positional))
+        a, b = _spread(left, names, rank), _spread(right, names, rank)
         vector = (left.vector or left.scalar) and (right.vector or right.scalar) and (
             left.vector or right.vector)
         try:
@@ -465,9 +466,9 @@ def _union(name_lists) -> tuple:
     return tuple(seen)
 
 
-def _spread(value: Value, names: tuple) -> np.ndarray:
+def _spread(value: Value, names: tuple, rank: int = 0) -> np.ndarray:
     """``value.array`` with its named axes moved to ``names``' order (size 1 where absent),
-    followed by its positional axes."""
+    followed by its positional axes (at least ``rank`` of them: size 1 in front)."""
     array = np.asarray(value.array)
     own = list(value.names)
     positional = array.ndim - len(own)
@@ -477,7 +478,8 @@ def _spread(value: Value, names: tuple) -> np.ndarray:
     present = iter(array.shape[:len(order)])
     for name in names:
         shape.append(next(present) if name in own else 1)
-    return array.reshape(tuple(shape) + array.shape[len(order):len(order) + positional])
+    trailing = array.shape[len(order):len(order) + positional]
+    return array.reshape(tuple(shape) + (1,) * max(rank - positional, 0) + trailing)
 
 
 def _divide(a, b):

@@ -139,22 +139,28 @@ class TensorCheck:
         raise C.ClaimParseError(message, node.span[0] + 1, text=self.claim.text)
 
     def batch(self, claim: C.Claim, l_value) -> bool:
-        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? Entries of a
-        tensor with a row per sample are, when they carry the sample index
-        (``a^{(1)}_{s,c,i,j}``, not ``x_{c,i,j}``); a whole tensor is when it is a capital
-        (``A``, ``\\Delta``) or a gradient of the objective ``L`` or ``J``."""
+        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? A gradient of
+        the objective ``L`` or ``J``, a capital (``A``, ``\\Delta``) and a forward quantity
+        are, unless the left side is a whole entry of one sample (the indices of a tensor
+        with a row per sample, less the sample's: ``\\frac{\\partial L}{\\partial
+        x_{c,i,j}}``); a gradient of a sample's loss ``\\ell`` and ``\\delta`` are not."""
         lhs = claim.lhs
         target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
         leaf = _gradient_leaf(target) if isinstance(target, C.Grad) else target
         if isinstance(leaf, C.Apply):
             leaf = leaf.arg
-        objective = isinstance(target, C.Grad) and target.loss in _OBJECTIVES
-        batch = leaf.batch or objective
-        if isinstance(lhs, C.Indexed):
+        if isinstance(target, C.Grad):
+            batch = leaf.batch or target.loss in _OBJECTIVES
+        else:  # a forward quantity: a whole lowercase one is one sample's
+            batch = leaf.batch or (isinstance(lhs, C.Indexed) and leaf.name not in (
+                "delta", "deltatilde"))
+        if batch and isinstance(lhs, C.Indexed):
             name = _Quantities(self, l_value, SEEDS[0], 1, False).engine_name(target)
             tensor = self.engine.graph.tensors.get(name)
-            if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,):
-                batch = len(lhs.indices) >= len(tensor.shape)
+            if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,) and \
+                    len(lhs.indices) == len(tensor.shape) - 1 and not (
+                        isinstance(target, C.Apply)):
+                batch = False
         if not batch and "batch_norm" in {layer.type for layer in self.network.layers}:
             raise SymbpError("batch norm couples the samples of a batch: write the claim for "
                              "the batch (\\frac{\\partial L}{\\partial ...} with the sample "
@@ -591,8 +597,8 @@ def _aligned(right: Value, left: Value, claim: C.Claim, check) -> Value:
                               "on the left")
     from symbp.verify.tensor_values import _spread
 
-    array = _spread(right, left.names)
-    if array.shape[len(left.names):] != left.positional and not (right.scalar):
+    array = _spread(right, left.names, len(left.positional))
+    if right.positional and array.shape[len(left.names):] != left.positional:
         raise Mismatch(f"the left-hand side is {_shape_text(left)}, the right-hand side "
                        f"{_shape_text(right)}")
     try:
