@@ -3,7 +3,8 @@
 Contract: :func:`verify` takes one claim in the LaTeX of :mod:`symbp.claims`
 (in symbp's notation, CONVENTIONS §1, or a named source's convention) and,
 for claims about a network, the network (dense, activation, layer_norm,
-batch_norm, residual and dropout layers, weight decay); it returns a
+batch_norm, residual and dropout layers, weight decay, and convolution,
+pooling and flatten layers); it returns a
 :class:`Verdict` (``correct``, ``incorrect`` or ``cannot parse``) and never
 raises for a malformed claim.
 :func:`verify_parsed` decides a claim already parsed (or rewritten from
@@ -24,6 +25,10 @@ text file. The modules, one per idea:
 - :mod:`~symbp.verify.entries`: both sides entrywise in SymPy, and their
   difference;
 - :mod:`~symbp.verify.decide`: the decision over layers, width sets and points;
+- :mod:`~symbp.verify.tensors`, :mod:`~symbp.verify.tensor_values`: claims entry by entry
+  over tensors of any rank (every claim on a network with convolutions, pooling or
+  flatten, and index forms without a matrix reading), decided on the engine's arrays;
+  :mod:`~symbp.verify.conv_rewrites`: their likely mistakes;
 - :mod:`~symbp.verify.mistakes`: the likely mistake, by testing variants
   (:mod:`~symbp.verify.rewrites`, :mod:`~symbp.verify.op_rewrites`: the rewritten claims);
 - :mod:`~symbp.verify.scalar`: claims without a network;

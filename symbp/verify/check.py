@@ -9,8 +9,13 @@ conventions module reads it into symbp's notation and returns
 ``incorrect`` or ``cannot parse``; neither function raises for a malformed
 claim. They raise :class:`~symbp.errors.SymbpError` only for bad usage (a
 network claim without a network, a generic-layer claim on a network without
-the layers it speaks about) and for a network whose claims are not mapped
-(a convolution: :mod:`symbp.verify.truth`).
+the layers it speaks about).
+
+On a network with convolution, pooling or flatten layers every claim about a network
+quantity (a gradient, a delta, a forward quantity, or an entry of one) is a tensor claim,
+decided entry by entry by :class:`~symbp.verify.tensors.TensorCheck`; on any other
+network an index form that the matrix reading refuses (an entry of a norm's statistic, a
+sum up to a concrete number) is decided that way too.
 
 :func:`verify_parsed` decides a :class:`~symbp.claims.Claim` that is already
 parsed (and possibly rewritten from another notation, as

@@ -15,7 +15,7 @@ import re
 
 from symbp.errors import SymbpError
 
-MAX_CLAIMS = 100  # per file: a derivation has a few dozen rows, and each claim takes time
+MAX_CLAIMS = 250  # per file: a CNN's derivation prints about 150 rows, and each claim takes time
 _MATH_ENVIRONMENTS = frozenset({"align", "align*", "aligned", "equation", "equation*",
                                 "gather", "gather*", "multline", "multline*", "eqnarray",
                                 "eqnarray*"})
