@@ -6,8 +6,9 @@ and LeCun et al. (1989) state them, each with its source cited and the mapping o
 letters to symbp's: about half are right, the others carry one realistic mistake (an unflipped
 kernel, a kernel flipped once too often, a missing border term (a valid correlation where the
 full one belongs, the padding's offset left out), a missing stride, the max-pool gradient sent
-to every entry of the window, average pooling's missing 1/K^2, the flatten gradient
-unreshaped, the kernel's channel axes swapped, an extra 1/B). Each is checked with ``symbp.verify.verify(claim, spec)``: the
+to every entry of the window, overlapping windows read as tiles, average pooling's
+missing 1/K^2, the flatten gradient unreshaped, the kernel's channel axes swapped, an extra
+1/B). Each is checked with ``symbp.verify.verify(claim, spec)``: the
 verdict, and for a wrong claim that the report's explanation names the mistake; one claim of
 each verdict also through the command line (``symbp verify SPEC --json``) for its exit status.
 """

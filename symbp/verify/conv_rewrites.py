@@ -19,7 +19,8 @@ yields the ``(description, variant claim)`` pairs, most telling first, one famil
   ``e``, ``\\operatorname{dil}_S(\\delta)`` in a kernel gradient's correlation: a missing
   stride;
 - pooling: a max pooling's output gradient times its window argmax ``\\chi`` (a constant
-  factor of the claim dropped with it), an average pooling's times ``1/K^2``;
+  factor of the claim dropped with it), an average pooling's times ``1/K^2``; the tiling
+  reading (``\\lfloor i/S \\rfloor``) of overlapping windows summed over the windows instead;
 - flatten: ``\\operatorname{vec}^{-1}`` around a multi-axis input's gradient;
 - the kernel's channel axes swapped (``W_{c,c'}`` read where ``W_{c',c}`` belongs);
 - an extra ``1/B`` dropped.
@@ -28,7 +29,8 @@ The geometry (K, S, P) of a concrete layer is its numbers; of the general layer 
 when every layer the claim applies to has the same, else the letters ``K S P``. Index
 expressions are rewritten as the AST of :mod:`symbp.claims` holds them (``str`` letters and
 digits, :class:`~symbp.claims.Letter`, :class:`~symbp.claims.Add`, ...); the values of the
-variants are the decision's (:mod:`symbp.verify.tensors`).
+variants are the decision's (:mod:`symbp.verify.tensors`). A family that cannot rewrite a
+form it meets yields nothing more; the others are still tried.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ STRIDE = "a missing stride"
 ARGMAX = "the max-pool gradient sent to every entry of the window"
 AVERAGE = "average pooling's missing 1/K^2"
 UNRESHAPED = "the flatten gradient unreshaped"
+OVERLAP = "the windows overlap"
+CHANNELS = "the kernel's channel axes swapped"
 EXTRA_B = "an extra 1/B"
 
 _CONV = ("conv1d", "conv2d")
@@ -325,6 +329,69 @@ def pooling(claim: C.Claim, layers: _Layers):
                                                           C.Num(Fraction(size))), node)))
 
 
+def overlapping_windows(claim: C.Claim, layers: _Layers):
+    """The tiling reading (one window per position, ``\\lfloor i/S \\rfloor`` at offset
+    ``i \\bmod S``) of a pooling whose windows overlap (K > S), summed instead over every
+    window that holds the position."""
+    rhs = claim.rhs
+    for _, node in C.walk(rhs):
+        ref = _pool_read(node, layers)
+        kernel, stride = (layers.number(ref, "K"), layers.number(ref, "S")) if ref else (0, 0)
+        if ref is None or kernel is None or stride is None or kernel <= stride:
+            continue
+        spatial = layers.spatial(ref)
+        positions = layers.lhs_letters(spatial)
+        windows = node.indices[len(node.indices) - spatial:]
+        S = C.Num(Fraction(stride))
+        if len(positions) != spatial or any(_node(w) != C.Floor(C.Div(C.Letter(i), S))
+                                            for i, w in zip(positions, windows, strict=True)):
+            continue
+        used = {n.name for _, item in C.walk(rhs) if isinstance(item, C.Indexed)
+                for index in item.indices for n in _index_nodes(_node(index))
+                if isinstance(n, C.Letter)} | set(positions)
+        offsets = [name for name in ("p", "q", "u", "v", "m", "n") if name not in used][:spatial]
+        extents = layers.network.shapes[layers.resolved(ref)[0]][1:]
+        body = rhs
+        for i, o in zip(positions, offsets, strict=True):
+            window = C.Div(C.Sub(C.Letter(i), C.Letter(o)), S)
+            body = _replace_items(body, {C.Floor(C.Div(C.Letter(i), S)): window,
+                                         C.Mod(C.Letter(i), S): C.Letter(o)})
+        for (i, o), extent in reversed(list(zip(zip(positions, offsets, strict=True), extents,
+                                                 strict=True))):
+            window = C.Div(C.Sub(C.Letter(i), C.Letter(o)), S)
+            inside = C.Indicator(C.Member(window, C.Num(Fraction(0)),
+                                          C.Num(Fraction(extent - 1))))
+            body = C.Sum(o, C.MatMul(inside, body), 0, str(kernel - 1),
+                         C.Num(Fraction(kernel - 1)))
+        yield (f"{OVERLAP}: with {kernel} x {kernel} windows and stride {stride} an input lies "
+               "in several windows, and its gradient sums over every window that holds it "
+               f"(the offsets {', '.join(offsets)} with (position - offset)/{stride} a whole "
+               f"number); \\lfloor i/{stride} \\rfloor reads one window per position, "
+               "right only when the windows tile the input", body)
+        return
+
+
+def _replace_items(rhs, table: dict):
+    """``rhs`` with each index item (or part of one) that is a key of ``table`` replaced."""
+
+    def swap(node):
+        if node in table:
+            return table[node]
+        changes = {name: swap(getattr(node, name)) for name in ("left", "right", "arg", "num",
+                                                                   "den", "modulus")
+                   if isinstance(getattr(node, name, None), C.Node)}
+        return replace(node, **changes) if changes else node
+
+    def visit(node):
+        node = C.map_children(node, visit)
+        if isinstance(node, C.Indexed):
+            return replace(node, indices=tuple(
+                item if isinstance(item, str) else swap(item) for item in node.indices))
+        return node
+
+    return visit(rhs)
+
+
 def flattens(claim: C.Claim, layers: _Layers):
     lhs, rhs = claim.lhs, claim.rhs
     if not isinstance(lhs, C.Grad) or not isinstance(lhs.target, C.Leaf) or \
@@ -359,14 +426,15 @@ def channels(claim: C.Claim, layers: _Layers):
         if _is_read(node, "W") and layers.is_conv(node.arg.layer) and len(node.indices) >= 2:
             first, second = node.indices[:2]
             swapped = replace(node, indices=(second, first) + tuple(node.indices[2:]))
-            yield (f"the kernel's channel axes swapped: W^{{(l)}}_{{c,c',p,q}} takes input "
+            yield (f"{CHANNELS}: W^{{(l)}}_{{c,c',p,q}} takes input "
                    "channel c' to output channel c (the output channel first), so "
                    f"{_text(claim, node)} should be read with its first two indices swapped",
                    C.replace_at(rhs, path, swapped))
 
 
 FAMILIES = (rotations, flipped_kernel_reads, negated_offsets, tilde_deltas, padded_inputs,
-            padding_offsets, strides, pooling, flattens, channels, batch_factors)
+            padding_offsets, strides, pooling, overlapping_windows, flattens, channels,
+            batch_factors)
 
 
 # ------------------------------------------------------------------ the network's layers
