@@ -292,6 +292,21 @@ def test_descending_chains_are_turned_around():
     assert node == Indicator(Between(Num(0), "<", Add(i, N1), "<=", Num(7)))
 
 
+def test_one_sided_brackets_on_positions_are_index_comparisons():
+    """Where a side of a comparison holds an index letter both sides are positions: the
+    bare W is the width; without an index letter the sides are quantities."""
+    node = parse_claim(r"\delta_i = \left[i + p - 1 \ge 0\right] x_{i}").rhs.left
+    assert node == Indicator(Compare(">=", Sub(Add(i, p), N1), Num(0)))
+    node = parse_claim(r"\delta_i = \left[2i < W\right] x_{i}").rhs.left
+    assert node == Indicator(Compare("<", MatMul(N2, i), Letter("W")))
+    node = parse_claim(r"\delta_i = \left[W > 0\right] x_{i}").rhs.left
+    assert node == Indicator(Compare(">", Leaf("W"), Num(0)))
+    for text in (r"\delta_i = \left[2i < W\right] x_{i}", r"\delta_i = \left[W > 0\right] x_{i}"):
+        claim = parse_claim(text)
+        assert parse_claim(" = ".join(to_latex(side) for side in claim.sides)).sides == \
+            claim.sides
+
+
 # ---------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("text, column, message", [
     (r"\delta_i = \left[0 \le i \le 7 x_{i}", 37, "expected"),

@@ -524,13 +524,12 @@ class Builder(IndexReading):
     def operand(self, tree) -> Node:
         """A side of an equality: an index expression where it holds an index letter
         (``k`` in ``y_i = k``), else a quantity."""
-        if _is_token(tree):
-            return self.iexpr(tree) if tree.type == "ILET" else self.build(tree)
-        letters = list(tree.scan_values(lambda v: _is_token(v, "ILET")))
-        return self.iexpr(tree) if letters else self.build(tree)
+        return self.iexpr(tree) if _has_letter(tree) else self.build(tree)
 
     def r_compare(self, tree, left, op, right):
         text = str(op)
+        if _has_letter(left) or _has_letter(right):  # [i + p - 1 \ge 0], [2i < W]: positions
+            return Compare(_COMPARISONS.get(text, text), self.iexpr(left), self.iexpr(right))
         return Compare(_COMPARISONS.get(text, text), self.build(left), self.build(right))
 
     def r_maximum(self, tree, *parts):
@@ -625,6 +624,14 @@ _INDEXABLE = {"vec", "pad", "dil", "rot180"}  # an entry of vec(a), of a padded 
 _QUANTITY = "a quantity (W, b, z, a, x, y, \\delta)"
 _COMPARISONS = {"\\gt": ">", "\\lt": "<", "\\ge": ">=", "\\geq": ">=", "\\le": "<=",
                 "\\leq": "<=", "\\geqslant": ">=", "\\leqslant": "<="}
+
+
+def _has_letter(tree) -> bool:
+    """Whether an operand holds an index letter (then it is an index expression)."""
+    if _is_token(tree, "ILET"):
+        return True
+    return hasattr(tree, "scan_values") and any(
+        True for _ in tree.scan_values(lambda v: _is_token(v, "ILET")))
 
 
 def _is_token(item, *types) -> bool:

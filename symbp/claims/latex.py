@@ -29,6 +29,7 @@ from symbp.claims.nodes import (
     Star,
     Sub,
     Sum,
+    walk,
 )
 
 # ------------------------------------------------------------------- LaTeX
@@ -220,14 +221,15 @@ class _LatexPrinter:
         return rf"\left[{self.print(node.condition)}\right]"
 
     def p_Compare(self, node):
-        return f"{self.print(node.left)} {_COMPARISON[node.op]} {self.print(node.right)}"
+        return f"{self.side(node.left)} {_COMPARISON[node.op]} {self.side(node.right)}"
 
     def p_Equal(self, node):
         return f"{self.side(node.left)} = {self.side(node.right)}"
 
     def side(self, node) -> str:
-        """A side of an equality: an index expression is printed as one."""
-        return self.index(node) if isinstance(node, Letter) else self.print(node)
+        """A side of a comparison: an index expression (one with a letter) as one."""
+        letters = any(isinstance(part, Letter) for _, part in walk(node))
+        return self.index(node) if letters else self.print(node)
 
     def p_Between(self, node):
         return (f"{self.index(node.low)} {_COMPARISON[node.low_op]} {self.index(node.middle)} "

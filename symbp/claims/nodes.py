@@ -272,7 +272,8 @@ class Sum(Node):
 
 @dataclass(frozen=True)
 class Compare(Node):
-    """``left op right``, ``op`` one of ``> < >= <=``: a condition, 1 where it holds."""
+    """``left op right``, ``op`` one of ``> < >= <=``: a condition, 1 where it holds. Where
+    a side holds an index letter both are index expressions (``[i + p - 1 \\ge 0]``)."""
 
     op: str
     left: Node
