@@ -8,12 +8,14 @@ general layer's geometry becomes the letters K, S, P where its layers differ, so
 holds at every layer.
 """
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from symbp.claims import parse_claim
+from symbp.claims import ClaimParseError, parse_claim
+from symbp.errors import SymbpError
 from symbp.spec import load_spec, network_from_dict
 from symbp.verify import conv_rewrites as R
 from symbp.verify.tensors import TensorCheck
@@ -270,3 +272,36 @@ def test_each_kernel_gradient_mistake_is_named_at_each_geometry(K, S, P, size):
         assert not check.holds(claim), text
         named = R.likely_conv_mistakes(check, claim)
         assert any(d.startswith(mistake) for d in named), (text, named)
+
+
+def _printed_rows(network):
+    """The rows ``symbp derive --format latex`` prints for ``network`` (each align row)."""
+    from symbp.engine.derivation import derive_graph
+    from symbp.printing import render
+
+    document = render(derive_graph(network), "latex")
+    for block in re.findall(r"\\begin\{align\*\}(.*?)\\end\{align\*\}", document, flags=re.DOTALL):
+        for row in re.split(r"\\\\\n", block):
+            if "&=" in row and "\\begin{cases}" not in row:
+                yield row.strip().removesuffix("\\\\").replace("&=", "=", 1)
+
+
+@pytest.mark.parametrize("spec", ["../../examples/digits_cnn.toml", "conv_1d_strided.toml",
+                                  "conv_overlap_pool.toml"])
+def test_no_rewrite_of_a_printed_row_holds(spec):
+    """Every backward row symbp prints for a CNN is right; none of its rewrites is (a rewrite
+    that changes nothing, e.g. the padding's offset where the claim reads no delta, is not
+    tried)."""
+    network = load_spec(SOURCES / spec)
+    checked = 0
+    for row in dict.fromkeys(_printed_rows(network)):
+        try:
+            claim = parse_claim(row)
+            check = TensorCheck(claim, network)
+            if not check.holds(claim):
+                continue  # a forward row, the update step: not a claim of a gradient
+        except (ClaimParseError, SymbpError):
+            continue
+        checked += 1
+        assert not [d for d, v in R.variants(claim, check) if check.holds(v)], row
+    assert checked >= 30
