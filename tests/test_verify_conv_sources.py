@@ -4,13 +4,14 @@ The corpus (tests/verify_sources/conv_corpus.toml) holds claims as Goodfellow et
 eqs. 9.11-9.13), the CS231n notes and assignment code, Bouvrie's notes (2006), Jefkine (2016)
 and LeCun et al. (1989) state them, each with its source cited and the mapping of the source's
 letters to symbp's: about half are right, the others carry one realistic mistake (an unflipped
-kernel, a kernel flipped once too often, a missing border term (a valid correlation where the
-full one belongs, the padding's offset left out), a missing stride, the max-pool gradient sent
-to every entry of the window, overlapping windows read as tiles, average pooling's
-missing 1/K^2, the flatten gradient unreshaped, the kernel's channel axes swapped, an extra
-1/B). Each is checked with ``symbp.verify.verify(claim, spec)``: the
-verdict, and for a wrong claim that the report's explanation names the mistake; one claim of
-each verdict also through the command line (``symbp verify SPEC --json``) for its exit status.
+kernel, a kernel flipped once too often, 1-based and 0-based indices mixed, a missing border
+term (a valid correlation where the full one belongs, the padding's offset left out), a
+missing stride, the max-pool gradient sent to every entry of the window, overlapping windows
+read as tiles, average pooling's missing 1/K^2, the flatten gradient unreshaped, the kernel's
+channel axes swapped, an extra 1/B). Each is checked with ``symbp.verify.verify(claim,
+spec)``: the verdict, and for a wrong claim that the report's explanation names the mistake;
+one claim of each verdict also through the command line (``symbp verify SPEC --json``) for
+its exit status.
 """
 
 import contextlib

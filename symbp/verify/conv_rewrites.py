@@ -17,7 +17,8 @@ yields the ``(description, variant claim)`` pairs, most telling first, one famil
   ``p -> p - P``): a missing (or wrong) border term;
 - the stride: the input read at ``S i + p`` for ``i + p``, ``\\delta`` read at ``e/S`` for
   ``e``, ``\\operatorname{dil}_S(\\delta)`` in a kernel gradient's correlation: a missing
-  stride;
+  stride; the delta's positions shifted by one in the other reads: 1-based and 0-based
+  indices mixed (Goodfellow's ``(i-1) s + m`` under 0-based sums);
 - pooling: a max pooling's output gradient times its window argmax ``\\chi`` (a constant
   factor of the claim dropped with it), an average pooling's times ``1/K^2``; the tiling
   reading (``\\lfloor i/S \\rfloor``) of overlapping windows summed over the windows instead;
@@ -60,6 +61,7 @@ ARGMAX = "the max-pool gradient sent to every entry of the window"
 AVERAGE = "average pooling's missing 1/K^2"
 UNRESHAPED = "the flatten gradient unreshaped"
 OVERLAP = "the windows overlap"
+INDEX_BASE = "1-based and 0-based indices mixed"
 CHANNELS = "the kernel's channel axes swapped"
 EXTRA_B = "an extra 1/B"
 
@@ -300,6 +302,26 @@ def strides(claim: C.Claim, layers: _Layers):
                    f"so the delta's positions are divided by the stride", divided)
 
 
+def index_base(claim: C.Claim, layers: _Layers):
+    """Goodfellow's 1-based ``(i-1) S + p`` written with 0-based sums (or ``i S + p`` with
+    1-based ones): the delta's positions shifted by one in the other reads."""
+    ref = layers.target_kernel() or layers.consumer()
+    if ref is None:
+        return
+    one_based = any(isinstance(node, C.Sum) and node.lower == 1 for _, node in C.walk(
+        claim.rhs))
+    positions = _delta_positions(claim.rhs, ref)
+    if not positions:
+        return
+    step = C.Num(Fraction(-1 if one_based else 1))
+    mapping = {letter: C.Add(C.Letter(letter), step) for letter in positions}
+    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_delta(read))
+    base, other = ("1-based", "0-based") if one_based else ("0-based", "1-based")
+    yield (f"{INDEX_BASE}: the sums are {base}, the reads of the delta's position "
+           f"{', '.join(positions)} elsewhere are {other} (Goodfellow's (i-1) s + m is "
+           "1-based: output i starts at input (i-1) s + 1, at 0-based i s)", variant)
+
+
 # ------------------------------------------------------------------ pooling and flatten
 def pooling(claim: C.Claim, layers: _Layers):
     rhs = claim.rhs
@@ -434,8 +456,8 @@ def channels(claim: C.Claim, layers: _Layers):
 
 
 FAMILIES = (rotations, flipped_kernel_reads, negated_offsets, tilde_deltas, padded_inputs,
-            padding_offsets, strides, pooling, overlapping_windows, flattens, channels,
-            batch_factors)
+            padding_offsets, strides, index_base, pooling, overlapping_windows, flattens,
+            channels, batch_factors)
 
 
 # ------------------------------------------------------------------ the network's layers
