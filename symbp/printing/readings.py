@@ -139,8 +139,21 @@ def _correlation(target, expr, shape, view):
     if len(modes) != 1 or any(i in ranges for i in signal.indices if i not in
                               {signal.indices[a] for a in axes} and not kernel.has(i)):
         return None
+    if modes == {"dilate"} and not _covers(signal, axes, shape, strides, pads, view):
+        return None
     return _correlation_reading(target, expr, shape, view, signal, kernel, strides, pads,
                                 modes.pop())
+
+
+def _covers(signal, axes, shape, strides, pads, view) -> bool:
+    """A kernel gradient reads as ``pad_P(x) \\star dil_S(delta)`` only where that valid
+    correlation has the kernel's extent: where the windows reach the padded input's last
+    entry, ``(n + 2P - K)`` a multiple of ``S`` on every axis (else the correlation has more
+    entries than the kernel; the index form stays)."""
+    extents = view.shapes[_name(signal)]
+    kernels = shape[-len(axes):]
+    return all((int(extents[a]) + 2 * pad - int(k)) % stride == 0 for a, pad, k, stride in zip(
+        axes, pads, kernels, strides, strict=True))
 
 
 def _strided(index, kernel, ranges):

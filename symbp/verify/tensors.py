@@ -47,6 +47,7 @@ BATCH_ROWS = 3  # the samples of a batch claim's points
 TENSOR_OPS = ("conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
               "flatten")
 _OBJECTIVES = ("L", "J")
+SAMPLE_LETTERS = ("s", "r")  # the sample index of the printed batch rows
 _CONSTANTS = {"eps": "eps", "lambda": "weight_decay", "p": "rate"}
 
 
@@ -139,11 +140,13 @@ class TensorCheck:
         raise C.ClaimParseError(message, node.span[0] + 1, text=self.claim.text)
 
     def batch(self, claim: C.Claim, l_value) -> bool:
-        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? A gradient of
-        the objective ``L`` or ``J``, a capital (``A``, ``\\Delta``) and a forward quantity
-        are, unless the left side is a whole entry of one sample (the indices of a tensor
-        with a row per sample, less the sample's: ``\\frac{\\partial L}{\\partial
-        x_{c,i,j}}``); a gradient of a sample's loss ``\\ell`` and ``\\delta`` are not."""
+        """Is ``claim`` about a batch (else one sample) at layer ``l_value``? An entry of a
+        tensor with a row per sample is the batch's when its first index is the sample's
+        (:data:`SAMPLE_LETTERS`: ``a^{(2)}_{s,c}``), one sample's when it reads every other
+        axis (``\\frac{\\partial L}{\\partial x_{c,i,j}}``); otherwise, and for whole
+        tensors, a gradient of the objective ``L`` or ``J``, a capital (``A``, ``\\Delta``)
+        and an entry of a forward quantity are the batch's, a gradient of a sample's loss
+        ``\\ell`` and ``\\delta`` one sample's."""
         lhs = claim.lhs
         target = lhs.arg if isinstance(lhs, C.Indexed) else lhs
         leaf = _gradient_leaf(target) if isinstance(target, C.Grad) else target
@@ -154,13 +157,14 @@ class TensorCheck:
         else:  # a forward quantity: a whole lowercase one is one sample's
             batch = leaf.batch or (isinstance(lhs, C.Indexed) and leaf.name not in (
                 "delta", "deltatilde"))
-        if batch and isinstance(lhs, C.Indexed):
+        if isinstance(lhs, C.Indexed) and not isinstance(target, C.Apply):
             name = _Quantities(self, l_value, SEEDS[0], 1, False).engine_name(target)
             tensor = self.engine.graph.tensors.get(name)
-            if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,) and \
-                    len(lhs.indices) == len(tensor.shape) - 1 and not (
-                        isinstance(target, C.Apply)):
-                batch = False
+            if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,):
+                if lhs.indices[:1] and lhs.indices[0] in SAMPLE_LETTERS:
+                    batch = True
+                elif len(lhs.indices) == len(tensor.shape) - 1:
+                    batch = False
         if not batch and "batch_norm" in {layer.type for layer in self.network.layers}:
             raise SymbpError("batch norm couples the samples of a batch: write the claim for "
                              "the batch (\\frac{\\partial L}{\\partial ...} with the sample "
