@@ -83,6 +83,7 @@ class Convention:
     weights_from_to: bool = False  # Wikipedia's w_{ij}: from unit i to unit j
     letters: frozenset = frozenset()  # letters only this source writes, unmapped (C, layer k)
     samples: str = ""  # Ioffe's x_i: the sample index; one activation's values, products elementwise
+    integer_labels: bool = False  # CS231n's y_i is sample i's class: 1(y_i = k) is symbp's y_k
 
 
 _BASE = {name: Role(name) for name in SYMBP_NAMES} | {"w": Role("W"), "yhat": Role("a", OUT)}
@@ -109,8 +110,9 @@ PRESETS = {c.name: c for c in (
                {"m": Role("B"), "a": Role("a", OUT)}, batch_columns=True),
     Convention("cs231n", "CS231n notes",
                "W^{(l)} is n_{l-1} \\times n_l, b^{(l)} a row and Z = XW + b",
-               {"N": Role("B"), "h": Role("a"), "H": Role("a")}, weights_transposed=True,
-               d_is_mean_gradient=True),
+               {"N": Role("B"), "h": Role("a"), "H": Role("a"), "f": Role("z", OUT),
+                "p": Role("a", OUT)}, weights_transposed=True, d_is_mean_gradient=True,
+               integer_labels=True),
     Convention("d2l", "d2l.ai, Dive into Deep Learning §5.3",
                "h is the hidden activation, o the output and z the hidden pre-activation",
                {"h": Role("a", HIDDEN), "o": Role("z", OUT), "z": Role("z", HIDDEN)}),
@@ -218,6 +220,7 @@ def read(text_or_claim, convention=None, lets=(), convolutions: bool = False) ->
     claim = text_or_claim if isinstance(text_or_claim, C.Claim) else C.parse_claim(text_or_claim)
     conv = get(convention)
     notation.letter_indices_only(claim)
+    claim = C.Claim(tuple(_labels(side, conv, claim) for side in claim.sides), claim.text)
     claim = notation.piecewise(claim)
     claim = C.Claim(tuple(_stars(side, convolutions, claim) for side in claim.sides), claim.text)
     if not _about_network(claim.lhs):  # \phi in a scalar identity is the normal density
@@ -428,7 +431,7 @@ def _index_layers(claim: C.Claim) -> dict:
     """Bishop's units: index letters i, j, k in consecutive layers; j is layer l, or the
     letter of the output (y, t) is L, or the letter of an input unit (x_i, as in
     eq. 5.53's z_i = x_i) is layer 0."""
-    order = "ijk"
+    order = {"i": 0, "j": 1, "k": 2, "\\ell": 2}  # Wikipedia writes \ell for k
     letters = {i for side in claim.sides for _, n in C.walk(side) if isinstance(n, C.Indexed)
                for i in n.indices if i in order}
     anchor_letter, anchor = "j", C.LayerRef("l")
@@ -439,13 +442,12 @@ def _index_layers(claim: C.Claim) -> dict:
             base = n.arg.target if isinstance(n.arg, C.Grad) else n.arg
             if isinstance(base, C.Leaf) and base.name in ("y", "t"):  # the output's units
                 anchor_letter, anchor = n.indices[0], OUT
-            elif isinstance(base, C.Leaf) and base.name in ("w", "W") and base.layer \
-                    and anchor is not OUT:  # w^{(2)}_{kj}: unit k is in layer 2
+            elif isinstance(base, C.Leaf) and base.name in ("w", "W", "delta") and base.layer \
+                    and anchor is not OUT:  # w^{(2)}_{kj}: unit k is in layer 2; \delta^{(L)}_j
                 anchor_letter, anchor = n.indices[0], base.layer
             elif isinstance(base, C.Leaf) and base.name == "x" and anchor is not OUT:
                 anchor_letter, anchor = n.indices[0], C.LayerRef(None, 0)  # x_i: an input unit
-    return {letter: anchor.shifted(order.index(letter) - order.index(anchor_letter))
-            for letter in letters}
+    return {letter: anchor.shifted(order[letter] - order[anchor_letter]) for letter in letters}
 
 
 def _normalise_lhs(sides: list) -> list:
@@ -500,6 +502,33 @@ def _fill_layers(claim: C.Claim, writer: _Rewriter) -> C.Claim:
     sides = tuple(_set_layer(side, layer) for side in claim.sides)
     writer.symbols["the layer of the unlayered quantities"] = layer.label
     return C.Claim(sides, claim.text)
+
+
+def _labels(node, conv: Convention, claim: C.Claim):
+    """CS231n's ``\\mathbb{1}(y_i = k)`` with an integer label y_i is entry k of symbp's one-hot
+    target, ``y_k``; a condition in words (a case's ``\\text{if } ...``) is read only by
+    :func:`verify_written`'s cases of a unit's layer."""
+    if isinstance(node, C.Indicator) and isinstance(node.condition, C.Equal):
+        sides = (node.condition.left, node.condition.right)
+        label = next((side for side in sides if isinstance(side, C.Indexed) and isinstance(
+            side.arg, C.Leaf) and side.arg.name == "y" and len(side.indices) == 1), None)
+        letter = next((side for side in sides if isinstance(side, C.Letter)), None)
+        if label is None or letter is None:
+            raise C.ClaimParseError("an indicator of an equality reads a sample's integer "
+                                    "label against a class letter, \\mathbb{1}(y_i = k)",
+                                    node.span[0] + 1, text=claim.text)
+        if not conv.integer_labels:
+            raise C.ClaimParseError(f"{claim.source(node)} reads y_i as sample i's class (as "
+                                    "in CS231n: --convention cs231n); symbp's y is the one-hot "
+                                    f"target, whose entry is y_{letter.name}", node.span[0] + 1,
+                                    text=claim.text)
+        return C.Indexed(C.Leaf("y", span=label.arg.span), (letter.name,), span=node.span)
+    if isinstance(node, C.Prose):
+        raise C.ClaimParseError(f"a condition in words ({node.text}) is read only in cases "
+                                "that say which unit is an output unit and which an inner one "
+                                "(Wikipedia's derivation, with unlayered units: --convention wikipedia)",
+                                node.span[0] + 1, text=claim.text)
+    return C.map_children(node, lambda child: _labels(child, conv, claim))
 
 
 def _stars(node, convolutions: bool, claim: C.Claim):
@@ -583,7 +612,7 @@ def _check_symbp(claim: C.Claim) -> None:
 def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict:
     """Decide a claim as the user wrote it, in ``convention`` (a preset name, default
     symbp's) with ``lets`` (``"h=a"`` strings or parsed pairs)."""
-    from symbp.verify.check import as_network, verify_parsed
+    from symbp.verify.check import as_network
     from symbp.verify.verdict import unparsed
 
     network = as_network(network)
@@ -591,17 +620,78 @@ def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict
     pairs = [parse_let(item) if isinstance(item, str) else item for item in lets]
     convolutions = network is not None and any(
         layer.type.startswith("conv") for layer in network.layers)
-    try:
-        reading = read(text, conv, pairs, convolutions)
-    except C.ClaimParseError as error:
-        verdict = unparsed(text if isinstance(text, str) else repr(text), error)
-        return _label(verdict, conv, {}, convention is not None)
-    verdict = verify_parsed(reading.claim, network, text)
     named = convention is not None or bool(pairs)
+    try:
+        parsed = text if isinstance(text, C.Claim) else C.parse_claim(text)
+    except C.ClaimParseError as error:
+        return _label(unparsed(text if isinstance(text, str) else repr(text), error), conv, {},
+                      convention is not None)
+    text = parsed.text
+    cases = _unit_cases(parsed, conv)
+    if cases:
+        return _verify_cases(text, cases, network, conv, pairs, convolutions, named)
+    return _verify_claim(text, parsed, network, conv, pairs, convolutions, named)
+
+
+def _verify_claim(text, parsed: C.Claim, network, conv, pairs, convolutions, named) -> Verdict:
+    from symbp.verify.check import verify_parsed
+    from symbp.verify.verdict import unparsed
+
+    try:
+        reading = read(parsed, conv, pairs, convolutions)
+    except C.ClaimParseError as error:
+        return _label(unparsed(text, error), conv, {}, conv is not DEFAULT or named)
+    verdict = verify_parsed(reading.claim, network, text)
     _label(verdict, conv, reading.symbols, named)
     if verdict.verdict == "incorrect" and network is not None:
-        _component_mistakes(verdict, text, reading, network, pairs)
-        _other_conventions(verdict, text, reading, network, pairs, named)
+        _component_mistakes(verdict, parsed, reading, network, pairs)
+        _other_conventions(verdict, parsed, reading, network, pairs, named)
+    return verdict
+
+
+def _unit_cases(claim: C.Claim, conv: Convention) -> list | None:
+    """Wikipedia's ``\\delta_j = \\begin{cases} ... & \\text{if } j \\text{ is an output neuron,}
+    \\\\ ... & \\text{if } j \\text{ is an inner neuron.} \\end{cases}``: ``(condition, claim)``
+    per case, the output case's unit j pinned to the output layer (``\\delta^{(L)}_j``), the
+    inner one's to a hidden layer; None for any other claim."""
+    lhs = claim.lhs
+    if len(claim.sides) != 2 or not isinstance(claim.sides[1], C.Cases) or not \
+            conv.layers_by_index or not isinstance(lhs, C.Indexed) or not isinstance(
+                lhs.arg, C.Leaf) or lhs.arg.name != "delta" or lhs.arg.layer is not None:
+        return None
+    cases = []
+    for value, condition in claim.sides[1].rows:
+        words = condition.text.lower() if isinstance(condition, C.Prose) else ""
+        if "output" in words:
+            pinned = replace(lhs, arg=replace(lhs.arg, layer=OUT))
+        elif "inner" in words or "hidden" in words:
+            pinned = lhs
+        else:
+            return None
+        cases.append((condition.text, C.Claim((pinned, value), claim.text)))
+    return cases
+
+
+def _verify_cases(text, cases, network, conv, pairs, convolutions, named) -> Verdict:
+    """Each case as its own claim: the first that is not correct is the verdict (naming
+    its case), else a correct verdict over all of them."""
+    verdicts = []
+    for condition, claim in cases:
+        condition = condition.rstrip(",.; ")
+        verdict = _verify_claim(text, claim, network, conv, pairs, convolutions, named)
+        if not verdict.ok:
+            verdict.summary = f"in the case '{condition}': {verdict.summary}"
+            return verdict
+        verdicts.append((condition, verdict))
+    verdict = verdicts[0][1]
+    rest = [item for _, case in verdicts for item in case.evidence[1:]]
+    verdict.evidence = [f"{condition}: {case.evidence[0]}" for condition, case in verdicts
+                        if case.evidence] + list(dict.fromkeys(rest))
+    verdict.summary = verdict.evidence[0]
+    verdict.layers = sorted({layer for _, case in verdicts for layer in case.layers})
+    verdict.correct = "; ".join(case.correct for _, case in verdicts if case.correct) or None
+    for _, case in verdicts[1:]:
+        verdict.symbols.update(case.symbols)
     return verdict
 
 
@@ -613,12 +703,13 @@ def _label(verdict, conv: Convention, symbols: dict, named: bool):
     return verdict
 
 
-def _component_mistakes(verdict, text, reading: Reading, network, pairs) -> None:
+def _component_mistakes(verdict, parsed: C.Claim, reading: Reading, network, pairs) -> None:
     """Mistakes of a component form that its matrix reading cannot undo (swapped indices
     may move a unit to another layer): each variant read in the claim's convention."""
     from symbp.verify.check import verify_parsed
 
-    for description, variant in swapped_indices(C.parse_claim(text)):
+    text = parsed.text
+    for description, variant in swapped_indices(parsed):
         try:
             other = read(variant, reading.convention, pairs, reading.convolutions)
             if verify_parsed(other.claim, network, text).ok and \
@@ -628,20 +719,21 @@ def _component_mistakes(verdict, text, reading: Reading, network, pairs) -> None
             continue
 
 
-def _other_conventions(verdict, text, reading: Reading, network, pairs, named: bool) -> None:
+def _other_conventions(verdict, parsed: C.Claim, reading: Reading, network, pairs,
+                       named: bool) -> None:
     """If another preset reads the claim as a correct one, say so: first when the user named
     no convention, after the mistakes found in the one they named. The presets whose
     letters the claim uses are tried first (Goodfellow's h, k and J: goodfellow)."""
     from symbp.verify.check import verify_parsed
 
     seen = [reading.claim.sides]
-    parsed = C.parse_claim(text)
+    text = parsed.text
     used = _letters(parsed)
     for conv in sorted(PRESETS.values(), key=lambda c: -len(used & (set(c.symbols) | c.letters))):
         if conv is reading.convention or conv.samples and not _has_index(parsed, conv.samples):
             continue  # Ioffe's reading only for a claim about samples x_i
         try:
-            other = read(text, conv, pairs, reading.convolutions)
+            other = read(parsed, conv, pairs, reading.convolutions)
         except C.ClaimParseError:
             continue
         if other.claim.sides in seen:
