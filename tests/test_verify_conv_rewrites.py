@@ -305,3 +305,31 @@ def test_no_rewrite_of_a_printed_row_holds(spec):
         checked += 1
         assert not [d for d, v in R.variants(claim, check) if check.holds(v)], row
     assert checked >= 30
+
+
+def test_index_items_are_rewritten_and_simplified_as_the_parser_writes_them():
+    from fractions import Fraction
+
+    from symbp.claims import nodes as N
+    from symbp.verify import index_rewrites as X
+
+    i, p = N.Letter("i"), N.Letter("p")
+    # a plain letter stays a str, a digit a str; a changed item is summed out
+    assert X.substitute("i", {"p": N.Neg(p)}) == "i"
+    assert X.substitute("p", {"p": N.Neg(p)}) == N.Neg(p)
+    assert X.as_item(N.Sub(i, N.Neg(p))) == N.Add(i, p)
+    assert X.as_item(N.Add(N.Sub(i, p), p)) == "i"
+    assert X.as_item(N.Div(N.Sub(i, p), N.Num(Fraction(2)))) == N.Sub(
+        N.Div(i, N.Num(Fraction(2))), N.Div(p, N.Num(Fraction(2))))
+    floor = N.Floor(N.Div(i, N.Num(Fraction(2))))
+    assert X.as_item(floor) == floor  # not affine: kept as written
+    assert X.letter_sign(N.Sub(N.Num(Fraction(2)), p)) == -1 and X.letter_sign("p") == 1
+    # a read and a bracket rewritten together; the skipped read kept
+    claim = parse_claim(r"\frac{\partial \ell}{\partial a^{(1)}_{c,i}} = \sum_{p} "
+                        r"\left[0 \le i + p \le 3\right] \delta^{(2)}_{c,i + p} W^{(2)}_{c,c,p}")
+    flipped = X.map_reads(claim.rhs, {"p": N.Neg(p)},
+                          skip=lambda read: getattr(read.arg, "name", "") == "W")
+    assert X.sign_in_reads(claim.rhs, ["p"]) == 1
+    assert X.sign_in_reads(flipped, ["p"], skip=lambda r: r.arg.name == "W") == -1
+    reads = [n for _, n in N.walk(flipped) if isinstance(n, N.Indexed)]
+    assert [r.indices[-1] for r in reads] == [N.Sub(i, p), "p"]

@@ -28,9 +28,8 @@ yields the ``(description, variant claim)`` pairs, most telling first, one famil
 
 The geometry (K, S, P) of a concrete layer is its numbers; of the general layer the numbers
 when every layer the claim applies to has the same, else the letters ``K S P``. Index
-expressions are rewritten as the AST of :mod:`symbp.claims` holds them (``str`` letters and
-digits, :class:`~symbp.claims.Letter`, :class:`~symbp.claims.Add`, ...); the values of the
-variants are the decision's (:mod:`symbp.verify.tensors`). A family that cannot rewrite a
+expressions are rewritten by :mod:`symbp.verify.index_rewrites`; the values of the variants
+are the decision's (:mod:`symbp.verify.tensors`). A family that cannot rewrite a
 form it meets yields nothing more; the others are still tried.
 """
 
@@ -41,16 +40,15 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-import sympy as sp
-
 from symbp.claims import nodes as C
 from symbp.claims.latex import to_latex
+from symbp.verify import index_rewrites as X
 
 if TYPE_CHECKING:
     from symbp.verify.tensors import TensorCheck
 
 MAX_FOUND = 3  # descriptions returned
-MAX_VARIANTS = 60  # variants tried per claim (a claim of the corpus yields at most ~15)
+MAX_VARIANTS = 60  # variants tried per claim (a claim of the conv corpus yields at most 6)
 
 UNFLIPPED = "an unflipped kernel"
 OVERFLIPPED = "a kernel flipped once too often"
@@ -127,8 +125,9 @@ def flipped_kernel_reads(claim: C.Claim, layers: _Layers):
         items = list(node.indices)
         flipped_before = False
         for axis in range(len(items) - spatial, len(items)):
-            flipped_before |= _sign_of_letters(items[axis]) < 0
-            items[axis] = _item(C.Sub(C.Sub(kernel, C.Num(Fraction(1))), _node(items[axis])))
+            flipped_before |= X.letter_sign(items[axis]) < 0
+            last = C.Sub(kernel, C.Num(Fraction(1)))
+            items[axis] = X.as_item(C.Sub(last, X.as_node(items[axis])))
         what = OVERFLIPPED if flipped_before else UNFLIPPED
         yield (f"{what}: the kernel {_text(claim, node)} should be read "
                f"{'unflipped' if flipped_before else 'flipped'}, at K - 1 minus its offsets",
@@ -140,11 +139,11 @@ def negated_offsets(claim: C.Claim, layers: _Layers):
     offsets = layers.offsets()
     if not offsets:
         return
-    sign = _sign_in_reads(claim.rhs, offsets)
+    sign = X.sign_in_reads(claim.rhs, offsets, skip=lambda read: _is_read(read, "W"))
     if sign == 0:
         return
     mapping = {letter: C.Neg(C.Letter(letter)) for letter in offsets}
-    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_read(read, "W"))
+    variant = X.map_reads(claim.rhs, mapping, skip=lambda read: _is_read(read, "W"))
     plus = ", ".join(f"+ {letter}" for letter in offsets)
     minus = ", ".join(f"- {letter}" for letter in offsets)
     read = _text(claim, _offset_read(claim.rhs, offsets))
@@ -164,7 +163,7 @@ def _offset_read(rhs, offsets: list[str]):
     for _, node in C.walk(rhs):
         if isinstance(node, C.Indexed) and not _is_read(node, "W") and any(
                 isinstance(n, C.Letter) and n.name in offsets
-                for item in node.indices for n in _index_nodes(_node(item))):
+                for item in node.indices for n in X.parts(X.as_node(item))):
             return node
     return rhs
 
@@ -254,9 +253,9 @@ def padding_offsets(claim: C.Claim, layers: _Layers):
     step = C.Neg(padding) if kernel_ref is not None else padding
     mapping = {letter: C.Add(C.Letter(letter), step) for letter in letters}
     if kernel_ref is not None:  # the input's reads move, not the output gradient's
-        variant = _map_reads(claim.rhs, mapping, skip=lambda read: not _is_input(read))
+        variant = X.map_reads(claim.rhs, mapping, skip=lambda read: not _is_input(read))
     else:  # the output gradient's reads move, not those of the layer's own z or a
-        variant = _map_reads(claim.rhs, mapping, skip=lambda read: not (
+        variant = X.map_reads(claim.rhs, mapping, skip=lambda read: not (
             _is_delta(read) and read.arg.layer == ref))
     pad = _index_text(padding)
     if kernel_ref is not None:
@@ -285,7 +284,7 @@ def strides(claim: C.Claim, layers: _Layers):
         yield (f"{STRIDE}: output position {', '.join(positions)} of a stride-{text} "
                f"convolution starts at input position {starts}, so the kernel gradient reads "
                f"the input at {starts} plus the kernel offsets",
-               _map_reads(rhs, mapping, skip=lambda read: not _is_input(read)))
+               X.map_reads(rhs, mapping, skip=lambda read: not _is_input(read)))
     for path, node in C.walk(rhs):
         if isinstance(node, C.Correlate) and _is_input(node.left) and _is_delta(node.right):
             yield (f"{STRIDE}: with stride S = {text} the kernel gradient correlates the "
@@ -295,7 +294,7 @@ def strides(claim: C.Claim, layers: _Layers):
                                 C.Apply(C.Func("dil", params=(stride,)), node.right)))
     if layers.target_kernel() is None:
         divided = _map_delta_reads(rhs, ref, layers.spatial(ref),
-                                   lambda item: _item(C.Div(_node(item), stride)))
+                                   lambda item: X.as_item(C.Div(X.as_node(item), stride)))
         if divided != rhs:
             yield (f"{STRIDE}: with stride S = {text} input position i is reached from "
                    f"output (i - offset)/{text} only where that is a whole number (0 between), "
@@ -315,7 +314,7 @@ def index_base(claim: C.Claim, layers: _Layers):
         return
     step = C.Num(Fraction(-1 if one_based else 1))
     mapping = {letter: C.Add(C.Letter(letter), step) for letter in positions}
-    variant = _map_reads(claim.rhs, mapping, skip=lambda read: _is_delta(read))
+    variant = X.map_reads(claim.rhs, mapping, skip=lambda read: _is_delta(read))
     base, other = ("1-based", "0-based") if one_based else ("0-based", "1-based")
     yield (f"{INDEX_BASE}: the sums are {base}, the reads of the delta's position "
            f"{', '.join(positions)} elsewhere are {other} (Goodfellow's (i-1) s + m is "
@@ -366,18 +365,18 @@ def overlapping_windows(claim: C.Claim, layers: _Layers):
         positions = layers.lhs_letters(spatial)
         windows = node.indices[len(node.indices) - spatial:]
         S = C.Num(Fraction(stride))
-        if len(positions) != spatial or any(_node(w) != C.Floor(C.Div(C.Letter(i), S))
+        if len(positions) != spatial or any(X.as_node(w) != C.Floor(C.Div(C.Letter(i), S))
                                             for i, w in zip(positions, windows, strict=True)):
             continue
         used = {n.name for _, item in C.walk(rhs) if isinstance(item, C.Indexed)
-                for index in item.indices for n in _index_nodes(_node(index))
+                for index in item.indices for n in X.parts(X.as_node(index))
                 if isinstance(n, C.Letter)} | set(positions)
         offsets = [name for name in ("p", "q", "u", "v", "m", "n") if name not in used][:spatial]
         extents = layers.network.shapes[layers.resolved(ref)[0]][1:]
         body = rhs
         for i, o in zip(positions, offsets, strict=True):
             window = C.Div(C.Sub(C.Letter(i), C.Letter(o)), S)
-            body = _replace_items(body, {C.Floor(C.Div(C.Letter(i), S)): window,
+            body = X.replace_items(body, {C.Floor(C.Div(C.Letter(i), S)): window,
                                          C.Mod(C.Letter(i), S): C.Letter(o)})
         for (i, o), extent in reversed(list(zip(zip(positions, offsets, strict=True), extents,
                                                  strict=True))):
@@ -392,27 +391,6 @@ def overlapping_windows(claim: C.Claim, layers: _Layers):
                f"number); \\lfloor i/{stride} \\rfloor reads one window per position, "
                "right only when the windows tile the input", body)
         return
-
-
-def _replace_items(rhs, table: dict):
-    """``rhs`` with each index item (or part of one) that is a key of ``table`` replaced."""
-
-    def swap(node):
-        if node in table:
-            return table[node]
-        changes = {name: swap(getattr(node, name)) for name in ("left", "right", "arg", "num",
-                                                                   "den", "modulus")
-                   if isinstance(getattr(node, name, None), C.Node)}
-        return replace(node, **changes) if changes else node
-
-    def visit(node):
-        node = C.map_children(node, visit)
-        if isinstance(node, C.Indexed):
-            return replace(node, indices=tuple(
-                item if isinstance(item, str) else swap(item) for item in node.indices))
-        return node
-
-    return visit(rhs)
 
 
 def flattens(claim: C.Claim, layers: _Layers):
@@ -616,166 +594,6 @@ class _Layers:
         return [letter for letter in found if letter in summed]
 
 
-# ------------------------------------------------------------------ index expressions
-def _node(item):
-    """An index item (a letter or digit string, or an index expression) as a node."""
-    if isinstance(item, C.Node):
-        return item
-    if item.isdigit():
-        return C.Num(Fraction(int(item)))
-    return C.Letter(item)
-
-
-def _item(node):
-    """An index expression back as a subscript item, simplified where it is affine."""
-    simple = _simplified(node)
-    if isinstance(simple, C.Letter):
-        return simple.name
-    return simple
-
-
-def _index_nodes(node):
-    yield node
-    for name in ("left", "right", "arg", "num", "den", "modulus"):
-        child = getattr(node, name, None)
-        if isinstance(child, C.Node):
-            yield from _index_nodes(child)
-
-
-def _substitute(item, mapping: dict):
-    """``item`` with each letter of ``mapping`` replaced by its node."""
-    node = _node(item)
-
-    def walk(n):
-        if isinstance(n, C.Letter):
-            return mapping.get(n.name, n)
-        changes = {name: walk(getattr(n, name)) for name in ("left", "right", "arg", "num",
-                                                                "den", "modulus")
-                   if isinstance(getattr(n, name, None), C.Node)}
-        return replace(n, **changes) if changes else n
-
-    if not any(isinstance(n, C.Letter) and n.name in mapping for n in _index_nodes(node)):
-        return item
-    return _item(walk(node))
-
-
-_SYMBOLS: dict = {}
-
-
-def _symbol(name: str) -> sp.Symbol:
-    """An index letter as a SymPy symbol: positions, offsets and the geometry are >= 0, and
-    a coefficient such as 1/S has a sign."""
-    return _SYMBOLS.setdefault(name, sp.Symbol(name, positive=True))
-
-
-def _sym(node) -> sp.Expr:
-    if isinstance(node, C.Num):
-        return sp.Rational(node.value.numerator, node.value.denominator)
-    if isinstance(node, C.Letter):
-        return _symbol(node.name)
-    if isinstance(node, C.Neg):
-        return -_sym(node.arg)
-    if isinstance(node, (C.Add, C.Sub, C.MatMul)):
-        left, right = _sym(node.left), _sym(node.right)
-        return left + right if isinstance(node, C.Add) else left - right if isinstance(
-            node, C.Sub) else left * right
-    if isinstance(node, C.Div):
-        return _sym(node.num) / _sym(node.den)
-    raise TypeError(type(node).__name__)  # floor, mod, a width: not affine
-
-
-def _simplified(node):
-    """An affine index expression in its simplest sum form (``i - (-p)`` -> ``i + p``);
-    anything else as it is."""
-    try:
-        return _from_sym(sp.expand(_sym(node)), {s: name for name, s in _SYMBOLS.items()})
-    except TypeError:  # not affine, or a power (S^2 i): kept as written
-        return node
-
-
-def _from_sym(expr, names: dict):
-    if expr.is_Rational:
-        if expr < 0:
-            return C.Neg(C.Num(Fraction(-int(expr.p), int(expr.q))))
-        return C.Num(Fraction(int(expr.p), int(expr.q)))
-    if expr.is_Symbol:
-        return C.Letter(names[expr])
-    if expr.is_Add:
-        terms = sorted(expr.args, key=lambda t: (t.is_Rational, str(t)))
-        result = _from_sym(terms[0], names)
-        for term in terms[1:]:
-            coefficient, _ = term.as_coeff_Mul()
-            if coefficient < 0:
-                result = C.Sub(result, _from_sym(-term, names))
-            else:
-                result = C.Add(result, _from_sym(term, names))
-        return result
-    if expr.is_Mul:
-        coefficient, factors = expr.as_coeff_mul()
-        if coefficient < 0:
-            return C.Neg(_from_sym(-expr, names))
-        product = None
-        for factor in factors:
-            if not factor.is_Symbol:
-                raise TypeError(str(expr))
-            letter = C.Letter(names[factor])
-            product = letter if product is None else C.MatMul(product, letter)
-        if coefficient.p != 1:
-            product = C.MatMul(C.Num(Fraction(int(coefficient.p))), product)
-        if coefficient.q != 1:
-            product = C.Div(product, C.Num(Fraction(int(coefficient.q))))
-        return product
-    raise TypeError(str(expr))
-
-
-def _sign_of_letters(item) -> int:
-    """-1 when the item's letters enter it with negative coefficients (``2 - p``), else 1."""
-    try:
-        expr = sp.expand(_sym(_node(item)))
-    except TypeError:
-        return 1
-    coefficients = [expr.coeff(symbol) for symbol in expr.free_symbols]
-    return -1 if coefficients and all(c.is_negative for c in coefficients) else 1
-
-
-def _sign_in_reads(rhs, letters: list[str]) -> int:
-    """The sign with which ``letters`` enter the reads (not the kernel's): +1, -1 or 0."""
-    for _, node in C.walk(rhs):
-        if isinstance(node, C.Indexed) and not _is_read(node, "W"):
-            for item in node.indices:
-                try:
-                    expr = sp.expand(_sym(_node(item)))
-                except TypeError:
-                    continue
-                for letter in letters:
-                    coefficient = expr.coeff(_symbol(letter))
-                    if coefficient.is_positive:
-                        return 1
-                    if coefficient.is_negative:
-                        return -1
-    return 0
-
-
-def _map_reads(rhs, mapping: dict, skip=lambda read: False):
-    """``rhs`` with ``mapping``'s letters substituted in the index expressions of its reads
-    (but those ``skip`` names) and of its brackets' conditions."""
-
-    def visit(node):
-        node = C.map_children(node, visit)
-        if isinstance(node, C.Indexed) and not skip(node):
-            return replace(node, indices=tuple(_substitute(item, mapping)
-                                               for item in node.indices))
-        if isinstance(node, C.Between):
-            return replace(node, low=_node(_substitute(node.low, mapping)),
-                           middle=_node(_substitute(node.middle, mapping)),
-                           high=_node(_substitute(node.high, mapping)))
-        if isinstance(node, C.Member):
-            return replace(node, expr=_node(_substitute(node.expr, mapping)))
-        return node
-
-    return visit(rhs)
-
-
 def _map_delta_reads(rhs, ref, spatial: int, fn):
     """``rhs`` with ``fn`` applied to the spatial items of the reads of ``\\delta^{(ref)}``
     and to the brackets' ``e \\in \\{...\\}`` on those items."""
@@ -786,7 +604,7 @@ def _map_delta_reads(rhs, ref, spatial: int, fn):
         if _is_delta(node) and isinstance(node, C.Indexed) and node.arg.layer == ref and \
                 len(node.indices) == (2 if node.arg.batch else 1) + spatial:
             start = len(node.indices) - spatial
-            items.update(_node(item) for item in node.indices[start:])
+            items.update(X.as_node(item) for item in node.indices[start:])
             return replace(node, indices=node.indices[:start] + tuple(
                 fn(item) for item in node.indices[start:]))
         return node
@@ -794,7 +612,7 @@ def _map_delta_reads(rhs, ref, spatial: int, fn):
     def brackets(node):
         node = C.map_children(node, brackets)
         if isinstance(node, C.Member) and node.expr in items:
-            return replace(node, expr=_node(fn(node.expr)))
+            return replace(node, expr=X.as_node(fn(node.expr)))
         return node
 
     return brackets(visit(rhs))
@@ -876,10 +694,10 @@ def _window_argmax(read: C.Indexed, ref, layers: _Layers):
 def _offset(position: str, window, stride):
     """The offset of input ``position`` in output ``window``: ``i mod S`` for
     ``\\lfloor i/S \\rfloor``, ``p`` for ``(i - p)/S``, else ``i - S window``."""
-    node = _node(window)
+    node = X.as_node(window)
     if isinstance(node, C.Floor):
         return C.Mod(C.Letter(position), stride)
-    return _item(C.Sub(C.Letter(position), C.MatMul(stride, node)))
+    return X.as_item(C.Sub(C.Letter(position), C.MatMul(stride, node)))
 
 
 def _without_constants(rhs):
