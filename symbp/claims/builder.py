@@ -411,9 +411,10 @@ class Builder(IndexReading):
                 for kind, value, token in self.sup_items(mod.children[0]):
                     if kind == "prime":
                         func = replace(func, order=func.order + 1)
-                    elif kind == "pow" and func.power is None and 0 < value <= MAX_EXPONENT:
+                    elif kind == "pow" and func.power is None and 0 < value <= MAX_EXPONENT \
+                            and func.name not in _RESHAPES:
                         func = replace(func, power=value)
-                    elif kind == "pow" and value == -1 and func.name == "vec":
+                    elif kind == "pow" and value == -1 and func.name == "vec" and not func.power:
                         func = replace(func, name="unvec")  # vec^{-1}: the reshape back
                     elif kind == "layer" and func.name == "generic" and func.layer is None:
                         func = replace(func, layer=value)
@@ -578,7 +579,11 @@ class Builder(IndexReading):
             return tree
         text = str(tree.children[0])
         if tree.children[0].type == "BIGL" and len(tree.children) > 1:
-            return "L_" + "".join(str(item) for item in self.index(tree.children[1]))
+            items = self.index(tree.children[1])
+            if not all(isinstance(item, str) for item in items):
+                self.fail(tree.children[1], "a loss's subscript names its example, e.g. L_i")
+            joined = ",".join(items)
+            return f"L_{joined}" if len(joined) == 1 else f"L_{{{joined}}}"
         return r"\ell" if text.startswith(r"\ell") else ("L" if "L" in text else text)
 
     def target(self, tree):
@@ -621,6 +626,7 @@ class Builder(IndexReading):
 
 
 _INDEXABLE = {"vec", "pad", "dil", "rot180"}  # an entry of vec(a), of a padded image, ...
+_RESHAPES = _INDEXABLE | {"unvec"}  # operators on arrays: no powers
 _QUANTITY = "a quantity (W, b, z, a, x, y, \\delta)"
 _COMPARISONS = {"\\gt": ">", "\\lt": "<", "\\ge": ">=", "\\geq": ">=", "\\le": "<=",
                 "\\leq": "<=", "\\geqslant": ">=", "\\leqslant": "<="}

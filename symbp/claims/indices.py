@@ -57,7 +57,14 @@ class IndexReading:
     def index_item(self, tree):
         """One item of a comma subscript: a plain letter or digits as ``str``, else a node."""
         plain = self._plain(tree)
-        return plain if plain is not None else self.iexpr(tree)
+        if plain is not None:
+            return plain
+        node = self.iexpr(tree)  # (l), (3): a letter or an integer in brackets is still one
+        if isinstance(node, Letter):
+            return node.name
+        if isinstance(node, Num) and node.value >= 0:
+            return str(node.value)
+        return node
 
     def _juxtaposed(self, tree) -> list[str] | None:
         """``_{jk}``, ``_{2i}``: the letters and digits of a product written without

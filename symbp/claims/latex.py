@@ -50,7 +50,7 @@ _LOOSE = (Add, Sub, Neg)  # what needs brackets inside a product
 # grammar reads them (leaf_latex keeps the names: the verifier's messages quote them).
 _WRITTEN = {("eps", False): r"\epsilon", ("gamma", False): r"\gamma", ("beta", False): r"\beta",
             ("lambda", False): r"\lambda", ("mu", False): r"\mu", ("pi", False): r"\pi",
-            ("sigma", False): r"\sigma", ("count", False): "n", ("mask", False): "m",
+            ("sigma", False): r"\sigma", ("count", False): "n", ("mask", False): "r",
             ("mask", True): "M", ("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}",
             ("yhat", False): r"\hat{y}", ("yhat", True): r"\hat{Y}"}
 
@@ -75,6 +75,16 @@ def _concrete(layer: LayerRef, l_value, depth) -> LayerRef:
         except ValueError:
             pass
     return layer
+
+
+def _decimal_places(denominator: int) -> int | None:
+    """The decimal places of a fraction over ``denominator``, None if they do not end."""
+    twos = fives = 0
+    while denominator % 2 == 0:
+        denominator, twos = denominator // 2, twos + 1
+    while denominator % 5 == 0:
+        denominator, fives = denominator // 5, fives + 1
+    return max(twos, fives) if denominator == 1 else None
 
 
 def _ends_in_sum(node) -> bool:
@@ -105,6 +115,11 @@ class _LatexPrinter:
         if value.denominator == 1:
             return str(value.numerator)
         sign = "-" if value < 0 else ""
+        places = _decimal_places(value.denominator)
+        if places is not None and not sign:  # 0.5, as written: a number, not \frac
+            digits = str(value.numerator * 10 ** places // value.denominator).rjust(
+                places + 1, "0")
+            return f"{digits[:-places]}.{digits[-places:]}"
         return rf"{sign}\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
     def p_Ones(self, node):
@@ -117,6 +132,8 @@ class _LatexPrinter:
         return leaf_latex(node, self.l_value, self.depth, {**_LETTER, **_WRITTEN})
 
     def p_Grad(self, node):
+        if node.loss == "d":  # Ng's dW^{[l]}
+            return f"d{self.print(node.target)}"
         return rf"\frac{{\partial {node.loss}}}{{\partial {self.print(node.target)}}}"
 
     def p_Neg(self, node):
@@ -169,9 +186,8 @@ class _LatexPrinter:
         else:
             text = ",".join(item if isinstance(item, str) else self.index(item)
                             for item in items)
-        if isinstance(node.arg, Grad):
-            target = self.print(node.arg.target)
-            return rf"\frac{{\partial {node.arg.loss}}}{{\partial {target}_{{{text}}}}}"
+        if isinstance(node.arg, Grad):  # the entry's subscript goes on the target
+            return self.p_Grad(replace(node.arg, target=replace(node, arg=node.arg.target)))
         return f"{self.print(node.arg)}_{{{text}}}"
 
     def index(self, node) -> str:
@@ -250,6 +266,12 @@ class _LatexPrinter:
         if isinstance(condition, Prose):
             return rf"\text{{{condition.text}}}"
         return rf"\text{{if}}\: {self.print(condition)}"
+
+    def p_Example(self, node):  # Ng's A^{[l](i)}: the example after the layer
+        text = self.print(node.arg)
+        if text.endswith(")}"):
+            return f"{text[:-1]}({node.index})}}"
+        return f"{text}^{{({node.index})}}"
 
     def p_Max(self, node):
         return rf"\max\left({self.print(node.left)}, {self.print(node.right)}\right)"
