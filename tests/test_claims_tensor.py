@@ -287,6 +287,13 @@ def test_index_expressions_are_not_children():
     assert index_expressions(sum_i) == [Num(3)]
 
 
+def test_a_sum_over_several_indices_is_one_sum_per_index():
+    node = parse_claim(r"\delta_{c} = \sum_{i,j'} x_{c,i,j'}").rhs
+    assert node == Sum("i", Sum("j'", Indexed(Leaf("x"), ("c", "i", "j'"))))
+    with pytest.raises(ClaimParseError, match="no limits"):
+        parse_claim(r"\delta_{c} = \sum_{i,j}^{3} x_{c,i,j}")
+
+
 def test_descending_chains_are_turned_around():
     node = parse_claim(r"\delta_i = \left[7 \ge i + 1 > 0\right] x_{i}").rhs.left
     assert node == Indicator(Between(Num(0), "<", Add(i, N1), "<=", Num(7)))

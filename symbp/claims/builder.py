@@ -165,6 +165,10 @@ class Builder(IndexReading):
     def r_sumover(self, tree, sumop, body):
         index, lower, upper, limit = None, None, None, None
         for part in sumop.children:
+            if part.data == "sum_many":  # \sum_{p,q}: one sum per index, each whole
+                if len(sumop.children) > 1:
+                    self.fail(sumop.children[1], "a sum over several indices takes no limits")
+                return self._sum_over_each(tree, part, body)
             if part.data == "sum_set":  # \sum_{\ell \in L}: over the whole set
                 index = str(part.children[0])
             elif part.data == "sum_range":
@@ -182,6 +186,19 @@ class Builder(IndexReading):
                     upper = upper[1:-1].strip()
                 limit = self.iexpr(part.children[0] if part.data == "sum_upper" else part)
         return Sum(index, self.build(body), lower, upper, limit)
+
+    def _sum_over_each(self, tree, part, body) -> Sum:
+        letters, tokens = [], list(part.children)
+        for token in tokens:
+            if token.type == "IDX":
+                letters.append(str(token))
+            else:  # a prime on the letter before it
+                letters[-1] += "'"
+        node = self.build(body)
+        start = _span(tree)
+        for letter in reversed(letters):
+            node = Sum(letter, node, span=start)
+        return node
 
     def r_subscript(self, tree, base, index):
         node = self.build(base)

@@ -136,6 +136,7 @@ sum_range: IDX
          | ELL
          | _LBRACE (IDX | ELL) PRIME* (_EQ INT)? _RBRACE
          | _LBRACE (IDX | ELL) _IN IDX _RBRACE  -> sum_set
+         | _LBRACE IDX PRIME* (_COMMA IDX PRIME*)+ _RBRACE -> sum_many
 sum_upper: _LBRACE iexpr _RBRACE
          | IDX                       -> iletter
          | DIGIT                     -> number
