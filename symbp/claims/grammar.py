@@ -249,5 +249,10 @@ TERMINAL_TEXT = {
     "CMP": "a comparison (>, <, \\\\geq, \\\\leq)", "_MAX": "'\\\\max'",
     "INDICATOR": "'\\\\mathbb{1}'",
     "EXAMPLE": "an example (i)", "SMALLK": "'k'", "OUTLAYER": "'n_l'", "ELL": "'\\\\ell'", "LOSSARGS": "'(W, b)'", "SIGMAQ": "'\\\\sigma^{(l)}'", "WIDTH": "'n_l'", "IDX": "an index letter (i, j, k)", "_COMMA": "','",
+    "ILET": "an index letter (i, j, k)", "_IN": "'\\in'", "_DOTS": "'\\dots'",
+    "_LFLOOR": "'\\lfloor'", "_RFLOOR": "'\\rfloor'", "_BMOD": "'\\bmod'",
+    "_CORR": "'\\star'", "CONVOP": "'\\operatorname{pad}'",
+    "ROT180": "'\\operatorname{rot}_{180^{\\circ}}'", "TILDE": "'\\widetilde{\\delta}'",
+    "BATCHSTAT": "'\\mu_\\mathcal{B}'", "PROSE": "'\\text{...}'",
 }
 EXPECTED_ORDER = list(TERMINAL_TEXT)
