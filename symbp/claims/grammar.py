@@ -202,6 +202,8 @@ ROT180.3: /\\(operatorname|mathrm)\s*\{\s*rot\s*\}\s*_\s*\{\s*180\s*(\^\s*(\{\s*
 BATCHSTAT.5: /\\(mu|sigma)\s*(\^\s*(2|\{\s*2\s*\})\s*)?_\s*(\{\s*\\mathcal\s*\{\s*B\s*\}\s*\}|\\mathcal\s*\{\s*B\s*\})/
 PROSE.3: /\\(text|mathrm|textrm|mbox)\s*\{[^{}]*[^{}A-Za-z0-9_\\][^{}]*\}/
 TILDE: /\\(widetilde|tilde)\s*\{\s*\\(delta|Delta)\s*\}/
+// an index letter where a quantity may also stand (an Iverson bracket's operands): the
+// letters that no quantity, function, d or e takes; the builder refuses it outside indices
 ILET: /[cijklqsuvCDEFGIJKLOPQRSTUV]/
 _MAX: /\\max(?![a-zA-Z])/
 INDICATOR.6: /\\(mathbb|mathbf|bm)\s*\{\s*1\s*\}(?=\s*(\[|\\left\s*\[|_|\())/
