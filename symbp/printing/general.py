@@ -60,13 +60,16 @@ def _renamed(view: View, layer: int, names: dict) -> View:
 
 
 def _with_fprime(expr: sp.Expr, graph, layer: int, view: View):
-    """``expr`` with the factor reading only ``z{layer}``/``a{layer}`` as ``f_l'``."""
+    """``expr`` with the factor reading only ``z{layer}``/``a{layer}`` as ``f_l'`` (with the
+    numbers of the derivative: ``g - g e^{-a}`` is ``g (1 - e^{-a})``, ``f_l'`` its second
+    factor)."""
     own = {f"z{layer}", f"a{layer}"}
-    factors = sp.Mul.make_args(expr)
+    factors = sp.Mul.make_args(sp.factor_terms(expr) if isinstance(expr, sp.Add) else expr)
     local = [f for f in factors if f.has(sp.Indexed) and not f.has(sp.Sum)
              and {e.base.label.name for e in f.atoms(sp.Indexed)} <= own]
     if not local:
         return None
+    local += [f for f in factors if f.is_number]
     entry = next(iter(local[0].atoms(sp.Indexed)))
     fprime = sp.IndexedBase(FPRIME, real=True)[entry.indices]
     rest = sp.Mul(*[f for f in factors if f not in local])

@@ -488,6 +488,9 @@ class _Quantities:
         else:
             self.check.fail(node, f"unknown function '{func.name}'")
         if activation.is_softmax:
+            if func.name == "generic":  # a general claim does not apply at a softmax layer
+                raise Absent(f"f_{{{layer}}} is softmax, which is not elementwise: write its "
+                             "entries")
             self.check.fail(node, "softmax is not elementwise: write its entries")
         expr = function_derivative(activation.name, activation.expr, func.order)
         return _power(numeric((x_symbol(),), expr)(values), func.power)
