@@ -82,7 +82,7 @@ class Convention:
     d_is_mean_gradient: bool = False  # CS231n's dZ is dL/dZ of the mean loss; Ng's stacks samples
     weights_from_to: bool = False  # Wikipedia's w_{ij}: from unit i to unit j
     letters: frozenset = frozenset()  # letters only this source writes, unmapped (C, layer k)
-    samples: str = ""  # Ioffe's x_i: the sample index; one activation's values, products elementwise
+    samples: str = ""  # Ioffe's x_i: the sample index (one activation: products elementwise)
     integer_labels: bool = False  # CS231n's y_i is sample i's class: 1(y_i = k) is symbp's y_k
 
 
@@ -525,8 +525,8 @@ def _labels(node, conv: Convention, claim: C.Claim):
         return C.Indexed(C.Leaf("y", span=label.arg.span), (letter.name,), span=node.span)
     if isinstance(node, C.Prose):
         raise C.ClaimParseError(f"a condition in words ({node.text}) is read only in cases "
-                                "that say which unit is an output unit and which an inner one "
-                                "(Wikipedia's derivation, with unlayered units: --convention wikipedia)",
+                                "that say which unit is an output unit and which an inner "
+                                "one (Wikipedia's derivation: --convention wikipedia)",
                                 node.span[0] + 1, text=claim.text)
     return C.map_children(node, lambda child: _labels(child, conv, claim))
 
@@ -640,7 +640,7 @@ def _verify_claim(text, parsed: C.Claim, network, conv, pairs, convolutions, nam
     try:
         reading = read(parsed, conv, pairs, convolutions)
     except C.ClaimParseError as error:
-        return _label(unparsed(text, error), conv, {}, conv is not DEFAULT or named)
+        return _label(unparsed(text, error), conv, {}, named)
     verdict = verify_parsed(reading.claim, network, text)
     _label(verdict, conv, reading.symbols, named)
     if verdict.verdict == "incorrect" and network is not None:
