@@ -129,3 +129,25 @@ def test_the_command_line_agrees(entry):
     verdict = json.loads(out.getvalue())
     assert (verdict["verdict"], status) == (entry["verdict"], EXIT[entry["verdict"]]), verdict
     assert verdict.get("convention", "symbp") == (entry["convention"] or "symbp")
+
+
+# Scalar identities beyond the corpus: each mistake is named only by the rewritten claim that
+# agrees with sympy.diff of the left-hand side (the claims are hand-written wrong formulas).
+@pytest.mark.parametrize("claim, mistake", [
+    (r"\frac{d}{dz} \tanh(z^2) = 1 - \tanh^2(z^2)", "the chain rule's inner derivative"),
+    (r"\frac{d}{dx} x \Phi(x) = \Phi(x)", r"the term x \frac{d}{dx} \Phi(x) is missing"),
+    (r"\frac{d}{dx} \ln(1 + e^{x}) = \frac{1}{1 + e^{x}}", "e^{x} should be e^{-x}"),
+    (r"\frac{d}{dz} \tanh(z) = 1 + \tanh^2(z)", "a sign slip in one term"),
+])
+def test_a_scalar_mistake_is_named_by_its_variant(claim, mistake):
+    verdict = verify(claim)
+    assert verdict.verdict == "incorrect" and mistake in "\n".join(verdict.mistakes), verdict
+
+
+def test_a_layer_identity_is_checked_at_each_layer_it_names():
+    spec = HERE / "ufldl_sigmoid.toml"
+    right = verify(r"f'(z^{(l)}) = a^{(l)} \odot (1 - a^{(l)})", spec)
+    assert right.ok and right.layers == [1, 2], right
+    assert verify(r"f'(z^{(l)}) = 1 - (a^{(l)})^2", spec).verdict == "incorrect"  # tanh's
+    alone = verify(r"f'(z^{(l)}) = a^{(l)} \odot (1 - a^{(l)})")
+    assert alone.verdict == "cannot parse" and "network spec" in alone.summary

@@ -120,10 +120,10 @@ def _verify_layer_identity(claim: C.Claim, network, refs) -> Verdict:
                 verdict.counterexample["where"] = f"{where}, {verdict.counterexample['where']}"
             return verdict
     every = " (every layer with an elementwise activation)" if refs[0][1].var == "l" else ""
-    held = ", ".join(map(str, layers))
-    verdict.summary = f"holds at layer{'s' if len(layers) > 1 else ''} {held}{every}: " \
-                      f"{verdict.summary}"
-    verdict.evidence = [verdict.summary] + verdict.evidence[1:]
+    held = ", ".join(f"{layer} ({ctx.activation(layer).name})" for layer in layers)
+    verdict.summary = f"holds at layer{'s' if len(layers) > 1 else ''} {held}{every}"
+    verdict.evidence = [verdict.summary] + verdict.evidence
+    verdict.layers = layers
     return verdict
 
 
@@ -131,7 +131,7 @@ def _holds(converter, lhs, variant, symbol) -> bool:
     """Does the rewritten right-hand side ``variant`` agree with ``lhs`` at the points?"""
     try:
         expr = converter.convert(variant)
-    except C.ClaimParseError:
+    except (C.ClaimParseError, TypeError, ValueError, ZeroDivisionError):
         return False
     points, failures = _scalar_points(lhs, expr, symbol)
     return not failures and len(points) >= 3
