@@ -14,6 +14,8 @@ own notation does not define (h, o, t, m, N without ``--convention``) that the r
 and the way to declare it; and one claim of each
 verdict and convention through the command line,
 ``symbp verify SPEC --convention NAME --json``, for the same verdict and its exit status.
+Beyond the corpus: a scalar identity's mistake is named by the rewritten claim that holds,
+and a layer identity (``f'(z^{(l)}) = ...``) is checked at each layer it names.
 """
 
 import contextlib
