@@ -126,8 +126,10 @@ def activation_derivatives(rhs, nodes, check: NetworkCheck):
                        f"f_{{{layer_text}}}'", C.replace_at(rhs, path, generic))
             if isinstance(node.arg, C.Leaf) and node.arg.name == "a" and node.arg.layer:
                 at_z = C.Apply(node.func, C.Leaf("z", node.arg.layer, node.arg.batch))
-                yield (f"f' taken at a^{{({node.arg.layer.label})}} instead of "
-                       f"z^{{({node.arg.layer.label})}}", C.replace_at(rhs, path, at_z))
+                label, written = node.arg.layer.label, claim.source(node.arg)
+                yield (f"f' taken at a^{{({label})}} instead of z^{{({label})}}"
+                       + (f" (written {written})" if written != C.leaf_latex(node.arg) else ""),
+                       C.replace_at(rhs, path, at_z))
 
 
 def softmax_diagonal(rhs, nodes, check: NetworkCheck):
