@@ -27,7 +27,7 @@ EXAMPLE = "examples/digits_mlp.toml"
 
 def test_every_source_has_a_preset():
     assert set(K.PRESETS) == {"symbp", "nielsen", "wikipedia", "bishop", "goodfellow", "ng",
-                              "cs231n", "d2l", "ufldl"}
+                              "cs231n", "d2l", "ufldl", "ioffe"}
     assert K.get(None) is K.PRESETS["symbp"] and K.get("CS231n") is K.PRESETS["cs231n"]
     assert all(conv.condition and conv.source for conv in K.PRESETS.values())
     with pytest.raises(SymbpError, match="--convention pytorch: unknown convention"):

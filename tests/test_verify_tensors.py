@@ -119,10 +119,13 @@ def test_unreadable_tensor_claims_name_why(claim, words):
     assert verdict.verdict == "cannot parse" and words in verdict.summary, str(verdict)
 
 
-def test_a_tensor_of_the_wrong_rank_is_a_shape_mismatch():
+def test_a_tensor_read_with_too_many_indices_is_refused_and_extents_are_shapes():
     verdict = verify(r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} W^{(1)}_{r,c,0,0,1}",
                      VALID)
-    assert verdict.verdict == "incorrect" and "has 4 axes" in verdict.shape
+    assert verdict.verdict == "cannot parse" and "has 4 axes" in verdict.summary
+    valid = verify(r"\frac{\partial \ell}{\partial W^{(1)}_{c,c'}} = x_{c'} \star "
+                   r"\operatorname{pad}_{1}(\delta^{(1)}_{c})", VALID)
+    assert valid.verdict == "incorrect" and "3 × 3" in valid.shape, str(valid)
 
 
 def test_per_sample_claims_are_refused_where_batch_norm_couples_the_samples():

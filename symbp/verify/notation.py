@@ -125,6 +125,10 @@ def _steps(node):
 
 
 def _indicator(cond: C.Compare) -> C.Node:
+    if not isinstance(cond, C.Compare):  # 0 <= e <= n, e \in \{..\}: ranges of an index
+        raise C.ClaimParseError(f"an Iverson bracket on an index ({type(cond).__name__.lower()}"
+                                ") has no matrix reading (a condition u > v does)",
+                                cond.span[0] + 1)
     left, right = _steps(cond.left), _steps(cond.right)
     rising = cond.op in (">", ">=")
     high, low = (left, right) if rising else (right, left)

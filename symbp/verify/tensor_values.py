@@ -44,7 +44,8 @@ class Mismatch(Exception):
 
 
 class Absent(Exception):
-    """A quantity or a geometry letter the claim reads does not exist at the layer checked."""
+    """A quantity or a geometry letter the claim reads does not exist at the layer checked,
+    or a tensor there has other axes than the claim reads (a rank, not an extent)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class Evaluator:
         raw = self._raw(node.arg)
         items = node.indices
         if len(items) > raw.ndim:
-            raise Mismatch(f"{self.scope_text(node.arg)} has {raw.ndim} "
+            raise Absent(f"{self.scope_text(node.arg)} has {raw.ndim} "
                            f"ax{'is' if raw.ndim == 1 else 'es'}, the claim reads "
                            f"{len(items)} indices")
         positions = [self.index(item, node) for item in items]
@@ -258,8 +259,7 @@ class Evaluator:
         if value.ones:
             return Value(value.array, ones=True)
         if len(value.positional) != 2:
-            self.fail(node, f"{self.scope_text(node.arg)} is not a matrix: ^T needs two "
-                            "axes")
+            raise Absent(f"{self.scope_text(node.arg)} is not a matrix: ^T needs two axes")
         return Value(np.swapaxes(value.array, -1, -2), value.names)
 
     def v_MatMul(self, node):
@@ -269,8 +269,8 @@ class Evaluator:
         if left.scalar or right.scalar or left.names or right.names:
             return self._combine(node, np.multiply, left, right)
         if len(left.positional) != 2 or len(right.positional) != 2:
-            self.fail(node, f"{self.scope_text(node)}: a product of whole tensors needs "
-                            "matrices (write the entries and their sums)")
+            raise Absent(f"{self.scope_text(node)}: a product of whole tensors needs "
+                         "matrices (write the entries and their sums)")
         if left.array.shape[1] != right.array.shape[0]:
             raise Mismatch(f"{self.scope_text(node.left)} has {left.array.shape[1]} columns, "
                            f"{self.scope_text(node.right)} has {right.array.shape[0]} rows")
@@ -374,7 +374,8 @@ class Evaluator:
         stride = 1 if node.stride is None else self._constant(node.stride)
         rank = len(kernel.positional)
         if rank not in (1, 2) or len(image.positional) != rank:
-            self.fail(node, "\\star correlates two images (or two sequences) of the same rank")
+            raise Absent(f"{self.scope_text(node)}: \\star correlates two images (or two "
+                         "sequences) of the same rank")
         return _correlate(image, kernel, stride, rank, node, self)
 
     # -------------------------------------------------------- alignment

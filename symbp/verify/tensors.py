@@ -181,7 +181,20 @@ class TensorCheck:
         if own is not None and own.var != "l":
             self.fail(claim.lhs, "the right-hand side uses the layer l but the left-hand side "
                                  "names a fixed layer")
-        found = [m for m in range(1, self.depth + 1) if self._applies(claim, m)]
+        found, unreadable = [], None
+        for m in range(1, self.depth + 1):
+            try:
+                self.values(claim, m, SEEDS[0])
+            except Absent:
+                continue  # the claim is not about this layer
+            except Mismatch:
+                pass  # about this layer, with extents that do not fit: incorrect there
+            except C.ClaimParseError as error:
+                unreadable = unreadable or error
+                continue
+            found.append(m)
+        if not found and unreadable is not None:
+            raise unreadable
         if not found:
             self.fail(claim.lhs, "no layer of this network has every quantity the claim reads "
                                  "at layer l (with the indices it reads them at)")
@@ -194,15 +207,6 @@ class TensorCheck:
         if isinstance(leaf, C.Apply):
             leaf = leaf.arg
         return getattr(leaf, "layer", None)
-
-    def _applies(self, claim: C.Claim, m: int) -> bool:
-        try:
-            self.values(claim, m, SEEDS[0])
-        except (Absent, Mismatch):
-            return False
-        except C.ClaimParseError:
-            return True  # reported when the claim is checked there
-        return True
 
     # ----------------------------------------------------------- values
     def values(self, claim: C.Claim, l_value, seed: int) -> tuple:
