@@ -67,6 +67,11 @@ INPUT_GRADIENT = (r"\frac{\partial L}{\partial a^{(1)}_{s,c,i,j}} = \sum_{c'} \s
      r"a^{(1)}_{c',2i + p}", STRIDED, True),
     (r"\frac{\partial \ell}{\partial W^{(2)}_{c,c',p}} = \sum_{i} \delta^{(2)}_{c,i} "
      r"a^{(1)}_{c',i + p}", STRIDED, False),
+    # Goodfellow et al. eq. 9.13's sum over the positions with (u - 1) s + p = i, 0-based
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i}} = \sum_{c'} \sum_{u} \sum_{p=0}^{1} "
+     r"\left[2u + p = i\right] \delta^{(2)}_{c',u} W^{(2)}_{c',c,p}", STRIDED, True),
+    (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i}} = \sum_{c'} \sum_{u} \sum_{p=0}^{1} "
+     r"\left[u + p = i\right] \delta^{(2)}_{c',u} W^{(2)}_{c',c,p}", STRIDED, False),
     # max pooling sends the gradient to the window's maximum (chi), average pooling 1/K^2 of it
     (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \sum_{p=0}^{1} \sum_{q=0}^{1} "
      r"\frac{\partial \ell}{\partial a^{(2)}_{c,(i - p)/2,(j - q)/2}} \chi^{(2)}_{c,(i - p)/2,"

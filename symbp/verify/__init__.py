@@ -28,7 +28,8 @@ text file. The modules, one per idea:
 - :mod:`~symbp.verify.tensors`, :mod:`~symbp.verify.tensor_values`: claims entry by entry
   over tensors of any rank (every claim on a network with convolutions, pooling or
   flatten, and index forms without a matrix reading), decided on the engine's arrays;
-  :mod:`~symbp.verify.conv_rewrites`: their likely mistakes;
+  :mod:`~symbp.verify.conv_rewrites` (with :mod:`~symbp.verify.index_rewrites`, the
+  algebra of index expressions): their likely mistakes;
 - :mod:`~symbp.verify.mistakes`: the likely mistake, by testing variants
   (:mod:`~symbp.verify.rewrites`, :mod:`~symbp.verify.op_rewrites`: the rewritten claims);
 - :mod:`~symbp.verify.scalar`: claims without a network;

@@ -313,10 +313,14 @@ class Evaluator:
             whole = _Index(value.num % value.den == 0, 1, value.names)
             return _both(_both(_compare(low, value, "<="), _compare(value, high, "<=")),
                          (whole.num.astype(float), whole.names))
-        if kind == "Compare":
+        if kind == "Equal" and _index_only(cond.left) and _index_only(cond.right):
+            left, right = self._index_node(cond.left), self._index_node(cond.right)
+            difference = left.combine(right, -1)
+            return np.asarray(difference.num == 0, dtype=float), difference.names
+        if kind in ("Compare", "Equal"):
             left, right = self.run(cond.left), self.run(cond.right)
             compare = {">": np.greater, "<": np.less, ">=": np.greater_equal,
-                       "<=": np.less_equal}[cond.op]
+                       "<=": np.less_equal, "=": np.equal}[getattr(cond, "op", "=")]
             value = self._combine(where, compare, left, right)
             return value.array.astype(float), value.names
         self.fail(where, "an Iverson bracket holds a comparison")
@@ -443,6 +447,15 @@ class _Index:
             evaluator.fail(node, "an index divided by 0")
         num = np.asarray(self.num) * divisor.denominator * (1 if divisor > 0 else -1)
         return _Index(num, self.den * abs(divisor.numerator), self.names)
+
+
+_INDEX_NODES = ("Num", "Letter", "Add", "Sub", "Neg", "MatMul", "Div", "Floor", "Mod")
+
+
+def _index_only(node) -> bool:
+    """Is ``node`` an index expression (letters, integers, + - * /, floor, mod)?"""
+    return all(type(part).__name__ in _INDEX_NODES or (
+        isinstance(part, C.Leaf) and part.name == "n") for _, part in C.walk(node))
 
 
 def _compare(left: _Index, right: _Index, op: str) -> tuple:
