@@ -33,12 +33,18 @@ from symbp.claims.nodes import (
 )
 
 # ------------------------------------------------------------------- LaTeX
+# The quantities as the grammar reads them (their names are not always their letters).
 _LETTER = {("delta", False): r"\delta", ("delta", True): r"\Delta", ("a", True): "A",
            ("z", True): "Z", ("x", True): "X", ("y", True): "Y", ("chi", False): r"\chi",
            ("deltatilde", False): r"\widetilde{\delta}",
            ("deltatilde", True): r"\widetilde{\Delta}", ("mu_B", False): r"\mu_{\mathcal{B}}",
            ("sigma_B", False): r"\sigma_{\mathcal{B}}",
-           ("sigma2_B", False): r"\sigma^{2}_{\mathcal{B}}"}
+           ("sigma2_B", False): r"\sigma^{2}_{\mathcal{B}}", ("eps", False): r"\epsilon",
+           ("gamma", False): r"\gamma", ("beta", False): r"\beta", ("lambda", False): r"\lambda",
+           ("mu", False): r"\mu", ("pi", False): r"\pi", ("sigma", False): r"\sigma",
+           ("count", False): "n", ("mask", False): "r", ("mask", True): "M",
+           ("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}", ("yhat", False): r"\hat{y}",
+           ("yhat", True): r"\hat{Y}"}
 _COMPARISON = {">": ">", "<": "<", ">=": r"\ge", "<=": r"\le"}
 _OPERATORS = {"vec": r"\operatorname{vec}", "unvec": r"\operatorname{vec}^{-1}",
               "rot180": r"\operatorname{rot}_{180^{\circ}}", "pad": r"\operatorname{pad}",
@@ -46,23 +52,15 @@ _OPERATORS = {"vec": r"\operatorname{vec}", "unvec": r"\operatorname{vec}^{-1}",
 _LOOSE = (Add, Sub, Neg)  # what needs brackets inside a product
 
 
-# In a printed claim the quantities whose names are not their letters are written as the
-# grammar reads them (leaf_latex keeps the names: the verifier's messages quote them).
-_WRITTEN = {("eps", False): r"\epsilon", ("gamma", False): r"\gamma", ("beta", False): r"\beta",
-            ("lambda", False): r"\lambda", ("mu", False): r"\mu", ("pi", False): r"\pi",
-            ("sigma", False): r"\sigma", ("count", False): "n", ("mask", False): "r",
-            ("mask", True): "M", ("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}",
-            ("yhat", False): r"\hat{y}", ("yhat", True): r"\hat{Y}"}
-
-
-def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None,
-               letters=None) -> str:
-    letter = (letters or _LETTER).get((leaf.name, leaf.batch), leaf.name)
+def leaf_latex(leaf: Leaf, l_value: int | None = None, depth: int | None = None) -> str:
+    letter = _LETTER.get((leaf.name, leaf.batch), leaf.name)
     if leaf.layer is None:
         return letter
     layer = _concrete(leaf.layer, l_value, depth)
     if leaf.name == "n":  # a width n_l
         return layer.width()
+    if leaf.name == "sigma2":  # \sigma^{2(l)}, the variance
+        return rf"\sigma^{{2({layer.label})}}"
     if layer.var is None and layer.offset == 0 and leaf.name == "a":
         return "X" if leaf.batch else "x"
     return f"{letter}^{{({layer.label})}}"
@@ -126,10 +124,7 @@ class _LatexPrinter:
         return r"\mathbf{1}"
 
     def p_Leaf(self, node):
-        if node.name == "sigma2" and node.layer is not None:  # \sigma^{2(l)}, the variance
-            layer = _concrete(node.layer, self.l_value, self.depth)
-            return rf"\sigma^{{2({layer.label})}}"
-        return leaf_latex(node, self.l_value, self.depth, {**_LETTER, **_WRITTEN})
+        return leaf_latex(node, self.l_value, self.depth)
 
     def p_Grad(self, node):
         if node.loss == "d":  # Ng's dW^{[l]}

@@ -211,7 +211,7 @@ class Func:
     def latex(self) -> str:
         known = {"sigmoid": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
                  "sqrt": r"\sqrt", "cosh": r"\cosh", "sinh": r"\sinh", "sin": r"\sin",
-                 "cos": r"\cos"}
+                 "cos": r"\cos", "normal_cdf": r"\Phi", "normal_pdf": r"\phi"}
         if self.name == "generic":
             text = "f" + (f"_{{{self.layer.label}}}" if self.layer else "")
         else:
