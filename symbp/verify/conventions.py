@@ -223,8 +223,8 @@ def read(text_or_claim, convention=None, lets=(), convolutions: bool = False) ->
     claim = C.Claim(tuple(_labels(side, conv, claim) for side in claim.sides), claim.text)
     claim = notation.piecewise(claim)
     claim = C.Claim(tuple(_stars(side, convolutions, claim) for side in claim.sides), claim.text)
-    if not _about_network(claim.lhs):  # \phi in a scalar identity is the normal density
-        claim = C.Claim(tuple(_densities(side) for side in claim.sides), claim.text)
+    if not _about_network(claim.lhs) or _uses(claim, "normal_cdf"):  # \phi is the normal
+        claim = C.Claim(tuple(_densities(side) for side in claim.sides), claim.text)  # density
     rewritten, symbols = rewrite(claim, conv, dict(lets))
     matrix = notation.to_matrix(rewritten)
     matrix = C.Claim(tuple(_reciprocals(side) for side in matrix.sides), matrix.text)
@@ -542,9 +542,15 @@ def _stars(node, convolutions: bool, claim: C.Claim):
     return C.map_children(node, lambda child: _stars(child, convolutions, claim))
 
 
+def _uses(claim: C.Claim, function: str) -> bool:
+    return any(isinstance(node, C.Apply) and node.func.name == function
+               for side in claim.sides for _, node in C.walk(side))
+
+
 def _densities(node):
-    """``\\phi(x)`` in a scalar identity (gelu's ``\\Phi(x) + x \\phi(x)``): the normal density;
-    in a claim about a network it is the layer's activation (d2l's)."""
+    """``\\phi(x)`` in a scalar identity or next to ``\\Phi`` (gelu's ``\\Phi(x) + x \\phi(x)``):
+    the normal density; elsewhere in a claim about a network it is the layer's activation
+    (d2l's)."""
     if isinstance(node, C.Apply) and node.func.name == "generic" and node.func.letter == "phi":
         return replace(node, func=C.Func("normal_pdf", node.func.order, node.func.power),
                        arg=_densities(node.arg))
