@@ -458,3 +458,20 @@ def test_the_grammar_has_no_new_conflicts():
                      "* <fn_arg : wrapped>", "* <target : leaf *>", "* <target : leaf>",
                      "* <target : wrapped *>", "* <target : wrapped>", "* <loss : BIGL>",
                      "* <loss : LOSSNAME>", "* <leaf : LEAF>", "* <layer_var_expr : layer_var>"}
+
+
+@pytest.mark.parametrize("text", [
+    r"\delta^{(l)} = \gamma^{(l)} \hat{X}^{(l)} + \beta^{(l)} + \sigma^{2(l)} + \mu^{(l)}",
+    r"\delta^{(l)} = M^{(l)} + r^{(l)} + \lambda + \epsilon + n + \pi",
+    r"\delta = \mu_\mathcal{B} + \sigma^2_\mathcal{B} + \sigma_\mathcal{B}",
+])
+def test_quantities_print_as_the_grammar_reads_them(text):
+    claim = parse_claim(text)
+    printed = to_latex(claim.rhs)
+    assert "gamma^" not in printed.replace(r"\gamma", "") and "xhat" not in printed
+    assert parse_claim(r"\delta^{(l)} = " + printed).rhs == claim.rhs
+
+
+def test_the_normal_distribution_prints_as_phi():
+    assert to_latex(Apply(Func("normal_cdf"), Leaf("x"))) == r"\Phi\left(x\right)"
+    assert to_latex(Apply(Func("normal_pdf"), Leaf("x"))) == r"\phi\left(x\right)"
