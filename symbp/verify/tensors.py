@@ -299,15 +299,15 @@ class TensorCheck:
                        evidence=[summary])
 
     def _incorrect(self, l_value, left, right, shape=None) -> Verdict:
-        where = f"layer {l_value}, {self._mode(l_value)}" if l_value is not None else \
-            self._mode(l_value)
+        where = f"layer {l_value}, for {self._mode(l_value)}" if l_value is not None else \
+            f"for {self._mode(l_value)}"
         verdict = Verdict("incorrect", self.claim.text,
                           layers=[l_value] if l_value is not None else [])
         if shape is not None:
-            verdict.summary = f"shape mismatch at {where}: {shape}"
+            verdict.summary = f"shape mismatch {'at ' if l_value else ''}{where}: {shape}"
             verdict.shape = shape
         else:
-            verdict.summary = f"the values differ from the truth at {where}"
+            verdict.summary = f"the values differ from the truth {'at ' if l_value else ''}{where}"
             verdict.counterexample = _counterexample(left, right, where)
         verdict.correct = self._printed(l_value)
         verdict.mistakes = _likely_mistakes(self, l_value)
