@@ -118,6 +118,10 @@ def test_the_reply_names_the_entry_that_differs():
     (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{r} \sum_{i} \sum_{j=0}^{2} "
      r"\Delta^{(1)}_{r,c,i,j + u}",
      "range of the index u"),
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{u=0}^{100000} \Delta^{(1)}_{0,c,0,0}",
+     "symbp verify sums over 1 to 4096"),
+    (r"\frac{\partial L}{\partial b^{(1)}_{c}} = \sum_{u=0}^{3000} \sum_{v=0}^{3000} "
+     r"\Delta^{(1)}_{0,c,u,v}", "more than the 4000000"),
 ])
 def test_unreadable_tensor_claims_name_why(claim, words):
     verdict = verify(claim, VALID)

@@ -37,6 +37,8 @@ import numpy as np
 from symbp import claims as C
 
 GEOMETRY = ("K", "S", "P", "H", "W", "H'", "W'", "L", "L'")  # a conv or pool layer's letters
+MAX_RANGE = 4096  # values of one index letter (a sum's limits), as the spec's largest extent
+MAX_ENTRIES = 4_000_000  # of any array a side is evaluated through
 
 
 class Mismatch(Exception):
@@ -143,6 +145,7 @@ class Evaluator:
                            f"{len(items)} indices")
         positions = [self.index(item, node) for item in items]
         names = _union([p.names for p in positions])
+        self.bounded(node, names, raw.shape[len(items):])
         grids, valid = [], np.ones((1,) * len(names), dtype=bool)
         for (position, size) in zip(positions, raw.shape, strict=False):
             num, den = position.spread(names)
@@ -386,8 +389,18 @@ class Evaluator:
     def _elementwise(self, node, op, left_node, right_node):
         return self._combine(node, op, self.run(left_node), self.run(right_node))
 
+    def bounded(self, node, names: tuple, positional: tuple = ()) -> None:
+        """Refuse an array over ``names`` (and ``positional`` axes) larger than MAX_ENTRIES."""
+        size = math.prod(self._range(node, name)[1] for name in names) * math.prod(positional)
+        if size > MAX_ENTRIES:
+            self.fail(node, f"the indices here span {size} entries, more than the "
+                            f"{MAX_ENTRIES} symbp verify evaluates")
+
     def _combine(self, node, op, left: Value, right: Value) -> Value:
         names = _union([left.names, right.names])
+        self.bounded(node, names, np.broadcast_shapes(left.positional, right.positional) if
+                     left.positional and right.positional and len(left.positional) == len(
+                         right.positional) else left.positional or right.positional)
         left, right = _rows_of(left, right, self.scope.batch), _rows_of(right, left,
                                                                         self.scope.batch)
         rank = max(len(left.positional), len(right.positional))

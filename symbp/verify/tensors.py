@@ -40,7 +40,7 @@ from symbp.ops.base import BATCH as BATCH_SIZE
 from symbp.verify import truth as T
 from symbp.verify.context import SEEDS, close
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
-from symbp.verify.tensor_values import Absent, Evaluator, Mismatch, Scope, Value
+from symbp.verify.tensor_values import MAX_RANGE, Absent, Evaluator, Mismatch, Scope, Value
 from symbp.verify.verdict import Verdict
 
 BATCH_ROWS = 3  # the samples of a batch claim's points
@@ -572,7 +572,11 @@ def _sum_ranges(claim: C.Claim, scope: Scope, quantities) -> None:
                 top = evaluator._index_node(limit)
                 if top.names or top.den != 1:
                     evaluator.fail(limit, "a sum's upper limit is an integer")
-                scope.ranges[node.index] = (lower, int(top.num) - lower + 1)
+                count = int(top.num) - lower + 1
+                if not 1 <= count <= MAX_RANGE:
+                    evaluator.fail(limit, f"a sum over {count} values: symbp verify sums over "
+                                          f"1 to {MAX_RANGE}")
+                scope.ranges[node.index] = (lower, count)
             elif node.index not in scope.ranges:
                 size = _axis_of(node.index, node.body, quantities)
                 if size is not None:
