@@ -361,7 +361,8 @@ class _Rewriter:
             self.fail(node, "differentiate the loss with respect to x_i, y_i, \\hat{x}_i, "
                             "\\gamma, \\beta, \\mu_\\mathcal{B} or \\sigma^2_\\mathcal{B}")
         self.symbols[node.loss] = "L"
-        return C.Grad("L", replace(target, batch=rows), span=node.span)
+        statistic = target.name in ("mu", "sigma2", "sigma")  # one per batch, as a parameter's
+        return C.Grad("L", replace(target, batch=rows or statistic), span=node.span)
 
     def indexed(self, node: C.Indexed):
         idx = tuple(node.indices)
