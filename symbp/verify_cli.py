@@ -16,7 +16,7 @@ verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several, each with t
 ``convention`` it was read in and the ``symbols`` mapped when the notation is not
 symbp's own. ``--convention NAME`` reads the claims in a source's notation (a preset
 of :mod:`symbp.verify.conventions`: nielsen, bishop, goodfellow, ng, cs231n,
-wikipedia, d2l, ufldl; default symbp), ``--let LETTER=QUANTITY`` (repeatable)
+wikipedia, d2l, ufldl, ioffe; default symbp), ``--let LETTER=QUANTITY`` (repeatable)
 declares a letter (``--let h=a``, ``--let t=y``, ``--let o=z^{(L)}``); an unknown
 name is bad usage naming the flag. Only argparse is imported at start-up; lark,
 SymPy and NumPy are imported when the command runs.
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                         help="a file with one claim per line or per align row")
     parser.add_argument("--convention", metavar="NAME",
                         help="the notation the claims are written in: symbp (default), "
-                             "nielsen, bishop, goodfellow, ng, cs231n, wikipedia, d2l, ufldl")
+                             "nielsen, bishop, goodfellow, ng, cs231n, wikipedia, d2l, ufldl, ioffe")
     parser.add_argument("--let", action="append", default=[], metavar="LETTER=QUANTITY",
                         dest="lets", help="what a letter means, e.g. --let h=a (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -6,7 +6,6 @@ mse, bce and cross_entropy losses; the wrong claims cover the usual mistakes.
 """
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path

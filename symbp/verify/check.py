@@ -54,8 +54,11 @@ def verify(claim: str, network=None, *, convention=None, lets=()) -> Verdict:
     verdict = verify_written(claim, network, convention, lets)
     if verdict.verdict == "cannot parse" and network is not None and convention is None \
             and not lets:
-        entrywise = _verify_tensor_claim(claim, network, None, (), ("gradient",),
-                                         index_forms_only=True)
+        try:
+            entrywise = _verify_tensor_claim(claim, network, None, (), ("gradient",),
+                                             index_forms_only=True)
+        except SymbpError:  # the entrywise reading refuses the network: keep the reason
+            entrywise = None
         if entrywise is not None and entrywise.verdict != "cannot parse":
             return entrywise  # an index form the matrix reading has no layout for
     return verdict
