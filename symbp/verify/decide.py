@@ -51,7 +51,9 @@ from symbp.verify.shapes import LayerError, ShapeError, Val, target_dims
 from symbp.verify.truth import LETTER_OF
 from symbp.verify.verdict import Verdict
 
-PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta")  # batch claims when the rhs reads the batch
+# Batch claims when the rhs reads the batch: the parameters, and a norm's statistics (the
+# printed dL/dsigma^2 of a batch reads the batch's xhat).
+PARAMETER_KINDS = ("dW", "db", "dgamma", "dbeta", "dmu", "dsigma2")
 VECTOR_KINDS = ("db", "dgamma", "dbeta")
 
 

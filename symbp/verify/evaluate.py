@@ -40,7 +40,7 @@ from symbp.verify.shapes import (
     quantity_dims,
 )
 
-SCALARS = ("lambda", "p", "eps", "n")  # the spec's weight decay, dropout rate, eps; widths
+SCALARS = ("lambda", "p", "eps", "n", "pi")  # weight decay, dropout rate, eps; widths; \pi
 _TENSOR_LETTERS = ("W", "b", "z", "a", "x", "y", "delta")  # read entrywise by SymPy
 
 if TYPE_CHECKING:
@@ -133,8 +133,10 @@ class Evaluation:
                    entry=entry, vector=vector)
 
     def _scalar(self, node) -> sp.Expr:
-        """λ, p, ε (exact, from the spec) and the width n_l of a claim."""
+        """λ, p, ε (exact, from the spec), the width n_l of a claim, and π."""
         name = node.name
+        if name == "pi":
+            return sp.pi
         if name == "lambda":
             return _exact(self.ctx.network.training["weight_decay"])
         if name == "n":

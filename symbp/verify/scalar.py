@@ -214,6 +214,8 @@ class _ScalarConverter:
                 return self.activation.expr.subs(x_symbol(), self.symbol)
         if node.layer is None and node.name in ("z", "x", "a") and not node.batch:
             return self.symbol
+        if node.name == "pi" and node.layer is None:
+            return sp.pi
         self.fail(node, "the left-hand side must be \\delta^{(l)}, \\frac{\\partial L}"
                         "{\\partial W^{(l)}}, ...{b, z, a}, or a scalar expression in z",
                   ["\\delta^{(l)}", "\\frac{\\partial L}{\\partial W^{(l)}}",
