@@ -39,6 +39,8 @@ from symbp import claims as C
 GEOMETRY = ("K", "S", "P", "H", "W", "H'", "W'", "L", "L'")  # a conv or pool layer's letters
 MAX_RANGE = 4096  # values of one index letter (a sum's limits), as the spec's largest extent
 MAX_ENTRIES = 4_000_000  # of any array a side is evaluated through
+MAX_INDEX = 1_000_000  # the largest number in an index expression (and its denominator)
+MAX_WORK = 10 * MAX_ENTRIES  # multiplications of one correlation (kernel entries × outputs)
 
 
 class Mismatch(Exception):
@@ -185,9 +187,22 @@ class Evaluator:
         return self._index_node(item)
 
     def _index_node(self, node) -> "_Index":
+        """An index expression as exact integers, refused where its numbers exceed
+        :data:`MAX_INDEX` (no tensor has such an entry; numbers stay within int64)."""
+        index = self._index_value(node)
+        if index.den > MAX_INDEX or (np.size(index.num) and
+                                     int(np.max(np.abs(index.num))) > MAX_INDEX * index.den):
+            self.fail(node, f"an index beyond {MAX_INDEX}: symbp verify reads entries at "
+                            f"indices from -{MAX_INDEX} to {MAX_INDEX}")
+        return index
+
+    def _index_value(self, node) -> "_Index":
         kind = type(node).__name__
         if kind == "Num":
             value = Fraction(node.value)
+            if abs(value.numerator) > MAX_INDEX or value.denominator > MAX_INDEX:
+                self.fail(node, f"an index beyond {MAX_INDEX}: symbp verify reads entries at "
+                                f"indices from -{MAX_INDEX} to {MAX_INDEX}")
             return _Index(np.array(value.numerator), value.denominator, ())
         if kind == "Letter":
             if node.name in GEOMETRY:
@@ -197,12 +212,18 @@ class Evaluator:
             return _Index(np.array(self.scope.width(node.layer)), 1, ())
         if kind in ("Add", "Sub"):
             left, right = self._index_node(node.left), self._index_node(node.right)
+            self.bounded(node, _union([left.names, right.names]))
             return left.combine(right, 1 if kind == "Add" else -1)
         if kind == "Neg":
             inner = self._index_node(node.arg)
             return _Index(-inner.num, inner.den, inner.names)
         if kind == "MatMul":
-            return self._index_node(node.left).times(self._index_node(node.right))
+            left, right = self._index_node(node.left), self._index_node(node.right)
+            self.bounded(node, _union([left.names, right.names]))
+            if _largest(left) * _largest(right) > MAX_INDEX ** 3:  # int64 holds the product
+                self.fail(node, f"an index beyond {MAX_INDEX}: symbp verify reads entries at "
+                                f"indices from -{MAX_INDEX} to {MAX_INDEX}")
+            return left.times(right)
         if kind == "Div":
             return self._index_node(node.num).over(self._index_node(node.den), node, self)
         if kind == "Floor":
@@ -210,9 +231,9 @@ class Evaluator:
             return _Index(inner.num // inner.den, 1, inner.names)
         if kind == "Mod":
             inner, modulus = self._index_node(node.arg), self._index_node(node.modulus)
-            if modulus.names or modulus.den != 1:
-                self.fail(node, "\\bmod takes an integer modulus")
-            m = int(modulus.num)
+            m = int(modulus.num) if not modulus.names and modulus.den == 1 else 0
+            if m < 1:
+                self.fail(node, "\\bmod takes a positive integer modulus")
             return _Index(inner.num % (m * inner.den), inner.den, inner.names)
         if kind == "Group":
             return self._index_node(node.expr)
@@ -307,17 +328,20 @@ class Evaluator:
         if kind == "Between":
             low, middle, high = (self._index_node(part) for part in (cond.low, cond.middle,
                                                                      cond.high))
+            self.bounded(where, _union([low.names, middle.names, high.names]))
             first = _compare(low, middle, cond.low_op)
             second = _compare(middle, high, cond.high_op)
             return _both(first, second)
         if kind == "Member":
             value = self._index_node(cond.expr)
             low, high = self._index_node(cond.low), self._index_node(cond.high)
+            self.bounded(where, _union([value.names, low.names, high.names]))
             whole = _Index(value.num % value.den == 0, 1, value.names)
             return _both(_both(_compare(low, value, "<="), _compare(value, high, "<=")),
                          (whole.num.astype(float), whole.names))
         if kind == "Equal" and _index_only(cond.left) and _index_only(cond.right):
             left, right = self._index_node(cond.left), self._index_node(cond.right)
+            self.bounded(where, _union([left.names, right.names]))
             difference = left.combine(right, -1)
             return np.asarray(difference.num == 0, dtype=float), difference.names
         if kind in ("Compare", "Equal"):
@@ -351,6 +375,15 @@ class Evaluator:
             axes = tuple(range(value.array.ndim - spatial, value.array.ndim))
             return Value(np.flip(value.array, axis=axes), value.names)
         amounts = _per_axis(params, spatial, node, self)
+        least = 0 if name == "pad" else 1
+        if min(amounts) < least:
+            self.fail(node, f"{name} takes {'amounts' if least == 0 else 'strides'} of at "
+                            f"least {least}")
+        extents = value.array.shape[value.array.ndim - spatial:]
+        grown = [n + 2 * a if name == "pad" else (n - 1) * a + 1
+                 for n, a in zip(extents, amounts, strict=True)]
+        self.bounded(node, value.names, value.array.shape[len(value.names):value.array.ndim -
+                                                          spatial] + tuple(grown))
         if name == "pad":
             width = [(0, 0)] * (value.array.ndim - spatial) + [(a, a) for a in amounts]
             return Value(np.pad(value.array, width), value.names)
@@ -379,11 +412,25 @@ class Evaluator:
     def v_Correlate(self, node):
         image, kernel = self.run(node.left), self.run(node.right)
         stride = 1 if node.stride is None else self._constant(node.stride)
+        if stride < 1:
+            self.fail(node.stride, "a correlation's stride is at least 1")
         rank = len(kernel.positional)
         if rank not in (1, 2) or len(image.positional) != rank:
             raise Absent(f"{self.scope_text(node)}: \\star correlates two images (or two "
                          "sequences) of the same rank")
-        return _correlate(image, kernel, stride, rank, node, self)
+        out = [(n - k) // stride + 1 for n, k in zip(image.positional, kernel.positional,
+                                                     strict=True)]
+        if any(o < 1 for o in out):
+            raise Mismatch(f"{self.scope_text(node)}: the kernel {kernel.positional} is larger "
+                           f"than the image {image.positional}")
+        names = _union([image.names, kernel.names])
+        self.bounded(node, names, tuple(out))
+        work = math.prod(kernel.positional) * math.prod(self._range(node, name)[1]
+                                                        for name in names) * math.prod(out)
+        if work > MAX_WORK:
+            self.fail(node, f"a correlation of {work} products, more than the {MAX_WORK} "
+                            "symbp verify evaluates")
+        return _correlate(image, kernel, stride, out, names)
 
     # -------------------------------------------------------- alignment
     def _elementwise(self, node, op, left_node, right_node):
@@ -398,9 +445,6 @@ class Evaluator:
 
     def _combine(self, node, op, left: Value, right: Value) -> Value:
         names = _union([left.names, right.names])
-        self.bounded(node, names, np.broadcast_shapes(left.positional, right.positional) if
-                     left.positional and right.positional and len(left.positional) == len(
-                         right.positional) else left.positional or right.positional)
         left, right = _rows_of(left, right, self.scope.batch), _rows_of(right, left,
                                                                         self.scope.batch)
         rank = max(len(left.positional), len(right.positional))
@@ -408,11 +452,13 @@ class Evaluator:
         vector = (left.vector or left.scalar) and (right.vector or right.scalar) and (
             left.vector or right.vector)
         try:
-            with np.errstate(all="ignore"):
-                return Value(op(a, b), names, vector=bool(vector))
+            shape = np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise Mismatch(f"{self.scope_text(node)}: the shapes {left.positional} and "
                            f"{right.positional} do not fit") from None
+        self.bounded(node, (), shape)
+        with np.errstate(all="ignore"):
+            return Value(op(a, b), names, vector=bool(vector))
 
 
 def _rows_of(value: Value, other: Value, batch: bool) -> Value:
@@ -460,6 +506,11 @@ class _Index:
             evaluator.fail(node, "an index divided by 0")
         num = np.asarray(self.num) * divisor.denominator * (1 if divisor > 0 else -1)
         return _Index(num, self.den * abs(divisor.numerator), self.names)
+
+
+def _largest(index: _Index) -> int:
+    """The largest magnitude of ``index.num`` (a Python int)."""
+    return int(np.max(np.abs(index.num))) if np.size(index.num) else 0
 
 
 _INDEX_NODES = ("Num", "Letter", "Add", "Sub", "Neg", "MatMul", "Div", "Floor", "Mod")
@@ -538,16 +589,11 @@ def _dilate(array: np.ndarray, strides: list) -> np.ndarray:
     return out
 
 
-def _correlate(image: Value, kernel: Value, stride: int, rank: int, node, evaluator) -> Value:
-    """``(x \\star_S k)_{i,j} = \\sum_{p,q} x_{iS+p, jS+q} k_{p,q}`` over the trailing axes;
-    the named axes of both are aligned."""
-    extents = image.positional
+def _correlate(image: Value, kernel: Value, stride: int, out: list, names: tuple) -> Value:
+    """``(x \\star_S k)_{i,j} = \\sum_{p,q} x_{iS+p, jS+q} k_{p,q}`` over the trailing axes
+    (``out`` their extents); the named axes of both are aligned (``names``)."""
     sizes = kernel.positional
-    out = [(n - k) // stride + 1 for n, k in zip(extents, sizes, strict=True)]
-    if any(o < 1 for o in out):
-        raise Mismatch(f"{evaluator.scope_text(node)}: the kernel {sizes} is larger than the "
-                       f"image {extents}")
-    names = _union([image.names, kernel.names])
+    rank = len(sizes)
     x, k = _spread(image, names), _spread(kernel, names)
     lead = np.broadcast_shapes(x.shape[:len(names)], k.shape[:len(names)])
     total = np.zeros(lead + tuple(out))
