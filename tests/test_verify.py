@@ -428,3 +428,11 @@ def test_fuzz_every_claim_ends_in_a_verdict(text):
     assert verdict.verdict in VERDICTS
     json.dumps(verdict.to_dict())
     str(verdict)
+
+
+def test_a_literal_batch_size_is_not_the_batch_size():
+    """The points' batches differ in size, so 1/4 written for 1/B holds at one of them only
+    (and no mistake is named from that one point)."""
+    verdict = verify(r"\Delta^{(2)} = \frac{1}{4} (A^{(2)} - Y)", EXAMPLE)
+    assert verdict.verdict == "incorrect" and not verdict.mistakes, str(verdict)
+    assert verify(r"\Delta^{(2)} = \frac{1}{B} (A^{(2)} - Y)", EXAMPLE).ok

@@ -371,8 +371,10 @@ class _Rewriter:
             idx = tuple(reversed(idx))  # w_{ij} from unit i to unit j is symbp's W_{ji}
         if isinstance(node.arg, C.Grad):
             inner = self.grad(node.arg, idx)
-        else:
+        elif isinstance(node.arg, C.Leaf):
             inner = self.layout(self.leaf(node.arg, idx))
+        else:  # an entry of an expression (vec(a)_i): its letters are rewritten inside
+            inner = self.node(node.arg)
         return _index(inner, idx)
 
     def layout(self, leaf: C.Node, written: str | None = None) -> C.Node:

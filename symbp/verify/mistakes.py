@@ -77,14 +77,15 @@ def likely_mistakes(check: NetworkCheck, rhs, outcome: Outcome) -> list[str]:
 
 
 def _holds(check: NetworkCheck, variant) -> bool:
-    """Does the variant agree with the truth (a :class:`Layerwise` one: each part on its
-    layers)?"""
+    """Does the variant agree with the truth at every point (a :class:`Layerwise` one: each
+    part on its layers)?"""
     parts = variant.parts if isinstance(variant, Layerwise) else ((check.bindings, variant),)
     for bindings, rhs in parts:
         part = copy.copy(check)
         part.bindings = list(bindings)
-        try:
-            if not part.evaluate(rhs, quick=True, stop_early=True).ok:
+        try:  # one point first (cheap), then every point, as for the claim itself
+            if not part.evaluate(rhs, quick=True, stop_early=True).ok or \
+                    not part.evaluate(rhs, stop_early=True).ok:
                 return False
         except (C.ClaimParseError, SymbpError):
             return False
@@ -107,9 +108,17 @@ def likely_scalar_mistakes(claim: C.Claim, lhs, rhs, holds) -> list[str]:
 
 
 def _ratio(check: NetworkCheck, outcome: Outcome) -> str | None:
-    """``claim = c * truth`` with one constant c at every point: a sign or a factor."""
-    c = _constant_ratio(outcome)
-    if c is None:
+    """``claim = c * truth`` at every point: a sign or a factor (one constant c), or the
+    batch size (c = B or 1/B at each point, whose batches differ in size)."""
+    ratios = _point_ratios(outcome)
+    if ratios is None:
+        return None
+    if all(abs(c - 1.0 / B) < 1e-9 for c, B in ratios):
+        return _extra_one_over_b(check)
+    if all(abs(c - B) < 1e-6 * B for c, B in ratios):
+        return _extra_b(check)
+    c = ratios[0][0]
+    if not np.allclose([r for r, _ in ratios], c, rtol=1e-6):
         return None
     known = {-1.0: "sign flipped: the claim is -1 times the truth",
              2.0: "a factor 2 too many (e.g. from differentiating (a - y)^2 without the "
@@ -128,15 +137,11 @@ def _ratio(check: NetworkCheck, outcome: Outcome) -> str | None:
                     "its gradient is divided by 1 - p too")
         if abs(c - 1 / (1 - rate)) < 1e-9:
             return (f"an extra 1/(1-p): layer {layer}'s dropout divides by 1 - p once")
-    B = outcome.points[0].inst.B
-    if abs(c - 1.0 / B) < 1e-9:
-        return _extra_one_over_b(check)
-    if abs(c - B) < 1e-6 * B:
-        return _extra_b(check)
     return f"the claim is {sp.nsimplify(c, tolerance=1e-6, rational=True)} times the truth"
 
 
-def _constant_ratio(outcome: Outcome) -> float | None:
+def _point_ratios(outcome: Outcome) -> list | None:
+    """``(c, B)`` at each point where the claim is ``c`` times the truth, else None."""
     if outcome.shape or not outcome.points:
         return None
     ratios = []
@@ -148,8 +153,8 @@ def _constant_ratio(outcome: Outcome) -> float | None:
         c = float(claim @ truth) / norm
         if not np.allclose(claim, c * truth, rtol=1e-6, atol=1e-9 * np.sqrt(norm)):
             return None
-        ratios.append(c)
-    return ratios[0] if np.allclose(ratios, ratios[0], rtol=1e-6) else None
+        ratios.append((c, point.inst.B))
+    return ratios
 
 
 def _dropout_rates(check: NetworkCheck) -> list:
