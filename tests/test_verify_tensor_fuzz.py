@@ -42,6 +42,7 @@ from symbp.errors import SymbpError
 from symbp.spec import Dense, Network
 from symbp.verify import verify
 from symbp.verify.context import SEEDS
+from symbp.verify.tensor_values import Absent
 from symbp.verify.tensors import SAMPLE_LETTERS, TensorCheck, _Quantities
 
 MLP = Network(inputs=3, layers=[Dense(4, "tanh"), Dense(2, "softmax")], loss="cross_entropy")
@@ -165,7 +166,7 @@ def _mutate_once(claim, rng: random.Random, other_lhs) -> tuple | None:
         path = rng.choice(paths)
         new = rng.choice([rng.choice(letters), str(rng.randrange(4)), rng.choice(FRESH)])
         if not isinstance(path[-1], int):  # inside an expression: a node
-            new = C.Letter(new) if new.isalpha() else C.Num(Fraction(int(new)))
+            new = C.Num(Fraction(int(new))) if new.isdigit() else C.Letter(new)
         return kind, _put(sides, path, new)
     if kind == "flip sign":
         found = [p for p in _index_paths(claim) if isinstance(_get(sides, p), (C.Add, C.Sub))]
@@ -246,7 +247,7 @@ class Oracle:
     :mod:`symbp.verify.tensor_values` (the quantities' arrays are the engine's)."""
 
     def __init__(self, claim, quantities, geometry, base):
-        self.claim, self.q, self.geometry, self.base = claim, quantities, geometry, base
+        self.claim, self.q, self.geometry, self.base = claim, quantities, geometry or {}, base
 
     def index(self, item, env) -> Fraction:
         if isinstance(item, str):
@@ -387,7 +388,7 @@ def oracle_agrees(claim, network) -> bool | None:
                     claimed = oracle.value(claim.rhs, env)
                     if not math.isclose(claimed, truth, rel_tol=1e-7, abs_tol=1e-9):
                         return False
-            except (_Unsupported, KeyError, ZeroDivisionError):
+            except (_Unsupported, Absent, KeyError, ZeroDivisionError):
                 return None
     return True
 
@@ -619,3 +620,14 @@ def test_claims_too_large_to_evaluate_are_refused_before_they_allocate(claim, wo
     assert peak < 50_000_000, peak
     status, err = _cli(claim, SPECS["digits_cnn"])
     assert status == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_a_geometry_letter_at_a_fixed_layer_is_refused_in_those_words():
+    """K, S, P, H', ... are the general layer l's; at layer 1 (a convolution) the claim
+    writes the number (not 'this layer has none')."""
+    claim = (r"\frac{\partial \ell}{\partial b^{(1)}_{c}} = \sum_{i=0}^{H' - 1} "
+             r"\sum_{j=0}^{W' - 1} \delta^{(1)}_{c,i,j}")
+    verdict = verify(claim, VALID)
+    assert verdict.verdict == "cannot parse" and "general layer l" in verdict.summary, \
+        str(verdict)
+    assert verify(claim.replace("H' - 1", "3").replace("W' - 1", "2"), VALID).ok

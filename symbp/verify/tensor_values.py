@@ -81,7 +81,7 @@ class Scope:
     raw: object  # node -> the array an entry of it is read from (vec(a): its reshape)
     batch: bool  # a batch claim (rows are samples), else one sample's
     ranges: dict  # index letter -> (first value, count)
-    geometry: dict  # K S P H W ... -> int, at the layer checked
+    geometry: dict | None  # K S P H W ... -> int, at the layer l checked (None: no layer l)
     width: object  # LayerRef -> int
     batch_size: int
     base: int = 0
@@ -249,6 +249,9 @@ class Evaluator:
         return found
 
     def _geometry(self, node) -> int:
+        if self.scope.geometry is None:
+            self.fail(node, f"{node.name} is the {_GEOMETRY_MEANING[node.name]} of the general "
+                            "layer l: a claim about a fixed layer writes its number")
         value = self.scope.geometry.get(node.name)
         if value is None:
             raise Absent(f"{node.name} is a convolution's or pooling's "

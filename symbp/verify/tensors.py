@@ -227,11 +227,11 @@ class TensorCheck:
         right = evaluator.run(claim.rhs)
         return left, _aligned(right, left, claim, self)
 
-    def _geometry(self, l_value) -> dict:
+    def _geometry(self, l_value) -> dict | None:
         """K, S, P (where every axis has the same) and the extents H, W, H', W' (L, L') of a
-        convolution or pooling layer ``l_value``."""
+        convolution or pooling layer ``l_value`` (None for a claim without the layer l)."""
         if l_value is None:
-            return {}
+            return None
         layer = self.network.layers[l_value - 1]
         if layer.type not in TENSOR_OPS or layer.type == "flatten":
             return {}
