@@ -631,3 +631,19 @@ def test_a_geometry_letter_at_a_fixed_layer_is_refused_in_those_words():
     assert verdict.verdict == "cannot parse" and "general layer l" in verdict.summary, \
         str(verdict)
     assert verify(claim.replace("H' - 1", "3").replace("W' - 1", "2"), VALID).ok
+
+
+@pytest.mark.parametrize("claim, right", [
+    (r"z^{(l)}_{c} = \sum_{c'} a^{(l-1)}_{c'} \star_{S} W^{(l)}_{c,c'} + b^{(l)}_{c}", True),
+    (r"z^{(2)}_{c} = \sum_{c'} a^{(1)}_{c'} \star_{2} W^{(2)}_{c,c'} + b^{(2)}_{c}", True),
+    (r"z^{(2)}_{c} = \sum_{c'} a^{(1)}_{c'} \star W^{(2)}_{c,c'} + b^{(2)}_{c}", False),
+    (r"Z^{(2)}_{s,c} = \sum_{c'} A^{(1)}_{s,c'} \star_{2} W^{(2)}_{c,c'} + b^{(2)}_{c}", True),
+    # a general claim about the convolutions' entries is not read at the dense softmax layer
+    # as a batch's (sample c, unit i), where it would be wrong
+    (r"a^{(l)}_{c,i} = \tanh\left(z^{(l)}_{c,i}\right)", True),
+])
+def test_a_lowercase_slice_is_one_samples(claim, right):
+    """z^{(2)}_{c} (a lowercase quantity read at a channel) is one sample's channel c, not
+    the batch's sample c."""
+    verdict = verify(claim, STRIDED)
+    assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)

@@ -143,7 +143,8 @@ class TensorCheck:
         """Is ``claim`` about a batch (else one sample) at layer ``l_value``? An entry of a
         tensor with a row per sample is the batch's when its first index is the sample's
         (:data:`SAMPLE_LETTERS`: ``a^{(2)}_{s,c}``), one sample's when it reads every other
-        axis (``\\frac{\\partial L}{\\partial x_{c,i,j}}``); otherwise, and for whole
+        axis (``\\frac{\\partial L}{\\partial x_{c,i,j}}``) or when it is a lowercase
+        quantity's (``z^{(2)}_{c}``, the channel c of one sample); otherwise, and for whole
         tensors, a gradient of the objective ``L`` or ``J``, a capital (``A``, ``\\Delta``)
         and an entry of a forward quantity are the batch's, a gradient of a sample's loss
         ``\\ell`` and ``\\delta`` one sample's."""
@@ -163,8 +164,8 @@ class TensorCheck:
             if tensor is not None and tensor.shape[:1] == (BATCH_SIZE,):
                 if lhs.indices[:1] and lhs.indices[0] in SAMPLE_LETTERS:
                     batch = True
-                elif len(lhs.indices) == len(tensor.shape) - 1:
-                    batch = False
+                elif len(lhs.indices) == len(tensor.shape) - 1 or not leaf.batch:
+                    batch = False  # every other axis, or a lowercase quantity's slice
         if not batch and "batch_norm" in {layer.type for layer in self.network.layers}:
             raise SymbpError("batch norm couples the samples of a batch: write the claim for "
                              "the batch (\\frac{\\partial L}{\\partial ...} with the sample "
