@@ -91,7 +91,11 @@ def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_onl
         symbols = {}
         if convention is not None or pairs:
             claim, symbols = conventions.rewrite(claim, conv, dict(pairs))
-        verdict = TensorCheck(claim, network).run()
+        check = TensorCheck(claim, network)
+        verdict = check.run()
+        if verdict.verdict == "incorrect":
+            _other_tensor_conventions(verdict, C.parse_claim(text), conv, pairs, check,
+                                      convention is not None or bool(pairs))
     except C.ClaimParseError as error:
         return unparsed(text if isinstance(text, str) else repr(text), error)
     verdict.claim = text
@@ -100,6 +104,29 @@ def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_onl
     if symbols:
         verdict.symbols = dict(symbols)
     return verdict
+
+
+def _other_tensor_conventions(verdict, parsed, current, pairs, check, named) -> None:
+    """As :func:`~symbp.verify.conventions.verify_written` does for matrix claims: if the
+    claim read in another preset holds entry by entry, the verdict says so."""
+    from symbp.verify import conventions
+
+    seen = [check.claim.sides]
+    for conv in conventions.other_presets(parsed, current):
+        try:
+            other, _ = conventions.rewrite(parsed, conv, dict(pairs))
+        except C.ClaimParseError:
+            continue
+        if other.sides in seen:
+            continue
+        seen.append(other.sides)
+        try:
+            holds = TensorCheck(other, check.network).holds(other)
+        except (C.ClaimParseError, SymbpError):
+            continue
+        if holds:
+            conventions.add_convention_note(verdict, conv, named)
+            return
 
 
 def verify_parsed(claim: C.Claim, network, text: str | None = None) -> Verdict:

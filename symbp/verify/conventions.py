@@ -324,7 +324,10 @@ class _Rewriter:
             func = node.func
             if func.layer is not None:
                 func = replace(func, layer=self.layer(func.layer, "z"))
-            return replace(node, func=func, arg=self.node(node.arg))
+            arg = self.node(node.arg)
+            if func.name == "vec" and isinstance(arg, C.Transpose):  # a layout of vec(A)
+                return C.Transpose(replace(node, func=func, arg=arg.arg), span=node.span)
+            return replace(node, func=func, arg=arg)
         changes = {name: self.node(child) for name, child in C.children(node)}
         return replace(node, **changes) if changes else node
 
@@ -390,6 +393,11 @@ class _Rewriter:
         return C.Transpose(leaf, span=leaf.span) if flip else leaf
 
     def grad(self, node: C.Grad, idx) -> C.Node:
+        if not isinstance(node.target, C.Leaf):  # d/d vec(a): the letters inside it
+            inner = self.node(node.target)
+            if isinstance(inner, C.Transpose):  # the gradient of a transposed layout
+                return C.Transpose(replace(node, target=inner.arg), span=node.span)
+            return replace(node, target=inner)
         target = self.leaf(node.target, idx)
         if target.name == "x":
             target = C.Leaf("a", C.LayerRef(None, 0), target.batch, span=target.span)
@@ -731,16 +739,11 @@ def _component_mistakes(verdict, parsed: C.Claim, reading: Reading, network, pai
 def _other_conventions(verdict, parsed: C.Claim, reading: Reading, network, pairs,
                        named: bool) -> None:
     """If another preset reads the claim as a correct one, say so: first when the user named
-    no convention, after the mistakes found in the one they named. The presets whose
-    letters the claim uses are tried first (Goodfellow's h, k and J: goodfellow)."""
+    no convention, after the mistakes found in the one they named."""
     from symbp.verify.check import verify_parsed
 
     seen = [reading.claim.sides]
-    text = parsed.text
-    used = _letters(parsed)
-    for conv in sorted(PRESETS.values(), key=lambda c: -len(used & (set(c.symbols) | c.letters))):
-        if conv is reading.convention or conv.samples and not _has_index(parsed, conv.samples):
-            continue  # Ioffe's reading only for a claim about samples x_i
+    for conv in other_presets(parsed, reading.convention):
         try:
             other = read(parsed, conv, pairs, reading.convolutions)
         except C.ClaimParseError:
@@ -749,16 +752,33 @@ def _other_conventions(verdict, parsed: C.Claim, reading: Reading, network, pair
             continue
         seen.append(other.claim.sides)
         try:
-            alternative = verify_parsed(other.claim, network, text)
+            alternative = verify_parsed(other.claim, network, parsed.text)
         except SymbpError:
             continue
         if alternative.ok:
-            truth = f"; in this spec's convention the formula is {verdict.correct}" \
-                if verdict.correct else ""
-            note = (f"convention: correct if {conv.condition} (as in {conv.source}: "
-                    f"--convention {conv.name}){truth}")
-            verdict.mistakes.insert(len(verdict.mistakes) if named else 0, note)
+            add_convention_note(verdict, conv, named)
             return
+
+
+def other_presets(parsed: C.Claim, current: Convention):
+    """The presets other than ``current`` to try for ``parsed``, those whose letters the
+    claim uses first (Goodfellow's h, k and J: goodfellow); Ioffe's only for a claim about
+    samples x_i."""
+    used = _letters(parsed)
+    for conv in sorted(PRESETS.values(), key=lambda c: -len(used & (set(c.symbols) | c.letters))):
+        if conv is current or conv.samples and not _has_index(parsed, conv.samples):
+            continue
+        yield conv
+
+
+def add_convention_note(verdict, conv: Convention, named: bool) -> None:
+    """The verdict says the claim is correct if read in ``conv``: first when the user named
+    no convention, after the mistakes found in the one they named."""
+    truth = f"; in this spec's convention the formula is {verdict.correct}" \
+        if verdict.correct else ""
+    note = (f"convention: correct if {conv.condition} (as in {conv.source}: "
+            f"--convention {conv.name}){truth}")
+    verdict.mistakes.insert(len(verdict.mistakes) if named else 0, note)
 
 
 def _has_index(claim: C.Claim, letter: str) -> bool:
