@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import pytest
 from conftest import REPO
+from derivation_rows import printed_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,10 +48,7 @@ from symbp.claims import (
     to_latex,
     walk,
 )
-from symbp.engine.derivation import derive_graph
-from symbp.printing import render
 from symbp.spec import load_spec, network_from_dict
-from symbp.verify.claim_files import read_claims
 
 BACKWARD = ("Backward", "Backpropagation", "Activation derivatives")
 CONV1D = {"name": "conv1d_strided", "inputs": [2, 9], "loss": "cross_entropy", "layers": [
@@ -67,29 +65,8 @@ NETWORKS = {"digits_cnn": load_spec(REPO / "examples" / "digits_cnn.toml"),
             "conv1d": network_from_dict(CONV1D), "conv2d": network_from_dict(CONV2D)}
 
 
-def _split(block: str) -> list[str]:
-    """The rows of an align block, split at the ``\\\\`` outside ``\\begin{cases}``."""
-    body = block.removeprefix("\\begin{align*}").removesuffix("\\end{align*}")
-    rows, depth, start = [], 0, 0
-    for match in re.finditer(r"\\begin\{cases\}|\\end\{cases\}|\\\\", body):
-        token = match.group(0)
-        depth += {"\\begin{cases}": 1, "\\end{cases}": -1}.get(token, 0)
-        if token == "\\\\" and depth == 0:
-            rows.append(body[start:match.start()])
-            start = match.end()
-    rows.append(body[start:])
-    return [text for row in rows for _, text in read_claims(row.strip())]
-
-
-def _sections(name):
-    document = render(derive_graph(NETWORKS[name]), "latex")
-    return re.findall(r"^% ([^\n]*)\n(\\begin\{align\*\}.*?\\end\{align\*\})", document,
-                      flags=re.MULTILINE | re.DOTALL)
-
-
 def _rows(name, prefixes=BACKWARD):
-    return [row for section, block in _sections(name) if section.startswith(prefixes)
-            for row in _split(block)]
+    return [row for section, row in printed_rows(NETWORKS[name]) if section.startswith(prefixes)]
 
 
 ROWS = {name: _rows(name) for name in NETWORKS}

@@ -8,11 +8,11 @@ general layer's geometry becomes the letters K, S, P where its layers differ, so
 holds at every layer.
 """
 
-import re
 import tomllib
 from pathlib import Path
 
 import pytest
+from derivation_rows import printed_rows
 
 from symbp.claims import ClaimParseError, parse_claim
 from symbp.errors import SymbpError
@@ -275,15 +275,8 @@ def test_each_kernel_gradient_mistake_is_named_at_each_geometry(K, S, P, size):
 
 
 def _printed_rows(network):
-    """The rows ``symbp derive --format latex`` prints for ``network`` (each align row)."""
-    from symbp.engine.derivation import derive_graph
-    from symbp.printing import render
-
-    document = render(derive_graph(network), "latex")
-    for block in re.findall(r"\\begin\{align\*\}(.*?)\\end\{align\*\}", document, flags=re.DOTALL):
-        for row in re.split(r"\\\\\n", block):
-            if "&=" in row and "\\begin{cases}" not in row:
-                yield row.strip().removesuffix("\\\\").replace("&=", "=", 1)
+    """The rows ``symbp derive --format latex`` prints for ``network`` (no cases rows)."""
+    return [row for _, row in printed_rows(network) if "\\begin{cases}" not in row]
 
 
 @pytest.mark.parametrize("spec", ["../../examples/digits_cnn.toml", "conv_1d_strided.toml",

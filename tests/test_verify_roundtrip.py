@@ -11,18 +11,15 @@ gradient) are not claims of an equality: ``symbp verify`` refuses them (cannot p
 never a verdict.
 """
 
-import re
 import tomllib
 
 import pytest
 from conftest import EXAMPLES, ISSUE_SPEC
+from derivation_rows import printed_rows
 
-from symbp.engine.derivation import derive_graph
 from symbp.errors import SymbpError
-from symbp.printing import render
 from symbp.spec import Dense, Network, load_spec, network_from_dict
 from symbp.verify.check import verify
-from symbp.verify.claim_files import read_claims
 from symbp.verify.tensors import has_tensor_ops
 
 DEFINITIONS = ("Forward pass", "Evaluation mode", "Gradient descent step", "Notation")
@@ -63,32 +60,8 @@ def _networks():
 NETWORKS = _networks()
 
 
-def _blocks(document: str):
-    """``(section comment, align block text)`` of a LaTeX derivation document."""
-    return re.findall(r"^% ([^\n]*)\n(\\begin\{align\*\}.*?\\end\{align\*\})",
-                      document, flags=re.MULTILINE | re.DOTALL)
-
-
 def _rows(network):
-    document = render(derive_graph(network), "latex")
-    for section, block in _blocks(document):
-        for row in _split(block):
-            yield section, row
-
-
-def _split(block: str) -> list[str]:
-    """The rows of an align block: split at the ``\\\\`` outside ``\\begin{cases}`` (each
-    row as read_claims reads a one-row block)."""
-    body = block.removeprefix("\\begin{align*}").removesuffix("\\end{align*}")
-    rows, depth, start = [], 0, 0
-    for match in re.finditer(r"\\begin\{cases\}|\\end\{cases\}|\\\\", body):
-        token = match.group(0)
-        depth += {"\\begin{cases}": 1, "\\end{cases}": -1}.get(token, 0)
-        if token == "\\\\" and depth == 0:
-            rows.append(body[start:match.start()])
-            start = match.end()
-    rows.append(body[start:])
-    return [text for row in rows for _, text in read_claims(row.strip())]
+    return printed_rows(network)
 
 
 def _decide(row, network):
