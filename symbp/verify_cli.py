@@ -9,9 +9,9 @@ prints one verdict per claim (``correct``, ``incorrect`` with the evidence,
 or ``cannot parse`` with the column) and exits 0 when every claim is
 correct, 1 when one is incorrect, 2 when one cannot be parsed (the verdicts
 on stdout, and one line ``symbp: error: cannot parse ...`` with the first such
-claim's column on stderr) or on bad usage, which includes a network whose
-claims are not mapped yet (a convolution, pooling or flatten layer: one line
-naming the field). ``--json`` prints one JSON object: a single claim's
+claim's column on stderr) or on bad usage (one line naming the field). On a network
+with convolution, pooling or flatten layers the claims are read entry by entry
+(:mod:`symbp.verify.tensors`). ``--json`` prints one JSON object: a single claim's
 verdict, or ``{"verdict": <overall>, "claims": [...]}`` for several, each with the
 ``convention`` it was read in and the ``symbols`` mapped when the notation is not
 symbp's own. ``--convention NAME`` reads the claims in a source's notation (a preset
