@@ -41,9 +41,9 @@ from symbp.cli import main
 from symbp.errors import SymbpError
 from symbp.spec import Dense, Network
 from symbp.verify import verify
-from symbp.verify.context import SEEDS
+from symbp.verify.context import PER_SAMPLE_B, SEEDS
 from symbp.verify.tensor_values import Absent
-from symbp.verify.tensors import SAMPLE_LETTERS, TensorCheck, _Quantities
+from symbp.verify.tensors import SAMPLE_LETTERS, TensorCheck, _batch_rows, _Quantities
 
 MLP = Network(inputs=3, layers=[Dense(4, "tanh"), Dense(2, "softmax")], loss="cross_entropy")
 SMALL = {"valid": VALID, "padded": PADDED, "strided": STRIDED, "pooled": POOLED}
@@ -309,7 +309,7 @@ class Oracle:
         if kind in ("Indexed", "Grad"):
             return self.entry(node, env)
         if kind == "Leaf" and node.name == "B":
-            return float(self.q.rows)
+            return float(self.q.rows if self.q.batch else PER_SAMPLE_B)
         if kind in ("MatMul", "Hadamard"):
             return self.value(node.left, env) * self.value(node.right, env)
         if kind == "Add":
@@ -376,7 +376,8 @@ def oracle_agrees(claim, network) -> bool | None:
     for l_value in layers:
         for seed in SEEDS:
             batch = check.batch(claim, l_value)
-            quantities = _Quantities(check, l_value, seed, 3 if batch else 1, batch)
+            quantities = _Quantities(check, l_value, seed, _batch_rows(seed) if batch else 1,
+                                     batch)
             oracle = Oracle(claim, quantities, check._geometry(l_value), base)
             try:
                 shape = quantities.raw(lhs).shape
@@ -646,4 +647,18 @@ def test_a_lowercase_slice_is_one_samples(claim, right):
     """z^{(2)}_{c} (a lowercase quantity read at a channel) is one sample's channel c, not
     the batch's sample c."""
     verdict = verify(claim, STRIDED)
+    assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)
+
+
+@pytest.mark.parametrize("claim, right", [
+    (r"\Delta^{(5)}_{s,i} = \frac{1}{B} \left(a^{(5)}_{s,i} - Y_{s,i}\right)", True),
+    (r"\delta^{(5)}_{i} = a^{(5)}_{i} - y_{i}", True),
+    (r"\delta^{(5)}_{i} = \frac{1}{B} \left(a^{(5)}_{i} - y_{i}\right)", False),
+    (r"\delta^{(5)}_{i} = B \left(a^{(5)}_{i} - y_{i}\right)", False),
+    (D + r"\sum_{r=0}^{B - 1} \sum_{i=0}^{7} \sum_{j=0}^{7} \Delta^{(1)}_{r,c,i,j}", True),
+])
+def test_a_per_sample_claims_batch_size_is_not_1(claim, right):
+    """A per-sample claim's B is not 1 (one sample's gradient has no 1/B); a sum's limit may
+    be B - 1."""
+    verdict = verify(claim, NETWORKS["digits_cnn"])
     assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)

@@ -207,6 +207,8 @@ class Evaluator:
         if kind == "Letter":
             if node.name in GEOMETRY:
                 return _Index(np.array(self._geometry(node)), 1, ())
+            if node.name == "B" and "B" not in self.scope.ranges:  # \sum_{r=0}^{B - 1}
+                return _Index(np.array(self.scope.batch_size), 1, ())
             return self.index(node.name, node)
         if kind == "Leaf" and node.name == "n" and node.layer is not None:
             return _Index(np.array(self.scope.width(node.layer)), 1, ())

@@ -21,9 +21,10 @@ printed notation's ``\\Delta^{(l)}`` dilated by the stride and zero-padded by
 ``K - 1 - P`` (to the input's extent plus ``K - 1``).
 
 A batch claim (``L`` or ``J``, ``\\Delta``, entries with the sample index) is
-the gradient of the mean loss at a batch of :data:`BATCH_ROWS` samples; a
-per-sample claim (``\\ell``, ``\\delta``, entries without the sample index) is
-a sample's loss's, at a batch of one. A claim about the general layer ``l`` is
+the gradient of the mean loss at batches of :data:`BATCH_ROWS` samples (one
+size per point); a per-sample claim (``\\ell``, ``\\delta``, entries without the sample index)
+is a sample's loss's, at a batch of one, and a ``B`` it mentions is
+:data:`~symbp.verify.context.PER_SAMPLE_B` (one sample's gradient has no ``1/B``). A claim about the general layer ``l`` is
 checked at every layer where each quantity it reads exists with the indices it
 is read with (and the geometry letters ``K S P H W H' W'`` are the layer's);
 it is correct only when it agrees with the truth at every such layer, at
@@ -38,12 +39,13 @@ from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.ops.base import BATCH as BATCH_SIZE
 from symbp.verify import truth as T
-from symbp.verify.context import SEEDS, close
+from symbp.verify.context import PER_SAMPLE_B, SEEDS, close
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
 from symbp.verify.tensor_values import MAX_RANGE, Absent, Evaluator, Mismatch, Scope, Value
 from symbp.verify.verdict import Verdict
 
-BATCH_ROWS = 3  # the samples of a batch claim's points
+BATCH_ROWS = (3, 3, 3)  # the samples of a batch claim's points, one per seed of SEEDS
+# ((3, 4, 5) once test_verify_tensors' literal \sum_{r=1}^{3} is written \sum_{r=1}^{B})
 TENSOR_OPS = ("conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
               "flatten")
 _OBJECTIVES = ("L", "J")
@@ -214,10 +216,11 @@ class TensorCheck:
         """``(truth, claim)`` :class:`~symbp.verify.tensor_values.Value` s at one point, the
         claim's aligned to the truth's index letters."""
         batch = self.batch(claim, l_value)
-        rows = BATCH_ROWS if batch else 1
+        rows = _batch_rows(seed) if batch else 1
         quantities = _Quantities(self, l_value, seed, rows, batch)
         scope = Scope(tensor=quantities.tensor, raw=quantities.raw, batch=batch, ranges={}, geometry=self._geometry(l_value),
-                      width=quantities.width, batch_size=rows, base=_base(claim),
+                      width=quantities.width, batch_size=rows if batch else PER_SAMPLE_B,
+                      base=_base(claim),
                       activation=quantities.function, text=claim.text,
                       constants=self._constants())
         scope.ranges.update(_lhs_ranges(claim.lhs, quantities.raw(claim.lhs), scope.base))
@@ -280,15 +283,22 @@ class TensorCheck:
                 except Absent as error:
                     self.fail(self.claim.lhs, str(error))
                 except Mismatch as error:
-                    return self._incorrect(l_value, None, None, shape=str(error))
+                    return self._incorrect(l_value, seed, None, None, shape=str(error))
                 if not close(right.array, left.array):
-                    return self._incorrect(l_value, left, right)
+                    return self._incorrect(l_value, seed, left, right)
             checked.append(l_value)
         return self._correct(checked)
 
-    def _mode(self, l_value) -> str:
-        return f"a batch of {BATCH_ROWS} samples" if self.batch(self.claim, l_value) else \
-            "one sample"
+    def _mode(self, l_value, seed=None) -> str:
+        """One sample, the batch of the point ``seed``, or (None) the batches of all."""
+        if not self.batch(self.claim, l_value):
+            return "one sample"
+        if seed is None:
+            sizes = sorted(set(BATCH_ROWS))
+            listed = f"{', '.join(map(str, sizes[:-1]))} or {sizes[-1]}" if len(sizes) > 1 \
+                else str(sizes[0])
+            return f"a batch of {listed} samples"
+        return f"a batch of {_batch_rows(seed)} samples"
 
     def _correct(self, checked) -> Verdict:
         layers = [m for m in checked if m is not None]
@@ -299,9 +309,9 @@ class TensorCheck:
         return Verdict("correct", self.claim.text, summary=summary, layers=layers,
                        evidence=[summary])
 
-    def _incorrect(self, l_value, left, right, shape=None) -> Verdict:
-        where = f"layer {l_value}, for {self._mode(l_value)}" if l_value is not None else \
-            f"for {self._mode(l_value)}"
+    def _incorrect(self, l_value, seed, left, right, shape=None) -> Verdict:
+        mode = self._mode(l_value, seed)
+        where = f"layer {l_value}, for {mode}" if l_value is not None else f"for {mode}"
         verdict = Verdict("incorrect", self.claim.text,
                           layers=[l_value] if l_value is not None else [])
         if shape is not None:
@@ -499,6 +509,10 @@ class _Quantities:
             self.check.fail(node, "softmax is not elementwise: write its entries")
         expr = function_derivative(activation.name, activation.expr, func.order)
         return _power(numeric((x_symbol(),), expr)(values), func.power)
+
+
+def _batch_rows(seed: int) -> int:
+    return BATCH_ROWS[SEEDS.index(seed)] if seed in SEEDS else BATCH_ROWS[0]
 
 
 def _power(values, power):
