@@ -29,6 +29,7 @@ import warnings
 from dataclasses import fields, is_dataclass, replace
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from conftest import REPO
 from hypothesis import HealthCheck, given, settings
@@ -327,6 +328,10 @@ class Oracle:
                        for k in self.range_of(node))
         if kind == "Indicator":
             return float(self.holds(node.condition, env))
+        if kind == "Power":
+            return self.value(node.arg, env) ** node.exponent
+        if kind == "Apply" and node.func.name not in ("pad", "dil", "rot180", "vec", "unvec"):
+            return float(self.q.function(node, np.array(self.value(node.arg, env))))
         raise _Unsupported(kind)
 
     def holds(self, cond, env) -> bool:
