@@ -667,3 +667,18 @@ def test_a_per_sample_claims_batch_size_is_not_1(claim, right):
     be B - 1."""
     verdict = verify(claim, NETWORKS["digits_cnn"])
     assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)
+
+
+@pytest.mark.parametrize("claim, right", [
+    (D + r"\sum_{r} \sum_{j=0}^{2} \sum_{i=0}^{3} \Delta^{(1)}_{r,c,i,j} + 0 \sum_{r} "
+         r"\sum_{j=0}^{2} \sum_{i=0}^{1} \Delta^{(1)}_{r,c,i,j}", True),
+    (D + r"\sum_{r} \sum_{j=0}^{2} \sum_{i=0}^{1} \Delta^{(1)}_{r,c,i,j} + 0 \sum_{r} "
+         r"\sum_{j=0}^{2} \sum_{i=0}^{3} \Delta^{(1)}_{r,c,i,j}", False),
+    (D + r"\sum_{r} \sum_{i=0}^{3} \sum_{j=0}^{1} \Delta^{(1)}_{r,c,i,j} + \sum_{r} "
+         r"\sum_{i=0}^{3} \Delta^{(1)}_{r,c,i,2}", True),
+])
+def test_two_sums_over_one_letter_have_their_own_ranges(claim, right):
+    """The second sum over i does not lend its limits to the first (a wrong claim was called
+    correct, a right one incorrect)."""
+    verdict = verify(claim, VALID)
+    assert verdict.verdict == ("correct" if right else "incorrect"), str(verdict)

@@ -11,7 +11,7 @@ whole tensor, or the spatial axes a partial read ``X_{s,c'}`` leaves).
 
 The :class:`Scope` says what the letters and quantities are at the point: the
 arrays of the quantities (``scope.tensor(node)``), the range of every index
-letter, the values of the geometry letters ``K S P H W H' W' L L'`` and of the
+letter (a sum's index: the sum's own range, in its body), the values of the geometry letters ``K S P H W H' W' L L'`` and of the
 widths ``n_l`` at the layer the claim is checked at, and the index base (0, or 1
 when the claim's sums start at 1: then every entry is read 1-based).
 
@@ -89,6 +89,7 @@ class Scope:
     target_shape: tuple = ()  # the left-hand side's shape (what vec^{-1} reshapes into)
     text: str = ""
     constants: dict = field(default_factory=dict)  # eps, lambda, p -> float
+    sums: dict = field(default_factory=dict)  # Sum node -> (first, count) of its own index
 
 
 class Evaluator:
@@ -316,11 +317,21 @@ class Evaluator:
     def v_Sum(self, node):
         if node.index is None:
             self.fail(node, "a sum over tensors names its index (\\sum_{k})")
-        body = self.run(node.body)
-        if node.index not in body.names:
-            first, count = self._range(node, node.index)
+        ranges, letter = self.scope.ranges, node.index
+        outer = ranges.get(letter)
+        if node in self.scope.sums:  # the sum's own range, inside its body only
+            ranges[letter] = self.scope.sums[node]
+        try:
+            body = self.run(node.body)
+            first, count = self._range(node, letter)
+        finally:
+            if outer is None:
+                ranges.pop(letter, None)
+            else:
+                ranges[letter] = outer
+        if letter not in body.names:
             return Value(body.array * count, body.names)
-        axis = body.names.index(node.index)
+        axis = body.names.index(letter)
         names = body.names[:axis] + body.names[axis + 1:]
         return Value(body.array.sum(axis=axis), names)
 

@@ -573,8 +573,8 @@ def _lhs_ranges(lhs, raw: np.ndarray, base: int) -> dict:
 
 
 def _sum_ranges(claim: C.Claim, scope: Scope, quantities) -> None:
-    """The range of each sum's index: its limits, or the axis it indexes in the sum's body;
-    and of any other letter read as a tensor's index (free on the right: reported when the
+    """The range of each sum's index (``scope.sums``): its limits, or the axis it indexes in
+    the sum's body (two sums over one letter each have their own); and of any other letter read as a tensor's index (free on the right: reported when the
     sides are compared)."""
     evaluator = Evaluator(scope)
     for side in claim.sides[1:]:
@@ -591,11 +591,13 @@ def _sum_ranges(claim: C.Claim, scope: Scope, quantities) -> None:
                 if not 1 <= count <= MAX_RANGE:
                     evaluator.fail(limit, f"a sum over {count} values: symbp verify sums over "
                                           f"1 to {MAX_RANGE}")
-                scope.ranges[node.index] = (lower, count)
-            elif node.index not in scope.ranges:
+                scope.sums[node] = (lower, count)
+            else:
                 size = _axis_of(node.index, node.body, quantities)
                 if size is not None:
-                    scope.ranges[node.index] = (scope.base, size)
+                    scope.sums[node] = (scope.base, size)
+            if node in scope.sums:
+                scope.ranges.setdefault(node.index, scope.sums[node])
         for _, node in C.walk(side):
             if isinstance(node, C.Indexed):
                 for item in node.indices:
