@@ -531,9 +531,10 @@ PRESERVING = {name: ROWS[name] for name in ("digits_cnn", "conv1d_strided",
 
 @pytest.mark.parametrize("name", sorted(PRESERVING))
 def test_renaming_commuting_and_one_based_rows_stay_correct(name):
-    """Every printed row with its letters renamed (a random permutation onto fresh
-    letters; the sample letters s and r say a row is the batch's, and stay) and its products, terms and sums commuted, and every row with a sum's
-    limits read 1-based, is still correct."""
+    """Every printed row is still correct with its letters renamed (a random permutation
+    onto fresh letters; the sample letters s and r say a row is the batch's, and stay) and
+    its products, terms and sums commuted; with one sum's letter renamed in that sum alone;
+    and, where a sum has limits, read 1-based."""
     network = {**SMALL, **LARGE}[name]
     rng = random.Random(name)
     failures = []
@@ -547,6 +548,11 @@ def test_renaming_commuting_and_one_based_rows_stay_correct(name):
         if any(isinstance(n, C.Sum) and n.limit is not None for side in claim.sides
                for _, n in C.walk(side)):
             variants.append(_text(one_based(claim.sides)))
+        sums = [(path, node) for path, node in _sites(claim.sides) if isinstance(node, C.Sum)
+                and node.index is not None]
+        if sums:  # one sum's own letter renamed, in that sum alone
+            path, node = rng.choice(sums)
+            variants.append(_text(_put(claim.sides, path, rename(node, {node.index: "m'"}))))
         for text in variants:
             verdict = _decided(text, network)
             if verdict is None or not verdict.ok:
