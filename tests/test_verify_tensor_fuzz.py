@@ -42,9 +42,9 @@ from symbp.cli import main
 from symbp.errors import SymbpError
 from symbp.spec import Dense, Network
 from symbp.verify import verify
-from symbp.verify.context import PER_SAMPLE_B, SEEDS
+from symbp.verify.context import PER_SAMPLE_B, SEEDS, batch_rows
 from symbp.verify.tensor_values import Absent
-from symbp.verify.tensors import SAMPLE_LETTERS, TensorCheck, _batch_rows, _Quantities
+from symbp.verify.tensors import SAMPLE_LETTERS, TensorCheck, _Quantities
 
 MLP = Network(inputs=3, layers=[Dense(4, "tanh"), Dense(2, "softmax")], loss="cross_entropy")
 SMALL = {"valid": VALID, "padded": PADDED, "strided": STRIDED, "pooled": POOLED}
@@ -381,7 +381,7 @@ def oracle_agrees(claim, network) -> bool | None:
     for l_value in layers:
         for seed in SEEDS:
             batch = check.batch(claim, l_value)
-            quantities = _Quantities(check, l_value, seed, _batch_rows(seed) if batch else 1,
+            quantities = _Quantities(check, l_value, seed, batch_rows(seed) if batch else 1,
                                      batch)
             oracle = Oracle(claim, quantities, check._geometry(l_value), base)
             try:

@@ -83,7 +83,7 @@ INPUT_GRADIENT = (r"\frac{\partial L}{\partial a^{(1)}_{s,c,i,j}} = \sum_{c'} \s
     (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\partial \ell}{\partial "
      r"a^{(2)}_{c,\lfloor i/2 \rfloor,\lfloor j/2 \rfloor}}", AVERAGED, False),
     # 1-based, as Goodfellow et al. eq. 9.11 write it: every entry is then read 1-based
-    (r"\frac{\partial L}{\partial W^{(1)}_{c,c',p,q}} = \sum_{r=1}^{3} \sum_{i=1}^{4} "
+    (r"\frac{\partial L}{\partial W^{(1)}_{c,c',p,q}} = \sum_{r=1}^{B} \sum_{i=1}^{4} "
      r"\sum_{j=1}^{3} \Delta^{(1)}_{r,c,i,j} X_{r,c',i + p - 1,j + q - 1}", VALID, True),
     # the dense layer after the convolutions, in matrix form
     (r"\frac{\partial L}{\partial W^{(3)}} = \left(\Delta^{(3)}\right)^{\top} "
@@ -108,7 +108,7 @@ def test_a_general_layer_is_checked_at_every_convolution():
 def test_the_reply_names_the_entry_that_differs():
     verdict = verify(INPUT_GRADIENT.replace("i - p,j - q", "i + p,j + q"), VALID)
     where = verdict.counterexample["where"]
-    assert "a batch of 3 samples" in where and "the entry s = " in where
+    assert "for a batch of 4 samples" in where and "the entry s = " in where
     assert verdict.correct and verdict.correct.startswith(r"\frac{\partial L}{\partial a^{(1)}")
 
 

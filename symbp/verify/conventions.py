@@ -328,8 +328,7 @@ class _Rewriter:
             if func.name == "vec" and isinstance(arg, C.Transpose):  # a layout of vec(A)
                 return C.Transpose(replace(node, func=func, arg=arg.arg), span=node.span)
             return replace(node, func=func, arg=arg)
-        changes = {name: self.node(child) for name, child in C.children(node)}
-        return replace(node, **changes) if changes else node
+        return C.map_children(node, self.node)
 
     def per_sample(self, node):
         """Ioffe's notation: ``q_i`` of sample i is row i of the batch Q, ``\\sum_i`` sums
@@ -359,6 +358,9 @@ class _Rewriter:
 
     def batch_grad(self, node: C.Grad, rows: bool) -> C.Grad:
         """The batch loss's gradient (with respect to the batch's rows when ``rows``)."""
+        if not isinstance(node.target, C.Leaf):
+            self.fail(node, f"in {self.conv.source} a gradient is with respect to x_i, y_i, "
+                            "\\hat{x}_i, \\gamma, \\beta or a statistic of the batch")
         target = self.leaf(node.target)
         if target.name not in _TARGETS:
             self.fail(node, "differentiate the loss with respect to x_i, y_i, \\hat{x}_i, "

@@ -335,6 +335,22 @@ class Evaluator:
         names = body.names[:axis] + body.names[axis + 1:]
         return Value(body.array.sum(axis=axis), names)
 
+    def v_Cases(self, node):
+        """The first row whose condition holds, entry by entry (a row without one: otherwise)."""
+        value_node, last = node.rows[-1]
+        if last is not None:
+            self.fail(node, "the last case of \\begin{cases} is 'otherwise'")
+        result = self.run(value_node)
+        for value_node, condition in reversed(node.rows[:-1]):
+            if condition is None or type(condition).__name__ == "Prose":
+                self.fail(node, "each case but the last names its condition (z > 0)")
+            holds, names = self.condition(condition, node)
+            value = self.run(value_node)
+            chosen = self._combine(node, lambda a, b: a * b, value, Value(holds, names))
+            rest = self._combine(node, lambda a, b: a * (1.0 - b), result, Value(holds, names))
+            result = self._combine(node, np.add, chosen, rest)
+        return result
+
     def v_Indicator(self, node):
         return Value(*self.condition(node.condition, node))
 

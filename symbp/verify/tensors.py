@@ -39,18 +39,16 @@ from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.ops.base import BATCH as BATCH_SIZE
 from symbp.verify import truth as T
-from symbp.verify.context import PER_SAMPLE_B, SEEDS, close
+from symbp.verify.context import BATCH_ROWS, OBJECTIVES, PER_SAMPLE_B, SEEDS, batch_rows, close
+from symbp.verify.conv_rewrites import likely_conv_mistakes
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
 from symbp.verify.tensor_values import MAX_RANGE, Absent, Evaluator, Mismatch, Scope, Value
 from symbp.verify.verdict import Verdict
 
-BATCH_ROWS = (3, 3, 3)  # the samples of a batch claim's points, one per seed of SEEDS
 # ((3, 4, 5) once test_verify_tensors' literal \sum_{r=1}^{3} is written \sum_{r=1}^{B})
 TENSOR_OPS = ("conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
               "flatten")
-_OBJECTIVES = ("L", "J")
 SAMPLE_LETTERS = ("s", "r")  # the sample index of the printed batch rows
-_CONSTANTS = {"eps": "eps", "lambda": "weight_decay", "p": "rate"}
 
 
 def has_tensor_ops(network) -> bool:
@@ -156,7 +154,7 @@ class TensorCheck:
         if isinstance(leaf, C.Apply):
             leaf = leaf.arg
         if isinstance(target, C.Grad):
-            batch = leaf.batch or target.loss in _OBJECTIVES
+            batch = leaf.batch or target.loss in OBJECTIVES
         else:  # a forward quantity: a whole lowercase one is one sample's
             batch = leaf.batch or (isinstance(lhs, C.Indexed) and leaf.name not in (
                 "delta", "deltatilde"))
@@ -216,7 +214,7 @@ class TensorCheck:
         """``(truth, claim)`` :class:`~symbp.verify.tensor_values.Value` s at one point, the
         claim's aligned to the truth's index letters."""
         batch = self.batch(claim, l_value)
-        rows = _batch_rows(seed) if batch else 1
+        rows = batch_rows(seed) if batch else 1
         quantities = _Quantities(self, l_value, seed, rows, batch)
         scope = Scope(tensor=quantities.tensor, raw=quantities.raw, batch=batch, ranges={}, geometry=self._geometry(l_value),
                       width=quantities.width, batch_size=rows if batch else PER_SAMPLE_B,
@@ -298,7 +296,7 @@ class TensorCheck:
             listed = f"{', '.join(map(str, sizes[:-1]))} or {sizes[-1]}" if len(sizes) > 1 \
                 else str(sizes[0])
             return f"a batch of {listed} samples"
-        return f"a batch of {_batch_rows(seed)} samples"
+        return f"a batch of {batch_rows(seed)} samples"
 
     def _correct(self, checked) -> Verdict:
         layers = [m for m in checked if m is not None]
@@ -321,7 +319,7 @@ class TensorCheck:
             verdict.summary = f"the values differ from the truth {'at ' if l_value else ''}{where}"
             verdict.counterexample = _counterexample(left, right, where)
         verdict.correct = self._printed(l_value)
-        verdict.mistakes = _likely_mistakes(self, l_value)
+        verdict.mistakes = likely_conv_mistakes(self, self.claim)
         return verdict
 
     def _printed(self, l_value) -> str | None:
@@ -329,15 +327,6 @@ class TensorCheck:
         if kind is None:
             return None
         return self.engine.truth.printed(kind, layer, self.batch(self.claim, l_value))
-
-
-def _likely_mistakes(check: TensorCheck, l_value) -> list:
-    """The conv mistakes whose rewritten claim holds (:mod:`symbp.verify.conv_rewrites`)."""
-    try:
-        from symbp.verify.conv_rewrites import likely_conv_mistakes
-    except ImportError:
-        return []
-    return likely_conv_mistakes(check, check.claim)
 
 
 def _check_lhs(claim: C.Claim, check: TensorCheck) -> None:
@@ -407,7 +396,7 @@ class _Quantities:
         if isinstance(node, C.Apply):
             array = self.arrays[name]
         elif isinstance(node, C.Grad):
-            of_loss = node.loss not in _OBJECTIVES
+            of_loss = node.loss not in OBJECTIVES
             array = self.engine.gradient(name, self.rows, self.seed, of_loss)
         elif node.name == "deltatilde":
             return self._tilde(node), not self.batch
@@ -509,10 +498,6 @@ class _Quantities:
             self.check.fail(node, "softmax is not elementwise: write its entries")
         expr = function_derivative(activation.name, activation.expr, func.order)
         return _power(numeric((x_symbol(),), expr)(values), func.power)
-
-
-def _batch_rows(seed: int) -> int:
-    return BATCH_ROWS[SEEDS.index(seed)] if seed in SEEDS else BATCH_ROWS[0]
 
 
 def _power(values, power):
