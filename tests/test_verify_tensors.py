@@ -205,3 +205,27 @@ def test_every_printed_row_of_random_cnns_is_correct(seed):
         assert verdict.ok, f"{network.to_dict()}\n{row}\n{verdict}"
         checked += 1
     assert checked >= 20
+
+
+@pytest.mark.parametrize("network", [VALID, PADDED, STRIDED, POOLED, AVERAGED], ids=str)
+def test_the_points_do_not_saturate(network):
+    """Weights scaled by their fan-in keep every pre-activation of order 1 at the spec's
+    widths, so that no entry of the output is 0 or 1 to float64 precision (a saturated
+    softmax hides a wrong term behind an entry of 1e160)."""
+    from symbp.verify.context import SEEDS
+    from symbp.verify.tensors import Engine
+
+    engine = Engine.of(network)
+    for seed in SEEDS:
+        arrays, _ = engine.point(4, seed)
+        output = arrays[f"a{network.depth}"]
+        assert np.abs(arrays[f"z{network.depth}"]).max() < 10
+        assert output.min() > 1e-6 and output.max() < 1 - 1e-6
+
+
+def test_a_wrong_term_on_the_output_gradient_is_seen():
+    """At saturated points this claim passed: the truth's largest entry, 1e162, made the
+    tolerance swallow the + 1."""
+    claim = r"\frac{\partial L}{\partial a^{(3)}_{s,i}} = - \frac{Y_{s,i}}{B a^{(3)}_{s,i}}"
+    assert verify(claim, VALID).ok
+    assert verify(claim + " + 1", VALID).verdict == "incorrect"

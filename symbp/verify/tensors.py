@@ -103,7 +103,7 @@ class Engine:
             from symbp.engine.numeric import run
 
             sizes = {**self.truth.derivation.sizes, BATCH_SIZE: rows}
-            given = self.truth._random_point(sizes, np.random.default_rng(seed))
+            given = self.truth.random_point(sizes, np.random.default_rng(seed), fan_in=True)
             with np.errstate(all="ignore"):
                 arrays = run(self.graph, given, sizes, self.truth.derivation.gradients)
             self._points[key] = (arrays, sizes)
@@ -116,11 +116,11 @@ class Engine:
         key = f"loss_g_{name}" if of_loss else f"g_{name}"
         if key not in arrays:
             with np.errstate(all="ignore"):
-                self.truth._ensure(f"g_{name}", arrays, sizes)
+                self.truth.ensure_gradient(f"g_{name}", arrays, sizes)
                 if of_loss:
                     from symbp.engine.numeric import value_of
 
-                    expr = self.truth._loss_gradient(name)
+                    expr = self.truth.loss_gradient(name)
                     arrays[key] = value_of(expr, self.graph.tensors[name], arrays, sizes,
                                            frozenset({self.graph.loss.name}))
         return arrays[key]
@@ -428,9 +428,9 @@ class _Quantities:
         if isinstance(where, C.Apply) and where.func.name == "vec":
             return self._vec_name(leaf)
         if leaf.name == "x" or (leaf.name == "a" and self.layer(leaf.layer) == 0):
-            return self.engine.truth._input
+            return self.engine.truth.input_name
         if leaf.name == "y":
-            return self.engine.truth._target
+            return self.engine.truth.target_name
         layer = self.layer(leaf.layer)
         name = f"{leaf.name}{layer}"
         if layer is None or not self.engine.has(name):

@@ -98,7 +98,7 @@ class Truth:
         self.network = derivation.network
         self.graph = derivation.graph
         self.depth = self.network.depth
-        (self._input,), (self._target,) = ([t.name for t in self.graph.given(role)]
+        (self.input_name,), (self.target_name,) = ([t.name for t in self.graph.given(role)]
                                            for role in ("input", "target"))
         batch = {t.name for t in self.graph.tensors.values() if t.shape[:1] == (BATCH,)}
         self._batch_names = frozenset(batch | {f"{letter}{m}" for letter in ("Delta", "fprime")
@@ -134,11 +134,11 @@ class Truth:
         key = (kind, layer, batch, batch or objective)
         if key not in self._notation:
             name = self._name(kind, layer)
-            engine = self._gradient(name) if batch or objective else self._loss_gradient(name)
+            engine = self._gradient(name) if batch or objective else self.loss_gradient(name)
             self._notation[key] = self._read(engine, kind, batch)
         return self._notation[key]
 
-    def _loss_gradient(self, name: str) -> sp.Expr:
+    def loss_gradient(self, name: str) -> sp.Expr:
         """The engine's gradient of ``name`` without the weight decay's path."""
         gradient = self.derivation.gradient_of(name)
         if gradient is None:
@@ -169,7 +169,7 @@ class Truth:
 
     def _name(self, kind: str, layer: int) -> str:
         if kind == "da" and layer == 0:
-            return self._input
+            return self.input_name
         return f"{LETTER_OF[kind]}{layer}"
 
     def _gradient(self, name: str) -> sp.Expr:
@@ -253,7 +253,7 @@ class Truth:
                 first, *rest = [find(t.shape[-1]) for t in equation.inputs]
                 for other in rest:
                     same[other] = first
-        outputs = [self.graph.tensors[self._input]] + [
+        outputs = [self.graph.tensors[self.input_name]] + [
             self.graph.tensors[f"a{m}"] for m in range(1, self.depth + 1)]
         return [find(tensor.shape[-1]) for tensor in outputs]
 
@@ -271,7 +271,7 @@ class Truth:
         sizes = {symbol: widths[int(_WIDTH.fullmatch(symbol.name).group(1))]
                  for symbol in self.derivation.sizes}
         sizes[BATCH] = view.batch
-        given = self._random_point(sizes, np.random.default_rng(seed))
+        given = self.random_point(sizes, np.random.default_rng(seed))
         from symbp.engine.numeric import run
 
         with np.errstate(all="ignore"):
@@ -279,8 +279,8 @@ class Truth:
             if view.sample_of_batch:
                 arrays = self._only_sample_zero(given, arrays, sizes)
             for name in self._quantities():
-                self._ensure(f"g_{name}", arrays, sizes)
-            self._ensure(f"g_{self._input}", arrays, sizes)
+                self.ensure_gradient(f"g_{name}", arrays, sizes)
+            self.ensure_gradient(f"g_{self.input_name}", arrays, sizes)
         values = self._in_notation(arrays, sizes, view)
         values["arrays"], values["sizes"], values["view"] = arrays, sizes, view
         return values
@@ -291,14 +291,14 @@ class Truth:
         from symbp.engine.numeric import run
 
         output = arrays[f"a{self.depth}"]
-        target = np.array(given[self._target])
+        target = np.array(given[self.target_name])
         target[1:] = output[1:]
-        arrays = run(self.graph, {**given, self._target: target}, sizes,
+        arrays = run(self.graph, {**given, self.target_name: target}, sizes,
                      self.derivation.gradients)
         # the output layer's input: where the rows' losses meet the network
         name = f"z{self.depth}" if f"z{self.depth}" in self.graph.tensors else \
             f"a{self.depth - 1}"
-        self._ensure(f"g_{name}", arrays, sizes)
+        self.ensure_gradient(f"g_{name}", arrays, sizes)
         last = arrays[f"g_{name}"]
         if np.max(np.abs(last[1:])) > 1e-12 * max(1.0, np.max(np.abs(last))):
             raise NotMapped("batch norm couples the samples of a batch, and this loss's "
@@ -341,7 +341,7 @@ class Truth:
         for consumer, contribution in found:
             for entry in contribution.atoms(sp.Indexed):
                 if entry.base.label.name.startswith("g_"):
-                    self._ensure(entry.base.label.name, arrays, sizes)
+                    self.ensure_gradient(entry.base.label.name, arrays, sizes)
             result.append((consumer, contribution,
                            self._value(contribution, tensor, arrays, sizes)))
         return result
@@ -354,7 +354,7 @@ class Truth:
     def _quantities(self) -> list:
         return [name for name in self.graph.tensors if _QUANTITY.fullmatch(name)]
 
-    def _ensure(self, adjoint: str, arrays: dict, sizes: dict) -> None:
+    def ensure_gradient(self, adjoint: str, arrays: dict, sizes: dict) -> None:
         """The value of an adjoint the engine inlined, from its consumers' VJPs (and the
         adjoints those read, first)."""
         if adjoint in arrays:
@@ -365,11 +365,16 @@ class Truth:
         expr = self._gradient(name)
         for entry in expr.atoms(sp.Indexed):
             if entry.base.label.name.startswith("g_"):
-                self._ensure(entry.base.label.name, arrays, sizes)
+                self.ensure_gradient(entry.base.label.name, arrays, sizes)
         arrays[adjoint] = value_of(expr, self.graph.tensors[name], arrays, sizes,
                                    frozenset({self.graph.loss.name}))
 
-    def _random_point(self, sizes, rng) -> dict:
+    def random_point(self, sizes, rng, fan_in: bool = False) -> dict:
+        """Every given tensor at a random point: parameters, masks, states, the input and a
+        valid target. With ``fan_in`` a weight's scale is divided by the square root of its
+        fan-in over 3 (the spec's full widths: a convolution's pre-activations stay of order
+        1, where a fixed scale saturates the softmax), else fixed (the small widths of
+        :meth:`width_sets`)."""
         def shape(tensor):
             return tuple(int(sp.sympify(d).xreplace(sizes)) for d in tensor.shape)
 
@@ -377,21 +382,23 @@ class Truth:
         for tensor in self.graph.given("parameter"):
             letter = _QUANTITY.fullmatch(tensor.name).group(1)
             scale = {"W": WEIGHT_SCALE, "b": BIAS_SCALE}.get(letter, GAIN_SCALE)
+            if fan_in and letter == "W":
+                scale *= np.sqrt(3 / max(int(np.prod(shape(tensor)[1:])), 1))
             given[tensor.name] = rng.normal(1.0 if letter == "gamma" else 0.0, scale,
                                             shape(tensor))
         for tensor in self.graph.given("mask"):
             given[tensor.name] = _mask(rng, shape(tensor), self.graph.keep[tensor.name])
         for tensor in self.graph.given("state"):
             given[tensor.name] = np.zeros(shape(tensor))
-        given[self._input] = rng.normal(0, 1, shape(self.graph.tensors[self._input]))
-        given[self._target] = _targets(self.network, shape(self.graph.tensors[self._target]),
+        given[self.input_name] = rng.normal(0, 1, shape(self.graph.tensors[self.input_name]))
+        given[self.target_name] = _targets(self.network, shape(self.graph.tensors[self.target_name]),
                                        rng)
         return given
 
     def _in_notation(self, arrays: dict, sizes: dict, view: "_View") -> dict:
-        values = {"a0": view.value(arrays[self._input], True),
-                  "Y": view.value(arrays[self._target], True)}
-        names = [(self._input, "a0", 0)] + [
+        values = {"a0": view.value(arrays[self.input_name], True),
+                  "Y": view.value(arrays[self.target_name], True)}
+        names = [(self.input_name, "a0", 0)] + [
             (name, name, int(_QUANTITY.fullmatch(name).group(2))) for name in self._quantities()]
         for name, code, layer in names:
             tensor = self.graph.tensors[name]
