@@ -140,8 +140,23 @@ def test_a_tensor_read_with_too_many_indices_is_refused_and_extents_are_shapes()
 def test_per_sample_claims_are_refused_where_batch_norm_couples_the_samples():
     network = _net([1, 4, 4], {"type": "conv2d", "channels": 2, "kernel": 3, "activation": "tanh"},
                    {"type": "batch_norm"})
-    with pytest.raises(SymbpError, match="batch norm couples"):
-        verify(r"\delta^{(1)}_{c,i,j} = \frac{\partial \ell}{\partial a^{(1)}_{c,i,j}}", network)
+    verdict = verify(r"\delta^{(1)}_{c,i,j} = \frac{\partial \ell}{\partial a^{(1)}_{c,i,j}}",
+                     network)
+    assert verdict.verdict == "cannot parse" and "batch norm couples" in verdict.summary
+    stacked = verify(r"\frac{\partial \ell}{\partial a^{(1)}_{s,c,i,j}} = B \frac{\partial L}"
+                     r"{\partial a^{(1)}_{s,c,i,j}}", network)
+    assert stacked.verdict == "cannot parse" and "batch norm couples" in stacked.summary
+
+
+def test_a_sample_loss_gradient_with_the_sample_index_is_each_row_its_own():
+    """d ell / d a_{s,i}: row s of the batch holds sample s's own loss's gradient (B times
+    the mean loss's); a parameter's gradient with a batch right side is the batch's."""
+    assert verify(r"\frac{\partial \ell}{\partial a^{(3)}_{s,i}} = - \frac{Y_{s,i}}"
+                  r"{a^{(3)}_{s,i}}", VALID).ok
+    assert verify(r"\frac{\partial \ell}{\partial a^{(3)}_{s,i}} = - \frac{Y_{s,i}}"
+                  r"{B a^{(3)}_{s,i}}", VALID).verdict == "incorrect"
+    assert verify(r"\frac{\partial \ell}{\partial W^{(3)}} = \left(\Delta^{(3)}\right)^{\top} "
+                  r"\operatorname{vec}(A^{(2)})", VALID).ok
 
 
 def _scope(**ranges):

@@ -154,7 +154,8 @@ class TensorCheck:
         if isinstance(leaf, C.Apply):
             leaf = leaf.arg
         if isinstance(target, C.Grad):
-            batch = leaf.batch or target.loss in OBJECTIVES
+            batch = leaf.batch or target.loss in OBJECTIVES or (
+                leaf.name in PARAMETERS and _reads_a_batch(claim))
         else:  # a forward quantity: a whole lowercase one is one sample's
             batch = leaf.batch or (isinstance(lhs, C.Indexed) and leaf.name not in (
                 "delta", "deltatilde"))
@@ -166,10 +167,11 @@ class TensorCheck:
                     batch = True
                 elif len(lhs.indices) == len(tensor.shape) - 1 or not leaf.batch:
                     batch = False  # every other axis, or a lowercase quantity's slice
-        if not batch and "batch_norm" in {layer.type for layer in self.network.layers}:
-            raise SymbpError("batch norm couples the samples of a batch: write the claim for "
-                             "the batch (\\frac{\\partial L}{\\partial ...} with the sample "
-                             "index)")
+        couples = "batch_norm" in {layer.type for layer in self.network.layers}
+        if couples and (not batch or _sample_loss(target)):
+            self.fail(claim.lhs, "batch norm couples the samples of a batch: write the claim "
+                                 "for the batch (\\frac{\\partial L}{\\partial ...} with the "
+                                 "sample index)")
         return batch
 
     # ----------------------------------------------------------- layers
@@ -329,6 +331,22 @@ class TensorCheck:
         return self.engine.truth.printed(kind, layer, self.batch(self.claim, l_value))
 
 
+PARAMETERS = ("W", "b", "gamma", "beta")  # one per network, not per sample
+
+
+def _reads_a_batch(claim: C.Claim) -> bool:
+    """Does the right-hand side read a batch quantity (a capital, or a gradient of one)? Then
+    a parameter's gradient is the batch's, whatever its loss is called (Ng's dW)."""
+    return any((node.target if isinstance(node, C.Grad) else node).batch
+               for side in claim.sides[1:] for _, node in C.walk(side)
+               if isinstance(node, C.Grad) and isinstance(node.target, C.Leaf)
+               or isinstance(node, C.Leaf))
+
+
+def _sample_loss(target) -> bool:
+    return isinstance(target, C.Grad) and target.loss not in OBJECTIVES
+
+
 def _check_lhs(claim: C.Claim, check: TensorCheck) -> None:
     kind = claim_kind(claim)
     if kind is None:
@@ -398,6 +416,8 @@ class _Quantities:
         elif isinstance(node, C.Grad):
             of_loss = node.loss not in OBJECTIVES
             array = self.engine.gradient(name, self.rows, self.seed, of_loss)
+            if of_loss and self.batch and self._per_row(name):
+                array = self.rows * array  # each row its own sample's loss's gradient
         elif node.name == "deltatilde":
             return self._tilde(node), not self.batch
         elif node.name == "delta":
@@ -405,6 +425,10 @@ class _Quantities:
         else:
             array = self.arrays[name]
         return self._sample(array, name), not self.batch
+
+    def _per_row(self, name: str) -> bool:
+        tensor = self.engine.graph.tensors.get(name)
+        return tensor is not None and tensor.shape[:1] == (BATCH_SIZE,)
 
     def _sample(self, array, name: str) -> np.ndarray:
         tensor = self.engine.graph.tensors.get(name)
