@@ -77,7 +77,7 @@ class Value:
 class Scope:
     """What a claim's letters and quantities are at one point (see the module docstring)."""
 
-    tensor: object  # node -> (array, per sample) of a quantity or a gradient
+    tensor: object  # node -> the array of a quantity or a gradient
     raw: object  # node -> the array an entry of it is read from (vec(a): its reshape)
     batch: bool  # a batch claim (rows are samples), else one sample's
     ranges: dict  # index letter -> (first value, count)
@@ -133,7 +133,7 @@ class Evaluator:
 
     def _whole(self, node) -> Value:
         """A quantity as a whole tensor: a vector as a column."""
-        array, per_sample = self.scope.tensor(node)
+        array = self.scope.tensor(node)
         if array.ndim == 1:
             return Value(array.reshape(-1, 1), vector=True)
         return Value(array)
@@ -419,7 +419,7 @@ class Evaluator:
         if name == "pad":
             width = [(0, 0)] * (value.array.ndim - spatial) + [(a, a) for a in amounts]
             return Value(np.pad(value.array, width), value.names)
-        return Value(_dilate(value.array, amounts), value.names)
+        return Value(dilate(value.array, amounts), value.names)
 
     def _spatial_rank(self, node, value) -> int:
         rank = len(value.positional)
@@ -480,7 +480,7 @@ class Evaluator:
         left, right = _rows_of(left, right, self.scope.batch), _rows_of(right, left,
                                                                         self.scope.batch)
         rank = max(len(left.positional), len(right.positional))
-        a, b = _spread(left, names, rank), _spread(right, names, rank)
+        a, b = spread(left, names, rank), spread(right, names, rank)
         vector = (left.vector or left.scalar) and (right.vector or right.scalar) and (
             left.vector or right.vector)
         try:
@@ -515,19 +515,19 @@ class _Index:
     names: tuple
 
     def spread(self, names: tuple) -> tuple:
-        return _spread(Value(np.asarray(self.num), self.names), names), self.den
+        return spread(Value(np.asarray(self.num), self.names), names), self.den
 
     def combine(self, other: "_Index", sign: int) -> "_Index":
         den = math.lcm(self.den, other.den)
         names = _union([self.names, other.names])
-        a = _spread(Value(np.asarray(self.num) * (den // self.den), self.names), names)
-        b = _spread(Value(np.asarray(other.num) * (den // other.den), other.names), names)
+        a = spread(Value(np.asarray(self.num) * (den // self.den), self.names), names)
+        b = spread(Value(np.asarray(other.num) * (den // other.den), other.names), names)
         return _Index(a + sign * b, den, names)
 
     def times(self, other: "_Index") -> "_Index":
         names = _union([self.names, other.names])
-        a = _spread(Value(np.asarray(self.num), self.names), names)
-        b = _spread(Value(np.asarray(other.num), other.names), names)
+        a = spread(Value(np.asarray(self.num), self.names), names)
+        b = spread(Value(np.asarray(other.num), other.names), names)
         return _Index(a * b, self.den * other.den, names)
 
     def over(self, other: "_Index", node, evaluator) -> "_Index":
@@ -562,8 +562,8 @@ def _compare(left: _Index, right: _Index, op: str) -> tuple:
 
 def _both(first: tuple, second: tuple) -> tuple:
     names = _union([first[1], second[1]])
-    a = _spread(Value(np.asarray(first[0]), first[1]), names)
-    b = _spread(Value(np.asarray(second[0]), second[1]), names)
+    a = spread(Value(np.asarray(first[0]), first[1]), names)
+    b = spread(Value(np.asarray(second[0]), second[1]), names)
     return a * b, names
 
 
@@ -576,7 +576,7 @@ def _union(name_lists) -> tuple:
     return tuple(seen)
 
 
-def _spread(value: Value, names: tuple, rank: int = 0) -> np.ndarray:
+def spread(value: Value, names: tuple, rank: int = 0) -> np.ndarray:
     """``value.array`` with its named axes moved to ``names``' order (size 1 where absent),
     followed by its positional axes (at least ``rank`` of them: size 1 in front)."""
     array = np.asarray(value.array)
@@ -612,7 +612,7 @@ def _per_axis(params: list, rank: int, node, evaluator) -> list:
     return params
 
 
-def _dilate(array: np.ndarray, strides: list) -> np.ndarray:
+def dilate(array: np.ndarray, strides: list) -> np.ndarray:
     rank = len(strides)
     lead = array.shape[:array.ndim - rank]
     extents = array.shape[array.ndim - rank:]
@@ -626,7 +626,7 @@ def _correlate(image: Value, kernel: Value, stride: int, out: list, names: tuple
     (``out`` their extents); the named axes of both are aligned (``names``)."""
     sizes = kernel.positional
     rank = len(sizes)
-    x, k = _spread(image, names), _spread(kernel, names)
+    x, k = spread(image, names), spread(kernel, names)
     lead = np.broadcast_shapes(x.shape[:len(names)], k.shape[:len(names)])
     total = np.zeros(lead + tuple(out))
     for offsets in np.ndindex(*sizes):

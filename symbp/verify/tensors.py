@@ -38,11 +38,21 @@ import numpy as np
 from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.ops.base import BATCH as BATCH_SIZE
+from symbp.ops.geometry import per_axis
 from symbp.verify import truth as T
 from symbp.verify.context import BATCH_ROWS, OBJECTIVES, PER_SAMPLE_B, SEEDS, batch_rows, close
 from symbp.verify.conv_rewrites import likely_conv_mistakes
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
-from symbp.verify.tensor_values import MAX_RANGE, Absent, Evaluator, Mismatch, Scope, Value
+from symbp.verify.tensor_values import (
+    MAX_RANGE,
+    Absent,
+    Evaluator,
+    Mismatch,
+    Scope,
+    Value,
+    dilate,
+    spread,
+)
 from symbp.verify.verdict import Verdict
 
 # ((3, 4, 5) once test_verify_tensors' literal \sum_{r=1}^{3} is written \sum_{r=1}^{B})
@@ -240,9 +250,7 @@ class TensorCheck:
         if layer.type not in TENSOR_OPS or layer.type == "flatten":
             return {}
         spatial = len(self.network.shapes[l_value]) - 1
-        kernel = _axes(layer.options["kernel"], spatial)
-        stride = _axes(layer.options.get("stride") or kernel, spatial)
-        padding = _axes(layer.options.get("padding") or (0,), spatial)
+        kernel, stride, padding = window_geometry(self.network, l_value)
         geometry = {letter: values[0] for letter, values in (
             ("K", kernel), ("S", stride), ("P", padding)) if len(set(values)) == 1}
         names = (("L", "L'"),) if spatial == 1 else (("H", "H'"), ("W", "W'"))
@@ -392,11 +400,11 @@ class _Quantities:
             node = node.arg
         if isinstance(node, C.Apply) and node.func.name == "vec" and self.engine.has(
                 self.engine_name(node) or ""):
-            return self.tensor(node)[0]
+            return self.tensor(node)
         if isinstance(node, C.Apply) and node.func.name == "vec":
             inner = self.raw(node.arg)
             return inner.reshape(inner.shape[0], -1) if self.batch else inner.reshape(-1)
-        return self.tensor(node)[0]
+        return self.tensor(node)
 
     def engine_name(self, node) -> str | None:
         """The engine's tensor that ``node`` (a quantity or a gradient) reads."""
@@ -408,8 +416,8 @@ class _Quantities:
             return f"z{self._layer_of(node)}"
         return self._name(node, node)
 
-    def tensor(self, node) -> tuple:
-        """``(array, per-sample)`` of a quantity or a gradient (per sample: sample 0)."""
+    def tensor(self, node) -> np.ndarray:
+        """The array of a quantity or a gradient (per sample: sample 0's)."""
         name = self.engine_name(node)
         if isinstance(node, C.Apply):
             array = self.arrays[name]
@@ -419,12 +427,12 @@ class _Quantities:
             if of_loss and self.batch and self._per_row(name):
                 array = self.rows * array  # each row its own sample's loss's gradient
         elif node.name == "deltatilde":
-            return self._tilde(node), not self.batch
+            return self._tilde(node)
         elif node.name == "delta":
             array = self.engine.gradient(name, self.rows, self.seed, False)
         else:
             array = self.arrays[name]
-        return self._sample(array, name), not self.batch
+        return self._sample(array, name)
 
     def _per_row(self, name: str) -> bool:
         tensor = self.engine.graph.tensors.get(name)
@@ -479,17 +487,13 @@ class _Quantities:
             raise Absent(f"layer {layer} is not a convolution")
         delta = self._sample(self.engine.gradient(f"z{layer}", self.rows, self.seed, False),
                              f"z{layer}")
-        spatial = len(self.check.network.shapes[layer]) - 1
-        kernel, stride, padding = (_axes(spec.options.get(key) or (1,), spatial) for key in (
-            "kernel", "stride", "padding"))
-        padding = _axes(spec.options.get("padding") or (0,), spatial)
+        kernel, stride, padding = window_geometry(self.check.network, layer)
+        dilated = dilate(delta, list(stride))
         inputs = self.check.network.shapes[layer - 1][1:]
-        lead = delta.shape[:delta.ndim - spatial]
-        out = np.zeros(lead + tuple(n + k - 1 for n, k in zip(inputs, kernel, strict=True)))
-        window = tuple(slice(k - 1 - p, k - 1 - p + (m - 1) * s + 1, s) for k, p, s, m in zip(
-            kernel, padding, stride, delta.shape[delta.ndim - spatial:], strict=True))
-        out[(Ellipsis, *window)] = delta
-        return out
+        lead = [(0, 0)] * (delta.ndim - len(kernel))
+        return np.pad(dilated, lead + [
+            (k - 1 - p, n + k - 1 - (k - 1 - p) - d) for k, p, n, d in zip(
+                kernel, padding, inputs, dilated.shape[len(lead):], strict=True)])
 
     def function(self, node: C.Apply, values: np.ndarray) -> np.ndarray:
         """A function of the claim applied to ``values``: an activation or a math function,
@@ -529,9 +533,15 @@ def _power(values, power):
     return values if power is None else values ** power
 
 
-def _axes(value, spatial: int) -> tuple:
-    value = tuple(value)
-    return value * spatial if len(value) == 1 else value
+def window_geometry(network, layer: int) -> tuple:
+    """``(kernel, stride, padding)`` of a convolution or pooling layer, one entry per spatial
+    axis (a pooling's stride defaults to its kernel, its padding is 0)."""
+    options = network.layers[layer - 1].options
+    axes = len(network.shapes[layer]) - 1
+    kernel = per_axis(tuple(options["kernel"]), axes, "kernel")
+    stride = per_axis(tuple(options.get("stride") or kernel), axes, "stride")
+    padding = per_axis(tuple(options.get("padding") or (0,)), axes, "padding")
+    return kernel, stride, padding
 
 
 def _leaf_layer(node, quantities) -> int | None:
@@ -636,9 +646,7 @@ def _aligned(right: Value, left: Value, claim: C.Claim, check) -> Value:
     if extra:
         check.fail(claim.rhs, f"the index {extra[0]} is free on the right-hand side but not "
                               "on the left")
-    from symbp.verify.tensor_values import _spread
-
-    array = _spread(right, left.names, len(left.positional))
+    array = spread(right, left.names, len(left.positional))
     if right.positional and array.shape[len(left.names):] != left.positional:
         raise Mismatch(f"the left-hand side is {_shape_text(left)}, the right-hand side "
                        f"{_shape_text(right)}")
