@@ -5,7 +5,8 @@ axis (``kernel = 3``, ``stride = [1, 2]``) and returns a tuple;
 :func:`spatial_input` checks that the previous output has the channels-first
 shape a layer of ``axes`` spatial axes needs; :func:`output_extents` is
 PyTorch's ``floor((n + 2 pad - k) / stride) + 1`` per axis, a spec error naming
-the kernel and the axis when the window does not fit.
+the kernel and the axis when the window does not fit; :func:`window_geometry` a
+built network's layer's kernel, stride and padding per axis.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def per_axis(value: tuple, axes: int, where: str) -> tuple:
         raise SpecError(f"{where}: expected {axes} value(s), one per spatial axis, got "
                         f"{list(value)}")
     return value
+
+
+def window_geometry(network, layer: int) -> tuple:
+    """``(kernel, stride, padding)`` of convolution or pooling layer ``layer`` (1-based) of
+    ``network``, one entry per spatial axis (a pooling's stride defaults to its kernel, its
+    padding is 0)."""
+    options = network.layers[layer - 1].options
+    axes = len(network.shapes[layer]) - 1
+    kernel = per_axis(tuple(options["kernel"]), axes, "kernel")
+    stride = per_axis(tuple(options.get("stride") or kernel), axes, "stride")
+    padding = per_axis(tuple(options.get("padding") or (0,)), axes, "padding")
+    return kernel, stride, padding
 
 
 def spatial_input(builder, axes: int, kind: str):

@@ -36,16 +36,19 @@ form it meets yields nothing more; the others are still tried.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from symbp.claims import nodes as C
 from symbp.claims.latex import to_latex
+from symbp.ops.geometry import window_geometry
 from symbp.verify import index_rewrites as X
 
 if TYPE_CHECKING:
     from symbp.verify.tensors import TensorCheck
+
 
 MAX_FOUND = 3  # descriptions returned
 MAX_VARIANTS = 60  # variants tried per claim (a claim of the conv corpus yields at most 6)
@@ -478,14 +481,11 @@ class _Layers:
         return bool(numbers) and all(len(self.network.shapes[m]) > 1 for m in numbers)
 
     def _values(self, ref, letter: str) -> list:
-        key = {"K": "kernel", "S": "stride", "P": "padding"}[letter]
+        """K, S or P of each layer ``ref`` stands for ([] where one differs by axis)."""
+        index = "KSP".index(letter)
         values = []
         for m in self.resolved(ref):
-            options = self.network.layers[m - 1].options
-            value = options.get(key)
-            if value is None:
-                value = options["kernel"] if letter == "S" else 0
-            axes = set(value) if isinstance(value, (list, tuple)) else {value}
+            axes = set(window_geometry(self.network, m)[index])
             if len(axes) != 1:
                 return []  # a different number per axis: no single letter's value
             values.append(axes.pop())
@@ -515,15 +515,7 @@ class _Layers:
         return total
 
     def window_size(self, ref) -> int:
-        m = self.resolved(ref)[0]
-        kernel = self.network.layers[m - 1].options["kernel"]
-        spatial = self.spatial(ref)
-        axes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
-        axes = axes * spatial if len(axes) == 1 else axes  # one size: every axis
-        size = 1
-        for n in axes:
-            size *= n
-        return size
+        return math.prod(window_geometry(self.network, self.resolved(ref)[0])[0])
 
     def target(self):
         lhs = self.claim.lhs

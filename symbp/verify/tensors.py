@@ -38,7 +38,7 @@ import numpy as np
 from symbp import claims as C
 from symbp.errors import SymbpError
 from symbp.ops.base import BATCH as BATCH_SIZE
-from symbp.ops.geometry import per_axis
+from symbp.ops.geometry import window_geometry
 from symbp.verify import truth as T
 from symbp.verify.context import BATCH_ROWS, OBJECTIVES, PER_SAMPLE_B, SEEDS, batch_rows, close
 from symbp.verify.conv_rewrites import likely_conv_mistakes
@@ -531,17 +531,6 @@ class _Quantities:
 def _power(values, power):
     values = np.asarray(values, dtype=float)
     return values if power is None else values ** power
-
-
-def window_geometry(network, layer: int) -> tuple:
-    """``(kernel, stride, padding)`` of a convolution or pooling layer, one entry per spatial
-    axis (a pooling's stride defaults to its kernel, its padding is 0)."""
-    options = network.layers[layer - 1].options
-    axes = len(network.shapes[layer]) - 1
-    kernel = per_axis(tuple(options["kernel"]), axes, "kernel")
-    stride = per_axis(tuple(options.get("stride") or kernel), axes, "stride")
-    padding = per_axis(tuple(options.get("padding") or (0,)), axes, "padding")
-    return kernel, stride, padding
 
 
 def _leaf_layer(node, quantities) -> int | None:
