@@ -292,3 +292,14 @@ def test_dl_da_at_the_output_is_the_loss_gradient(spec):
                      r"-? ?\\frac\{-? ?y\}\{a\^\{\(L\)\}\}", out), out
     assert run(["verify", str(spec), "--claim",
                 r"\frac{\partial L}{\partial a^{(L)}} = -\frac{y}{a^{(L)}}"])[0] == 0
+
+
+def test_a_row_break_inside_cases_separates_cases_not_claims():
+    """``symbp verify --file`` on a printed derivation: a relu row's cases stay one claim."""
+    text = ("\\begin{align*}\na &= b \\\\[2pt]\n\\operatorname{relu}'(z) &= \\begin{cases} 1 & "
+            "\\text{for}\\: z > 0 \\\\0 & \\text{otherwise} \\end{cases} \\\\\nd &= e\n"
+            "\\end{align*}\n")
+    claims = read_claims(text)
+    assert [line for line, _ in claims] == [2, 3, 4]
+    assert claims[1][1].endswith("\\end{cases}") and "\\\\0 &" in claims[1][1]
+    assert verify(claims[1][1]).ok

@@ -23,6 +23,7 @@ _MATH_ENVIRONMENTS = frozenset({"align", "align*", "aligned", "equation", "equat
 _DELIMITER = re.compile(r"\\\\|\\begin\{([A-Za-z]+\*?)\}|\\end\{([A-Za-z]+\*?)\}|\\\[|\\\]|\$\$")
 _COMMENT = re.compile(r"(?<!\\)%[^\n]*")
 _DROP = re.compile(r"\\(label|tag)\*?\{[^}]*\}|\\(nonumber|notag)\b")
+_ROW_BREAK = re.compile(r"\\\\|\\begin\{cases\}|\\end\{cases\}")
 _ROW_SPACING = re.compile(r"\s*\[\s*-?[\d.]+\s*(pt|em|ex|mm|cm|in|bp|mu)\s*\]")  # \\[2pt]
 
 
@@ -89,14 +90,26 @@ def _delimiter_role(match) -> tuple[str | None, str | None]:
 
 
 def _block_rows(text: str, start: int, end: int, line_of):
-    """``(line, row)`` for the ``\\\\``-separated rows of one block body."""
-    position = start
-    for number, row in enumerate(text[start:end].split("\\\\")):
-        spacing = _ROW_SPACING.match(row) if number else None
-        body = row[spacing.end():] if spacing else row
-        lead = len(row) - len(body.lstrip())
-        yield line_of(position + lead), body
-        position += len(row) + 2
+    """``(line, row)`` for the ``\\\\``-separated rows of one block body (a ``\\\\`` inside
+    ``\\begin{cases}`` separates cases, not rows)."""
+    depth, position = 0, start
+    for match in _ROW_BREAK.finditer(text, start, end):
+        token = match.group(0)
+        if token != "\\\\":
+            depth = max(depth + (1 if token.startswith("\\begin") else -1), 0)
+            continue
+        if depth == 0:
+            yield _row(text, position, match.start(), line_of, position != start)
+            position = match.end()
+    yield _row(text, position, end, line_of, position != start)
+
+
+def _row(text: str, start: int, end: int, line_of, after_break: bool) -> tuple[int, str]:
+    row = text[start:end]
+    spacing = _ROW_SPACING.match(row) if after_break else None
+    body = row[spacing.end():] if spacing else row
+    lead = len(row) - len(body.lstrip())
+    return line_of(start + lead), body
 
 
 def _claim_rows(rows) -> list[tuple[int, str]]:
