@@ -21,11 +21,13 @@ printed notation's ``\\Delta^{(l)}`` dilated by the stride and zero-padded by
 ``K - 1 - P`` (to the input's extent plus ``K - 1``).
 
 A batch claim (``L`` or ``J``, ``\\Delta``, entries with the sample index) is
-the gradient of the mean loss at batches of :data:`BATCH_ROWS` samples (one
-size per point); a per-sample claim (``\\ell``, ``\\delta``, entries without the sample index)
-is a sample's loss's, at a batch of one, and a ``B`` it mentions is
-:data:`~symbp.verify.context.PER_SAMPLE_B` (one sample's gradient has no ``1/B``). A claim about the general layer ``l`` is
-checked at every layer where each quantity it reads exists with the indices it
+the gradient of the mean loss at batches of
+:data:`~symbp.verify.context.BATCH_ROWS` samples (one size per point; ``\\ell`` with the
+sample index: each row its own sample's loss's); a per-sample claim (``\\ell``,
+``\\delta``, entries without the sample index) is a sample's loss's, at a batch of one,
+and a ``B`` it mentions is :data:`~symbp.verify.context.PER_SAMPLE_B` (one sample's
+gradient has no ``1/B``). Random points scale each weight by its fan-in. A claim about the
+general layer ``l`` is checked at every layer where each quantity it reads exists with the indices it
 is read with (and the geometry letters ``K S P H W H' W'`` are the layer's);
 it is correct only when it agrees with the truth at every such layer, at
 every point.
@@ -55,7 +57,6 @@ from symbp.verify.tensor_values import (
 )
 from symbp.verify.verdict import Verdict
 
-# ((3, 4, 5) once test_verify_tensors' literal \sum_{r=1}^{3} is written \sum_{r=1}^{B})
 TENSOR_OPS = ("conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
               "flatten")
 SAMPLE_LETTERS = ("s", "r")  # the sample index of the printed batch rows
