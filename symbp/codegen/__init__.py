@@ -45,12 +45,21 @@ def package_data_directory(name: str) -> Path:
     return installed if installed.is_dir() else package.parent / name
 
 
+_SOURCES: dict = {}
+
+
 def generate_source(network, dtype: str = "float64", spec_name: str | None = None) -> str:
-    """The generated module's source text for ``network``."""
+    """The generated module's source text for ``network`` (kept per spec content, dtype and
+    name, as :func:`~symbp.engine.derivation.derive_graph` keeps its derivations: a network
+    is generated once per process, however many commands ask for it)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}")
-    context = template_context(network, dtype, spec_name)
-    return environment(template_directory()).get_template("module.py.j2").render(**context)
+    key = (repr(network.to_dict()), dtype, spec_name)
+    if key not in _SOURCES:
+        context = template_context(network, dtype, spec_name)
+        _SOURCES[key] = environment(template_directory()).get_template(
+            "module.py.j2").render(**context)
+    return _SOURCES[key]
 
 
 def load_module(source: str, name: str = "symbp_generated"):
