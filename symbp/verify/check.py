@@ -80,7 +80,7 @@ def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_onl
     conv = conventions.get(convention)
     pairs = [conventions.parse_let(item) if isinstance(item, str) else item for item in lets]
     try:
-        claim = C.parse_claim(text)
+        parsed = claim = C.parse_claim(text)
     except C.ClaimParseError:
         return None
     if claim_kind(claim) not in kinds or (index_forms_only and not any(
@@ -94,7 +94,7 @@ def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_onl
         check = TensorCheck(claim, network)
         verdict = check.run()
         if verdict.verdict == "incorrect":
-            _other_tensor_conventions(verdict, C.parse_claim(text), conv, pairs, check,
+            _other_tensor_conventions(verdict, parsed, conv, pairs, check,
                                       convention is not None or bool(pairs))
     except C.ClaimParseError as error:
         return unparsed(text if isinstance(text, str) else repr(text), error)

@@ -376,7 +376,12 @@ class _Quantities:
         self.check, self.l_value, self.seed, self.rows, self.batch = \
             check, l_value, seed, rows, batch
         self.engine = check.engine
-        self.arrays, self.sizes = self.engine.point(rows, seed)
+
+    @property
+    def arrays(self) -> dict:
+        """The engine's arrays at this point (computed when a value is first read: a name
+        is resolved without them)."""
+        return self.engine.point(self.rows, self.seed)[0]
 
     def layer(self, ref: C.LayerRef | None) -> int | None:
         if ref is None:
