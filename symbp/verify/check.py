@@ -99,11 +99,7 @@ def _verify_tensor_claim(text, network, convention, lets, kinds, index_forms_onl
     except C.ClaimParseError as error:
         return unparsed(text if isinstance(text, str) else repr(text), error)
     verdict.claim = text
-    if convention is not None or symbols:
-        verdict.convention = conv.name
-    if symbols:
-        verdict.symbols = dict(symbols)
-    return verdict
+    return conventions.label(verdict, conv, symbols, convention is not None or bool(pairs))
 
 
 def _other_tensor_conventions(verdict, parsed, current, pairs, check, named) -> None:

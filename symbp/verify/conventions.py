@@ -643,7 +643,7 @@ def verify_written(text: str, network=None, convention=None, lets=()) -> Verdict
     try:
         parsed = text if isinstance(text, C.Claim) else C.parse_claim(text)
     except C.ClaimParseError as error:
-        return _label(unparsed(text if isinstance(text, str) else repr(text), error), conv, {},
+        return label(unparsed(text if isinstance(text, str) else repr(text), error), conv, {},
                       convention is not None)
     text = parsed.text
     cases = _unit_cases(parsed, conv)
@@ -659,9 +659,9 @@ def _verify_claim(text, parsed: C.Claim, network, conv, pairs, convolutions, nam
     try:
         reading = read(parsed, conv, pairs, convolutions)
     except C.ClaimParseError as error:
-        return _label(unparsed(text, error), conv, {}, named)
+        return label(unparsed(text, error), conv, {}, named)
     verdict = verify_parsed(reading.claim, network, text)
-    _label(verdict, conv, reading.symbols, named)
+    label(verdict, conv, reading.symbols, named)
     if verdict.verdict == "incorrect" and network is not None:
         _component_mistakes(verdict, parsed, reading, network, pairs)
         _other_conventions(verdict, parsed, reading, network, pairs, named)
@@ -714,7 +714,9 @@ def _verify_cases(text, cases, network, conv, pairs, convolutions, named) -> Ver
     return verdict
 
 
-def _label(verdict, conv: Convention, symbols: dict, named: bool):
+def label(verdict, conv: Convention, symbols: dict, named: bool):
+    """The verdict names the convention it was read in (when one was named or a symbol
+    mapped) and the user's symbols."""
     if named or symbols:
         verdict.convention = conv.name
     if symbols:
