@@ -68,6 +68,15 @@ _LATEX = {(name, batch): latex for name, latex in (
     for batch in (False, True)} | {("xhat", False): r"\hat{x}", ("xhat", True): r"\hat{X}"}
 
 
+def reads_a_batch(claim: C.Claim) -> bool:
+    """Does the right-hand side read a batch quantity (a capital, or a gradient of one)? Then
+    a parameter's gradient is the batch's, whatever its loss is called (Ng's dW)."""
+    return any((node.target if isinstance(node, C.Grad) else node).batch
+               for side in claim.sides[1:] for _, node in C.walk(side)
+               if isinstance(node, C.Grad) and isinstance(node.target, C.Leaf)
+               or isinstance(node, C.Leaf))
+
+
 def target_of(lhs: C.Node) -> Target | None:
     if isinstance(lhs, C.Leaf) and lhs.name == "delta" and lhs.layer is not None:
         return Target("delta", lhs.layer, lhs.batch, lhs)

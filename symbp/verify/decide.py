@@ -41,7 +41,7 @@ import numpy as np
 
 from symbp import claims as C
 from symbp.errors import SymbpError
-from symbp.verify.context import Context, Instance, Target, close
+from symbp.verify.context import Context, Instance, Target, close, reads_a_batch
 from symbp.verify.echo import entry_latex
 from symbp.verify.entries import NoSymbolic, forms_entry, simplify_difference, symbolic_ok
 from symbp.verify.evaluate import SCALARS, Evaluation
@@ -86,10 +86,7 @@ class NetworkCheck:
         self.claim, self.target, self.ctx = claim, target, ctx
         self.depth = ctx.depth
         self.sums: dict = {}
-        rhs_batch = any((n.target if isinstance(n, C.Grad) else n).batch
-                        for side in claim.sides[1:] for _, n in C.walk(side)
-                        if isinstance(n, (C.Leaf, C.Grad)))
-        if target.kind in PARAMETER_KINDS and rhs_batch:
+        if target.kind in PARAMETER_KINDS and reads_a_batch(claim):
             self.target = target = Target(target.kind, target.layer, True, target.node)
         self.batch = target.batch
         self.objective = target.objective  # per sample: the weight decay is in L, J, not in l

@@ -42,7 +42,15 @@ from symbp.errors import SymbpError
 from symbp.ops.base import BATCH as BATCH_SIZE
 from symbp.ops.geometry import window_geometry
 from symbp.verify import truth as T
-from symbp.verify.context import BATCH_ROWS, OBJECTIVES, PER_SAMPLE_B, SEEDS, batch_rows, close
+from symbp.verify.context import (
+    BATCH_ROWS,
+    OBJECTIVES,
+    PER_SAMPLE_B,
+    SEEDS,
+    batch_rows,
+    close,
+    reads_a_batch,
+)
 from symbp.verify.conv_rewrites import likely_conv_mistakes
 from symbp.verify.functions import MATH_FUNCTIONS, function_derivative, numeric, x_symbol
 from symbp.verify.tensor_values import (
@@ -166,7 +174,7 @@ class TensorCheck:
             leaf = leaf.arg
         if isinstance(target, C.Grad):
             batch = leaf.batch or target.loss in OBJECTIVES or (
-                leaf.name in PARAMETERS and _reads_a_batch(claim))
+                leaf.name in PARAMETERS and reads_a_batch(claim))
         else:  # a forward quantity: a whole lowercase one is one sample's
             batch = leaf.batch or (isinstance(lhs, C.Indexed) and leaf.name not in (
                 "delta", "deltatilde"))
@@ -341,15 +349,6 @@ class TensorCheck:
 
 
 PARAMETERS = ("W", "b", "gamma", "beta")  # one per network, not per sample
-
-
-def _reads_a_batch(claim: C.Claim) -> bool:
-    """Does the right-hand side read a batch quantity (a capital, or a gradient of one)? Then
-    a parameter's gradient is the batch's, whatever its loss is called (Ng's dW)."""
-    return any((node.target if isinstance(node, C.Grad) else node).batch
-               for side in claim.sides[1:] for _, node in C.walk(side)
-               if isinstance(node, C.Grad) and isinstance(node.target, C.Leaf)
-               or isinstance(node, C.Leaf))
 
 
 def _sample_loss(target) -> bool:
