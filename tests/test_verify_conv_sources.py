@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from test_verify_sources import FORMULAS, _text
 
 from symbp.cli import main
 from symbp.verify import verify
@@ -32,17 +33,6 @@ EXIT = {"correct": 0, "incorrect": 1}
 SOURCES = ("goodfellow", "cs231n", "bouvrie", "jefkine", "lecun")  # the id's prefix
 # the report's explanation: every field but the formulas it echoes, so that a mistake is
 # named, not merely quoted
-FORMULAS = {"claim", "lhs", "correct", "correct_at_layer", "difference", "counterexample",
-            "layers", "verdict"}
-
-
-def _text(value) -> str:
-    """Every string in a JSON value, one per line."""
-    if isinstance(value, dict):
-        return "\n".join(_text(item) for item in value.values())
-    if isinstance(value, list):
-        return "\n".join(_text(item) for item in value)
-    return str(value)
 
 
 def test_the_corpus_is_cited_and_balanced():
